@@ -1,0 +1,121 @@
+//! `jobrun list`: the merged schedule.
+
+use std::io::Write;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::table::{local_time, new_table, relative, rfc3339};
+use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
+use crate::plan::Job;
+
+#[derive(Serialize)]
+struct JobJson {
+    name: String,
+    command: String,
+    user: Option<String>,
+    enabled: bool,
+    schedules: Vec<ScheduleJson>,
+    next_run: Option<String>,
+    last_run: Option<String>,
+    last_status: Option<String>,
+    sources: Vec<String>,
+    merged: bool,
+}
+
+#[derive(Serialize)]
+struct ScheduleJson {
+    expr: String,
+    timezone: String,
+    sources: Vec<String>,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let (plan, diagnostics, zone) = load_plan(global, env)?;
+    report_problems(&diagnostics);
+    if json {
+        let jobs: Vec<JobJson> = plan.jobs().iter().map(|j| job_json(j, now)).collect();
+        serde_json::to_writer_pretty(&mut *out, &jobs)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = new_table(&[
+        "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
+    ]);
+    for job in plan.jobs() {
+        let exprs: Vec<&str> = job.schedules.iter().map(|s| s.schedule.expr()).collect();
+        let mut zones: Vec<String> = job
+            .schedules
+            .iter()
+            .map(|s| s.schedule.timezone().name().to_string())
+            .collect();
+        zones.dedup();
+        let next = match job.next_after(now) {
+            Some(t) => format!("{} ({})", local_time(t, zone), relative(t, now)),
+            None => never_reason(job).to_string(),
+        };
+        let mut sources: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
+        if job.is_merged() {
+            sources[0] = format!("[merged] {}", sources[0]);
+        }
+        table.add_row(vec![
+            job.name.clone(),
+            if exprs.is_empty() {
+                "-".to_string()
+            } else {
+                exprs.join(", ")
+            },
+            if zones.is_empty() {
+                "-".to_string()
+            } else {
+                zones.join(", ")
+            },
+            next,
+            "never".to_string(),
+            sources.join(", "),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(EXIT_OK)
+}
+
+/// Why a job has no next tick.
+fn never_reason(job: &Job) -> &'static str {
+    if !job.spec.enabled {
+        "disabled"
+    } else if job.runs_at_reboot() {
+        "at start (@reboot)"
+    } else {
+        "manual only"
+    }
+}
+
+fn job_json(job: &Job, now: DateTime<Utc>) -> JobJson {
+    JobJson {
+        name: job.name.clone(),
+        command: job.spec.command.to_string(),
+        user: job.spec.user.clone(),
+        enabled: job.spec.enabled,
+        schedules: job
+            .schedules
+            .iter()
+            .map(|s| ScheduleJson {
+                expr: s.schedule.expr().to_string(),
+                timezone: s.schedule.timezone().name().to_string(),
+                sources: s.origins.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        next_run: job.next_after(now).map(rfc3339),
+        last_run: None,
+        last_status: None,
+        sources: job.origins.iter().map(ToString::to_string).collect(),
+        merged: job.is_merged(),
+    }
+}

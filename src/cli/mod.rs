@@ -1,0 +1,264 @@
+//! The command line: arguments, where sources are found, and one module per
+//! subcommand. The top of the program: it composes sources, plan and output,
+//! and turns results into exit codes (SPEC 5).
+
+mod check;
+mod list;
+mod next;
+mod table;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::{Clock, SystemClock};
+use crate::job::{Diagnostic, Severity};
+use crate::plan::Plan;
+use crate::source::{self, SourceOptions};
+
+/// Exit codes (SPEC 5).
+pub const EXIT_OK: i32 = 0;
+/// A job failed, or `check` found an error.
+pub const EXIT_FAILURE: i32 = 1;
+/// A usage error, or a configuration too broken to run.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobrun",
+    version,
+    about = "A cron replacement: one deduplicated schedule from YAML jobs and crontabs",
+    propagate_version = true
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: CommandArgs,
+}
+
+/// Options accepted before or after the subcommand.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// A YAML job file, or a directory of *.yaml/*.yml files (repeatable).
+    /// Default: $JOBRUN_CONFIG (colon-separated), else /etc/jobrun/jobs.yaml and
+    /// /etc/jobrun/jobs.d/ when no other source is given.
+    #[arg(long = "config", short = 'c', global = true, value_name = "PATH")]
+    pub configs: Vec<PathBuf>,
+    /// A user-format crontab (5 fields and a command), run as jobrun's user (repeatable).
+    #[arg(long = "crontab", global = true, value_name = "PATH")]
+    pub crontabs: Vec<PathBuf>,
+    /// Read the system crontabs like crond: /etc/crontab, /etc/cron.d/* and the
+    /// Debian, RHEL and Alpine spool directories, under ROOT (default /).
+    #[arg(
+        long = "system-crontabs",
+        global = true,
+        value_name = "ROOT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "/"
+    )]
+    pub system_root: Option<PathBuf>,
+    /// Where the run history and locks live.
+    #[arg(long, global = true, env = "JOBRUN_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log format of the daemon's own messages and job output lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandArgs {
+    /// Validate every source; errors and warnings with path:line. Exit 0 (clean
+    /// or warnings only), 1 (errors), 2 (nothing to check or unusable input).
+    Check,
+    /// Show the merged schedule: name, schedules, zone, next run, sources.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the next fire times of one job, every job, or an ad-hoc expression.
+    Next(next::NextArgs),
+}
+
+/// Parses `args` (the program name first) and runs the command. Returns the
+/// process exit code; errors are printed here with their context chain.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            // Printing help or a usage error can only fail on a closed pipe.
+            let _ = e.print();
+            return code;
+        }
+    };
+    let clock = SystemClock;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match dispatch(&args, &clock, &mut out).and_then(|code| {
+        out.flush().context("writing output")?;
+        Ok(code)
+    }) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) => {
+            eprintln!("jobrun: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> {
+    let env = Env::from_process();
+    match &args.command {
+        CommandArgs::Check => check::run(&args.global, &env, out),
+        CommandArgs::List { json } => list::run(&args.global, &env, clock.now(), *json, out),
+        CommandArgs::Next(next_args) => next::run(&args.global, &env, clock.now(), next_args, out),
+    }
+}
+
+/// `jobrun history | head` closes the pipe early; that is success, not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// What the command line reads from the process environment, gathered in one
+/// place so the rest is a function of its inputs.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `$JOBRUN_CONFIG`, colon-separated.
+    pub jobrun_config: Option<String>,
+    /// `$TZ`.
+    pub tz: Option<String>,
+    pub running_as_root: bool,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env {
+            jobrun_config: std::env::var("JOBRUN_CONFIG").ok(),
+            tz: std::env::var("TZ").ok(),
+            running_as_root: nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// Where jobs come from (SPEC 1.1): `--config`, else `$JOBRUN_CONFIG`; the
+/// `/etc/jobrun` files are the default only when no source at all was given,
+/// so `jobrun --crontab FILE list` shows exactly that file.
+pub fn source_options(global: &GlobalArgs, env: &Env) -> SourceOptions {
+    let mut configs = global.configs.clone();
+    if configs.is_empty() {
+        if let Some(list) = env.jobrun_config.as_deref() {
+            configs = list
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect();
+        }
+    }
+    let no_source = configs.is_empty()
+        && global.crontabs.is_empty()
+        && global.system_root.is_none()
+        && env.jobrun_config.is_none();
+    if no_source {
+        configs = ["/etc/jobrun/jobs.yaml", "/etc/jobrun/jobs.d"]
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+            .collect();
+    }
+    SourceOptions {
+        configs,
+        crontabs: global.crontabs.clone(),
+        system_root: global.system_root.clone(),
+        running_as_root: env.running_as_root,
+    }
+}
+
+/// The zone for schedules that name none (SPEC 2): `TZ`, else the system zone,
+/// else UTC. A `TZ` that is not an IANA name is reported, not silently ignored.
+pub fn default_zone(env: &Env) -> (Tz, Option<Diagnostic>) {
+    if let Some(tz) = env.tz.as_deref().filter(|t| !t.is_empty()) {
+        // POSIX allows a leading ':' and a path into the zoneinfo tree.
+        let name = tz.trim_start_matches(':');
+        let name = name.split_once("zoneinfo/").map(|(_, n)| n).unwrap_or(name);
+        return match name.parse::<Tz>() {
+            Ok(zone) => (zone, None),
+            Err(_) => (
+                system_zone(),
+                Some(Diagnostic::warning(
+                    None,
+                    format!(
+                        "TZ={tz:?} is not an IANA zone name (such as \"Europe/Berlin\"); \
+                         using the system zone {} instead",
+                        system_zone()
+                    ),
+                )),
+            ),
+        };
+    }
+    (system_zone(), None)
+}
+
+fn system_zone() -> Tz {
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+/// Reads every source and builds the plan. Fails (exit 2) only when there is
+/// nothing to read at all.
+pub fn load_plan(global: &GlobalArgs, env: &Env) -> Result<(Plan, Vec<Diagnostic>, Tz)> {
+    let opts = source_options(global, env);
+    if opts.is_empty() {
+        anyhow::bail!(
+            "no job sources: pass --config FILE, --crontab FILE or --system-crontabs, \
+             set JOBRUN_CONFIG, or create /etc/jobrun/jobs.yaml"
+        );
+    }
+    let (zone, zone_note) = default_zone(env);
+    let set = source::read_all(&opts);
+    let (plan, mut diagnostics) = Plan::build(set, zone);
+    diagnostics.extend(zone_note);
+    Ok((plan, diagnostics, zone))
+}
+
+/// Prints errors and warnings to stderr for commands other than `check`, so a
+/// listing never hides that part of the configuration was not understood.
+pub fn report_problems(diagnostics: &[Diagnostic]) {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    for d in diagnostics
+        .iter()
+        .filter(|d| d.severity >= Severity::Warning)
+    {
+        eprintln!("{d}");
+    }
+    if errors > 0 {
+        eprintln!("jobrun: {errors} error(s) in the job sources; those entries are left out (see `jobrun check`)");
+    }
+}

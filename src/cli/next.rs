@@ -1,0 +1,232 @@
+//! `jobrun next`: upcoming fire instants of one job, every job, or an ad-hoc
+//! expression (`--expr`, which needs no configuration).
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::table::{local_time, new_table, relative, rfc3339};
+use super::{default_zone, load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
+use crate::job::Dialect;
+use crate::plan::Job;
+use crate::schedule::Schedule;
+
+#[derive(Debug, clap::Args)]
+pub struct NextArgs {
+    /// The job to show (default: every job).
+    pub name: Option<String>,
+    /// How many fire times to show.
+    #[arg(long, short = 'n', default_value_t = 5)]
+    pub count: usize,
+    /// Start strictly after this time: RFC 3339 (2026-03-29T01:00:00Z), or a
+    /// local time "2026-03-29 02:30" in --tz or the default zone. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// An ad-hoc cron expression (5 fields, 6 with leading seconds, or a macro).
+    #[arg(long, value_name = "EXPR", conflicts_with = "name")]
+    pub expr: Option<String>,
+    /// Zone for --expr and for local --from times (IANA name). Default: TZ, else
+    /// the system zone.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// SPEC 5's shape for one job or expression.
+#[derive(Serialize)]
+struct NextJson {
+    job: Option<String>,
+    expr: String,
+    timezone: String,
+    times: Vec<String>,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+    args: &NextArgs,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let zone = match &args.tz {
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            anyhow::anyhow!(
+                "--tz {name:?}: unknown time zone; use an IANA name such as Europe/Berlin"
+            )
+        })?,
+        None => default_zone(env).0,
+    };
+    let from = match &args.from {
+        Some(text) => parse_time(text, zone).with_context(|| format!("--from {text:?}"))?,
+        None => now,
+    };
+
+    if let Some(expr) = &args.expr {
+        let schedule = Schedule::parse(expr, Dialect::Yaml, zone)
+            .map_err(|e| anyhow::anyhow!("--expr {expr:?}: {e}"))?;
+        let times = schedule_times(&schedule, from, args.count);
+        let entry = NextJson {
+            job: None,
+            expr: schedule.expr().to_string(),
+            timezone: zone.name().to_string(),
+            times: times.iter().copied().map(rfc3339).collect(),
+        };
+        return print(out, args.json, vec![entry], vec![times], now, false);
+    }
+
+    let (plan, diagnostics, _) = load_plan(global, env)?;
+    report_problems(&diagnostics);
+    let jobs: Vec<&Job> = match &args.name {
+        Some(name) => match plan.get(name) {
+            Some(job) => vec![job],
+            None => {
+                let names: Vec<&str> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
+                bail!("no job named {name:?}; the jobs are: {}", names.join(", "))
+            }
+        },
+        None => plan.jobs().iter().collect(),
+    };
+    let mut entries = Vec::new();
+    let mut all_times = Vec::new();
+    for job in jobs {
+        let times = job.next_n(from, args.count);
+        let exprs: Vec<&str> = job.schedules.iter().map(|s| s.schedule.expr()).collect();
+        let mut zones: Vec<&str> = job
+            .schedules
+            .iter()
+            .map(|s| s.schedule.timezone().name())
+            .collect();
+        zones.dedup();
+        entries.push(NextJson {
+            job: Some(job.name.clone()),
+            expr: exprs.join(" | "),
+            timezone: if zones.is_empty() {
+                zone.name().to_string()
+            } else {
+                zones.join(" | ")
+            },
+            times: times.iter().copied().map(rfc3339).collect(),
+        });
+        all_times.push(times);
+    }
+    let as_array = args.name.is_none();
+    print(out, args.json, entries, all_times, now, as_array)
+}
+
+fn schedule_times(schedule: &Schedule, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        match schedule.next_after(t) {
+            Some(next) => {
+                out.push(next);
+                t = next;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn print(
+    out: &mut dyn Write,
+    json: bool,
+    entries: Vec<NextJson>,
+    times: Vec<Vec<DateTime<Utc>>>,
+    now: DateTime<Utc>,
+    as_array: bool,
+) -> Result<i32> {
+    if json {
+        if as_array {
+            serde_json::to_writer_pretty(&mut *out, &entries)?;
+        } else if let Some(entry) = entries.first() {
+            serde_json::to_writer_pretty(&mut *out, entry)?;
+        }
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = new_table(&["JOB", "EXPR", "LOCAL TIME", "UTC", "WHEN"]);
+    for (entry, times) in entries.iter().zip(&times) {
+        let zone: Tz = entry
+            .timezone
+            .split(" | ")
+            .next()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(Tz::UTC);
+        let job = entry.job.clone().unwrap_or_else(|| "-".to_string());
+        if times.is_empty() {
+            table.add_row(vec![
+                job.clone(),
+                entry.expr.clone(),
+                "no scheduled time".into(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for t in times {
+            table.add_row(vec![
+                job.clone(),
+                entry.expr.clone(),
+                local_time(*t, zone),
+                rfc3339(*t),
+                relative(*t, now),
+            ]);
+        }
+    }
+    writeln!(out, "{table}")?;
+    Ok(EXIT_OK)
+}
+
+/// RFC 3339, or a local date and time in `zone` (the earlier instant when the
+/// wall time repeats; an error when it falls in a daylight-saving gap).
+fn parse_time(text: &str, zone: Tz) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let formats = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ];
+    let naive = formats
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .with_context(|| "expected RFC 3339 such as 2026-03-29T01:00:00Z, or a local time such as \"2026-03-29 02:30\"")?;
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Ok(t.with_timezone(&Utc)),
+        LocalResult::None => bail!("{naive} does not exist in {zone} (a daylight-saving gap)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_accepts_rfc3339_and_local_times() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let want = Utc.with_ymd_and_hms(2026, 3, 29, 0, 30, 0).unwrap();
+        assert_eq!(parse_time("2026-03-29T00:30:00Z", berlin).unwrap(), want);
+        assert_eq!(parse_time("2026-03-29 01:30", berlin).unwrap(), want);
+        assert!(
+            parse_time("2026-03-29 02:30", berlin).is_err(),
+            "in the gap"
+        );
+        // Fall back: 02:30 happens twice; the first one is meant.
+        assert_eq!(
+            parse_time("2026-10-25 02:30", berlin).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()
+        );
+        assert!(parse_time("tomorrow", berlin).is_err());
+    }
+}

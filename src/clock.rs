@@ -1,0 +1,69 @@
+//! The only reader of the wall clock. Everything else takes "now" as a value
+//! or a [`Clock`], so tests move time by hand instead of sleeping.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+/// A source of the current wall-clock time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        #[allow(clippy::disallowed_methods)] // the one sanctioned wall-clock read
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+#[derive(Debug, Clone)]
+pub struct FakeClock {
+    now: Arc<Mutex<DateTime<Utc>>>,
+}
+
+impl FakeClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        FakeClock {
+            now: Arc::new(Mutex::new(start)),
+        }
+    }
+
+    /// Jumps to `t` (forwards or backwards, like a stepped system clock).
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn fake_clock_moves_only_when_told() {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap();
+        let clock = FakeClock::new(t0);
+        assert_eq!(clock.now(), t0);
+        clock.advance(chrono::Duration::minutes(10));
+        assert_eq!(clock.now(), t0 + chrono::Duration::minutes(10));
+        clock.set(t0 - chrono::Duration::hours(1));
+        assert_eq!(clock.now(), t0 - chrono::Duration::hours(1));
+    }
+}

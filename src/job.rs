@@ -1,0 +1,251 @@
+//! Domain values shared by every room: where a definition came from ([`Origin`]),
+//! what a source says about a job ([`JobSpec`], [`ScheduleSpec`]), and the findings
+//! reported to the user ([`Diagnostic`]).
+//!
+//! Plain data only: this module knows no parser, no clock, no SQLite and no process.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a definition was written: a file and a 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+impl Origin {
+    pub fn new(path: impl Into<PathBuf>, line: usize) -> Self {
+        Origin {
+            path: path.into(),
+            line,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// Which grammar a cron expression was written in.
+///
+/// Crontab files get exactly what classic (Vixie/Debian) cron understands: five
+/// fields or a macro. YAML also accepts a leading seconds field and croner's
+/// extensions (`L`, `W`, `#`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Crontab,
+    Yaml,
+}
+
+/// One schedule expression as written, not yet parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    pub expr: String,
+    pub dialect: Dialect,
+    /// IANA zone name from YAML `timezone` or crontab `CRON_TZ`; `None` means the
+    /// default zone (the `TZ` environment variable, else the system zone).
+    pub timezone: Option<String>,
+    pub origin: Origin,
+}
+
+/// What to execute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    /// Run by a shell with `-c` (the shell is [`JobSpec::shell`], default `/bin/sh`).
+    Shell(String),
+    /// Executed directly, no shell.
+    Argv(Vec<String>),
+}
+
+impl Command {
+    /// The command with runs of whitespace collapsed, used to decide whether two
+    /// entries are the same job (SPEC 3).
+    pub fn normalized(&self) -> String {
+        match self {
+            Command::Shell(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            Command::Argv(v) => v.join("\u{0}"),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Shell(s) => f.write_str(s),
+            Command::Argv(v) => {
+                let quoted: Vec<String> = v
+                    .iter()
+                    .map(|a| {
+                        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                            format!("'{}'", a.replace('\'', "'\\''"))
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect();
+                f.write_str(&quoted.join(" "))
+            }
+        }
+    }
+}
+
+/// What to do when a tick comes while the previous run of the job is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Concurrency {
+    /// Skip the new tick and record it as `skipped`.
+    #[default]
+    Forbid,
+    /// Start another instance alongside.
+    Allow,
+    /// Stop the running instance, then start the new one.
+    Replace,
+}
+
+impl Concurrency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Forbid => "forbid",
+            Concurrency::Allow => "allow",
+            Concurrency::Replace => "replace",
+        }
+    }
+}
+
+/// Which kind of file defined a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// A YAML job file.
+    Yaml,
+    /// A crontab file (user or system format, `/etc/crontab`, `cron.d`, spool).
+    Crontab,
+}
+
+/// One job as one source defines it, before merging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    /// The YAML name; crontab entries have none and get a derived one in `plan`.
+    pub name: Option<String>,
+    pub schedules: Vec<ScheduleSpec>,
+    pub command: Command,
+    /// Standard input for the command (crontab `%` rule); `None` means `/dev/null`.
+    pub stdin: Option<String>,
+    /// Shell for [`Command::Shell`]; `None` means `/bin/sh`.
+    pub shell: Option<String>,
+    /// Run as this user (only possible when jobrun runs as root).
+    pub user: Option<String>,
+    pub workdir: Option<PathBuf>,
+    /// The source's variables, on top of jobrun's own environment.
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when a timeout or shutdown stops the job.
+    pub kill_grace: Option<Duration>,
+    pub concurrency: Concurrency,
+    pub enabled: bool,
+    pub kind: SourceKind,
+    /// The line that defines the job (the entry line, or the YAML `name:` line).
+    pub origin: Origin,
+}
+
+impl JobSpec {
+    /// A job with the given command and nothing else set, for sources to fill in.
+    pub fn new(command: Command, kind: SourceKind, origin: Origin) -> Self {
+        JobSpec {
+            name: None,
+            schedules: Vec::new(),
+            command,
+            stdin: None,
+            shell: None,
+            user: None,
+            workdir: None,
+            env: BTreeMap::new(),
+            timeout: None,
+            kill_grace: None,
+            concurrency: Concurrency::default(),
+            enabled: true,
+            kind,
+            origin,
+        }
+    }
+}
+
+/// How serious a finding is. `check` exits 1 when there is any error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A finding about the sources, located where possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// The file and line; a whole-file finding uses line 0 and prints the path alone.
+    pub origin: Option<Origin>,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(origin: Option<Origin>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            origin,
+            message: message.into(),
+        }
+    }
+    pub fn warning(origin: Option<Origin>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            origin,
+            message: message.into(),
+        }
+    }
+    pub fn note(origin: Option<Origin>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Note,
+            origin,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(o) if o.line == 0 => write!(f, "{}: ", o.path.display())?,
+            Some(o) => write!(f, "{o}: ")?,
+            None => {}
+        }
+        write!(f, "{}: {}", self.severity.as_str(), self.message)
+    }
+}
+
+/// What reading a set of sources produced: the jobs that could be understood and
+/// every finding, so one bad line never hides the rest of a file.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSet {
+    pub jobs: Vec<JobSpec>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl SourceSet {
+    pub fn extend(&mut self, other: SourceSet) {
+        self.jobs.extend(other.jobs);
+        self.diagnostics.extend(other.diagnostics);
+    }
+}

@@ -1,0 +1,649 @@
+//! The plan: every source's jobs merged into one deduplicated schedule (SPEC 3).
+//!
+//! Owns the merge rule (same command, user, environment and working directory
+//! is one job, whatever file it comes from), derived names for crontab jobs,
+//! and compiling schedule expressions with their zones. Pure: time comes in as
+//! a parameter. Must not know SQLite, processes, tokio or the wall clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::job::{Diagnostic, JobSpec, Origin, SourceKind, SourceSet};
+use crate::schedule::Schedule;
+
+/// One compiled schedule of a job, with the line that wrote it.
+#[derive(Debug, Clone)]
+pub struct PlannedSchedule {
+    pub schedule: Schedule,
+    /// Every place this exact expression and zone was written for this job.
+    pub origins: Vec<Origin>,
+}
+
+/// A job of the merged schedule.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// The first definition: what to run, as whom, where, with which settings.
+    pub spec: JobSpec,
+    pub schedules: Vec<PlannedSchedule>,
+    /// Every entry that defines this job, in reading order (SPEC 3 provenance).
+    pub origins: Vec<Origin>,
+}
+
+impl Job {
+    /// True when more than one entry defines this job.
+    pub fn is_merged(&self) -> bool {
+        self.origins.len() > 1
+    }
+
+    /// The job's next tick strictly after `t`, over all its schedules. `None`
+    /// for a job that only runs at reboot, manually, or is disabled.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.spec.enabled {
+            return None;
+        }
+        self.schedules
+            .iter()
+            .filter_map(|s| s.schedule.next_after(t))
+            .min()
+    }
+
+    /// The next `count` ticks strictly after `t` (several schedules that fire at
+    /// the same instant give one tick).
+    pub fn next_n(&self, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            match self.next_after(t) {
+                Some(next) => {
+                    out.push(next);
+                    t = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// True when a `@reboot` schedule is among the job's schedules.
+    pub fn runs_at_reboot(&self) -> bool {
+        self.spec.enabled && self.schedules.iter().any(|s| s.schedule.is_reboot())
+    }
+}
+
+/// The merged, deduplicated schedule.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    jobs: Vec<Job>,
+}
+
+impl Plan {
+    /// Compiles and merges what the sources produced. Returns the plan and
+    /// every finding: the sources' own, bad schedules, name conflicts, merges.
+    pub fn build(set: SourceSet, default_tz: Tz) -> (Plan, Vec<Diagnostic>) {
+        let mut diagnostics = set.diagnostics;
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut by_key: HashMap<MergeKey, usize> = HashMap::new();
+        // Where each YAML name was first defined, to report conflicts.
+        let mut yaml_names: HashMap<String, (usize, Origin)> = HashMap::new();
+
+        for spec in set.jobs {
+            let Some(schedules) = compile_schedules(&spec, default_tz, &mut diagnostics) else {
+                continue;
+            };
+            let key = MergeKey::of(&spec);
+            if let Some(name) = spec.name.clone() {
+                if let Some((index, first)) = yaml_names.get(&name) {
+                    if by_key.get(&key) != Some(index) {
+                        diagnostics.push(Diagnostic::error(
+                            Some(spec.origin.clone()),
+                            format!(
+                                "job name {name:?} is already used at {first} by a job with a \
+                                 different definition; rename one of them (names must be unique)"
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            match by_key.get(&key) {
+                Some(&index) => {
+                    let job = &mut jobs[index];
+                    let origin = spec.origin.clone();
+                    merge_into(job, spec, schedules, &mut diagnostics);
+                    // A crontab job that a YAML definition just named now owns that name.
+                    if let Some(name) = &job.spec.name {
+                        yaml_names.entry(name.clone()).or_insert((index, origin));
+                    }
+                }
+                None => {
+                    let index = jobs.len();
+                    if let Some(name) = &spec.name {
+                        yaml_names.insert(name.clone(), (index, spec.origin.clone()));
+                    }
+                    by_key.insert(key, index);
+                    jobs.push(Job {
+                        name: spec.name.clone().unwrap_or_default(),
+                        origins: vec![spec.origin.clone()],
+                        spec,
+                        schedules,
+                    });
+                }
+            }
+        }
+
+        assign_derived_names(&mut jobs);
+        for job in jobs.iter().filter(|j| j.is_merged()) {
+            let places: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
+            diagnostics.push(Diagnostic::warning(
+                job.origins.get(1).cloned(),
+                format!(
+                    "job {} is defined {} times with the same command, user, environment and \
+                     working directory; merged into one job that fires once per tick: {}",
+                    job.name,
+                    job.origins.len(),
+                    places.join(", ")
+                ),
+            ));
+        }
+        (Plan { jobs }, diagnostics)
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The earliest tick of any job strictly after `t`.
+    pub fn next_wakeup(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.jobs.iter().filter_map(|j| j.next_after(t)).min()
+    }
+}
+
+/// What makes two entries the same job (SPEC 3). The shell and standard input
+/// are part of "the command": the same text run by bash instead of sh, or fed
+/// different input, is a different job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MergeKey {
+    command: String,
+    argv: bool,
+    stdin: Option<String>,
+    shell: Option<String>,
+    user: Option<String>,
+    env: BTreeMap<String, String>,
+    workdir: Option<PathBuf>,
+}
+
+impl MergeKey {
+    fn of(spec: &JobSpec) -> Self {
+        MergeKey {
+            command: spec.command.normalized(),
+            argv: matches!(spec.command, crate::job::Command::Argv(_)),
+            stdin: spec.stdin.clone(),
+            shell: spec.shell.clone().filter(|s| s != "/bin/sh"),
+            user: spec.user.clone(),
+            env: spec
+                .env
+                .iter()
+                // SHELL is already in `shell`; cron passes it to the job too, and a
+                // crontab that sets SHELL=/bin/sh means the same as one that does not.
+                .filter(|(k, v)| !(k.as_str() == "SHELL" && v.as_str() == "/bin/sh"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            workdir: spec.workdir.clone(),
+        }
+    }
+}
+
+/// Parses each expression of `spec` in its zone. `None` (with errors pushed)
+/// when any of them is invalid: a job runs as written or not at all.
+fn compile_schedules(
+    spec: &JobSpec,
+    default_tz: Tz,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<PlannedSchedule>> {
+    let mut out: Vec<PlannedSchedule> = Vec::new();
+    let mut ok = true;
+    for s in &spec.schedules {
+        let tz = match &s.timezone {
+            None => default_tz,
+            Some(name) => match name.trim().parse::<Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    diagnostics.push(Diagnostic::error(
+                        Some(s.origin.clone()),
+                        format!(
+                            "unknown time zone {name:?}: use an IANA name such as \
+                             \"Europe/Berlin\" or \"UTC\""
+                        ),
+                    ));
+                    ok = false;
+                    continue;
+                }
+            },
+        };
+        match Schedule::parse(&s.expr, s.dialect, tz) {
+            Ok(schedule) => add_schedule(&mut out, schedule, s.origin.clone()),
+            Err(e) => {
+                diagnostics.push(Diagnostic::error(
+                    Some(s.origin.clone()),
+                    format!("schedule {:?}: {e}", s.expr.trim()),
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Adds a schedule, uniting it with an identical one (same expression and zone)
+/// so the same tick is never computed twice.
+fn add_schedule(out: &mut Vec<PlannedSchedule>, schedule: Schedule, origin: Origin) {
+    let same = |p: &PlannedSchedule| {
+        p.schedule.timezone() == schedule.timezone()
+            && normalize_expr(p.schedule.expr()) == normalize_expr(schedule.expr())
+    };
+    match out.iter_mut().find(|p| same(p)) {
+        Some(p) => {
+            if !p.origins.contains(&origin) {
+                p.origins.push(origin);
+            }
+        }
+        None => out.push(PlannedSchedule {
+            schedule,
+            origins: vec![origin],
+        }),
+    }
+}
+
+fn normalize_expr(expr: &str) -> String {
+    expr.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
+fn merge_into(
+    job: &mut Job,
+    spec: JobSpec,
+    schedules: Vec<PlannedSchedule>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    // A YAML definition gives the job its name and settings even when a
+    // crontab entry for the same command was read first.
+    if job.spec.kind == SourceKind::Crontab && spec.kind == SourceKind::Yaml {
+        let mut spec = spec.clone();
+        std::mem::swap(&mut job.spec, &mut spec);
+        job.name = job.spec.name.clone().unwrap_or_default();
+    } else if job.spec.kind == SourceKind::Yaml && spec.kind == SourceKind::Yaml {
+        if job.spec.name != spec.name {
+            diagnostics.push(Diagnostic::warning(
+                Some(spec.origin.clone()),
+                format!(
+                    "job {:?} runs the same command as job {:?} ({}); they are one job, \
+                     kept under the first name",
+                    spec.name.as_deref().unwrap_or_default(),
+                    job.name,
+                    job.origins[0]
+                ),
+            ));
+        }
+        let differs = job.spec.timeout != spec.timeout
+            || job.spec.kill_grace != spec.kill_grace
+            || job.spec.concurrency != spec.concurrency
+            || job.spec.enabled != spec.enabled;
+        if differs {
+            diagnostics.push(Diagnostic::warning(
+                Some(spec.origin.clone()),
+                format!(
+                    "this definition of job {} sets timeout, kill_grace, concurrency or enabled \
+                     differently from {}; the first definition's settings are used",
+                    job.name, job.origins[0]
+                ),
+            ));
+        }
+    }
+    job.origins.push(spec.origin);
+    for s in schedules {
+        for origin in s.origins {
+            add_schedule(&mut job.schedules, s.schedule.clone(), origin);
+        }
+    }
+}
+
+/// Gives crontab jobs readable names (SPEC 3): the script's base name without
+/// extension, made unique with `-2`, `-3`... YAML names are never changed.
+fn assign_derived_names(jobs: &mut [Job]) {
+    let mut taken: HashSet<String> = jobs
+        .iter()
+        .filter(|j| !j.name.is_empty())
+        .map(|j| j.name.clone())
+        .collect();
+    for job in jobs.iter_mut().filter(|j| j.name.is_empty()) {
+        let base = derive_name(&job.spec.command.to_string());
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        taken.insert(name.clone());
+        job.name = name;
+    }
+}
+
+/// Programs that run another program named by a later argument.
+const WRAPPERS: &[&str] = &[
+    "env", "nice", "ionice", "nohup", "chronic", "timeout", "flock", "sudo", "su", "setsid",
+    "run-one", "cronic", "time", "stdbuf", "chrt", "taskset",
+];
+/// Interpreters whose first non-option argument is the script that names the job.
+const INTERPRETERS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "php", "php-cli", "python", "python2", "python3", "perl",
+    "ruby", "node", "nodejs", "bun", "deno", "lua", "Rscript",
+];
+/// Commands that guard or prepare the real command (`test -x X && X`, `cd /d && X`).
+const GUARDS: &[&str] = &[
+    "test", "[", "[[", "cd", "true", "false", ":", "sleep", "fi", "done", "esac",
+];
+/// Shell keywords that may stand before a command (`then /usr/bin/x`).
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "do", "while", "until", "!", "{", "exec",
+];
+
+/// A readable name for a crontab command. For example
+/// `php /app/cron/sendnotifications.php >> log 2>&1` gives `sendnotifications`,
+/// and `test -x /usr/sbin/anacron || run-parts --report /etc/cron.daily` gives
+/// `run-parts`.
+pub fn derive_name(command: &str) -> String {
+    for simple in command.split(['|', ';', '&', '(', ')', '\n']) {
+        let words: Vec<&str> = simple.split_whitespace().collect();
+        let Some(name) = name_from_words(&words) else {
+            continue;
+        };
+        let clean = sanitize(&name);
+        if !clean.is_empty() {
+            return clean;
+        }
+    }
+    "job".to_string()
+}
+
+fn name_from_words(words: &[&str]) -> Option<String> {
+    let mut i = 0;
+    // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
+    while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
+        i += 1;
+    }
+    let program = *words.get(i)?;
+    let base = basename(program);
+    if GUARDS.contains(&base) || is_redirect(program) {
+        return None;
+    }
+    if WRAPPERS.contains(&base) {
+        return name_from_words(&skip_wrapper_args(base, &words[i + 1..]));
+    }
+    if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
+        let script = words[i + 1..]
+            .iter()
+            .take_while(|w| !is_redirect(w))
+            .find(|w| !w.starts_with('-') && !is_assignment(w));
+        if let Some(script) = script {
+            return Some(strip_extension(basename(script)).to_string());
+        }
+    }
+    Some(strip_extension(base).to_string())
+}
+
+/// The words after a wrapper that start the wrapped command.
+fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut i = 0;
+    while i < rest.len() && (rest[i].starts_with('-') || is_assignment(rest[i])) {
+        // Options that take a value: `sudo -u www-data`, `ionice -c 3`, `nice -n 10`.
+        let takes_value = matches!(
+            rest[i],
+            "-u" | "-g" | "-c" | "-n" | "-p" | "-w" | "-E" | "-s"
+        );
+        i += if takes_value { 2 } else { 1 };
+    }
+    // `timeout 5m cmd`, `flock /tmp/lock cmd`, `su user -c cmd`: one positional
+    // argument before the command.
+    if matches!(wrapper, "timeout" | "flock" | "chrt" | "taskset") && i < rest.len() {
+        i += 1;
+    }
+    rest.get(i..).map(<[_]>::to_vec).unwrap_or_default()
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(k, _)| {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+fn is_redirect(word: &str) -> bool {
+    word.starts_with(['>', '<']) || word.starts_with("2>") || word.starts_with("1>")
+}
+
+fn basename(path: &str) -> &str {
+    let path = path.trim_matches(|c| c == '"' || c == '\'');
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn strip_extension(name: &str) -> &str {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => &name[..dot],
+        _ => name,
+    }
+}
+
+/// Lowercase, `[a-z0-9_.-]` only, starting with a letter or digit (SPEC 1.1).
+fn sanitize(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    mapped
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .trim_end_matches(['-', '.', '_'])
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Command, Dialect, ScheduleSpec, Severity};
+    use chrono::TimeZone;
+
+    fn crontab_job(path: &str, line: usize, expr: &str, user: &str, command: &str) -> JobSpec {
+        let origin = Origin::new(path, line);
+        let mut spec = JobSpec::new(
+            Command::Shell(command.into()),
+            SourceKind::Crontab,
+            origin.clone(),
+        );
+        spec.user = Some(user.into());
+        spec.schedules.push(ScheduleSpec {
+            expr: expr.into(),
+            dialect: Dialect::Crontab,
+            timezone: None,
+            origin,
+        });
+        spec
+    }
+
+    fn yaml_job(name: &str, line: usize, expr: &str, command: &str) -> JobSpec {
+        let origin = Origin::new("/etc/jobrun/jobs.yaml", line);
+        let mut spec = JobSpec::new(
+            Command::Shell(command.into()),
+            SourceKind::Yaml,
+            origin.clone(),
+        );
+        spec.name = Some(name.into());
+        spec.schedules.push(ScheduleSpec {
+            expr: expr.into(),
+            dialect: Dialect::Yaml,
+            timezone: None,
+            origin,
+        });
+        spec
+    }
+
+    fn build(jobs: Vec<JobSpec>) -> (Plan, Vec<Diagnostic>) {
+        Plan::build(
+            SourceSet {
+                jobs,
+                diagnostics: Vec::new(),
+            },
+            chrono_tz::UTC,
+        )
+    }
+
+    #[test]
+    fn same_command_in_two_crontabs_is_one_job_with_both_sources() {
+        let php = "/usr/local/bin/php /var/www/html/endpoints/cronjobs/sendnotifications.php >> /var/log/cron/sendnotifications.log 2>&1";
+        let (plan, diags) = build(vec![
+            crontab_job("/etc/cron.d/cronjobs", 4, "0 9 * * *", "root", php),
+            crontab_job(
+                "/var/spool/cron/crontabs/root",
+                4,
+                "0 9 * * *",
+                "root",
+                &php.replace(' ', "  "),
+            ),
+        ]);
+        assert_eq!(plan.jobs().len(), 1);
+        let job = &plan.jobs()[0];
+        assert_eq!(job.name, "sendnotifications");
+        assert_eq!(job.origins.len(), 2);
+        assert_eq!(job.schedules.len(), 1, "identical schedules are united");
+        assert_eq!(job.schedules[0].origins.len(), 2);
+        let warning = diags
+            .iter()
+            .find(|d| d.severity == Severity::Warning)
+            .expect("merge warning");
+        assert!(
+            warning.message.contains("/etc/cron.d/cronjobs:4"),
+            "{warning}"
+        );
+        assert!(
+            warning.message.contains("/var/spool/cron/crontabs/root:4"),
+            "{warning}"
+        );
+        // One tick at 09:00, not two.
+        let t = Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap();
+        assert_eq!(
+            job.next_n(t, 2),
+            vec![
+                Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap(),
+            ]
+        );
+    }
+
+    #[test]
+    fn different_user_env_or_workdir_keeps_jobs_apart() {
+        let a = crontab_job("/etc/crontab", 1, "0 9 * * *", "root", "backup");
+        let mut b = crontab_job("/etc/crontab", 2, "0 9 * * *", "www-data", "backup");
+        let mut c = crontab_job("/etc/crontab", 3, "0 9 * * *", "root", "backup");
+        c.env.insert("X".into(), "1".into());
+        let mut d = crontab_job("/etc/crontab", 4, "0 9 * * *", "root", "backup");
+        d.workdir = Some("/srv".into());
+        b.user = Some("www-data".into());
+        let (plan, _) = build(vec![a, b, c, d]);
+        let names: Vec<_> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["backup", "backup-2", "backup-3", "backup-4"]);
+    }
+
+    #[test]
+    fn merged_schedules_are_united() {
+        let (plan, _) = build(vec![
+            crontab_job("/a", 1, "0 9 * * *", "root", "report"),
+            crontab_job("/b", 1, "30 17 * * *", "root", "report"),
+        ]);
+        let job = &plan.jobs()[0];
+        assert_eq!(job.schedules.len(), 2);
+        let t = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            job.next_n(t, 3),
+            vec![
+                Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2026, 5, 1, 17, 30, 0).unwrap(),
+                Utc.with_ymd_and_hms(2026, 5, 2, 9, 0, 0).unwrap(),
+            ]
+        );
+    }
+
+    #[test]
+    fn yaml_names_conflicting_definitions_are_an_error_naming_both() {
+        let (plan, diags) = build(vec![
+            yaml_job("a", 2, "@daily", "echo 1"),
+            yaml_job("a", 9, "@daily", "echo 2"),
+        ]);
+        assert_eq!(plan.jobs().len(), 1);
+        let err = diags
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .expect("conflict");
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(9));
+        assert!(err.message.contains("/etc/jobrun/jobs.yaml:2"), "{err}");
+    }
+
+    #[test]
+    fn yaml_name_wins_over_a_crontab_entry_for_the_same_command() {
+        let (plan, diags) = build(vec![
+            crontab_job("/etc/crontab", 3, "0 9 * * *", "root", "/usr/bin/report"),
+            {
+                let mut y = yaml_job("daily-report", 4, "0 9 * * *", "/usr/bin/report");
+                y.user = Some("root".into());
+                y
+            },
+        ]);
+        assert_eq!(plan.jobs().len(), 1);
+        assert_eq!(plan.jobs()[0].name, "daily-report");
+        assert!(diags.iter().any(|d| d.severity == Severity::Warning));
+    }
+
+    #[test]
+    fn a_bad_schedule_drops_its_entry_with_an_error_and_keeps_the_rest() {
+        let (plan, diags) = build(vec![
+            crontab_job("/etc/crontab", 3, "61 9 * * *", "root", "a"),
+            crontab_job("/etc/crontab", 4, "0 9 * * *", "root", "b"),
+        ]);
+        assert_eq!(plan.jobs().len(), 1);
+        let err = &diags[0];
+        assert_eq!(err.severity, Severity::Error);
+        assert_eq!(err.origin, Some(Origin::new("/etc/crontab", 3)));
+    }
+
+    #[test]
+    fn derived_names_are_readable() {
+        let cases = [
+            ("/usr/local/bin/php /var/www/html/endpoints/cronjobs/sendnotifications.php >> /var/log/x.log 2>&1", "sendnotifications"),
+            ("test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily )", "run-parts"),
+            ("[ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi", "sessionclean"),
+            ("cd /srv/app && python3 -u manage.py clearsessions", "manage"),
+            ("LANG=C nice -n 10 /opt/backup.sh --full", "backup"),
+            ("sudo -u www-data /usr/bin/php -f /var/www/cron.php", "cron"),
+            ("timeout 5m /usr/bin/certbot -q renew", "certbot"),
+            ("run-parts /etc/periodic/15min", "run-parts"),
+            ("/usr/bin/Some_Tool", "some_tool"),
+            ("echo hello", "echo"),
+            (">/dev/null", "job"),
+        ];
+        for (command, want) in cases {
+            assert_eq!(derive_name(command), want, "{command}");
+        }
+    }
+}

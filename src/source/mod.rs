@@ -1,0 +1,89 @@
+//! Job sources: YAML job files and crontab files, read into [`JobSpec`]s.
+//!
+//! Owns finding and reading files and turning their lines into job
+//! definitions with `path:line` provenance. Must not know how expressions are
+//! evaluated, how jobs are merged, SQLite, processes or the clock.
+
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use crate::job::{Diagnostic, Origin, SourceSet};
+
+/// Which sources to read. The command line resolves defaults and environment
+/// variables before building this, so reading sources is a pure function of it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// YAML files or directories (`--config`).
+    pub configs: Vec<PathBuf>,
+    /// User-format crontabs (`--crontab`).
+    pub crontabs: Vec<PathBuf>,
+    /// Root of the system crontabs (`--system-crontabs[=ROOT]`).
+    pub system_root: Option<PathBuf>,
+    /// Whether cron's ownership and permission rules apply (they do when jobrun
+    /// runs as root, as they do for crond).
+    pub running_as_root: bool,
+}
+
+impl SourceOptions {
+    /// Every file and directory these options read, for reload watching.
+    pub fn is_empty(&self) -> bool {
+        self.configs.is_empty() && self.crontabs.is_empty() && self.system_root.is_none()
+    }
+}
+
+/// Reads every source. Never fails as a whole: unreadable files and bad lines
+/// become diagnostics, and everything that could be read is returned.
+pub fn read_all(opts: &SourceOptions) -> SourceSet {
+    let mut set = SourceSet::default();
+    for path in &opts.configs {
+        set.extend(read_config_path(path));
+    }
+    set
+}
+
+/// A YAML job file, or a directory whose `*.yaml`/`*.yml` files are read in
+/// name order (hidden files skipped, as editors leave them behind).
+fn read_config_path(path: &Path) -> SourceSet {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            return SourceSet {
+                jobs: Vec::new(),
+                diagnostics: vec![Diagnostic::error(
+                    Some(Origin::new(path, 0)),
+                    format!("reading job file: {e}"),
+                )],
+            }
+        }
+    };
+    if !meta.is_dir() {
+        return yaml::read_yaml_file(path);
+    }
+    let mut set = SourceSet::default();
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            set.diagnostics.push(Diagnostic::error(
+                Some(Origin::new(path, 0)),
+                format!("reading job directory: {e}"),
+            ));
+            return set;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        set.extend(yaml::read_yaml_file(&file));
+    }
+    set
+}

@@ -1,0 +1,752 @@
+//! YAML job files (SPEC 1.1): `defaults:` and `jobs:`, or a bare list of jobs.
+//!
+//! Owns the file format: which keys exist, what their values mean, and the
+//! `path:line` of every finding. Unknown keys are errors, never ignored. A job
+//! that cannot be understood is reported and left out; the file's other jobs
+//! are still read.
+//!
+//! Must not know: cron expression syntax (kept as text in [`ScheduleSpec`] for
+//! `plan` to parse), SQLite, processes, the clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::job::{
+    Command, Concurrency, Diagnostic, Dialect, JobSpec, Origin, ScheduleSpec, SourceKind, SourceSet,
+};
+
+/// A file with optional defaults and a list of jobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    #[serde(default)]
+    defaults: Option<DefaultsDef>,
+    #[serde(default)]
+    jobs: Vec<JobDef>,
+}
+
+/// Settings that apply to every job in the file unless the job sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsDef {
+    timezone: Option<String>,
+    timeout: Option<DurationDef>,
+    kill_grace: Option<DurationDef>,
+    concurrency: Option<ConcurrencyDef>,
+    user: Option<String>,
+    workdir: Option<PathBuf>,
+    shell: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, ScalarDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobDef {
+    name: String,
+    schedule: Option<OneOrMany>,
+    command: Option<String>,
+    argv: Option<Vec<String>>,
+    user: Option<String>,
+    workdir: Option<PathBuf>,
+    shell: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, ScalarDef>,
+    timezone: Option<String>,
+    timeout: Option<DurationDef>,
+    kill_grace: Option<DurationDef>,
+    concurrency: Option<ConcurrencyDef>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `10m`, `1h 30m`, `90s`, or a bare number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationDef {
+    Seconds(u64),
+    Text(String),
+}
+
+/// Environment values may be written as YAML numbers or booleans (`PORT: 8080`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ScalarDef {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl ScalarDef {
+    fn into_string(self) -> String {
+        match self {
+            ScalarDef::Text(s) => s,
+            ScalarDef::Int(i) => i.to_string(),
+            ScalarDef::Float(f) => f.to_string(),
+            ScalarDef::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ConcurrencyDef {
+    Forbid,
+    Allow,
+    Replace,
+}
+
+impl From<ConcurrencyDef> for Concurrency {
+    fn from(c: ConcurrencyDef) -> Self {
+        match c {
+            ConcurrencyDef::Forbid => Concurrency::Forbid,
+            ConcurrencyDef::Allow => Concurrency::Allow,
+            ConcurrencyDef::Replace => Concurrency::Replace,
+        }
+    }
+}
+
+/// Reads one YAML job file from disk.
+pub fn read_yaml_file(path: &Path) -> SourceSet {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_yaml(path, &text),
+        Err(e) => SourceSet {
+            jobs: Vec::new(),
+            diagnostics: vec![Diagnostic::error(
+                Some(Origin::new(path, 0)),
+                format!("reading job file: {e}"),
+            )],
+        },
+    }
+}
+
+/// Parses the text of one YAML job file. `path` is used for locations and to
+/// resolve a relative `workdir` (against the file's directory).
+pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
+    let mut out = SourceSet::default();
+    let loc = Locator::new(text);
+    let at = |line: usize| Some(Origin::new(path, line.max(1)));
+
+    // Look at the shape first: a bare list of jobs, or a mapping.
+    let shape: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            out.diagnostics
+                .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
+            return out;
+        }
+    };
+    let (defaults, jobs) = match shape {
+        serde_yaml::Value::Null => return out,
+        serde_yaml::Value::Sequence(_) => match serde_yaml::from_str::<Vec<JobDef>>(text) {
+            Ok(jobs) => (DefaultsDef::default(), jobs),
+            Err(e) => {
+                out.diagnostics
+                    .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
+                (
+                    DefaultsDef::default(),
+                    salvage_jobs(&shape, &e, &loc, path, &mut out),
+                )
+            }
+        },
+        serde_yaml::Value::Mapping(ref map) => match serde_yaml::from_str::<FileDef>(text) {
+            Ok(file) => (file.defaults.unwrap_or_default(), file.jobs),
+            Err(e) => {
+                out.diagnostics
+                    .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
+                // Salvage what can be read: the defaults must be sound to use
+                // any job, since they change every job's meaning.
+                let defaults = match map.get("defaults") {
+                    None => Some(DefaultsDef::default()),
+                    Some(d) => serde_yaml::from_value::<DefaultsDef>(d.clone()).ok(),
+                };
+                match (defaults, map.get("jobs")) {
+                    (Some(d), Some(jobs)) => {
+                        let jobs = salvage_jobs(jobs, &e, &loc, path, &mut out);
+                        (d, jobs)
+                    }
+                    _ => return out,
+                }
+            }
+        },
+        _ => {
+            out.diagnostics.push(Diagnostic::error(
+                at(1),
+                "expected a mapping with `jobs:` (and optionally `defaults:`), or a list of jobs",
+            ));
+            return out;
+        }
+    };
+
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let defaults = match Defaults::resolve(defaults, path, &loc, base_dir) {
+        Ok(d) => d,
+        Err(diag) => {
+            out.diagnostics.push(diag);
+            return out;
+        }
+    };
+    for (index, def) in jobs.into_iter().enumerate() {
+        let index = loc.index_of(&def.name).unwrap_or(index);
+        match build_job(def, index, &defaults, path, &loc, base_dir) {
+            Ok(job) => out.jobs.push(job),
+            Err(diag) => out.diagnostics.push(diag),
+        }
+    }
+    out
+}
+
+/// When the strict parse failed, reads each job on its own so one bad job does
+/// not hide the others. The job the strict error points into is skipped (its
+/// error is already reported); every other failing job gets its own error.
+fn salvage_jobs(
+    jobs: &serde_yaml::Value,
+    strict: &serde_yaml::Error,
+    loc: &Locator,
+    path: &Path,
+    out: &mut SourceSet,
+) -> Vec<JobDef> {
+    let Some(items) = jobs.as_sequence() else {
+        return Vec::new();
+    };
+    let strict_line = error_line(strict);
+    let mut good = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match serde_yaml::from_value::<JobDef>(item.clone()) {
+            Ok(def) => good.push(def),
+            Err(e) => {
+                let line = loc.item_line(i).unwrap_or(1);
+                let holds_strict_error = strict_line >= line
+                    && loc.item_line(i + 1).is_none_or(|next| strict_line < next);
+                if !holds_strict_error {
+                    out.diagnostics.push(Diagnostic::error(
+                        Some(Origin::new(path, line)),
+                        format!("job #{}: {}", i + 1, yaml_message(&e)),
+                    ));
+                }
+            }
+        }
+    }
+    good
+}
+
+fn error_line(e: &serde_yaml::Error) -> usize {
+    e.location().map(|l| l.line()).unwrap_or(1)
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the line is
+/// already in the diagnostic's location, so keep the column only.
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    match (e.location(), text.rfind(" at line ")) {
+        (Some(l), Some(cut)) => format!("{} (column {})", &text[..cut], l.column()),
+        _ => text,
+    }
+}
+
+/// Defaults after validation, ready to apply.
+struct Defaults {
+    timezone: Option<String>,
+    timeout: Option<Duration>,
+    kill_grace: Option<Duration>,
+    concurrency: Option<Concurrency>,
+    user: Option<String>,
+    workdir: Option<PathBuf>,
+    shell: Option<String>,
+    env: BTreeMap<String, String>,
+}
+
+impl Defaults {
+    fn resolve(
+        d: DefaultsDef,
+        path: &Path,
+        loc: &Locator,
+        base_dir: &Path,
+    ) -> Result<Defaults, Diagnostic> {
+        let at = |key: &str| Some(Origin::new(path, loc.defaults_key_line(key)));
+        if let Some(tz) = &d.timezone {
+            check_zone(tz).map_err(|m| Diagnostic::error(at("timezone"), m))?;
+        }
+        let duration = |v: &Option<DurationDef>, key: &str| {
+            v.as_ref()
+                .map(|v| parse_duration(v).map_err(|m| Diagnostic::error(at(key), m)))
+                .transpose()
+        };
+        let env = resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?;
+        Ok(Defaults {
+            timeout: duration(&d.timeout, "timeout")?,
+            kill_grace: duration(&d.kill_grace, "kill_grace")?,
+            timezone: d.timezone,
+            concurrency: d.concurrency.map(Into::into),
+            user: d.user,
+            workdir: d.workdir.map(|w| base_dir.join(w)),
+            shell: d.shell,
+            env,
+        })
+    }
+}
+
+fn build_job(
+    def: JobDef,
+    index: usize,
+    defaults: &Defaults,
+    path: &Path,
+    loc: &Locator,
+    base_dir: &Path,
+) -> Result<JobSpec, Diagnostic> {
+    let item_line = loc.item_line(index).unwrap_or(1);
+    let at = |key: &str| {
+        Some(Origin::new(
+            path,
+            loc.key_line(index, key).unwrap_or(item_line),
+        ))
+    };
+    let name = def.name;
+    if !valid_name(&name) {
+        return Err(Diagnostic::error(
+            at("name"),
+            format!(
+                "job name {name:?} is not valid: use lowercase letters, digits and `_.-`, \
+                 starting with a letter or digit (for example \"backup-db\")"
+            ),
+        ));
+    }
+    let command = match (def.command, def.argv) {
+        (Some(c), None) if !c.trim().is_empty() => Command::Shell(c),
+        (None, Some(argv)) if argv.first().is_some_and(|p| !p.is_empty()) => Command::Argv(argv),
+        (Some(_), Some(_)) => {
+            return Err(Diagnostic::error(
+                at("argv"),
+                format!("job {name}: set either `command` (run by a shell) or `argv` (run directly), not both"),
+            ))
+        }
+        (None, None) => {
+            return Err(Diagnostic::error(
+                at("name"),
+                format!("job {name}: no `command` or `argv`: say what to run, e.g. `command: /usr/local/bin/backup.sh`"),
+            ))
+        }
+        (Some(_), None) => {
+            return Err(Diagnostic::error(at("command"), format!("job {name}: `command` is empty")))
+        }
+        (None, Some(_)) => {
+            return Err(Diagnostic::error(
+                at("argv"),
+                format!("job {name}: `argv` must start with the program to run"),
+            ))
+        }
+    };
+    let timezone = def.timezone.or_else(|| defaults.timezone.clone());
+    if let Some(tz) = &timezone {
+        check_zone(tz)
+            .map_err(|m| Diagnostic::error(at("timezone"), format!("job {name}: {m}")))?;
+    }
+    let duration = |v: Option<DurationDef>, key: &str, default: Option<Duration>| match v {
+        Some(v) => parse_duration(&v)
+            .map(Some)
+            .map_err(|m| Diagnostic::error(at(key), format!("job {name}: {m}"))),
+        None => Ok(default),
+    };
+    let timeout = duration(def.timeout, "timeout", defaults.timeout)?;
+    let kill_grace = duration(def.kill_grace, "kill_grace", defaults.kill_grace)?;
+    let mut env = defaults.env.clone();
+    env.extend(
+        resolve_env(def.env)
+            .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?,
+    );
+
+    let schedule_line = loc.key_line(index, "schedule").unwrap_or(item_line);
+    let exprs = match def.schedule {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    let schedules = exprs
+        .into_iter()
+        .map(|expr| ScheduleSpec {
+            expr,
+            dialect: Dialect::Yaml,
+            timezone: timezone.clone(),
+            origin: Origin::new(path, schedule_line),
+        })
+        .collect();
+
+    let mut job = JobSpec::new(command, SourceKind::Yaml, Origin::new(path, item_line));
+    job.name = Some(name);
+    job.schedules = schedules;
+    job.user = def.user.or_else(|| defaults.user.clone());
+    job.workdir = def
+        .workdir
+        .map(|w| base_dir.join(w))
+        .or_else(|| defaults.workdir.clone());
+    job.shell = def.shell.or_else(|| defaults.shell.clone());
+    job.env = env;
+    job.timeout = timeout;
+    job.kill_grace = kill_grace;
+    job.concurrency = def
+        .concurrency
+        .map(Into::into)
+        .or(defaults.concurrency)
+        .unwrap_or_default();
+    job.enabled = def.enabled.unwrap_or(true);
+    Ok(job)
+}
+
+/// SPEC 1.1: `[a-z0-9][a-z0-9_.-]*`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+fn check_zone(tz: &str) -> Result<(), String> {
+    tz.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| {
+        format!("unknown time zone {tz:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+    })
+}
+
+fn parse_duration(d: &DurationDef) -> Result<Duration, String> {
+    match d {
+        DurationDef::Seconds(s) => Ok(Duration::from_secs(*s)),
+        DurationDef::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+            format!(
+                "duration {t:?} is not valid ({e}): write it like \"90s\", \"10m\" or \"1h 30m\""
+            )
+        }),
+    }
+}
+
+fn resolve_env(env: BTreeMap<String, ScalarDef>) -> Result<BTreeMap<String, String>, String> {
+    env.into_iter()
+        .map(|(k, v)| {
+            let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ok {
+                Ok((k, v.into_string()))
+            } else {
+                Err(format!(
+                    "environment variable name {k:?} is not valid: use letters, digits and `_`, not starting with a digit"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Finds the lines of jobs and their keys in block-style YAML, so findings that
+/// come after parsing (a bad zone, a bad schedule, a duplicate name) can still
+/// name `path:line`. serde_yaml keeps no positions for values it parsed
+/// successfully. Flow-style YAML (`{name: x}`) falls back to the item's line.
+struct Locator {
+    /// Line of each job item (the line of its `-`).
+    items: Vec<usize>,
+    /// Keys of each job item and their lines.
+    item_keys: Vec<HashMap<String, usize>>,
+    /// `name:` value of each item, when written plainly.
+    item_names: Vec<Option<String>>,
+    defaults_keys: HashMap<String, usize>,
+}
+
+impl Locator {
+    fn new(text: &str) -> Locator {
+        let mut loc = Locator {
+            items: Vec::new(),
+            item_keys: Vec::new(),
+            item_names: Vec::new(),
+            defaults_keys: HashMap::new(),
+        };
+        // Where the job sequence lives: after a top-level `jobs:` key, or at
+        // the top level when the file is a bare list.
+        let mut in_jobs = false;
+        let mut in_defaults = false;
+        let mut seq_indent: Option<usize> = None;
+        let mut key_indent: Option<usize> = None;
+        let mut defaults_indent: Option<usize> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line_no = i + 1;
+            let trimmed = raw.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+                continue;
+            }
+            let indent = raw.len() - trimmed.len();
+            if indent == 0 && !trimmed.starts_with('-') {
+                in_jobs = key_of(trimmed) == Some("jobs");
+                in_defaults = key_of(trimmed) == Some("defaults");
+                seq_indent = None;
+                key_indent = None;
+                defaults_indent = None;
+                continue;
+            }
+            if indent == 0 && trimmed.starts_with('-') && loc.items.is_empty() && !in_jobs {
+                // A bare list of jobs at the top level.
+                in_jobs = true;
+            }
+            if in_defaults {
+                let di = *defaults_indent.get_or_insert(indent);
+                if indent == di {
+                    if let Some(k) = key_of(trimmed) {
+                        loc.defaults_keys.entry(k.to_string()).or_insert(line_no);
+                    }
+                }
+                continue;
+            }
+            if !in_jobs {
+                continue;
+            }
+            let is_dash = trimmed == "-" || trimmed.starts_with("- ");
+            let si = *seq_indent.get_or_insert(indent);
+            if is_dash && indent == si {
+                loc.items.push(line_no);
+                loc.item_keys.push(HashMap::new());
+                loc.item_names.push(None);
+                let rest = trimmed[1..].trim_start();
+                let rest_indent = indent + (trimmed.len() - rest.len());
+                key_indent = Some(rest_indent);
+                if !rest.is_empty() {
+                    loc.record_key(rest, line_no);
+                }
+            } else if indent > si {
+                let ki = *key_indent.get_or_insert(indent);
+                if indent == ki {
+                    loc.record_key(trimmed, line_no);
+                }
+            }
+        }
+        loc
+    }
+
+    fn record_key(&mut self, text: &str, line: usize) {
+        let Some(key) = key_of(text) else { return };
+        if let Some(keys) = self.item_keys.last_mut() {
+            keys.entry(key.to_string()).or_insert(line);
+        }
+        if key == "name" {
+            let value = text[text.find(':').map_or(text.len(), |p| p + 1)..].trim();
+            let value = value.split(" #").next().unwrap_or("").trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            if let Some(n) = self.item_names.last_mut() {
+                *n = Some(value.to_string());
+            }
+        }
+    }
+
+    fn item_line(&self, index: usize) -> Option<usize> {
+        self.items.get(index).copied()
+    }
+
+    fn key_line(&self, index: usize, key: &str) -> Option<usize> {
+        self.item_keys.get(index)?.get(key).copied()
+    }
+
+    fn defaults_key_line(&self, key: &str) -> usize {
+        self.defaults_keys.get(key).copied().unwrap_or(1)
+    }
+
+    /// The item index of the job with this name, when salvaging has shifted
+    /// indexes (a failing job was left out).
+    fn index_of(&self, name: &str) -> Option<usize> {
+        let mut found = self
+            .item_names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.as_deref() == Some(name));
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// The key of a `key: value` or `key:` line, if it is one.
+fn key_of(text: &str) -> Option<&str> {
+    let colon = text.find(':')?;
+    let key = text[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
+    let after = &text[colon + 1..];
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (plain && (after.is_empty() || after.starts_with([' ', '\t']))).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> SourceSet {
+        parse_yaml(Path::new("/etc/jobrun/jobs.yaml"), text)
+    }
+
+    fn errors(set: &SourceSet) -> Vec<String> {
+        set.diagnostics.iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_a_full_job_with_defaults() {
+        let set = parse(
+            "defaults:\n  timezone: Europe/Berlin\n  timeout: 10m\n  env: {A: '1'}\njobs:\n  - name: send\n    schedule: \"0 9 * * *\"\n    command: php /app/send.php\n    user: www-data\n    workdir: /app\n    env: {APP_ENV: prod, PORT: 8080}\n    timeout: 5m\n    concurrency: allow\n",
+        );
+        assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+        let job = &set.jobs[0];
+        assert_eq!(job.name.as_deref(), Some("send"));
+        assert_eq!(job.command, Command::Shell("php /app/send.php".into()));
+        assert_eq!(job.user.as_deref(), Some("www-data"));
+        assert_eq!(job.workdir.as_deref(), Some(Path::new("/app")));
+        assert_eq!(job.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(job.env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(job.timeout, Some(Duration::from_secs(300)));
+        assert_eq!(job.concurrency, Concurrency::Allow);
+        assert_eq!(job.schedules.len(), 1);
+        assert_eq!(job.schedules[0].timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(job.schedules[0].origin.line, 7);
+        assert_eq!(job.origin.line, 6);
+    }
+
+    #[test]
+    fn a_bare_list_of_jobs_is_accepted() {
+        let set =
+            parse("- name: a\n  schedule: [\"@daily\", \"*/5 * * * * *\"]\n  argv: [echo, hi]\n");
+        assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+        assert_eq!(set.jobs[0].schedules.len(), 2);
+        assert_eq!(
+            set.jobs[0].command,
+            Command::Argv(vec!["echo".into(), "hi".into()])
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_its_line() {
+        let set = parse("jobs:\n  - name: a\n    schedule: \"@daily\"\n    comand: echo hi\n");
+        let errs = errors(&set);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("/etc/jobrun/jobs.yaml:4: error: "),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("unknown field `comand`"), "{errs:?}");
+    }
+
+    #[test]
+    fn one_bad_job_does_not_hide_the_others() {
+        let set = parse(
+            "jobs:\n  - name: good\n    command: echo 1\n  - name: bad\n    command: echo 2\n    timeout: [1]\n  - name: worse\n    bogus: 1\n    command: x\n  - name: fine\n    command: echo 3\n",
+        );
+        let names: Vec<_> = set.jobs.iter().filter_map(|j| j.name.clone()).collect();
+        assert_eq!(names, ["good", "fine"]);
+        let errs = errors(&set);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("jobs.yaml:6:") || e.contains("jobs.yaml:4:")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("jobs.yaml:7:") && e.contains("bogus")),
+            "{errs:?}"
+        );
+        // The good jobs keep their own lines even though a job before them failed.
+        assert_eq!(set.jobs[1].origin.line, 10);
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key_line() {
+        let cases = [
+            (
+                "jobs:\n  - name: a\n    command: x\n    timezone: Mars/Base\n",
+                4,
+                "unknown time zone",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    timeout: soon\n",
+                4,
+                "duration \"soon\"",
+            ),
+            (
+                "jobs:\n  - name: Bad Name\n    command: x\n",
+                2,
+                "not valid",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    argv: [x]\n",
+                4,
+                "not both",
+            ),
+            (
+                "jobs:\n  - name: a\n    schedule: \"@daily\"\n",
+                2,
+                "no `command` or `argv`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    env: {\"1X\": y}\n",
+                4,
+                "environment variable name",
+            ),
+            (
+                "defaults:\n  timezone: Nowhere\njobs: []\n",
+                2,
+                "unknown time zone",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    concurrency: sometimes\n",
+                4,
+                "unknown variant `sometimes`",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let set = parse(text);
+            let errs = errors(&set);
+            assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+            assert!(
+                errs[0].starts_with(&format!("/etc/jobrun/jobs.yaml:{line}: error:")),
+                "{text}: {errs:?}"
+            );
+            assert!(errs[0].contains(needle), "{text}: {errs:?}");
+            assert!(set.jobs.is_empty());
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let set = parse("jobs:\n  - name: a\n    command: \"unterminated\n");
+        let errs = errors(&set);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("jobs.yaml:"), "{errs:?}");
+    }
+
+    #[test]
+    fn relative_workdir_is_resolved_against_the_file() {
+        let set = parse("jobs:\n  - name: a\n    command: x\n    workdir: data\n");
+        assert_eq!(
+            set.jobs[0].workdir.as_deref(),
+            Some(Path::new("/etc/jobrun/data"))
+        );
+    }
+
+    #[test]
+    fn empty_file_has_no_jobs_and_no_errors() {
+        let set = parse("# nothing yet\n");
+        assert!(set.jobs.is_empty() && set.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn names_follow_the_spec_pattern() {
+        for ok in ["a", "0", "backup-db", "a.b_c-d"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "A", "a b", "_a", "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The command line as a user meets it: exit codes, errors, JSON shapes.
+
+use crate::harness::{names, Test};
+
+const EXAMPLE: &str = include_str!("../../jobs.example.yaml");
+
+#[test]
+fn the_example_schedule_checks_clean_and_lists_every_job() {
+    let t = Test::new().file("jobs.yaml", EXAMPLE);
+    let out = t
+        .run_args(["--config", "{root}/jobs.yaml", "check"])
+        .expect_code(0);
+    assert!(out.stdout.contains("5 job(s)"), "{}", out.stdout);
+    let list = t
+        .run_args(["list", "--json", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    assert_eq!(
+        names(&list.json()),
+        [
+            "heartbeat",
+            "disk-report",
+            "nightly-cleanup",
+            "monthly-archive",
+            "deploy-hook"
+        ]
+    );
+}
+
+#[test]
+fn no_source_at_all_is_a_usage_error() {
+    let out = Test::new().arg("list").run().expect_code(2);
+    assert!(out.stderr.contains("no job sources"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_subcommand_and_bad_flags_exit_2() {
+    Test::new().arg("frobnicate").run().expect_code(2);
+    Test::new()
+        .args(["next", "--count", "many"])
+        .run()
+        .expect_code(2);
+}
+
+#[test]
+fn check_reports_errors_with_path_line_and_exits_1() {
+    let t = Test::new().file(
+        "jobs.yaml",
+        "jobs:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    command: echo a\n  - name: b\n    schedule: \"@daily\"\n    command: echo b\n    colour: red\n",
+    );
+    let out = t
+        .args(["check", "--config", "{root}/jobs.yaml"])
+        .run()
+        .expect_code(1);
+    assert!(out.stdout.contains("jobs.yaml:8: error:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("unknown field `colour`"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn next_expr_needs_no_config_and_prints_spec_json() {
+    let out = Test::new()
+        .args([
+            "next",
+            "--expr",
+            "30 2 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--from",
+            "2026-03-28T12:00:00Z",
+            "--count",
+            "2",
+            "--json",
+        ])
+        .run()
+        .expect_code(0);
+    let v = out.json();
+    assert_eq!(v["job"], serde_json::Value::Null);
+    assert_eq!(v["expr"], "30 2 * * *");
+    assert_eq!(v["timezone"], "Europe/Berlin");
+    // 2026-03-29 is the spring-forward day in Berlin: 02:30 does not exist, so the
+    // fixed-time job fires at the first instant after the gap, 03:00 CEST = 01:00Z.
+    assert_eq!(
+        v["times"],
+        serde_json::json!(["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"])
+    );
+}
+
+#[test]
+fn next_for_every_job_is_an_array_and_for_one_job_an_object() {
+    let t = Test::new().file(
+        "jobs.yaml",
+        "jobs:\n  - name: a\n    schedule: \"0 * * * *\"\n    command: echo a\n  - name: b\n    schedule: \"*/30 * * * * *\"\n    command: echo b\n",
+    );
+    let all = t
+        .run_args([
+            "next",
+            "--config",
+            "{root}/jobs.yaml",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "-n",
+            "1",
+            "--json",
+        ])
+        .expect_code(0);
+    assert_eq!(
+        all.json(),
+        serde_json::json!([
+            {"job": "a", "expr": "0 * * * *", "timezone": "UTC", "times": ["2026-01-01T01:00:00Z"]},
+            {"job": "b", "expr": "*/30 * * * * *", "timezone": "UTC", "times": ["2026-01-01T00:00:30Z"]},
+        ])
+    );
+    let one = t
+        .run_args([
+            "next",
+            "b",
+            "--config",
+            "{root}/jobs.yaml",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "-n",
+            "3",
+            "--json",
+        ])
+        .expect_code(0);
+    assert_eq!(
+        one.json()["times"],
+        serde_json::json!([
+            "2026-01-01T00:00:30Z",
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:01:30Z"
+        ])
+    );
+    let missing = t
+        .run_args(["next", "zzz", "--config", "{root}/jobs.yaml"])
+        .expect_code(2);
+    assert!(
+        missing.stderr.contains("no job named \"zzz\""),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    let t = Test::new().file(
+        "jobs.yaml",
+        "jobs:\n  - name: a\n    schedule: \"@hourly\"\n    command: echo a\n",
+    );
+    let before = t
+        .run_args(["--config", "{root}/jobs.yaml", "list", "--json"])
+        .expect_code(0);
+    let after = t
+        .run_args(["list", "--json", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    assert_eq!(before.json()[0]["name"], "a");
+    assert_eq!(before.json()[0]["name"], after.json()[0]["name"]);
+}
+
+#[test]
+fn jobrun_config_env_is_read_when_no_config_flag_is_given() {
+    let t = Test::new()
+        .file("a.yaml", "jobs:\n  - name: a\n    command: echo a\n")
+        .file("d/b.yml", "jobs:\n  - name: b\n    command: echo b\n")
+        .file("d/.hidden.yaml", "not: [valid")
+        .env("JOBRUN_CONFIG", "{root}/a.yaml:{root}/d")
+        .args(["list", "--json"]);
+    let out = t.run().expect_code(0);
+    assert_eq!(names(&out.json()), ["a", "b"]);
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let t = Test::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .args(["next", "--expr", "* * * * * *", "--count", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .current_dir(t.root())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).expect("read some output");
+    drop(stdout);
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

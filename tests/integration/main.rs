@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `jobrun` binary on files in a temporary directory.
+//! One integration binary (fast to link), one module per area.
+
+mod harness;
+
+mod cli;
