@@ -249,3 +249,91 @@ impl SourceSet {
         self.diagnostics.extend(other.diagnostics);
     }
 }
+
+/// Why a run started (SPEC 4; later triggers are added by their features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// A scheduled tick.
+    Schedule,
+    /// `jobrun run NAME`.
+    Manual,
+    /// `@reboot`: once when the daemon starts.
+    Reboot,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Reboot => "reboot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Trigger> {
+        [Trigger::Schedule, Trigger::Manual, Trigger::Reboot]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// The state of a run as recorded (SPEC 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Killed,
+    Skipped,
+    Interrupted,
+    Abandoned,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Killed,
+        RunStatus::Skipped,
+        RunStatus::Interrupted,
+        RunStatus::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Killed => "killed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// A finished run that did not do its work.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed
+                | RunStatus::TimedOut
+                | RunStatus::Killed
+                | RunStatus::Interrupted
+                | RunStatus::Abandoned
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

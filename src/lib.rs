@@ -22,6 +22,8 @@
 pub mod cli;
 pub mod clock;
 pub mod job;
+pub mod lock;
 pub mod plan;
 pub mod schedule;
 pub mod source;
+pub mod store;

@@ -1,0 +1,80 @@
+//! Schema versions: `migrations/NNNN_*.sql`, compiled in and applied in order
+//! under `PRAGMA user_version`, each in one immediate transaction so two
+//! processes opening a new state directory at once cannot both migrate it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{sql, StoreError, APPLICATION_ID};
+
+/// The migrations, in order; version N is the N-th entry.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_runs.sql")];
+
+/// The schema version this jobrun writes.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Reads (never writes) who the database belongs to and which version it has.
+/// Refuses foreign, corrupt and newer databases.
+pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let unreadable = |source| StoreError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(unreadable)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(unreadable)?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    if app_id == APPLICATION_ID || (app_id == 0 && objects == 0 && version == 0) {
+        if version > LATEST_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: LATEST_VERSION,
+            });
+        }
+        return Ok(());
+    }
+    Err(StoreError::Foreign {
+        path: path.to_path_buf(),
+        found: app_id,
+    })
+}
+
+/// Applies every migration newer than the database's version.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("starting the migration"))?;
+    // Read again inside the write lock: another process may have migrated
+    // between our identity check and now.
+    let current: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql("reading the schema version"))?;
+    if current > LATEST_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: LATEST_VERSION,
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        let failed = |source| StoreError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        tx.execute_batch(migration).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(failed)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(sql("writing the application id"))?;
+    tx.commit().map_err(sql("committing the migration"))
+}

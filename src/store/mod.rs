@@ -1,0 +1,302 @@
+//! The state directory's SQLite database: opening it safely, migrating it, and
+//! the run history with its tick claims (SPEC 4).
+//!
+//! Owns every SQL statement. Must not know processes, schedules, locks or the
+//! clock: times come in as values.
+
+mod migrate;
+mod runs;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use migrate::LATEST_VERSION;
+pub use runs::{Finish, HistoryFilter, NewRun, RunRecord};
+
+/// Written into the database header so a foreign SQLite file is never taken
+/// for jobrun's ("JBRN").
+pub const APPLICATION_ID: i32 = 0x4a42_524e;
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("creating state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a SQLite database; refusing to use or change it (move it away, or choose another --state-dir)")]
+    NotSqlite { path: PathBuf },
+    #[error("{path} is a SQLite database of another program (application id {found:#x}); refusing to use or change it (choose another --state-dir)")]
+    Foreign { path: PathBuf, found: i32 },
+    #[error("{path} has schema version {found}, newer than this jobrun understands (up to version {known}); upgrade jobrun, or use another --state-dir")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "{path} cannot be read as a database ({source}); it may be corrupt; it was not changed"
+    )]
+    Unreadable {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("migrating {path} to schema version {version}: {source}")]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        source: rusqlite::Error,
+    },
+    #[error("database {operation}: {source}")]
+    Sql {
+        operation: &'static str,
+        source: rusqlite::Error,
+    },
+}
+
+pub(crate) fn sql(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sql { operation, source }
+}
+
+/// The run history of one state directory.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `STATE_DIR/jobrun.db`: the directory is
+    /// created 0700 and the database 0600; the schema is migrated to the latest
+    /// version. A file that is not jobrun's, is corrupt, or comes from a newer
+    /// jobrun is refused without being modified.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        if !state_dir.is_dir() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|source| StoreError::CreateDir {
+                    path: state_dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        let path = state_dir.join("jobrun.db");
+        check_header(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql("setting the busy timeout"))?;
+        // Read-only look first: nothing is written before we know the file is ours.
+        migrate::check_identity(&conn, &path)?;
+        // WAL lets readers (list, history) run while the daemon writes;
+        // synchronous=FULL makes a finished run's record survive power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql("setting synchronous=FULL"))?;
+        let mut conn = conn;
+        migrate::migrate(&mut conn, &path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// Opens the store only if the state directory already has a database
+    /// (read-only commands must not create state as a side effect).
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
+        if state_dir.join("jobrun.db").is_file() {
+            Store::open(state_dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection leaves no half-done SQL behind
+        // (transactions roll back on drop), so the guard is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Refuses a file that exists and is not SQLite, before SQLite touches it. A
+/// missing database is created here with mode 0600.
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::File::open(path) {
+        Ok(mut file) => {
+            let mut header = [0u8; 16];
+            let mut read = 0;
+            while read < header.len() {
+                match file.read(&mut header[read..]).map_err(open_err)? {
+                    0 => break,
+                    n => read += n,
+                }
+            }
+            // An empty file is an empty database to SQLite; anything else must
+            // carry SQLite's magic.
+            if read == 0 || &header[..read] == b"SQLite format 3\0" {
+                Ok(())
+            } else {
+                Err(StoreError::NotSqlite {
+                    path: path.to_path_buf(),
+                })
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => Ok(()),
+                // Another process created it first: fine.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(open_err(e)),
+            }
+        }
+        Err(e) => Err(open_err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn open_creates_a_private_state_dir_and_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state/nested");
+        let store = Store::open(&state).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        let conn = store.conn();
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, LATEST_VERSION);
+    }
+
+    #[test]
+    fn reopening_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Store::open(tmp.path()).unwrap());
+        drop(Store::open(tmp.path()).unwrap());
+        assert!(Store::open_existing(tmp.path()).unwrap().is_some());
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Store::open_existing(empty.path()).unwrap().is_none());
+        assert!(!empty.path().join("jobrun.db").exists());
+    }
+
+    #[test]
+    fn a_non_sqlite_file_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("jobrun.db");
+        std::fs::write(&db, b"precious notes, not a database\n").unwrap();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, StoreError::NotSqlite { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            b"precious notes, not a database\n"
+        );
+        assert!(!tmp.path().join("jobrun.db-wal").exists());
+    }
+
+    #[test]
+    fn a_corrupt_database_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Store::open(tmp.path()).unwrap());
+        let db = tmp.path().join("jobrun.db");
+        // Keep the magic, destroy the rest of the first page.
+        let mut bytes = std::fs::read(&db).unwrap();
+        for b in bytes.iter_mut().skip(16).take(84) {
+            *b = 0xff;
+        }
+        std::fs::write(&db, &bytes).unwrap();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_foreign_sqlite_database_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("jobrun.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch("CREATE TABLE photos (id INTEGER); INSERT INTO photos VALUES (1);")
+                .unwrap();
+        }
+        let before = std::fs::read(&db).unwrap();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_jobrun_is_refused_naming_both_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Store::open(tmp.path()).unwrap());
+        let db = tmp.path().join("jobrun.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.pragma_update(None, "user_version", LATEST_VERSION + 5)
+                .unwrap();
+        }
+        let err = Store::open(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("schema version {}", LATEST_VERSION + 5)),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("up to version {LATEST_VERSION}")),
+            "{err}"
+        );
+    }
+}

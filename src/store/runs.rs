@@ -1,0 +1,509 @@
+//! The `runs` table: claiming ticks, recording outcomes, and the queries behind
+//! `history`, `logs`, `list` and abandoned-run recovery.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+
+use super::{sql, Store, StoreError};
+use crate::job::{RunStatus, Trigger};
+
+/// A run to claim: a (job, tick) for scheduled triggers, or a manual run
+/// (no tick, so never in conflict).
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub job: &'a str,
+    pub trigger: Trigger,
+    pub tick: Option<DateTime<Utc>>,
+    /// `Running` for a run about to start; `Skipped` to record a tick that will
+    /// not run (with `error` saying why).
+    pub status: RunStatus,
+    pub at: DateTime<Utc>,
+    pub host: &'a str,
+    pub owner: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub output_bytes: u64,
+    pub output_tail: &'a [u8],
+    pub error: Option<&'a str>,
+}
+
+/// One row of the history, as `history --json` prints it (SPEC 5).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub job: String,
+    pub trigger: String,
+    #[serde(serialize_with = "ser_time_opt")]
+    pub tick: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ser_time_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ser_time_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    #[serde(serialize_with = "ser_status")]
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub pid: Option<u32>,
+    pub host: String,
+    pub output_bytes: u64,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub claimed_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub owner: String,
+}
+
+fn ser_time_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_status<S: serde::Serializer>(status: &RunStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+/// Which runs `history` shows.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub job: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub status: Option<RunStatus>,
+    pub limit: Option<usize>,
+}
+
+/// Fixed-width RFC 3339 in UTC, so text order is time order in SQL.
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_time).transpose()
+}
+
+const COLUMNS: &str = "id, job, trigger, tick, started_at, finished_at, duration_ms, status, \
+                       exit_code, signal, pid, host, output_bytes, error, claimed_at, owner";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    let status: String = row.get(7)?;
+    Ok(RunRecord {
+        id: row.get(0)?,
+        job: row.get(1)?,
+        trigger: row.get(2)?,
+        tick: opt_time(row.get(3)?)?,
+        started_at: opt_time(row.get(4)?)?,
+        finished_at: opt_time(row.get(5)?)?,
+        duration_ms: row.get(6)?,
+        status: RunStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                7,
+                rusqlite::types::Type::Text,
+                format!("unknown run status {status:?}").into(),
+            )
+        })?,
+        exit_code: row.get(8)?,
+        signal: row.get(9)?,
+        pid: row.get(10)?,
+        host: row.get(11)?,
+        output_bytes: u64::try_from(row.get::<_, i64>(12)?).unwrap_or(0),
+        error: row.get(13)?,
+        claimed_at: parse_time(&row.get::<_, String>(14)?)?,
+        owner: row.get(15)?,
+    })
+}
+
+impl Store {
+    /// Claims a run in one immediate transaction against the UNIQUE (job, tick)
+    /// key. `Ok(None)` means another process (or an earlier run of this one)
+    /// already claimed that tick: the caller must not run it.
+    pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("starting a claim"))?;
+        let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
+        let inserted = tx
+            .execute(
+                "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    run.job,
+                    run.trigger.as_str(),
+                    run.tick.map(fmt_time),
+                    fmt_time(run.at),
+                    finished,
+                    run.status.as_str(),
+                    run.host,
+                    run.owner,
+                    run.error,
+                ],
+            )
+            .map_err(sql("claiming a tick"))?;
+        let id = (inserted == 1).then(|| tx.last_insert_rowid());
+        tx.commit().map_err(sql("committing a claim"))?;
+        Ok(id)
+    }
+
+    /// Records that the claimed run's command started.
+    pub fn mark_started(&self, id: i64, pid: u32, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1",
+                params![id, pid, fmt_time(at)],
+            )
+            .map_err(sql("recording a start"))?;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
+                        signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
+                 WHERE id = ?1",
+                params![
+                    id,
+                    f.status.as_str(),
+                    fmt_time(f.finished_at),
+                    f.duration_ms,
+                    f.exit_code,
+                    f.signal,
+                    i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
+                    f.output_tail,
+                    f.error,
+                ],
+            )
+            .map_err(sql("recording a finished run"))?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                record,
+            )
+            .optional()
+            .map_err(sql("reading a run"))
+    }
+
+    /// The stored tail of a run's output.
+    pub fn output_tail(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        let tail: Option<Option<Vec<u8>>> = self
+            .conn()
+            .query_row("SELECT output_tail FROM runs WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql("reading a run's output"))?;
+        Ok(tail.flatten().unwrap_or_default())
+    }
+
+    /// Past runs, newest first.
+    pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        if let Some(job) = &filter.job {
+            values.push(job.clone());
+            conditions.push(format!("job = ?{}", values.len()));
+        }
+        if let Some(since) = filter.since {
+            values.push(fmt_time(since));
+            conditions.push(format!("claimed_at >= ?{}", values.len()));
+        }
+        if let Some(status) = filter.status {
+            values.push(status.as_str().to_string());
+            conditions.push(format!("status = ?{}", values.len()));
+        }
+        let mut query = format!("SELECT {COLUMNS} FROM runs");
+        if !conditions.is_empty() {
+            query.push_str(" WHERE ");
+            query.push_str(&conditions.join(" AND "));
+        }
+        query.push_str(" ORDER BY id DESC");
+        if let Some(limit) = filter.limit {
+            query.push_str(&format!(" LIMIT {limit}"));
+        }
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&query).map_err(sql("querying history"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values.iter()), record)
+            .map_err(sql("querying history"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("reading history"))
+    }
+
+    /// The latest run of every job that has one.
+    pub fn latest_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY job)"
+            ))
+            .map_err(sql("querying latest runs"))?;
+        let rows = stmt
+            .query_map([], record)
+            .map_err(sql("querying latest runs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("reading latest runs"))
+    }
+
+    /// Runs recorded as running, oldest first.
+    pub fn running(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
+            ))
+            .map_err(sql("querying running runs"))?;
+        let rows = stmt
+            .query_map([], record)
+            .map_err(sql("querying running runs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("reading running runs"))
+    }
+
+    /// Marks a run whose process died with its owner: only if it still reads
+    /// `running`, so a run that finished meanwhile keeps its real outcome.
+    pub fn mark_abandoned(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ?2, error = ?3
+                 WHERE id = ?1 AND status = 'running'",
+                params![id, fmt_time(at), reason],
+            )
+            .map_err(sql("marking a run abandoned"))?;
+        Ok(changed == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 1, h, m, s).unwrap()
+    }
+
+    fn new_run(job: &str, tick: Option<DateTime<Utc>>) -> NewRun<'_> {
+        NewRun {
+            job,
+            trigger: if tick.is_some() {
+                Trigger::Schedule
+            } else {
+                Trigger::Manual
+            },
+            tick,
+            status: RunStatus::Running,
+            at: t(9, 0, 0),
+            host: "host-a",
+            owner: "host-a:1:x",
+            error: None,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_tick_is_claimed_once_per_job() {
+        let (_dir, store) = store();
+        let tick = Some(t(9, 0, 0));
+        assert!(store.claim(&new_run("a", tick)).unwrap().is_some());
+        assert_eq!(store.claim(&new_run("a", tick)).unwrap(), None);
+        assert!(
+            store.claim(&new_run("b", tick)).unwrap().is_some(),
+            "other job"
+        );
+        assert!(
+            store
+                .claim(&new_run("a", Some(t(9, 1, 0))))
+                .unwrap()
+                .is_some(),
+            "other tick"
+        );
+        // Manual runs have no tick and never conflict.
+        assert!(store.claim(&new_run("a", None)).unwrap().is_some());
+        assert!(store.claim(&new_run("a", None)).unwrap().is_some());
+    }
+
+    #[test]
+    fn claims_from_two_connections_never_both_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let second = Store::open(dir.path()).unwrap();
+        let mut wins = 0;
+        for minute in 0..50 {
+            let tick = Some(t(10, minute, 0));
+            wins += usize::from(first.claim(&new_run("j", tick)).unwrap().is_some());
+            wins += usize::from(second.claim(&new_run("j", tick)).unwrap().is_some());
+        }
+        assert_eq!(wins, 50);
+    }
+
+    #[test]
+    fn a_run_is_recorded_from_claim_to_finish() {
+        let (_dir, store) = store();
+        let id = store
+            .claim(&new_run("a", Some(t(9, 0, 0))))
+            .unwrap()
+            .unwrap();
+        store.mark_started(id, 4242, t(9, 0, 0)).unwrap();
+        let running = store.running().unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].pid, Some(4242));
+        store
+            .finish(
+                id,
+                &Finish {
+                    status: RunStatus::Failed,
+                    finished_at: t(9, 0, 3),
+                    duration_ms: Some(3000),
+                    exit_code: Some(3),
+                    signal: None,
+                    output_bytes: 12,
+                    output_tail: b"hello\nworld\n",
+                    error: None,
+                },
+            )
+            .unwrap();
+        let run = store.get(id).unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.exit_code, Some(3));
+        assert_eq!(run.duration_ms, Some(3000));
+        assert_eq!(run.output_bytes, 12);
+        assert_eq!(run.tick, Some(t(9, 0, 0)));
+        assert_eq!(store.output_tail(id).unwrap(), b"hello\nworld\n");
+        assert!(store.running().unwrap().is_empty());
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(json["tick"], "2026-05-01T09:00:00.000Z");
+        assert_eq!(json["status"], "failed");
+        assert!(json.get("owner").is_none());
+    }
+
+    #[test]
+    fn a_skipped_tick_is_recorded_finished_with_its_reason() {
+        let (_dir, store) = store();
+        let mut run = new_run("a", Some(t(9, 0, 0)));
+        run.status = RunStatus::Skipped;
+        run.error = Some("already running (run 1)");
+        let id = store.claim(&run).unwrap().unwrap();
+        let rec = store.get(id).unwrap().unwrap();
+        assert_eq!(rec.status, RunStatus::Skipped);
+        assert_eq!(rec.finished_at, Some(t(9, 0, 0)));
+        assert_eq!(rec.error.as_deref(), Some("already running (run 1)"));
+        assert!(store.running().unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_filters_and_orders_newest_first() {
+        let (_dir, store) = store();
+        for minute in 0..5 {
+            let mut run = new_run(
+                if minute % 2 == 0 { "a" } else { "b" },
+                Some(t(9, minute, 0)),
+            );
+            run.at = t(9, minute, 0);
+            let id = store.claim(&run).unwrap().unwrap();
+            if minute == 4 {
+                store
+                    .finish(
+                        id,
+                        &Finish {
+                            status: RunStatus::Succeeded,
+                            finished_at: t(9, 4, 1),
+                            duration_ms: Some(1000),
+                            exit_code: Some(0),
+                            signal: None,
+                            output_bytes: 0,
+                            output_tail: b"",
+                            error: None,
+                        },
+                    )
+                    .unwrap();
+            }
+        }
+        let all = store.history(&HistoryFilter::default()).unwrap();
+        let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [5, 4, 3, 2, 1]);
+        let a = store
+            .history(&HistoryFilter {
+                job: Some("a".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(a.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 3, 1]);
+        let recent = store
+            .history(&HistoryFilter {
+                since: Some(t(9, 3, 0)),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(recent.len(), 2);
+        let ok = store
+            .history(&HistoryFilter {
+                status: Some(RunStatus::Succeeded),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ok.iter().map(|r| r.id).collect::<Vec<_>>(), [5]);
+        let limited = store
+            .history(&HistoryFilter {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(limited.len(), 2);
+        let latest = store.latest_runs().unwrap();
+        let mut latest: Vec<(String, i64)> = latest.into_iter().map(|r| (r.job, r.id)).collect();
+        latest.sort();
+        assert_eq!(latest, [("a".to_string(), 5), ("b".to_string(), 4)]);
+    }
+
+    #[test]
+    fn abandoning_only_touches_running_rows() {
+        let (_dir, store) = store();
+        let id = store
+            .claim(&new_run("a", Some(t(9, 0, 0))))
+            .unwrap()
+            .unwrap();
+        assert!(store.mark_abandoned(id, t(9, 5, 0), "owner died").unwrap());
+        assert!(!store.mark_abandoned(id, t(9, 6, 0), "again").unwrap());
+        let rec = store.get(id).unwrap().unwrap();
+        assert_eq!(rec.status, RunStatus::Abandoned);
+        assert_eq!(rec.finished_at, Some(t(9, 5, 0)));
+    }
+}
