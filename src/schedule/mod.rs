@@ -1,69 +1,338 @@
-//! TEMPORARY stand-in (replaced by the real module before commit).
-use crate::job::Dialect;
-use chrono::{DateTime, Utc};
+//! Cron expressions: parsing them in the crontab or YAML dialect and finding the next
+//! instant a schedule fires, by the wall clock of its time zone (SPEC 2).
+//!
+//! Owns: [`Schedule`] and [`ScheduleError`]; the macros; the split into fields (whose
+//! grammar is in `vixie`); Vixie's day-of-month/day-of-week rule; rejecting schedules
+//! that can never fire; the fixed-time/wildcard distinction (whose DST rules are in
+//! `dst`). croner is the expression engine: it parses the canonical fields and decides
+//! which wall times match (`wall` searches with croner's own predicates, on naive wall
+//! times, so croner's DST handling never applies); this module decides everything
+//! croner would decide differently from classic cron.
+//!
+//! Must not know: the clock (time is always an argument), files, SQLite, tokio, jobs.
+
+mod dst;
+mod vixie;
+mod wall;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
-use croner::Cron;
 
-#[derive(Debug, Clone)]
+use crate::job::Dialect;
+use vixie::{parse_field, Field, FieldKind};
+use wall::WallMatcher;
+
+/// Why an expression is not a usable schedule. Messages are lowercase and say what is
+/// wrong and what would be right.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ScheduleError {
+    #[error("empty schedule: expected 5 fields (minute hour day-of-month month day-of-week) or a macro such as @daily")]
+    Empty,
+    #[error("expected {expected} or a macro such as @daily, found {found}")]
+    FieldCount {
+        expected: &'static str,
+        found: usize,
+    },
+    #[error("6 fields: seconds fields are only accepted in YAML jobs; a crontab entry has 5 (minute hour day-of-month month day-of-week)")]
+    SecondsInCrontab,
+    #[error("{found} fields: year fields are not supported; use 5 fields (minute hour day-of-month month day-of-week){}", if *.yaml { ", or 6 with leading seconds" } else { "" })]
+    YearField { found: usize, yaml: bool },
+    #[error("unknown macro {0} (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @reboot)")]
+    UnknownMacro(String),
+    #[error("{name} stands alone, but `{rest}` follows it; write either the macro or 5 fields")]
+    MacroWithFields { name: String, rest: String },
+    #[error("{field} field: {problem}")]
+    Field {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("{field} field: `{token}` is a croner extension that classic cron does not understand; move this job to a YAML file to use it")]
+    Extension { field: &'static str, token: String },
+    #[error("never fires: {0}")]
+    NeverFires(String),
+    /// croner refused what this module accepted; a bug here, reported rather than hidden.
+    #[error("the cron engine rejected `{expr}`: {message}")]
+    Engine { expr: String, message: String },
+}
+
+/// A parsed schedule: an expression, its dialect's reading, and its time zone.
+#[derive(Clone, Debug)]
 pub struct Schedule {
     expr: String,
     tz: Tz,
-    cron: Option<Cron>,
+    /// `None` for `@reboot`, which has no time-based firings.
+    wall: Option<WallMatcher>,
+    fixed_time: bool,
+    seconds: bool,
 }
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum ScheduleError {
-    #[error("{0}")]
-    Invalid(String),
+
+/// The Vixie cron expansion of each macro, and whether it is `@reboot`.
+/// See: https://man7.org/linux/man-pages/man5/crontab.5.html ("@weekly Run once a week, \"0 0 * * 0\"")
+fn macro_fields(name: &str) -> Option<Option<&'static str>> {
+    Some(Some(match name.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        "@reboot" => return Some(None),
+        _ => return None,
+    }))
 }
+
 impl Schedule {
+    /// Parses `expr` in `dialect`, firing by the wall clock of `tz`.
     pub fn parse(expr: &str, dialect: Dialect, tz: Tz) -> Result<Schedule, ScheduleError> {
         let expr = expr.trim();
-        if expr.eq_ignore_ascii_case("@reboot") {
-            return Ok(Schedule {
-                expr: expr.into(),
-                tz,
-                cron: None,
-            });
-        }
-        let secs = if dialect == Dialect::Yaml {
-            Seconds::Optional
-        } else {
-            Seconds::Disallowed
+        let words: Vec<&str> = expr.split_whitespace().collect();
+        let Some(first) = words.first() else {
+            return Err(ScheduleError::Empty);
         };
-        let p = CronParser::builder()
-            .seconds(secs)
+
+        let fields: Vec<&str> = if first.starts_with('@') {
+            let expansion = macro_fields(first)
+                .ok_or_else(|| ScheduleError::UnknownMacro(first.to_string()))?;
+            if words.len() > 1 {
+                return Err(ScheduleError::MacroWithFields {
+                    name: first.to_string(),
+                    rest: words[1..].join(" "),
+                });
+            }
+            match expansion {
+                Some(fields) => fields.split(' ').collect(),
+                None => {
+                    return Ok(Schedule {
+                        expr: expr.to_string(),
+                        tz,
+                        wall: None,
+                        fixed_time: false,
+                        seconds: false,
+                    })
+                }
+            }
+        } else {
+            words
+        };
+
+        let expected = match dialect {
+            Dialect::Crontab => "5 fields (minute hour day-of-month month day-of-week)",
+            Dialect::Yaml => {
+                "5 fields (minute hour day-of-month month day-of-week), 6 with leading seconds,"
+            }
+        };
+        let seconds = match (fields.len(), dialect) {
+            (5, _) => false,
+            (6, Dialect::Yaml) => true,
+            (6, Dialect::Crontab) => return Err(ScheduleError::SecondsInCrontab),
+            (7, _) => {
+                return Err(ScheduleError::YearField {
+                    found: 7,
+                    yaml: dialect == Dialect::Yaml,
+                })
+            }
+            (found, _) => return Err(ScheduleError::FieldCount { expected, found }),
+        };
+
+        let kinds: &[FieldKind] = if seconds {
+            &[
+                FieldKind::Second,
+                FieldKind::Minute,
+                FieldKind::Hour,
+                FieldKind::DayOfMonth,
+                FieldKind::Month,
+                FieldKind::DayOfWeek,
+            ]
+        } else {
+            &[
+                FieldKind::Minute,
+                FieldKind::Hour,
+                FieldKind::DayOfMonth,
+                FieldKind::Month,
+                FieldKind::DayOfWeek,
+            ]
+        };
+        let parsed = kinds
+            .iter()
+            .zip(&fields)
+            .map(|(kind, text)| parse_field(*kind, text, dialect))
+            .collect::<Result<Vec<Field>, ScheduleError>>()?;
+        let base = usize::from(seconds);
+        let (minute, hour) = (&parsed[base], &parsed[base + 1]);
+        let (dom, month, dow) = (&parsed[base + 2], &parsed[base + 3], &parsed[base + 4]);
+
+        // Vixie's day rule: a day field starting with `*` is unrestricted, and then both
+        // day fields must match; croner only treats an exact `*` that way, so the rule
+        // is decided here from the text as written.
+        // See: https://github.com/vixie/cron/blob/master/cron.c ("DOM_STAR || DOW_STAR")
+        let dom_and_dow = dom.starts_with_star || dow.starts_with_star;
+
+        let canonical = parsed
+            .iter()
+            .map(|f| f.canonical.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let parser = CronParser::builder()
+            .seconds(match dialect {
+                Dialect::Crontab => Seconds::Disallowed,
+                Dialect::Yaml => Seconds::Optional,
+            })
             .year(Year::Disallowed)
+            .dom_and_dow(dom_and_dow)
+            .sloppy_ranges(false)
+            .alternative_weekdays(false)
             .build();
-        let cron = p
-            .parse(expr)
-            .map_err(|e| ScheduleError::Invalid(e.to_string()))?;
+        let cron = parser
+            .parse(&canonical)
+            .map_err(|e| ScheduleError::Engine {
+                expr: expr.to_string(),
+                message: e.to_string(),
+            })?;
+
+        let wall = WallMatcher::new(cron);
+        check_fires(dom, month, dow, dom_and_dow, &wall)?;
+
         Ok(Schedule {
-            expr: expr.into(),
+            expr: expr.to_string(),
             tz,
-            cron: Some(cron),
+            wall: Some(wall),
+            // Debian cron's rule: fixed-time unless the minute or hour field starts with `*`.
+            fixed_time: !minute.starts_with_star && !hour.starts_with_star,
+            seconds,
         })
     }
+
+    /// Next fire instant strictly after `t`; None for @reboot (and never otherwise, since never-firing schedules are rejected by parse).
+    ///
+    /// Whole seconds, by the wall clock of the schedule's zone with SPEC 2's DST rules.
+    /// (Past year 5000, croner's horizon, there is no answer either.)
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let c = self.cron.as_ref()?;
-        let l = t.with_timezone(&self.tz);
-        c.find_next_occurrence(&l, false)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        let wall = self.wall.as_ref()?;
+        let next_wall = |w| wall.next_at_or_after(w);
+        let secs = dst::next_fire(self.tz, self.fixed_time, t.timestamp(), next_wall)?;
+        DateTime::from_timestamp(secs, 0)
     }
+
     pub fn is_reboot(&self) -> bool {
-        self.cron.is_none()
+        self.wall.is_none()
     }
+
+    /// The expression as written, trimmed.
     pub fn expr(&self) -> &str {
         &self.expr
     }
+
     pub fn timezone(&self) -> Tz {
         self.tz
     }
+
+    /// Whether DST treats this as a fixed time (SPEC 2): neither the minute nor the hour
+    /// field starts with `*`. `@reboot` is not a time at all, so false.
     pub fn is_fixed_time(&self) -> bool {
-        false
+        self.fixed_time
     }
+
+    /// Whether the expression has a leading seconds field (6-field YAML).
     pub fn has_seconds(&self) -> bool {
-        self.expr.split_whitespace().count() == 6
+        self.seconds
     }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// The longest a month can be (February in a leap year).
+fn max_days(month: u32) -> u32 {
+    match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Rejects a schedule whose day fields can never match in its months.
+///
+/// With the OR rule every month has every weekday, so it always fires. With the AND
+/// rule, over the 400-year Gregorian cycle every valid (month, day) falls on every
+/// weekday (Feb 29 included), so it fires exactly when some listed day exists in some
+/// listed month. Extensions (`L`, `W`, `#`) are checked by scanning one full cycle.
+fn check_fires(
+    dom: &Field,
+    month: &Field,
+    dow: &Field,
+    dom_and_dow: bool,
+    wall: &WallMatcher,
+) -> Result<(), ScheduleError> {
+    if dom.has_extension || dow.has_extension {
+        return scan_cycle(wall);
+    }
+    if !dom_and_dow {
+        return Ok(());
+    }
+    let months: Vec<u32> = (1..=12).filter(|m| month.contains(*m)).collect();
+    let days: Vec<u32> = (1..=31).filter(|d| dom.contains(*d)).collect();
+    let fires = months
+        .iter()
+        .any(|m| days.iter().any(|d| *d <= max_days(*m)));
+    if fires {
+        return Ok(());
+    }
+    let month_names: Vec<&str> = months.iter().map(|m| MONTHS[*m as usize - 1]).collect();
+    let verb = if month_names.len() == 1 {
+        "has"
+    } else {
+        "have"
+    };
+    let day_list: Vec<String> = days.iter().map(u32::to_string).collect();
+    Err(ScheduleError::NeverFires(format!(
+        "{} {verb} no day {}",
+        join_words(&month_names, "and"),
+        join_words(&day_list, "or")
+    )))
+}
+
+fn join_words<S: AsRef<str>>(words: &[S], last: &str) -> String {
+    match words {
+        [] => String::new(),
+        [only] => only.as_ref().to_string(),
+        [init @ .., tail] => format!(
+            "{} {last} {}",
+            init.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", "),
+            tail.as_ref()
+        ),
+    }
+}
+
+/// Looks for a matching day in one 400-year cycle (146,097 days), where the Gregorian
+/// calendar repeats with its weekdays. Used only for croner's extensions.
+fn scan_cycle(wall: &WallMatcher) -> Result<(), ScheduleError> {
+    let mut day = NaiveDate::from_ymd_opt(2000, 1, 1).expect("2000-01-01 is a valid date");
+    for _ in 0..146_097 {
+        if wall.date_matches(day) {
+            return Ok(());
+        }
+        day += Duration::days(1);
+    }
+    Err(ScheduleError::NeverFires(
+        "no day in the 400-year calendar cycle matches its day-of-month, month and day-of-week fields"
+            .to_string(),
+    ))
 }

@@ -1,9 +1,12 @@
-//! Job sources: YAML job files and crontab files, read into [`JobSpec`]s.
+//! Job sources: YAML job files ([`yaml`]), crontab files ([`crontab`]) and the
+//! crond-replacement discovery of system and user crontabs ([`system`]), read
+//! into [`crate::job::SourceSet`]s with `path:line` provenance.
 //!
-//! Owns finding and reading files and turning their lines into job
-//! definitions with `path:line` provenance. Must not know how expressions are
-//! evaluated, how jobs are merged, SQLite, processes or the clock.
+//! Schedule expressions are passed through as text for `schedule` to parse;
+//! merging belongs to `plan`. Sources name no SQLite, tokio, process or clock.
 
+pub mod crontab;
+pub mod system;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +29,7 @@ pub struct SourceOptions {
 }
 
 impl SourceOptions {
-    /// Every file and directory these options read, for reload watching.
+    /// True when no source of any kind is configured.
     pub fn is_empty(&self) -> bool {
         self.configs.is_empty() && self.crontabs.is_empty() && self.system_root.is_none()
     }
@@ -38,6 +41,12 @@ pub fn read_all(opts: &SourceOptions) -> SourceSet {
     let mut set = SourceSet::default();
     for path in &opts.configs {
         set.extend(read_config_path(path));
+    }
+    for path in &opts.crontabs {
+        set.extend(system::read_user_crontab(path));
+    }
+    if let Some(root) = &opts.system_root {
+        set.extend(system::read_system_crontabs(root, opts.running_as_root));
     }
     set
 }

@@ -51,6 +51,8 @@ fn check_reports_errors_with_path_line_and_exits_1() {
         .args(["check", "--config", "{root}/jobs.yaml"])
         .run()
         .expect_code(1);
+    assert!(out.stdout.contains("jobs.yaml:3: error:"), "{}", out.stdout);
+    assert!(out.stdout.contains("never fires"), "{}", out.stdout);
     assert!(out.stdout.contains("jobs.yaml:8: error:"), "{}", out.stdout);
     assert!(
         out.stdout.contains("unknown field `colour`"),
