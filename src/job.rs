@@ -337,3 +337,12 @@ impl fmt::Display for RunStatus {
         f.write_str(self.as_str())
     }
 }
+
+/// One decision to run a job: which job, for which tick, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    pub job: String,
+    /// The scheduled instant; `None` for manual runs (they claim no tick).
+    pub tick: Option<chrono::DateTime<chrono::Utc>>,
+    pub trigger: Trigger,
+}

@@ -21,9 +21,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod daemon;
+pub mod fire;
 pub mod job;
 pub mod lock;
 pub mod plan;
+pub mod runner;
 pub mod schedule;
 pub mod source;
 pub mod store;

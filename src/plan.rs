@@ -159,6 +159,25 @@ impl Plan {
         self.jobs.iter().find(|j| j.name == name)
     }
 
+    /// The jobs due in the window `(after, upto]`, each with its latest tick in
+    /// that window: a job whose ticks were several in the window (the loop woke
+    /// late) fires once, for the latest.
+    pub fn due(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Vec<(&Job, DateTime<Utc>)> {
+        let mut out = Vec::new();
+        for job in &self.jobs {
+            let mut latest = None;
+            let mut t = after;
+            while let Some(next) = job.next_after(t).filter(|n| *n <= upto) {
+                latest = Some(next);
+                t = next;
+            }
+            if let Some(tick) = latest {
+                out.push((job, tick));
+            }
+        }
+        out
+    }
+
     /// The earliest tick of any job strictly after `t`.
     pub fn next_wakeup(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.jobs.iter().filter_map(|j| j.next_after(t)).min()
@@ -625,6 +644,52 @@ mod tests {
         let err = &diags[0];
         assert_eq!(err.severity, Severity::Error);
         assert_eq!(err.origin, Some(Origin::new("/etc/crontab", 3)));
+    }
+
+    #[test]
+    fn due_gives_each_job_its_latest_tick_in_the_window_once() {
+        let (plan, _) = build(vec![
+            yaml_job("every-second", 1, "* * * * * *", "a"),
+            yaml_job("every-minute", 2, "* * * * *", "b"),
+            yaml_job("hourly", 3, "0 * * * *", "c"),
+        ]);
+        let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 9, 59, 58).unwrap();
+        let due = |from: DateTime<Utc>, secs: i64| -> Vec<(String, DateTime<Utc>)> {
+            plan.due(from, from + chrono::Duration::seconds(secs))
+                .into_iter()
+                .map(|(j, t)| (j.name.clone(), t))
+                .collect()
+        };
+        // Nothing is due in an empty window; the window is (after, upto].
+        assert!(due(t0, 0).is_empty());
+        assert_eq!(
+            due(t0, 1),
+            vec![(
+                "every-second".to_string(),
+                t0 + chrono::Duration::seconds(1)
+            )]
+        );
+        let ten = Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap();
+        assert_eq!(
+            due(t0, 2),
+            vec![
+                ("every-second".to_string(), ten),
+                ("every-minute".to_string(), ten),
+                ("hourly".to_string(), ten),
+            ]
+        );
+        // A late wake-up fires each job once, for its latest tick.
+        assert_eq!(
+            due(t0, 5)[0],
+            (
+                "every-second".to_string(),
+                t0 + chrono::Duration::seconds(5)
+            )
+        );
+        assert_eq!(
+            plan.next_wakeup(t0),
+            Some(t0 + chrono::Duration::seconds(1))
+        );
     }
 
     #[test]

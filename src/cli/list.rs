@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::table::{local_time, new_table, relative, rfc3339};
-use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
+use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_OK};
 use crate::plan::Job;
+use crate::store::{RunRecord, Store};
+use std::collections::HashMap;
 
 #[derive(Serialize)]
 struct JobJson {
@@ -40,8 +42,13 @@ pub fn run(
 ) -> Result<i32> {
     let (plan, diagnostics, zone) = load_plan(global, env)?;
     report_problems(&diagnostics);
+    let last = last_runs(global, env);
     if json {
-        let jobs: Vec<JobJson> = plan.jobs().iter().map(|j| job_json(j, now)).collect();
+        let jobs: Vec<JobJson> = plan
+            .jobs()
+            .iter()
+            .map(|j| job_json(j, now, last.get(&j.name)))
+            .collect();
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
@@ -78,7 +85,13 @@ pub fn run(
                 zones.join(", ")
             },
             next,
-            "never".to_string(),
+            match last.get(&job.name) {
+                Some(run) => {
+                    let at = run.started_at.unwrap_or(run.claimed_at);
+                    format!("{} {}", relative(at, now), run.status)
+                }
+                None => "never".to_string(),
+            },
             sources.join(", "),
         ]);
     }
@@ -97,7 +110,26 @@ fn never_reason(job: &Job) -> &'static str {
     }
 }
 
-fn job_json(job: &Job, now: DateTime<Utc>) -> JobJson {
+/// Each job's latest run, when a history exists. A history that cannot be
+/// read is reported and the schedule is still shown.
+fn last_runs(global: &GlobalArgs, env: &Env) -> HashMap<String, RunRecord> {
+    let read = || -> anyhow::Result<Vec<RunRecord>> {
+        let dir = state_dir(global, env)?;
+        Ok(match Store::open_existing(&dir)? {
+            Some(store) => store.latest_runs()?,
+            None => Vec::new(),
+        })
+    };
+    match read() {
+        Ok(runs) => runs.into_iter().map(|r| (r.job.clone(), r)).collect(),
+        Err(e) => {
+            eprintln!("jobrun: warning: run history not shown: {e:#}");
+            HashMap::new()
+        }
+    }
+}
+
+fn job_json(job: &Job, now: DateTime<Utc>, last: Option<&RunRecord>) -> JobJson {
     JobJson {
         name: job.name.clone(),
         command: job.spec.command.to_string(),
@@ -113,8 +145,8 @@ fn job_json(job: &Job, now: DateTime<Utc>) -> JobJson {
             })
             .collect(),
         next_run: job.next_after(now).map(rfc3339),
-        last_run: None,
-        last_status: None,
+        last_run: last.map(|r| rfc3339(r.started_at.unwrap_or(r.claimed_at))),
+        last_status: last.map(|r| r.status.to_string()),
         sources: job.origins.iter().map(ToString::to_string).collect(),
         merged: job.is_merged(),
     }

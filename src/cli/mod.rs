@@ -3,8 +3,12 @@
 //! and turns results into exit codes (SPEC 5).
 
 mod check;
+mod daemon;
+mod history;
 mod list;
+mod logs;
 mod next;
+mod run;
 mod table;
 
 use std::ffi::OsString;
@@ -90,6 +94,14 @@ pub enum CommandArgs {
     },
     /// Show the next fire times of one job, every job, or an ad-hoc expression.
     Next(next::NextArgs),
+    /// Run the scheduler in the foreground until SIGTERM/SIGINT.
+    Daemon(daemon::DaemonArgs),
+    /// Run a job now (same lock and record as scheduled runs); exits with its exit code.
+    Run(run::RunArgs),
+    /// Show past runs, newest first.
+    History(history::HistoryArgs),
+    /// Show one run's details and its stored output.
+    Logs(logs::LogsArgs),
 }
 
 /// Parses `args` (the program name first) and runs the command. Returns the
@@ -109,8 +121,9 @@ where
         }
     };
     let clock = SystemClock;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole command: the daemon's job output is written to
+    // stdout from other threads.
+    let mut out = std::io::stdout();
     match dispatch(&args, &clock, &mut out).and_then(|code| {
         out.flush().context("writing output")?;
         Ok(code)
@@ -126,11 +139,42 @@ where
 
 fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> {
     let env = Env::from_process();
+    // The daemon narrates at info; one-shot commands only speak up when
+    // something is wrong (their results are their output).
+    let level = if matches!(args.command, CommandArgs::Daemon(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(args.global.log_format, level);
     match &args.command {
+        CommandArgs::Daemon(a) => daemon::run(&args.global, &env, a),
+        CommandArgs::Run(a) => run::run(&args.global, &env, a),
         CommandArgs::Check => check::run(&args.global, &env, out),
         CommandArgs::List { json } => list::run(&args.global, &env, clock.now(), *json, out),
-        CommandArgs::Next(next_args) => next::run(&args.global, &env, clock.now(), next_args, out),
+        CommandArgs::Next(a) => next::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::Logs(a) => logs::run(&args.global, &env, clock.now(), a, out),
     }
+}
+
+/// jobrun's own logs go to stderr (text or JSON), filtered by `RUST_LOG`.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colour only on a terminal, and never with NO_COLOR (SPEC 5).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false);
+    // A second initialisation (tests calling `run` twice) is harmless.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// `jobrun history | head` closes the pipe early; that is success, not an error.
@@ -151,6 +195,9 @@ pub struct Env {
     /// `$TZ`.
     pub tz: Option<String>,
     pub running_as_root: bool,
+    /// `$XDG_STATE_HOME` and `$HOME`, for the default state directory.
+    pub xdg_state_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
 }
 
 impl Env {
@@ -159,7 +206,34 @@ impl Env {
             jobrun_config: std::env::var("JOBRUN_CONFIG").ok(),
             tz: std::env::var("TZ").ok(),
             running_as_root: nix::unistd::geteuid().is_root(),
+            xdg_state_home: std::env::var_os("XDG_STATE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            home: std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
+    }
+}
+
+/// The state directory (SPEC 4): `--state-dir` or `$JOBRUN_STATE_DIR`, else
+/// `/var/lib/jobrun` as root, else `$XDG_STATE_HOME/jobrun` or
+/// `~/.local/state/jobrun`.
+pub fn state_dir(global: &GlobalArgs, env: &Env) -> Result<PathBuf> {
+    if let Some(dir) = &global.state_dir {
+        return Ok(dir.clone());
+    }
+    if env.running_as_root {
+        return Ok(PathBuf::from("/var/lib/jobrun"));
+    }
+    if let Some(xdg) = &env.xdg_state_home {
+        return Ok(xdg.join("jobrun"));
+    }
+    match &env.home {
+        Some(home) => Ok(home.join(".local/state/jobrun")),
+        None => anyhow::bail!(
+            "no state directory: pass --state-dir DIR or set JOBRUN_STATE_DIR (HOME is not set)"
+        ),
     }
 }
 

@@ -7,7 +7,7 @@
 //! gap (at the first instant after the gap) and only at the first occurrence of a
 //! repeated wall time; a wildcard schedule fires at every real instant whose wall time
 //! matches.
-//! See: https://manpages.debian.org/stable/cron/cron.8.en.html ("Special considerations
+//! See: <https://manpages.debian.org/stable/cron/cron.8.en.html> ("Special considerations
 //! exist when the clock is changed by less than 3 hours, for example at the beginning
 //! and end of daylight savings time")
 //!

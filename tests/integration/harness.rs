@@ -35,6 +35,13 @@ impl Test {
         self
     }
 
+    /// Writes a file without consuming the builder (content may use `{root}`).
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("mkdir");
+        std::fs::write(&path, self.expand(content)).expect("writing a test file");
+    }
+
     pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
         self.args.push(self.expand(arg.as_ref()));
         self
@@ -129,4 +136,119 @@ pub fn names(v: &serde_json::Value) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+/// A `jobrun daemon` running in the background for a test.
+pub struct Daemon {
+    child: std::process::Child,
+    stderr_path: PathBuf,
+}
+
+impl Test {
+    /// Starts `jobrun daemon` with `args` (global options included); its stdout
+    /// (job output) is discarded unless `stdout_to` names a file.
+    pub fn spawn_daemon<I: IntoIterator<Item = S>, S: AsRef<str>>(&self, args: I) -> Daemon {
+        self.spawn_daemon_to(args, None)
+    }
+
+    pub fn spawn_daemon_to<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        stdout_to: Option<&str>,
+    ) -> Daemon {
+        let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = self.path(&format!("daemon-{n}.stderr"));
+        let stderr = std::fs::File::create(&stderr_path).expect("creating the daemon's log");
+        let stdout = match stdout_to {
+            Some(rel) => std::process::Stdio::from(
+                std::fs::File::create(self.path(rel)).expect("creating the stdout file"),
+            ),
+            None => std::process::Stdio::null(),
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+            .arg("daemon")
+            .args(&args)
+            .env_remove("JOBRUN_CONFIG")
+            .env("TZ", "UTC")
+            .env("JOBRUN_STATE_DIR", self.path("state"))
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("starting jobrun daemon");
+        Daemon { child, stderr_path }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signalling the daemon");
+    }
+
+    /// Waits for the daemon to exit, at most `limit`; panics if it does not.
+    #[track_caller]
+    pub fn wait(mut self, limit: std::time::Duration) -> (i32, String) {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the daemon") {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                return (code, self.log());
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("daemon did not exit within {limit:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB, while it runs.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A failed test must not leave a daemon running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, at most `limit`.
+#[track_caller]
+pub fn wait_for<T>(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

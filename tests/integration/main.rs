@@ -4,4 +4,6 @@
 mod harness;
 
 mod cli;
+mod daemon;
+mod layout;
 mod sources;

@@ -1,0 +1,67 @@
+//! `jobrun daemon`: run the scheduler in the foreground until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{load_plan, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK, EXIT_USAGE};
+use crate::clock::SystemClock;
+use crate::daemon::{self, DaemonOptions};
+use crate::job::Severity;
+use crate::runner::DEFAULT_TAIL_BYTES;
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// How long running jobs get after SIGTERM when the daemon stops, before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How many bytes of the end of each run's output to keep in the history.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_TAIL_BYTES)]
+    pub output_tail: usize,
+}
+
+pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
+    let (plan, diagnostics, _) = load_plan(global, env)?;
+    for d in &diagnostics {
+        match d.severity {
+            Severity::Error => tracing::error!("{d}"),
+            Severity::Warning => tracing::warn!("{d}"),
+            Severity::Note => tracing::info!("{d}"),
+        }
+    }
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    if plan.jobs().is_empty() && errors > 0 {
+        tracing::error!("no job could be read from the sources ({errors} error(s)); not starting");
+        return Ok(EXIT_USAGE);
+    }
+    let options = DaemonOptions {
+        plan,
+        state_dir: state_dir(global, env)?,
+        base_env: std::env::vars().collect(),
+        shutdown_grace: args.shutdown_grace,
+        tail_bytes: args.output_tail,
+        json_output: global.log_format == LogFormat::Json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        daemon::run(options, Arc::new(SystemClock), shutdown).await
+    })?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,124 @@
+//! `jobrun history`: past runs, newest first.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::table::{local_time, new_table, relative};
+use super::{default_zone, state_dir, Env, GlobalArgs, EXIT_OK};
+use crate::job::RunStatus;
+use crate::store::{HistoryFilter, RunRecord, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only this job's runs.
+    pub name: Option<String>,
+    /// At most this many runs.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    /// Only runs claimed since TIME (RFC 3339) or within DURATION ("2h", "7d").
+    #[arg(long, value_name = "TIME|DURATION")]
+    pub since: Option<String>,
+    /// Only runs with this status (running, succeeded, failed, timed_out,
+    /// killed, skipped, interrupted, abandoned).
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    pub status: Option<RunStatus>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status {s:?}; one of: {}", all.join(", "))
+    })
+}
+
+/// RFC 3339, or a duration back from now.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let span = humantime::parse_duration(text).with_context(|| {
+        format!("--since {text:?}: expected RFC 3339 (2026-03-29T01:00:00Z) or a duration (2h, 7d)")
+    })?;
+    Ok(now - chrono::Duration::from_std(span).context("--since: duration too large")?)
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+    args: &HistoryArgs,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let filter = HistoryFilter {
+        job: args.name.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_since(s, now))
+            .transpose()?,
+        status: args.status,
+        limit: Some(args.limit),
+    };
+    let dir = state_dir(global, env)?;
+    let runs = match Store::open_existing(&dir).context("opening the run history")? {
+        Some(store) => store.history(&filter).context("reading the run history")?,
+        None => Vec::new(),
+    };
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &runs)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    let zone = default_zone(env).0;
+    let mut table = new_table(&[
+        "ID", "JOB", "TRIGGER", "STARTED", "DURATION", "STATUS", "RESULT",
+    ]);
+    for run in &runs {
+        let when = run.started_at.unwrap_or(run.claimed_at);
+        table.add_row(vec![
+            run.id.to_string(),
+            run.job.clone(),
+            run.trigger.clone(),
+            format!("{} ({})", local_time(when, zone), relative(when, now)),
+            run.duration_ms.map(format_ms).unwrap_or_else(|| "-".into()),
+            run.status.to_string(),
+            result_text(run),
+        ]);
+    }
+    if runs.is_empty() {
+        writeln!(out, "no runs recorded in {}", dir.display())?;
+    } else {
+        writeln!(out, "{table}")?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// "exit 3", "signal 9", or why jobrun ended or skipped the run.
+pub fn result_text(run: &RunRecord) -> String {
+    let mut parts = Vec::new();
+    if let Some(code) = run.exit_code {
+        parts.push(format!("exit {code}"));
+    }
+    if let Some(sig) = run.signal {
+        parts.push(format!("signal {sig}"));
+    }
+    if let Some(error) = &run.error {
+        parts.push(error.clone());
+    }
+    parts.join(", ")
+}
+
+pub fn format_ms(ms: i64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m {}s", ms / 60_000, ms / 1000 % 60)
+    }
+}

@@ -1,0 +1,133 @@
+//! `jobrun run NAME`: run a job now, through the same lock, claim and record
+//! path as scheduled runs; exits with the job's exit code.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
+use crate::clock::{Clock, SystemClock};
+use crate::fire::JobOutput;
+use crate::fire::{self, ActiveRuns, FireContext, FireResult};
+use crate::job::{Firing, RunStatus, Trigger};
+use crate::lock;
+use crate::runner::Stream;
+use crate::runner::DEFAULT_TAIL_BYTES;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The job to run.
+    pub name: String,
+}
+
+/// Passes the job's output through unchanged: stdout to stdout, stderr to stderr.
+struct PassThrough;
+
+impl JobOutput for PassThrough {
+    fn line(&self, _job: &str, _run_id: i64, stream: Stream, line: &[u8]) {
+        // A closed terminal must not stop the job; its output is still recorded.
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line).and_then(|()| out.write_all(b"\n"))
+            }
+            Stream::Stderr => {
+                let mut err = std::io::stderr().lock();
+                err.write_all(line).and_then(|()| err.write_all(b"\n"))
+            }
+        };
+    }
+}
+
+pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
+    let (plan, diagnostics, _) = load_plan(global, env)?;
+    report_problems(&diagnostics);
+    let Some(job) = plan.get(&args.name) else {
+        let names: Vec<&str> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
+        bail!(
+            "no job named {:?}; the jobs are: {}",
+            args.name,
+            names.join(", ")
+        );
+    };
+    let dir = state_dir(global, env)?;
+    let store = Arc::new(
+        Store::open(&dir).with_context(|| format!("opening state directory {}", dir.display()))?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let ctx = FireContext {
+        store,
+        locks_dir: lock::locks_dir(&dir),
+        owner: format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+        clock,
+        host,
+        sink: Arc::new(PassThrough),
+        base_env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        tail_bytes: DEFAULT_TAIL_BYTES,
+        active: ActiveRuns::default(),
+    };
+    let firing = Firing {
+        job: job.name.clone(),
+        tick: None,
+        trigger: Trigger::Manual,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(fire::fire(&ctx, job, &firing))?;
+    Ok(match result {
+        FireResult::Finished {
+            run_id,
+            status,
+            exit_code,
+            signal,
+        } => {
+            if status != RunStatus::Succeeded {
+                eprintln!(
+                    "jobrun: run {run_id} of {}: {status}{}",
+                    job.name,
+                    match (exit_code, signal) {
+                        (Some(code), _) => format!(" (exit {code})"),
+                        (_, Some(sig)) => format!(" (signal {sig})"),
+                        _ => String::new(),
+                    }
+                );
+            }
+            match (exit_code, signal) {
+                (Some(code), _) => code,
+                // The shell's convention for a child killed by a signal.
+                (None, Some(sig)) => 128 + sig,
+                (None, None) if status == RunStatus::Succeeded => EXIT_OK,
+                (None, None) => EXIT_FAILURE,
+            }
+        }
+        FireResult::Skipped { run_id, reason } => {
+            eprintln!(
+                "jobrun: {} not started: {reason} (recorded as run {run_id}, skipped)",
+                job.name
+            );
+            EXIT_FAILURE
+        }
+        FireResult::Lost => {
+            eprintln!(
+                "jobrun: {} not started: its run was claimed elsewhere",
+                job.name
+            );
+            EXIT_FAILURE
+        }
+    })
+}

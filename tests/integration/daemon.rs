@@ -1,0 +1,410 @@
+//! The daemon and `run` end to end: claims, locks, recording, signals.
+//! Schedules use a seconds field so every test finishes in seconds.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike, Utc};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::harness::{wait_for, Test};
+
+/// A 6-field expression that fires once a day, `secs` seconds from now, and
+/// that instant.
+fn once_soon(secs: i64) -> (String, DateTime<Utc>) {
+    #[allow(clippy::disallowed_methods)] // tests schedule against the real clock
+    let now = Utc::now();
+    let tick = (now + chrono::Duration::seconds(secs))
+        .with_nanosecond(0)
+        .expect("zero nanoseconds is valid");
+    (
+        format!("{} {} {} * * *", tick.second(), tick.minute(), tick.hour()),
+        tick,
+    )
+}
+
+fn history(t: &Test, job: &str) -> Vec<Value> {
+    let out = t
+        .run_args(["history", job, "--json", "--limit", "100000"])
+        .expect_code(0);
+    out.json().as_array().expect("history is an array").clone()
+}
+
+fn running_run(t: &Test, job: &str) -> Option<Value> {
+    history(t, job)
+        .into_iter()
+        .find(|r| r["status"] == "running" && r["pid"].is_number())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie has exited; only its table entry is left for its parent.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+fn job_file(t: &Test, name: &str, schedule: &str, command: &str, extra: &str) {
+    t.write(
+        "jobs.yaml",
+        &format!(
+            "jobs:\n  - name: {name}\n    schedule: \"{schedule}\"\n    command: '{}'\n{extra}",
+            command.replace('\'', "''")
+        ),
+    );
+}
+
+#[test]
+fn two_daemons_on_one_state_dir_run_every_tick_exactly_once() {
+    let t = Test::new();
+    job_file(
+        &t,
+        "tick",
+        "* * * * * *",
+        "echo \"$JOBRUN_TICK\" >> {root}/ticks.txt",
+        "",
+    );
+    let a = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let b = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    std::thread::sleep(Duration::from_secs(20));
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    let (code_a, log_a) = a.wait(Duration::from_secs(15));
+    let (code_b, log_b) = b.wait(Duration::from_secs(15));
+    assert_eq!((code_a, code_b), (0, 0), "{log_a}\n{log_b}");
+
+    let text = std::fs::read_to_string(t.path("ticks.txt")).expect("the job wrote ticks");
+    let mut ticks: Vec<DateTime<Utc>> = text
+        .lines()
+        .map(|l| l.parse().unwrap_or_else(|e| panic!("tick {l:?}: {e}")))
+        .collect();
+    let written = ticks.len();
+    ticks.sort();
+    ticks.dedup();
+    assert_eq!(ticks.len(), written, "a tick ran twice:\n{text}");
+    assert!(written >= 17, "only {written} ticks in 20 s:\n{text}");
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::Duration::seconds(1),
+            "a tick was missed:\n{text}"
+        );
+    }
+
+    let rows = history(&t, "tick");
+    let mut row_ticks: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r["tick"]
+                .as_str()
+                .expect("scheduled runs have a tick")
+                .to_string()
+        })
+        .collect();
+    row_ticks.sort();
+    let before = row_ticks.len();
+    row_ticks.dedup();
+    assert_eq!(row_ticks.len(), before, "two history rows for one tick");
+    let succeeded: Vec<DateTime<Utc>> = {
+        let mut v: Vec<DateTime<Utc>> = rows
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .map(|r| {
+                r["tick"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .expect("tick time")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        succeeded, ticks,
+        "history and the job's own record disagree"
+    );
+    assert!(
+        rows.iter().all(|r| r["status"] != "running"),
+        "left running: {rows:?}"
+    );
+}
+
+#[test]
+fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
+    let t = Test::new();
+    let (schedule, tick) = once_soon(2);
+    job_file(
+        &t,
+        "slow",
+        &schedule,
+        "echo started >> {root}/runs.txt; sleep 30",
+        "",
+    );
+    let first = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+        running_run(&t, "slow")
+    });
+    first.signal(Signal::SIGKILL);
+    let (code, _) = first.wait(Duration::from_secs(5));
+    assert_eq!(code, 128 + 9);
+    let job_pid = run["pid"].as_i64().expect("pid") as i32;
+
+    let second = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let abandoned = wait_for(
+        Duration::from_secs(10),
+        "the run to be marked abandoned",
+        || {
+            history(&t, "slow")
+                .into_iter()
+                .find(|r| r["status"] == "abandoned")
+        },
+    );
+    assert_eq!(abandoned["id"], run["id"]);
+    assert_eq!(
+        abandoned["tick"]
+            .as_str()
+            .map(|s| s.parse::<DateTime<Utc>>().ok()),
+        Some(Some(tick))
+    );
+    // Give the new daemon a moment past the tick: it must not run it again.
+    std::thread::sleep(Duration::from_millis(1500));
+    second.signal(Signal::SIGTERM);
+    let (code, log) = second.wait(Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    let rows = history(&t, "slow");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows.iter().all(|r| r["status"] != "running"));
+    assert_eq!(
+        std::fs::read_to_string(t.path("runs.txt")).unwrap_or_default(),
+        "started\n"
+    );
+    // The orphaned job is not jobrun's any more; clean it up.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(job_pid), Signal::SIGKILL);
+}
+
+#[test]
+fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(
+        &t,
+        "graceful",
+        &schedule,
+        "trap \"echo TERM >> {root}/term.txt; exit 0\" TERM; sleep 30 & wait",
+        "",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "5s"]);
+    wait_for(Duration::from_secs(10), "the run to start", || {
+        running_run(&t, "graceful")
+    });
+    std::thread::sleep(Duration::from_millis(200)); // let the shell install its trap
+    let stopped_at = std::time::Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        stopped_at.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path("term.txt")).unwrap_or_default(),
+        "TERM\n"
+    );
+    let rows = history(&t, "graceful");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "interrupted");
+    assert!(rows[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("shutdown"));
+}
+
+#[test]
+fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(
+        &t,
+        "stubborn",
+        &schedule,
+        "trap \"\" TERM; sleep 30",
+        "    kill_grace: 30s\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "1s"]);
+    wait_for(Duration::from_secs(10), "the run to start", || {
+        running_run(&t, "stubborn")
+    });
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    let rows = history(&t, "stubborn");
+    assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
+    assert_eq!(rows[0]["signal"], 9, "{rows:?}");
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group_and_records_timed_out() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: hang\n    command: sleep 300 & echo $! > {root}/grandchild.pid; wait\n    timeout: 1s\n    kill_grace: 1s\n",
+    );
+    let out = t.run_args(["run", "hang", "--config", "{root}/jobs.yaml"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let grandchild: i32 = std::fs::read_to_string(t.path("grandchild.pid"))
+        .expect("the job wrote its grandchild's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    wait_for(Duration::from_secs(5), "the grandchild to die", || {
+        (!pid_alive(grandchild)).then_some(())
+    });
+    let rows = history(&t, "hang");
+    assert_eq!(rows[0]["status"], "timed_out", "{rows:?}");
+    assert_eq!(rows[0]["trigger"], "manual");
+}
+
+#[test]
+fn exit_codes_and_signals_are_recorded_exactly_and_run_returns_them() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: three\n    command: echo out; echo err >&2; exit 3\n  - name: killed\n    command: kill -9 $$\n  - name: fine\n    argv: [\"true\"]\n",
+    );
+    let three = t.run_args(["run", "three", "--config", "{root}/jobs.yaml"]);
+    assert_eq!(three.code, 3);
+    assert_eq!(three.stdout, "out\n");
+    assert!(three.stderr.contains("err\n"), "{}", three.stderr);
+    let killed = t.run_args(["run", "killed", "--config", "{root}/jobs.yaml"]);
+    assert_eq!(killed.code, 128 + 9);
+    t.run_args(["run", "fine", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+
+    let three = &history(&t, "three")[0];
+    assert_eq!(three["status"], "failed");
+    assert_eq!(three["exit_code"], 3);
+    assert_eq!(three["signal"], Value::Null);
+    assert_eq!(three["tick"], Value::Null);
+    assert_eq!(three["output_bytes"], 8);
+    let killed = &history(&t, "killed")[0];
+    assert_eq!(killed["status"], "killed");
+    assert_eq!(killed["signal"], 9);
+    assert_eq!(killed["exit_code"], Value::Null);
+    assert_eq!(history(&t, "fine")[0]["status"], "succeeded");
+
+    let id = three["id"].as_i64().expect("id").to_string();
+    let logs = t.run_args(["logs", &id]).expect_code(0);
+    assert!(
+        logs.stdout.contains("out\n") && logs.stdout.contains("err\n"),
+        "{}",
+        logs.stdout
+    );
+    assert!(logs.stdout.contains("exit 3"), "{}", logs.stdout);
+}
+
+#[test]
+fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(&t, "busy", &schedule, "sleep 30", "");
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]);
+    let running = wait_for(Duration::from_secs(10), "the run to start", || {
+        running_run(&t, "busy")
+    });
+    let refused = t.run_args(["run", "busy", "--config", "{root}/jobs.yaml"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let run_id = running["id"].as_i64().expect("id");
+    assert!(
+        refused.stderr.contains("already running"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!("run {run_id}")),
+        "{}",
+        refused.stderr
+    );
+    let rows = history(&t, "busy");
+    let skipped = rows
+        .iter()
+        .find(|r| r["status"] == "skipped")
+        .expect("the refusal is recorded");
+    assert_eq!(skipped["trigger"], "manual");
+    assert!(skipped["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&format!("run {run_id}")));
+    // The daemon's run was not disturbed.
+    assert!(rows
+        .iter()
+        .any(|r| r["id"] == run_id && r["status"] == "running"));
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn output_of_any_size_keeps_the_daemon_small_and_is_counted_exactly() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    t.write(
+        "jobs.yaml",
+        &format!(
+            "jobs:\n  - name: flood\n    schedule: \"{schedule}\"\n    command: yes \"$(head -c 4095 /dev/zero | tr '\\0' a)\" | head -c 1073741824\n  - name: longline\n    schedule: \"{schedule}\"\n    command: head -c 104857600 /dev/zero | tr '\\0' b\n"
+        ),
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let done = |job: &str| {
+        history(&t, job)
+            .into_iter()
+            .find(|r| r["status"] != "running")
+    };
+    let flood = wait_for(Duration::from_secs(240), "the 1 GiB job to finish", || {
+        done("flood")
+    });
+    let long = wait_for(
+        Duration::from_secs(120),
+        "the 100 MiB line job to finish",
+        || done("longline"),
+    );
+    let peak = daemon.peak_rss_kib();
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(10));
+    assert_eq!(flood["status"], "succeeded", "{flood}");
+    assert_eq!(flood["output_bytes"], 1_073_741_824u64);
+    assert_eq!(long["status"], "succeeded", "{long}");
+    assert_eq!(long["output_bytes"], 104_857_600u64);
+    assert!(peak < 32 * 1024, "daemon peak RSS {peak} KiB");
+    let id = long["id"].as_i64().expect("id").to_string();
+    let logs = t.run_args(["logs", &id, "--json"]).expect_code(0);
+    let output = logs.json()["output"].as_str().expect("output").to_string();
+    assert_eq!(output.len(), 64 * 1024);
+    assert!(output.bytes().all(|b| b == b'b'));
+}
+
+#[test]
+fn a_database_from_a_newer_jobrun_is_refused_naming_both_versions() {
+    let t = Test::new();
+    t.write("jobs.yaml", "jobs:\n  - name: a\n    command: \"true\"\n");
+    t.run_args(["run", "a", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    {
+        let conn = rusqlite::Connection::open(t.path("state/jobrun.db")).expect("open");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("set version");
+    }
+    let out = t.run_args(["history", "--json"]).expect_code(2);
+    assert!(out.stderr.contains("schema version 99"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("up to version {}", jobrun::store::LATEST_VERSION)),
+        "{}",
+        out.stderr
+    );
+}
