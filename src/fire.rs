@@ -48,40 +48,73 @@ struct Active {
 /// The runs this process is supervising, so shutdown and `replace` can stop them.
 #[derive(Clone, Default)]
 pub struct ActiveRuns {
-    inner: Arc<Mutex<HashMap<i64, Active>>>,
+    inner: Arc<Mutex<Registry>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    runs: HashMap<i64, Active>,
+    /// Set by [`ActiveRuns::stop_all`]: runs registered afterwards (a firing
+    /// that was already past its claim) are stopped as they start.
+    stopping: Option<StopReason>,
+    killing: bool,
 }
 
 impl ActiveRuns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Active>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stops every run (daemon shutdown). Returns how many were asked to stop.
+    /// Stops every run, and every run that starts from now on (daemon
+    /// shutdown). Returns how many were asked to stop.
     pub fn stop_all(&self, reason: StopReason) -> usize {
-        let active = self.lock();
-        for run in active.values() {
+        let mut registry = self.lock();
+        registry.stopping = Some(reason);
+        for run in registry.runs.values() {
             request_stop(run, reason);
         }
-        active.len()
+        registry.runs.len()
     }
 
     /// Sends SIGKILL to every run still going (after the shutdown grace).
     pub fn kill_all(&self) {
-        for run in self.lock().values() {
+        let mut registry = self.lock();
+        registry.killing = true;
+        for run in registry.runs.values() {
             run.stopper.kill();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().runs.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// True once the daemon is shutting down: no new command should start.
+    pub fn is_stopping(&self) -> bool {
+        self.lock().stopping.is_some()
+    }
+
+    fn register(&self, run_id: i64, run: Active) {
+        let mut registry = self.lock();
+        if let Some(reason) = registry.stopping {
+            request_stop(&run, reason);
+            if registry.killing {
+                run.stopper.kill();
+            }
+        }
+        registry.runs.insert(run_id, run);
+    }
+
+    fn unregister(&self, run_id: i64) {
+        self.lock().runs.remove(&run_id);
+    }
+
     fn stop_run(&self, id: i64, reason: StopReason) -> bool {
-        match self.lock().get(&id) {
+        match self.lock().runs.get(&id) {
             Some(run) => {
                 request_stop(run, reason);
                 true
@@ -300,6 +333,28 @@ async fn execute(
     firing: &Firing,
     run_id: i64,
 ) -> anyhow::Result<FireResult> {
+    if ctx.active.is_stopping() {
+        // Claimed just as the daemon began to shut down: the command never
+        // starts, and the claim is closed on record.
+        let error = "not started: the daemon was shutting down";
+        record(
+            ctx,
+            run_id,
+            RunStatus::Interrupted,
+            None,
+            None,
+            0,
+            &[],
+            Some(error),
+            None,
+        )?;
+        return Ok(FireResult::Finished {
+            run_id,
+            status: RunStatus::Interrupted,
+            exit_code: None,
+            signal: None,
+        });
+    }
     let request = build_request(ctx, job, firing, run_id);
     let started = std::time::Instant::now();
     let sink = Arc::new(RunOutput {
@@ -336,19 +391,15 @@ async fn execute(
         warn!(job = %job.name, run_id, error = %e, "recording the start failed");
     }
     let reason = Arc::new(Mutex::new(None));
-    ctx.active
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            run_id,
-            Active {
-                stopper: running.stopper(),
-                reason: Arc::clone(&reason),
-            },
-        );
+    ctx.active.register(
+        run_id,
+        Active {
+            stopper: running.stopper(),
+            reason: Arc::clone(&reason),
+        },
+    );
     let outcome = running.wait().await;
-    ctx.active.lock().remove(&run_id);
+    ctx.active.unregister(run_id);
     let stop_reason = *reason.lock().unwrap_or_else(|p| p.into_inner());
     let outcome = match outcome {
         Ok(outcome) => outcome,

@@ -408,3 +408,75 @@ fn a_database_from_a_newer_jobrun_is_refused_naming_both_versions() {
         out.stderr
     );
 }
+
+#[test]
+fn replace_stops_the_running_instance_and_allow_overlaps() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: newest\n    schedule: \"* * * * * *\"\n    command: sleep 30\n    concurrency: replace\n    kill_grace: 1s\n  - name: overlap\n    schedule: \"* * * * * *\"\n    command: sleep 3\n    concurrency: allow\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]);
+    let overlapping = wait_for(Duration::from_secs(10), "overlapping runs", || {
+        let running = history(&t, "overlap")
+            .into_iter()
+            .filter(|r| r["status"] == "running")
+            .count();
+        (running >= 2).then_some(running)
+    });
+    assert!(overlapping >= 2);
+    let replaced = wait_for(Duration::from_secs(10), "a replaced run", || {
+        history(&t, "newest")
+            .into_iter()
+            .find(|r| r["status"] == "killed")
+    });
+    assert!(
+        replaced["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("replaced"),
+        "{replaced}"
+    );
+    // Never two instances of a `replace` job at once.
+    assert!(
+        history(&t, "newest")
+            .iter()
+            .filter(|r| r["status"] == "running")
+            .count()
+            <= 1
+    );
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(history(&t, "newest")
+        .iter()
+        .all(|r| r["status"] != "running"));
+    assert!(history(&t, "overlap")
+        .iter()
+        .all(|r| r["status"] != "running"));
+}
+
+#[test]
+fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(&t, "greet", &schedule, "echo hello; echo oops >&2", "");
+    let daemon = t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out"));
+    wait_for(Duration::from_secs(10), "the run to finish", || {
+        history(&t, "greet")
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
+    });
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
+    assert!(out.contains("[greet] hello\n"), "{out}");
+    assert!(out.contains("[greet] oops\n"), "{out}");
+    assert!(log.contains("claimed"), "the daemon logs to stderr:\n{log}");
+    let list = t
+        .run_args(["list", "--json", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    assert_eq!(list.json()[0]["last_status"], "succeeded");
+    assert!(list.json()[0]["last_run"].is_string());
+}
