@@ -21,14 +21,16 @@ pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<(), Store
         path: path.to_path_buf(),
         source,
     };
-    let app_id: i32 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .map_err(unreadable)?;
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(unreadable)?;
-    let objects: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+    // One statement, so the three values come from one snapshot: another
+    // process may be migrating a new database at this very moment.
+    let (app_id, version, objects): (i32, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id()),
+                    (SELECT user_version FROM pragma_user_version()),
+                    (SELECT count(*) FROM sqlite_master)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .map_err(unreadable)?;
     if app_id == APPLICATION_ID || (app_id == 0 && objects == 0 && version == 0) {
         if version > LATEST_VERSION {

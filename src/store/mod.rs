@@ -118,8 +118,7 @@ impl Store {
         migrate::check_identity(&conn, &path)?;
         // WAL lets readers (list, history) run while the daemon writes;
         // synchronous=FULL makes a finished run's record survive power loss.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("enabling WAL"))?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sql("setting synchronous=FULL"))?;
         let mut conn = conn;
@@ -148,6 +147,43 @@ impl Store {
         // A panic while holding the connection leaves no half-done SQL behind
         // (transactions roll back on drop), so the guard is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Switches the database to WAL (a persistent setting, so usually already on).
+/// The switch needs a moment of exclusive access that SQLite's busy handler
+/// does not wait for, so a second process opening a new state directory at the
+/// same instant retries here instead of failing with "database is locked".
+fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Sql {
+                    operation: "enabling WAL",
+                    source: rusqlite::Error::InvalidParameterName(format!(
+                        "journal_mode stayed {mode}"
+                    )),
+                })
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(StoreError::Sql {
+                    operation: "enabling WAL",
+                    source,
+                })
+            }
+        }
     }
 }
 
@@ -221,6 +257,21 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, LATEST_VERSION);
+    }
+
+    #[test]
+    fn many_processes_may_open_a_new_state_dir_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || Store::open(&dir).map(drop))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
     }
 
     #[test]
