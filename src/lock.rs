@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How a run holds its job's lock.
@@ -42,7 +42,13 @@ pub fn locks_dir(state_dir: &Path) -> PathBuf {
 /// Tries to take `job`'s lock without waiting. `Ok(None)` when another run
 /// holds it (that is not an error: it is the answer).
 pub fn try_lock(locks_dir: &Path, job: &str, mode: LockMode) -> io::Result<Option<RunLock>> {
-    std::fs::create_dir_all(locks_dir)?;
+    if !locks_dir.is_dir() {
+        // Private like the state directory around it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(locks_dir)?;
+    }
     let path = locks_dir.join(format!("{job}.lock"));
     let file = OpenOptions::new()
         .read(true)
