@@ -8,6 +8,13 @@ use chrono::{DateTime, Utc};
 /// A source of the current wall-clock time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+
+    /// A channel that ticks when this clock is moved by hand, so a sleeping
+    /// scheduler re-reads it at once. The real clock has none: the scheduler
+    /// re-reads it at least once a minute instead.
+    fn moved(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
 }
 
 /// The real clock.
@@ -25,29 +32,39 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct FakeClock {
     now: Arc<Mutex<DateTime<Utc>>>,
+    moved: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl FakeClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         FakeClock {
             now: Arc::new(Mutex::new(start)),
+            moved: Arc::new(tokio::sync::watch::Sender::new(())),
         }
     }
 
     /// Jumps to `t` (forwards or backwards, like a stepped system clock).
     pub fn set(&self, t: DateTime<Utc>) {
         *self.now.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        self.moved.send_replace(());
     }
 
     pub fn advance(&self, by: chrono::Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
-        *now += by;
+        {
+            let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+            *now += by;
+        }
+        self.moved.send_replace(());
     }
 }
 
 impl Clock for FakeClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn moved(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(self.moved.subscribe())
     }
 }
 

@@ -257,8 +257,10 @@ pub enum Trigger {
     Schedule,
     /// `jobrun run NAME`.
     Manual,
-    /// `@reboot`: once when the daemon starts.
+    /// `@reboot`: once per boot, when the daemon starts.
     Reboot,
+    /// After a forward clock jump or suspend: once for the missed ticks.
+    CatchUp,
 }
 
 impl Trigger {
@@ -267,13 +269,19 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
             Trigger::Reboot => "reboot",
+            Trigger::CatchUp => "catch-up",
         }
     }
 
     pub fn parse(s: &str) -> Option<Trigger> {
-        [Trigger::Schedule, Trigger::Manual, Trigger::Reboot]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Reboot,
+            Trigger::CatchUp,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 

@@ -20,6 +20,14 @@ pub struct DaemonArgs {
     /// How many bytes of the end of each run's output to keep in the history.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_TAIL_BYTES)]
     pub output_tail: usize,
+    /// A forward clock jump (or suspend) up to this long runs each job that
+    /// missed ticks once (trigger catch-up); a longer one only logs a warning.
+    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = humantime::parse_duration)]
+    pub max_catch_up: Duration,
+    /// Where the once-per-boot marker of @reboot jobs is kept. Default:
+    /// /run/jobrun as root, else $XDG_RUNTIME_DIR/jobrun, else STATE_DIR/run.
+    #[arg(long, value_name = "DIR")]
+    pub reboot_marker_dir: Option<std::path::PathBuf>,
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
@@ -39,9 +47,22 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         tracing::error!("no job could be read from the sources ({errors} error(s)); not starting");
         return Ok(EXIT_USAGE);
     }
+    let state_dir = state_dir(global, env)?;
+    // /run is emptied at every boot and private to each container, so a marker
+    // there means "this boot, this container" (see daemon::reboot).
+    let reboot_marker_dir = match &args.reboot_marker_dir {
+        Some(dir) => dir.clone(),
+        None if env.running_as_root => "/run/jobrun".into(),
+        None => match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => std::path::PathBuf::from(dir).join("jobrun"),
+            None => state_dir.join("run"),
+        },
+    };
     let options = DaemonOptions {
         plan,
-        state_dir: state_dir(global, env)?,
+        max_catch_up: args.max_catch_up,
+        reboot_marker_dir,
+        state_dir,
         base_env: std::env::vars().collect(),
         shutdown_grace: args.shutdown_grace,
         tail_bytes: args.output_tail,

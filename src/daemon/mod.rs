@@ -7,6 +7,7 @@
 //! the running jobs and records them before exiting.
 
 pub mod output;
+pub mod reboot;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,6 +29,9 @@ use crate::store::Store;
 
 /// The longest the loop sleeps without reading the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// A difference between wall-clock and monotonic time larger than this at a
+/// wake-up is a clock jump (or a suspend), not scheduling jitter.
+const JUMP_THRESHOLD: chrono::Duration = chrono::Duration::seconds(2);
 
 /// What the daemon needs to run, resolved by the command line.
 pub struct DaemonOptions {
@@ -39,6 +43,11 @@ pub struct DaemonOptions {
     pub shutdown_grace: Duration,
     pub tail_bytes: usize,
     pub json_output: bool,
+    /// A forward clock jump up to this long fires each job that missed ticks
+    /// once (`catch-up`); a longer one only warns (SPEC 2).
+    pub max_catch_up: Duration,
+    /// Where the once-per-boot marker for `@reboot` jobs lives.
+    pub reboot_marker_dir: PathBuf,
 }
 
 /// Runs the daemon until `shutdown` completes, then stops running jobs and
@@ -84,27 +93,22 @@ pub async fn run(
     );
 
     let mut tasks: JoinSet<()> = JoinSet::new();
-    for job in plan.jobs().iter().filter(|j| j.runs_at_reboot()) {
-        // One claim per daemon start: the start instant is the tick.
-        let firing = Firing {
-            job: job.name.clone(),
-            tick: Some(started),
-            trigger: Trigger::Reboot,
-        };
-        spawn_firing(&mut tasks, &ctx, &plan, firing);
-    }
+    start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
 
     tokio::pin!(shutdown);
+    let mut moved = clock.moved();
     let mut cursor = started;
+    let mut watch = JumpWatch::new(started);
     loop {
         let now = clock.now();
-        let sleep = match plan.next_wakeup(cursor) {
+        let sleep = match plan.next_wakeup(cursor.max(now)) {
             Some(next) => until(now, next).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(sleep) => {}
+            Ok(()) = changed(&mut moved) => {}
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = joined {
                     error!(error = %e, "a firing task panicked");
@@ -113,13 +117,51 @@ pub async fn run(
             }
         }
         let now = clock.now();
-        if now < cursor {
-            // The wall clock went back: ticks up to `cursor` were handled; the
-            // claims would refuse them anyway.
-            warn!(
-                by_ms = (cursor - now).num_milliseconds(),
-                "wall clock moved backwards"
-            );
+        match watch.observe(now) {
+            Jump::None => {}
+            Jump::Backward(by) => {
+                // Ticks up to `cursor` ran; they are not run again however
+                // far back the clock went (the claims refuse them too).
+                warn!(
+                    by = %fmt_span(by),
+                    "wall clock moved backwards; ticks that already ran are not run again"
+                );
+            }
+            Jump::Forward(by) if now <= cursor => {
+                // Back towards ticks that already ran (after a backward jump).
+                info!(by = %fmt_span(by), "wall clock moved forward; no missed ticks");
+                continue;
+            }
+            Jump::Forward(by) if by.to_std().is_ok_and(|d| d <= opts.max_catch_up) => {
+                let due = plan.due(cursor, now);
+                info!(
+                    by = %fmt_span(by),
+                    jobs = due.len(),
+                    "wall clock jumped forward (or the machine was suspended); running each job that missed ticks once"
+                );
+                for (job, tick) in due {
+                    let firing = Firing {
+                        job: job.name.clone(),
+                        tick: Some(tick),
+                        trigger: Trigger::CatchUp,
+                    };
+                    spawn_firing(&mut tasks, &ctx, &plan, firing);
+                }
+                cursor = now;
+                continue;
+            }
+            Jump::Forward(by) => {
+                warn!(
+                    by = %fmt_span(by),
+                    max_catch_up = %humantime::format_duration(opts.max_catch_up),
+                    "wall clock jumped forward by more than --max-catch-up; missed ticks are not run"
+                );
+                cursor = now;
+                continue;
+            }
+        }
+        if now <= cursor {
+            // Still behind the ticks already handled (after a backward jump).
             continue;
         }
         for (job, tick) in plan.due(cursor, now) {
@@ -135,6 +177,100 @@ pub async fn run(
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
     Ok(())
+}
+
+/// Runs the `@reboot` jobs if this is the first daemon start of this boot.
+fn start_reboot_jobs(
+    tasks: &mut JoinSet<()>,
+    ctx: &Arc<FireContext>,
+    plan: &Arc<Plan>,
+    marker_dir: &std::path::Path,
+    started: DateTime<Utc>,
+) {
+    let jobs: Vec<_> = plan.jobs().iter().filter(|j| j.runs_at_reboot()).collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let first_start = match reboot::boot_id() {
+        Some(id) => match reboot::claim_boot(marker_dir, &id) {
+            Ok(first) => first,
+            Err(e) => {
+                // Better to run @reboot jobs again than never.
+                warn!(dir = %marker_dir.display(), error = %e, "cannot keep the @reboot marker; running @reboot jobs");
+                true
+            }
+        },
+        None => true,
+    };
+    if !first_start {
+        info!(jobs = jobs.len(), "@reboot jobs already ran in this boot");
+        return;
+    }
+    for job in jobs {
+        // The daemon's start instant is the tick: one claim per boot.
+        let firing = Firing {
+            job: job.name.clone(),
+            tick: Some(started),
+            trigger: Trigger::Reboot,
+        };
+        spawn_firing(tasks, ctx, plan, firing);
+    }
+}
+
+/// Waits for a hand-moved clock to move; never resolves for the real clock.
+async fn changed(moved: &mut Option<tokio::sync::watch::Receiver<()>>) -> Result<(), ()> {
+    match moved {
+        Some(rx) => rx.changed().await.map_err(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+/// What happened to the wall clock since the last wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jump {
+    None,
+    Forward(chrono::Duration),
+    Backward(chrono::Duration),
+}
+
+/// Compares wall-clock time with monotonic time between wake-ups: the two
+/// advance together unless the wall clock is stepped or the machine sleeps
+/// (monotonic time stands still during suspend).
+struct JumpWatch {
+    wall: DateTime<Utc>,
+    mono: std::time::Instant,
+}
+
+impl JumpWatch {
+    fn new(now: DateTime<Utc>) -> Self {
+        JumpWatch {
+            wall: now,
+            mono: std::time::Instant::now(),
+        }
+    }
+
+    fn observe(&mut self, now: DateTime<Utc>) -> Jump {
+        let mono = std::time::Instant::now();
+        let mono_elapsed =
+            chrono::Duration::from_std(mono - self.mono).unwrap_or(chrono::Duration::MAX);
+        let drift = (now - self.wall) - mono_elapsed;
+        self.wall = now;
+        self.mono = mono;
+        if drift > JUMP_THRESHOLD {
+            Jump::Forward(drift)
+        } else if drift < -JUMP_THRESHOLD {
+            Jump::Backward(-drift)
+        } else {
+            Jump::None
+        }
+    }
+}
+
+fn fmt_span(d: chrono::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(
+        d.num_seconds().unsigned_abs(),
+    ))
+    .to_string()
 }
 
 /// Time from `now` until `t`, rounded up to the millisecond so the timer never

@@ -480,3 +480,53 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
     assert_eq!(list.json()[0]["last_status"], "succeeded");
     assert!(list.json()[0]["last_run"].is_string());
 }
+
+#[test]
+fn reboot_jobs_run_once_per_boot_and_again_in_a_fresh_container() {
+    let t = Test::new();
+    job_file(
+        &t,
+        "boot",
+        "@reboot",
+        "echo \"$JOBRUN_TRIGGER\" >> {root}/boots.txt",
+        "",
+    );
+    let lines = || {
+        std::fs::read_to_string(t.path("boots.txt"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let start = |marker: &str| {
+        let daemon = t.spawn_daemon([
+            "--config",
+            "{root}/jobs.yaml",
+            "--reboot-marker-dir",
+            marker,
+        ]);
+        std::thread::sleep(Duration::from_millis(1500));
+        daemon.signal(Signal::SIGTERM);
+        let (code, log) = daemon.wait(Duration::from_secs(10));
+        assert_eq!(code, 0, "{log}");
+    };
+    start("{root}/run");
+    assert_eq!(lines(), 1);
+    start("{root}/run");
+    assert_eq!(
+        lines(),
+        1,
+        "a restart within the same boot does not rerun @reboot"
+    );
+    start("{root}/fresh-container-run");
+    assert_eq!(lines(), 2, "a fresh marker directory is a new boot");
+    assert_eq!(
+        std::fs::read_to_string(t.path("boots.txt")).unwrap_or_default(),
+        "reboot\nreboot\n"
+    );
+    let rows = history(&t, "boot");
+    assert!(
+        rows.iter()
+            .all(|r| r["trigger"] == "reboot" && r["status"] == "succeeded"),
+        "{rows:?}"
+    );
+}

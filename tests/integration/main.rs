@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod clock_jumps;
 mod daemon;
 mod layout;
 mod sources;
