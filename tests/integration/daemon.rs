@@ -530,3 +530,43 @@ fn reboot_jobs_run_once_per_boot_and_again_in_a_fresh_container() {
         "{rows:?}"
     );
 }
+
+#[test]
+fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(&t, "talk", &schedule, "echo hello; echo world >&2", "");
+    let daemon = t.spawn_daemon_to(
+        ["--config", "{root}/jobs.yaml", "--log-format", "json"],
+        Some("daemon.out"),
+    );
+    let run = wait_for(Duration::from_secs(10), "the run to finish", || {
+        history(&t, "talk")
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
+    });
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
+    let mut job_lines = Vec::new();
+    for line in out.lines().chain(log.lines()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["timestamp"].is_string() || v["ts"].is_string(), "{line}");
+        if v["job"] == "talk" && v.get("line").is_some() {
+            job_lines.push(v);
+        }
+    }
+    assert_eq!(job_lines.len(), 2, "{out}");
+    for v in &job_lines {
+        assert_eq!(v["run_id"], run["id"]);
+        assert!(v["stream"] == "stdout" || v["stream"] == "stderr");
+    }
+    assert!(job_lines
+        .iter()
+        .any(|v| v["line"] == "hello" && v["stream"] == "stdout"));
+    assert!(job_lines
+        .iter()
+        .any(|v| v["line"] == "world" && v["stream"] == "stderr"));
+}
