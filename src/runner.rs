@@ -456,6 +456,10 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         });
     }
 
+    // Until the child is in OWN_CHILDREN, the reaper must not look (a job that
+    // exits at once would otherwise be taken for an orphan and its exit status
+    // stolen from its run).
+    let spawning = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
     let mut child = cmd.spawn().map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
             RunError::NotFound {
@@ -475,6 +479,8 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     let pid = child
         .id()
         .expect("a child that was just spawned has not been waited for");
+    own_children().insert(pid);
+    drop(spawning);
     let guard = GroupGuard {
         pgid: Pid::from_raw(i32::try_from(pid).expect("pids fit in pid_t")),
         armed: true,
@@ -605,6 +611,8 @@ impl Running {
             }
         };
         let duration = started.elapsed();
+        // Waited for (or lost): no status of it is left to protect.
+        own_children().remove(&pid);
         // On error the guard stays armed and kills the group when dropped.
         let status = status.map_err(|source| RunError::Wait {
             job: job.to_string(),
@@ -703,6 +711,70 @@ async fn terminate(
         tokio::time::sleep(GROUP_POLL).await;
     }
     Ok(status)
+}
+
+/// The job processes this jobrun spawned and has not waited for yet. When
+/// jobrun reaps orphans (as PID 1) it leaves these alone: their exit statuses
+/// belong to their runs.
+static OWN_CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Shared while a job is forked and registered, exclusive while reaping.
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn own_children() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    OWN_CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reaps every zombie child of this process that is not one of its own jobs:
+/// the orphans a PID 1 inherits (a job's double-forked daemon, say). Never
+/// steals a job's exit status: it reads `/proc` to find zombies, and leaves
+/// the pids it spawned to their runs. Returns how many were reaped.
+pub fn reap_orphans() -> usize {
+    let _exclusive = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
+    let own = own_children().clone();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut reaped = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if own.contains(&pid) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may
+        // itself contain spaces or parentheses: state, ppid, ...
+        let mut rest = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
+        let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
+            continue;
+        };
+        if state != "Z" || ppid.parse::<u32>() != Ok(me) {
+            continue;
+        }
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        if let Ok(status) = nix::sys::wait::waitpid(
+            Pid::from_raw(raw),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
+            if status != nix::sys::wait::WaitStatus::StillAlive {
+                reaped += 1;
+            }
+        }
+    }
+    reaped
 }
 
 /// Stops a job process group that this process does not supervise (a run of

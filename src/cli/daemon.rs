@@ -28,6 +28,10 @@ pub struct DaemonArgs {
     /// /run/jobrun as root, else $XDG_RUNTIME_DIR/jobrun, else STATE_DIR/run.
     #[arg(long, value_name = "DIR")]
     pub reboot_marker_dir: Option<std::path::PathBuf>,
+    /// Reap orphaned zombie processes, as an init process must (on by default
+    /// when jobrun runs as PID 1, e.g. as a container's entrypoint).
+    #[arg(long)]
+    pub reap: bool,
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
@@ -61,6 +65,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let options = DaemonOptions {
         plan,
         max_catch_up: args.max_catch_up,
+        reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,
         state_dir,
         base_env: std::env::vars().collect(),

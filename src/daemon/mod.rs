@@ -25,6 +25,7 @@ use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, Trigger};
 use crate::lock::{self, LockMode};
 use crate::plan::Plan;
+use crate::runner;
 use crate::store::Store;
 
 /// The longest the loop sleeps without reading the wall clock again.
@@ -48,6 +49,8 @@ pub struct DaemonOptions {
     pub max_catch_up: Duration,
     /// Where the once-per-boot marker for `@reboot` jobs lives.
     pub reboot_marker_dir: PathBuf,
+    /// Reap orphaned zombies (jobrun is PID 1, or `--reap`).
+    pub reap: bool,
 }
 
 /// Runs the daemon until `shutdown` completes, then stops running jobs and
@@ -92,6 +95,7 @@ pub async fn run(
         "daemon started"
     );
 
+    let reaper = opts.reap.then(|| tokio::spawn(reap_orphans_forever()));
     let mut tasks: JoinSet<()> = JoinSet::new();
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
 
@@ -176,7 +180,42 @@ pub async fn run(
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
+    if let Some(reaper) = reaper {
+        reaper.abort();
+        runner::reap_orphans();
+    }
     Ok(())
+}
+
+/// As PID 1, every orphan in the container becomes our child: reap the
+/// zombies on every SIGCHLD (and every few seconds, in case signals were
+/// merged), never touching our own jobs (see `runner::reap_orphans`).
+async fn reap_orphans_forever() {
+    let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGCHLD; reaping orphans every few seconds");
+            None
+        }
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        match &mut sigchld {
+            Some(sig) => {
+                tokio::select! {
+                    _ = sig.recv() => {}
+                    _ = every.tick() => {}
+                }
+            }
+            None => {
+                every.tick().await;
+            }
+        }
+        match tokio::task::spawn_blocking(runner::reap_orphans).await {
+            Ok(0) | Err(_) => {}
+            Ok(n) => tracing::debug!(reaped = n, "reaped orphaned processes"),
+        }
+    }
 }
 
 /// Runs the `@reboot` jobs if this is the first daemon start of this boot.

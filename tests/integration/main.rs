@@ -7,4 +7,5 @@ mod cli;
 mod clock_jumps;
 mod daemon;
 mod layout;
+mod pid1;
 mod sources;

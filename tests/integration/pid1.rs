@@ -1,0 +1,114 @@
+//! jobrun as PID 1 (a container's entrypoint): orphans are reaped, jobs' exit
+//! statuses are never stolen. Runs in a new PID namespace via `unshare`, which
+//! needs root; skipped with a message otherwise.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{wait_for, Test};
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn zombies_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let mut rest = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
+        if rest.next() == Some("Z") && rest.next().and_then(|p| p.parse().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn as_pid_1_orphans_are_reaped_and_every_exit_status_is_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a PID namespace needs root");
+        return;
+    }
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: unshare --pid --fork --mount-proc is not available here");
+        return;
+    }
+    let t = Test::new();
+    // 20 jobs, each second: each run double-forks an orphan (`sleep` in a
+    // subshell that exits at once) and exits 7. 10 s is 200 runs.
+    let mut yaml = String::from("jobs:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "  - name: orphan{i}\n    schedule: \"* * * * * *\"\n    command: \"(sleep 0.3 &); exit 7 # {i}\"\n"
+        ));
+    }
+    t.write("jobs.yaml", &yaml);
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_jobrun"))
+        .args(["daemon", "--config"])
+        .arg(t.path("jobs.yaml"))
+        .arg("--state-dir")
+        .arg(t.path("state"))
+        .env("TZ", "UTC")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(t.path("daemon.log")).expect("log"),
+        ))
+        .spawn()
+        .expect("unshare");
+    let daemon = wait_for(
+        Duration::from_secs(5),
+        "the daemon in its namespace",
+        || children_of(unshare.id()).first().copied(),
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    // Let the last orphans exit and be reaped.
+    std::thread::sleep(Duration::from_millis(1500));
+    let zombies = zombies_of(daemon);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), Signal::SIGTERM)
+        .expect("SIGTERM");
+    let status = unshare.wait().expect("wait");
+    let log = std::fs::read_to_string(t.path("daemon.log")).unwrap_or_default();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        zombies.is_empty(),
+        "zombies left under PID 1: {zombies:?}\n{log}"
+    );
+
+    let out = t
+        .run_args(["history", "--json", "--limit", "100000"])
+        .expect_code(0);
+    let rows = out.json().as_array().expect("array").clone();
+    let finished: Vec<_> = rows
+        .iter()
+        .filter(|r| r["status"] != "interrupted")
+        .collect();
+    assert!(finished.len() >= 180, "only {} runs", finished.len());
+    for row in &finished {
+        assert_eq!(row["exit_code"], 7, "{row}");
+        assert_eq!(row["status"], "failed", "{row}");
+    }
+}
