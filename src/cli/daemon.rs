@@ -6,11 +6,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{load_plan, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK, EXIT_USAGE};
+use super::{
+    default_zone, load_plan, source_options, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK,
+    EXIT_USAGE,
+};
 use crate::clock::SystemClock;
+use crate::daemon::reload::ReloadOptions;
 use crate::daemon::{self, DaemonOptions};
 use crate::job::Severity;
+use crate::plan::Plan;
 use crate::runner::DEFAULT_TAIL_BYTES;
+use crate::source;
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -62,8 +68,15 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
             None => state_dir.join("run"),
         },
     };
+    let sources = source_options(global, env);
+    let (zone, _) = default_zone(env);
+    let reload = ReloadOptions {
+        watch: sources.watch_paths(),
+        load: Box::new(move || Plan::build(source::read_all(&sources), zone)),
+    };
     let options = DaemonOptions {
         plan,
+        reload: Some(reload),
         max_catch_up: args.max_catch_up,
         reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,

@@ -8,6 +8,7 @@
 
 pub mod output;
 pub mod reboot;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -51,6 +52,8 @@ pub struct DaemonOptions {
     pub reboot_marker_dir: PathBuf,
     /// Reap orphaned zombies (jobrun is PID 1, or `--reap`).
     pub reap: bool,
+    /// How to re-read the sources on SIGHUP and on changes; `None` never reloads.
+    pub reload: Option<reload::ReloadOptions>,
 }
 
 /// Runs the daemon until `shutdown` completes, then stops running jobs and
@@ -88,7 +91,7 @@ pub async fn run(
         active: ActiveRuns::default(),
     });
     recover_abandoned(&ctx)?;
-    let plan = Arc::new(opts.plan);
+    let mut plan = Arc::new(opts.plan);
     info!(
         jobs = plan.jobs().len(),
         state = %opts.state_dir.display(),
@@ -100,6 +103,10 @@ pub async fn run(
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
 
     tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
+    let mut reload_at: Option<tokio::time::Instant> = None;
     let mut moved = clock.moved();
     let mut cursor = started;
     let mut watch = JumpWatch::new(started);
@@ -113,6 +120,27 @@ pub async fn run(
             () = &mut shutdown => break,
             () = tokio::time::sleep(sleep) => {}
             Ok(()) = changed(&mut moved) => {}
+            _ = hangup.recv() => {
+                if let Some(options) = &opts.reload {
+                    if let Some(new) = reload::reload(options, &plan, "SIGHUP") {
+                        plan = new;
+                    }
+                }
+                continue;
+            }
+            Some(()) = source_changed(&mut watcher) => {
+                reload_at.get_or_insert_with(|| tokio::time::Instant::now() + reload::DEBOUNCE);
+                continue;
+            }
+            () = sleep_until(reload_at) => {
+                reload_at = None;
+                if let Some(options) = &opts.reload {
+                    if let Some(new) = reload::reload(options, &plan, "file change") {
+                        plan = new;
+                    }
+                }
+                continue;
+            }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = joined {
                     error!(error = %e, "a firing task panicked");
@@ -253,6 +281,21 @@ fn start_reboot_jobs(
             trigger: Trigger::Reboot,
         };
         spawn_firing(tasks, ctx, plan, firing);
+    }
+}
+
+/// The next change of a source; never resolves without a watcher.
+async fn source_changed(watcher: &mut Option<reload::SourceWatcher>) -> Option<()> {
+    match watcher {
+        Some(w) => w.changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

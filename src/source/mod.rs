@@ -29,6 +29,18 @@ pub struct SourceOptions {
 }
 
 impl SourceOptions {
+    /// The files and directories whose changes may change the jobs: what a
+    /// daemon watches to reload.
+    pub fn watch_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.configs.iter().chain(&self.crontabs).cloned().collect();
+        if let Some(root) = &self.system_root {
+            for rel in system::WATCHED {
+                paths.push(root.join(rel));
+            }
+        }
+        paths
+    }
+
     /// True when no source of any kind is configured.
     pub fn is_empty(&self) -> bool {
         self.configs.is_empty() && self.crontabs.is_empty() && self.system_root.is_none()

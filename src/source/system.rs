@@ -38,6 +38,15 @@ use nix::unistd::User;
 use super::crontab::{parse_crontab, CrontabFormat};
 use crate::job::{Diagnostic, Origin, SourceSet};
 
+/// Where crontabs live under ROOT (files and directories), for watching.
+pub const WATCHED: &[&str] = &[
+    "etc/crontab",
+    "etc/cron.d",
+    "var/spool/cron/crontabs",
+    "var/spool/cron",
+    "etc/crontabs",
+];
+
 /// Reads every crontab that cron would read under `root` (`/` for the real system).
 ///
 /// `running_as_root` turns on cron's safety rules: a file that is group- or

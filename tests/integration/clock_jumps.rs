@@ -86,6 +86,7 @@ fn forward_jumps_catch_up_once_large_ones_warn_and_backward_ones_rerun_nothing()
         max_catch_up: Duration::from_secs(3 * 3600),
         reboot_marker_dir: dir.path().join("run"),
         reap: false,
+        reload: None,
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

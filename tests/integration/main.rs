@@ -8,4 +8,5 @@ mod clock_jumps;
 mod daemon;
 mod layout;
 mod pid1;
+mod reload;
 mod sources;
