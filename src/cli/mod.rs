@@ -124,8 +124,13 @@ where
     // Not locked for the whole command: the daemon's job output is written to
     // stdout from other threads.
     let mut out = std::io::stdout();
+    // The daemon's stdout belongs to its output writer, which may be stuck on
+    // a full pipe; only the listing commands flush what they wrote.
+    let flush = !matches!(args.command, CommandArgs::Daemon(_));
     match dispatch(&args, &clock, &mut out).and_then(|code| {
-        out.flush().context("writing output")?;
+        if flush {
+            out.flush().context("writing output")?;
+        }
         Ok(code)
     }) {
         Ok(code) => code,

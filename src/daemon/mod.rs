@@ -82,10 +82,10 @@ pub async fn run(
             started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),
         host,
-        sink: Arc::new(output::StdoutSink {
-            json: opts.json_output,
-            clock: Arc::clone(&clock),
-        }),
+        sink: Arc::new(output::StdoutSink::new(
+            opts.json_output,
+            Arc::clone(&clock),
+        )),
         base_env: opts.base_env,
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),

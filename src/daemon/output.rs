@@ -1,8 +1,17 @@
 //! Where job output lines go while the daemon runs: its own stdout, each line
 //! prefixed with the job's name, or one JSON object per line. In a container
 //! that is `docker logs`, the first place people look.
+//!
+//! Lines are handed to a writer thread through a queue bounded in bytes, so a
+//! stdout that is slow or not read at all never blocks the scheduler or the
+//! jobs. When the queue is full, lines are dropped and counted, and the count
+//! is printed once stdout keeps up again; every run's tail and byte count are
+//! still recorded in the history.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,10 +19,70 @@ use crate::clock::Clock;
 use crate::fire::JobOutput;
 use crate::runner::Stream;
 
+/// Formatted output waiting for stdout, at most this many bytes.
+const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Prints `[name] line` (text) or JSON events to stdout.
 pub struct StdoutSink {
-    pub json: bool,
-    pub clock: std::sync::Arc<dyn Clock>,
+    json: bool,
+    clock: Arc<dyn Clock>,
+    queue: Sender<Vec<u8>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queued: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl StdoutSink {
+    /// Starts the writer thread.
+    pub fn new(json: bool, clock: Arc<dyn Clock>) -> Self {
+        let (queue, lines) = mpsc::channel::<Vec<u8>>();
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let writer = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("jobrun-stdout".into())
+            .spawn(move || write_lines(&lines, &writer, json));
+        if let Err(e) = spawned {
+            // Without the thread the queue fills and every line is dropped:
+            // the history still has them.
+            tracing::error!(error = %e, "cannot start the output writer; job output is only recorded");
+        }
+        StdoutSink {
+            json,
+            clock,
+            queue,
+            shared,
+        }
+    }
+}
+
+fn write_lines(lines: &mpsc::Receiver<Vec<u8>>, shared: &Shared, json: bool) {
+    let stdout = std::io::stdout();
+    for line in lines {
+        shared.queued.fetch_sub(line.len(), Ordering::Relaxed);
+        let mut out = stdout.lock();
+        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+        // A closed stdout must not take the daemon down.
+        if dropped > 0 {
+            let _ = if json {
+                writeln!(
+                    out,
+                    "{{\"level\":\"WARN\",\"message\":\"stdout was not keeping up; job output lines dropped (run tails are kept in the history)\",\"dropped\":{dropped}}}"
+                )
+            } else {
+                writeln!(
+                    out,
+                    "[jobrun] stdout was not keeping up: {dropped} job output line(s) dropped (run tails are kept in the history)"
+                )
+            };
+        }
+        let _ = out.write_all(&line);
+    }
 }
 
 #[derive(Serialize)]
@@ -29,11 +98,8 @@ struct LineEvent<'a> {
 impl JobOutput for StdoutSink {
     fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        // A closed or full stdout must not take the daemon down: the line is
-        // still counted and kept in the run's tail.
-        let _ = if self.json {
+        let mut bytes = Vec::with_capacity(line.len() + job.len() + 4);
+        if self.json {
             let event = LineEvent {
                 ts: self
                     .clock
@@ -48,11 +114,26 @@ impl JobOutput for StdoutSink {
                 },
                 line: text,
             };
-            serde_json::to_writer(&mut out, &event)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
+            if serde_json::to_writer(&mut bytes, &event).is_err() {
+                return;
+            }
+            bytes.push(b'\n');
         } else {
-            writeln!(out, "[{job}] {text}")
-        };
+            bytes.extend_from_slice(b"[");
+            bytes.extend_from_slice(job.as_bytes());
+            bytes.extend_from_slice(b"] ");
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.push(b'\n');
+        }
+        let len = bytes.len();
+        if self.shared.queued.fetch_add(len, Ordering::Relaxed) + len > QUEUE_BYTES {
+            self.shared.queued.fetch_sub(len, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.queue.send(bytes).is_err() {
+            self.shared.queued.fetch_sub(len, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -570,3 +570,50 @@ fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
         .iter()
         .any(|v| v["line"] == "world" && v["stream"] == "stderr"));
 }
+
+#[test]
+fn a_flood_of_output_into_an_unread_stdout_never_blocks_the_scheduler() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: flood\n    schedule: \"* * * * * *\"\n    command: yes flood | head -c 50000000\n  - name: ticker\n    schedule: \"* * * * * *\"\n    command: echo \"$JOBRUN_TICK\" >> {root}/ticks.txt\n",
+    );
+    // The daemon's stdout is a pipe nobody reads: it fills within a moment.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .args(["daemon", "--config"])
+        .arg(t.path("jobs.yaml"))
+        .arg("--state-dir")
+        .arg(t.path("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    std::thread::sleep(Duration::from_secs(6));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = wait_for(Duration::from_secs(15), "the daemon to exit", || {
+        child.try_wait().expect("wait")
+    });
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(t.path("ticks.txt")).unwrap_or_default();
+    let ticks: Vec<DateTime<Utc>> = text.lines().map(|l| l.parse().expect("a tick")).collect();
+    assert!(
+        ticks.len() >= 4,
+        "the ticker stalled behind the flood:\n{text}"
+    );
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::Duration::seconds(1),
+            "a tick was missed:\n{text}"
+        );
+    }
+    let floods = history(&t, "flood");
+    assert!(
+        floods.iter().any(|r| r["output_bytes"] == 50_000_000u64),
+        "the flood's output is still counted exactly: {floods:?}"
+    );
+}
