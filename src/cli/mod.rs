@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 mod history;
 mod list;
+mod logging;
 mod logs;
 mod next;
 mod run;
@@ -151,7 +152,7 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
     } else {
         "warn"
     };
-    init_logging(args.global.log_format, level);
+    logging::init(args.global.log_format, level);
     match &args.command {
         CommandArgs::Daemon(a) => daemon::run(&args.global, &env, a),
         CommandArgs::Run(a) => run::run(&args.global, &env, a),
@@ -161,25 +162,6 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
         CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Logs(a) => logs::run(&args.global, &env, clock.now(), a, out),
     }
-}
-
-/// jobrun's own logs go to stderr (text or JSON), filtered by `RUST_LOG`.
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Colour only on a terminal, and never with NO_COLOR (SPEC 5).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_target(false);
-    // A second initialisation (tests calling `run` twice) is harmless.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
 }
 
 /// `jobrun history | head` closes the pipe early; that is success, not an error.

@@ -553,7 +553,7 @@ fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
     for line in out.lines().chain(log.lines()) {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(v["timestamp"].is_string() || v["ts"].is_string(), "{line}");
+        assert!(v["ts"].is_string() && v["level"].is_string(), "{line}");
         if v["job"] == "talk" && v.get("line").is_some() {
             job_lines.push(v);
         }
