@@ -17,6 +17,7 @@ use crate::job::Severity;
 use crate::plan::Plan;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
+use crate::store::Retention;
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -38,6 +39,12 @@ pub struct DaemonArgs {
     /// when jobrun runs as PID 1, e.g. as a container's entrypoint).
     #[arg(long)]
     pub reap: bool,
+    /// Remove runs older than this many days (pruned at start and hourly).
+    #[arg(long, value_name = "DAYS", default_value_t = Retention::default().keep_days)]
+    pub keep_days: u32,
+    /// Keep at most this many runs per job.
+    #[arg(long, value_name = "N", default_value_t = Retention::default().keep_runs)]
+    pub keep_runs: u32,
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
@@ -77,6 +84,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let options = DaemonOptions {
         plan,
         reload: Some(reload),
+        retention: Retention {
+            keep_days: args.keep_days,
+            keep_runs: args.keep_runs,
+        },
         max_catch_up: args.max_catch_up,
         reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,

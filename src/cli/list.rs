@@ -6,10 +6,11 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::status::live_daemon;
 use super::table::{local_time, new_table, relative, rfc3339};
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_OK};
 use crate::plan::Job;
-use crate::store::{RunRecord, Store};
+use crate::store::{DaemonRecord, RunRecord, Store};
 use std::collections::HashMap;
 
 #[derive(Serialize)]
@@ -42,7 +43,7 @@ pub fn run(
 ) -> Result<i32> {
     let (plan, diagnostics, zone) = load_plan(global, env)?;
     report_problems(&diagnostics);
-    let last = last_runs(global, env);
+    let (last, daemon) = last_runs(global, env, now);
     if json {
         let jobs: Vec<JobJson> = plan
             .jobs()
@@ -52,6 +53,16 @@ pub fn run(
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
+    }
+    match &daemon {
+        Some(d) => writeln!(
+            out,
+            "daemon: running, pid {} on {}, since {}",
+            d.pid,
+            d.host,
+            local_time(d.started_at, zone)
+        )?,
+        None => writeln!(out, "daemon: not running")?,
     }
     let mut table = new_table(&[
         "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
@@ -112,19 +123,26 @@ fn never_reason(job: &Job) -> &'static str {
 
 /// Each job's latest run, when a history exists. A history that cannot be
 /// read is reported and the schedule is still shown.
-fn last_runs(global: &GlobalArgs, env: &Env) -> HashMap<String, RunRecord> {
-    let read = || -> anyhow::Result<Vec<RunRecord>> {
+fn last_runs(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+) -> (HashMap<String, RunRecord>, Option<DaemonRecord>) {
+    let read = || -> anyhow::Result<(Vec<RunRecord>, Option<DaemonRecord>)> {
         let dir = state_dir(global, env)?;
         Ok(match Store::open_existing(&dir)? {
-            Some(store) => store.latest_runs()?,
-            None => Vec::new(),
+            Some(store) => (store.latest_runs()?, live_daemon(&store, now)?),
+            None => (Vec::new(), None),
         })
     };
     match read() {
-        Ok(runs) => runs.into_iter().map(|r| (r.job.clone(), r)).collect(),
+        Ok((runs, daemon)) => (
+            runs.into_iter().map(|r| (r.job.clone(), r)).collect(),
+            daemon,
+        ),
         Err(e) => {
             eprintln!("jobrun: warning: run history not shown: {e:#}");
-            HashMap::new()
+            (HashMap::new(), None)
         }
     }
 }

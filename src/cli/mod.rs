@@ -9,7 +9,9 @@ mod list;
 mod logging;
 mod logs;
 mod next;
+mod prune;
 mod run;
+mod status;
 mod table;
 
 use std::ffi::OsString;
@@ -103,6 +105,10 @@ pub enum CommandArgs {
     History(history::HistoryArgs),
     /// Show one run's details and its stored output.
     Logs(logs::LogsArgs),
+    /// Is a daemon alive, and each job's latest result; exit 0 when healthy.
+    Status(status::StatusArgs),
+    /// Apply the history retention now.
+    Prune(prune::PruneArgs),
 }
 
 /// Parses `args` (the program name first) and runs the command. Returns the
@@ -161,6 +167,8 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
         CommandArgs::Next(a) => next::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Logs(a) => logs::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::Status(a) => status::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::Prune(a) => prune::run(&args.global, &env, clock.now(), a, out),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::job::{Firing, Trigger};
 use crate::lock::{self, LockMode};
 use crate::plan::Plan;
 use crate::runner;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// The longest the loop sleeps without reading the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -54,7 +54,14 @@ pub struct DaemonOptions {
     pub reap: bool,
     /// How to re-read the sources on SIGHUP and on changes; `None` never reloads.
     pub reload: Option<reload::ReloadOptions>,
+    /// How much run history the daemon keeps (pruned at start and hourly).
+    pub retention: Retention,
 }
+
+/// How often the daemon records that it is alive (`jobrun status`).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the daemon until `shutdown` completes, then stops running jobs and
 /// records them. Public so tests can boot a daemon in-process.
@@ -99,6 +106,7 @@ pub async fn run(
     );
 
     let reaper = opts.reap.then(|| tokio::spawn(reap_orphans_forever()));
+    let maintenance = tokio::spawn(maintain(Arc::clone(&ctx), started, opts.retention));
     let mut tasks: JoinSet<()> = JoinSet::new();
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
 
@@ -208,11 +216,42 @@ pub async fn run(
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
+    maintenance.abort();
+    if let Err(e) = ctx.store.daemon_stopped(&ctx.owner, clock.now()) {
+        warn!(error = %e, "recording the daemon's stop");
+    }
     if let Some(reaper) = reaper {
         reaper.abort();
         runner::reap_orphans();
     }
     Ok(())
+}
+
+/// The daemon's housekeeping: a heartbeat every [`HEARTBEAT`] for `jobrun
+/// status`, and the history retention at start and every hour.
+async fn maintain(ctx: Arc<FireContext>, started: DateTime<Utc>, retention: Retention) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let pid = std::process::id();
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                if let Err(e) = ctx.store.beat(&ctx.owner, pid, &ctx.host, started, ctx.clock.now()) {
+                    warn!(error = %e, "recording the heartbeat");
+                }
+            }
+            _ = prune.tick() => {
+                let store = Arc::clone(&ctx.store);
+                let now = ctx.clock.now();
+                match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(removed)) => info!(removed, "pruned the run history"),
+                    Ok(Err(e)) => warn!(error = %e, "pruning the run history"),
+                    Err(e) => warn!(error = %e, "pruning the run history"),
+                }
+            }
+        }
+    }
 }
 
 /// As PID 1, every orphan in the container becomes our child: reap the

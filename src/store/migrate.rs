@@ -9,7 +9,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{sql, StoreError, APPLICATION_ID};
 
 /// The migrations, in order; version N is the N-th entry.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_runs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_runs.sql"),
+    include_str!("../../migrations/0002_daemons.sql"),
+];
 
 /// The schema version this jobrun writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,6 +4,7 @@
 //! Owns every SQL statement. Must not know processes, schedules, locks or the
 //! clock: times come in as values.
 
+mod daemons;
 mod migrate;
 mod runs;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use daemons::{DaemonRecord, Retention};
 pub use migrate::LATEST_VERSION;
 pub use runs::{Finish, HistoryFilter, NewRun, RunRecord};
 

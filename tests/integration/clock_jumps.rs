@@ -87,6 +87,7 @@ fn forward_jumps_catch_up_once_large_ones_warn_and_backward_ones_rerun_nothing()
         reboot_marker_dir: dir.path().join("run"),
         reap: false,
         reload: None,
+        retention: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

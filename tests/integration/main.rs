@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod clock_jumps;
 mod daemon;
+mod health;
 mod layout;
 mod pid1;
 mod reload;

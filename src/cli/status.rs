@@ -1,0 +1,150 @@
+//! `jobrun status`: is a daemon alive, and how did each job's latest run end?
+//! Exit 0 when a daemon is alive and no job's latest run failed, else 1, so it
+//! serves as a container `HEALTHCHECK`. Reads only; creates nothing.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::table::{local_time, new_table, relative};
+use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
+use crate::daemon::HEARTBEAT;
+use crate::store::{DaemonRecord, RunRecord, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    healthy: bool,
+    daemon: Option<&'a DaemonRecord>,
+    jobs: Vec<JobStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct JobStatus<'a> {
+    name: &'a str,
+    last_run: Option<&'a RunRecord>,
+}
+
+/// A daemon is alive when it beat within three heartbeats, and, when it runs
+/// on this host, its process still exists.
+pub fn alive(daemon: &DaemonRecord, now: DateTime<Utc>, host: &str) -> bool {
+    let fresh = now - daemon.last_beat
+        <= chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or(chrono::Duration::MAX);
+    let process = daemon.host != host
+        || i32::try_from(daemon.pid).is_ok_and(|pid| {
+            // EPERM: the process exists but belongs to someone else.
+            matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Ok(()) | Err(nix::errno::Errno::EPERM)
+            )
+        });
+    fresh && process
+}
+
+/// The first live daemon of the state directory, if any.
+pub fn live_daemon(store: &Store, now: DateTime<Utc>) -> Result<Option<DaemonRecord>> {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    Ok(store
+        .daemons()
+        .context("reading daemon heartbeats")?
+        .into_iter()
+        .find(|d| alive(d, now, &host)))
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let (plan, diagnostics, zone) = load_plan(global, env)?;
+    report_problems(&diagnostics);
+    let dir = state_dir(global, env)?;
+    let (daemon, latest) = match Store::open_existing(&dir).context("opening the run history")? {
+        Some(store) => (
+            live_daemon(&store, now)?,
+            store.latest_runs().context("reading the run history")?,
+        ),
+        None => (None, Vec::new()),
+    };
+    let jobs: Vec<JobStatus> = plan
+        .jobs()
+        .iter()
+        .map(|j| JobStatus {
+            name: &j.name,
+            last_run: latest.iter().find(|r| r.job == j.name),
+        })
+        .collect();
+    let failing = jobs
+        .iter()
+        .filter(|j| j.last_run.is_some_and(|r| r.status.is_failure()))
+        .count();
+    let healthy = daemon.is_some() && failing == 0;
+    if args.json {
+        let status = StatusJson {
+            healthy,
+            daemon: daemon.as_ref(),
+            jobs,
+        };
+        serde_json::to_writer_pretty(&mut *out, &status)?;
+        writeln!(out)?;
+    } else {
+        match &daemon {
+            Some(d) => writeln!(
+                out,
+                "daemon: running, pid {} on {}, since {} (last beat {})",
+                d.pid,
+                d.host,
+                local_time(d.started_at, zone),
+                relative(d.last_beat, now)
+            )?,
+            None => writeln!(
+                out,
+                "daemon: not running (state directory {})",
+                dir.display()
+            )?,
+        }
+        let mut table = new_table(&["JOB", "LAST RUN", "STATUS", "RESULT"]);
+        for job in &jobs {
+            match job.last_run {
+                Some(r) => table.add_row(vec![
+                    job.name.to_string(),
+                    relative(r.started_at.unwrap_or(r.claimed_at), now),
+                    r.status.to_string(),
+                    super::history::result_text(r),
+                ]),
+                None => table.add_row(vec![
+                    job.name.to_string(),
+                    "never".into(),
+                    "-".into(),
+                    String::new(),
+                ]),
+            };
+        }
+        writeln!(out, "{table}")?;
+        writeln!(
+            out,
+            "{}",
+            if healthy {
+                "healthy".to_string()
+            } else if daemon.is_none() {
+                "unhealthy: no daemon is running".to_string()
+            } else {
+                format!("unhealthy: {failing} job(s) whose latest run failed")
+            }
+        )?;
+    }
+    Ok(if healthy { EXIT_OK } else { EXIT_FAILURE })
+}

@@ -1,0 +1,289 @@
+//! The `daemons` table: each daemon's heartbeat, and pruning of the history.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{sql, Store, StoreError};
+
+/// A daemon as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DaemonRecord {
+    pub owner: String,
+    pub pid: u32,
+    pub host: String,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub last_beat: DateTime<Utc>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_time_opt"
+    )]
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&fmt_time(*t))
+}
+
+fn ser_time_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => ser_time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+/// How much history to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Runs claimed longer ago than this many days are removed.
+    pub keep_days: u32,
+    /// At most this many runs per job are kept (the newest).
+    pub keep_runs: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_days: 90,
+            keep_runs: 10_000,
+        }
+    }
+}
+
+/// Rows deleted per statement, so other processes' claims never wait long
+/// for the write lock.
+const PRUNE_BATCH: i64 = 2_000;
+
+impl Store {
+    /// Records that the daemon `owner` is alive at `now`.
+    pub fn beat(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
+                params![owner, pid, host, fmt_time(started_at), fmt_time(now)],
+            )
+            .map_err(sql("recording a heartbeat"))?;
+        Ok(())
+    }
+
+    /// Records a clean shutdown of the daemon `owner`.
+    pub fn daemon_stopped(&self, owner: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE daemons SET stopped_at = ?2 WHERE owner = ?1",
+                params![owner, fmt_time(now)],
+            )
+            .map_err(sql("recording a daemon stop"))?;
+        Ok(())
+    }
+
+    /// Every daemon that has not stopped cleanly, latest beat first.
+    pub fn daemons(&self) -> Result<Vec<DaemonRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT owner, pid, host, started_at, last_beat, stopped_at FROM daemons
+                 WHERE stopped_at IS NULL ORDER BY last_beat DESC",
+            )
+            .map_err(sql("querying daemons"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DaemonRecord {
+                    owner: r.get(0)?,
+                    pid: r.get(1)?,
+                    host: r.get(2)?,
+                    started_at: parse_time(&r.get::<_, String>(3)?)?,
+                    last_beat: parse_time(&r.get::<_, String>(4)?)?,
+                    stopped_at: r
+                        .get::<_, Option<String>>(5)?
+                        .as_deref()
+                        .map(parse_time)
+                        .transpose()?,
+                })
+            })
+            .map_err(sql("querying daemons"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("reading daemons"))
+    }
+
+    /// Applies the retention: removes finished runs older than `keep_days` and
+    /// all but the newest `keep_runs` of each job (never a `running` one),
+    /// then truncates the WAL so the files on disk shrink back. Returns how
+    /// many runs were removed.
+    pub fn prune(&self, now: DateTime<Utc>, retention: Retention) -> Result<u64, StoreError> {
+        let cutoff = fmt_time(now - chrono::Duration::days(i64::from(retention.keep_days)));
+        let mut removed = 0u64;
+        loop {
+            let n = self
+                .conn()
+                .execute(
+                    "DELETE FROM runs WHERE id IN (
+                         SELECT id FROM runs WHERE status != 'running' AND claimed_at < ?1 LIMIT ?2)",
+                    params![cutoff, PRUNE_BATCH],
+                )
+                .map_err(sql("pruning old runs"))?;
+            removed += n as u64;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+        }
+        let jobs: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare("SELECT job FROM runs GROUP BY job HAVING count(*) > ?1")
+                .map_err(sql("counting runs per job"))?;
+            let rows = stmt
+                .query_map([retention.keep_runs], |r| r.get(0))
+                .map_err(sql("counting runs per job"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sql("counting runs per job"))?
+        };
+        for job in jobs {
+            loop {
+                // The id of the newest run that no longer fits, found through
+                // the (job, id) index.
+                let n = self
+                    .conn()
+                    .execute(
+                        "DELETE FROM runs WHERE id IN (
+                             SELECT id FROM runs WHERE job = ?1 AND status != 'running' AND id <= (
+                                 SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
+                             LIMIT ?3)",
+                        params![job, retention.keep_runs, PRUNE_BATCH],
+                    )
+                    .map_err(sql("pruning runs beyond the per-job limit"))?;
+                removed += n as u64;
+                if (n as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+        }
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sql("checkpointing the WAL"))?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{RunStatus, Trigger};
+    use crate::store::{Finish, HistoryFilter, NewRun};
+    use chrono::TimeZone;
+
+    fn t(day: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, day, 0, 0, s).unwrap()
+    }
+
+    fn add(store: &Store, job: &str, at: DateTime<Utc>, finished: bool) -> i64 {
+        let id = store
+            .claim(&NewRun {
+                job,
+                trigger: Trigger::Schedule,
+                tick: Some(at),
+                status: RunStatus::Running,
+                at,
+                host: "h",
+                owner: "o",
+                error: None,
+            })
+            .unwrap()
+            .unwrap();
+        if finished {
+            store
+                .finish(
+                    id,
+                    &Finish {
+                        status: RunStatus::Succeeded,
+                        finished_at: at,
+                        duration_ms: Some(1),
+                        exit_code: Some(0),
+                        signal: None,
+                        output_bytes: 0,
+                        output_tail: b"",
+                        error: None,
+                    },
+                )
+                .unwrap();
+        }
+        id
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_runs_per_job_recent_runs_and_running_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old_running = add(&store, "a", t(1, 0), false);
+        for s in 1..=10 {
+            add(&store, "a", t(20, s), true);
+            add(&store, "b", t(20, s), true);
+        }
+        add(&store, "c", t(1, 5), true); // older than keep_days
+        let removed = store
+            .prune(
+                t(30, 0),
+                Retention {
+                    keep_days: 20,
+                    keep_runs: 3,
+                },
+            )
+            .unwrap();
+        let left = |job: &str| {
+            store
+                .history(&HistoryFilter {
+                    job: Some(job.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let a: Vec<i64> = left("a").iter().map(|r| r.id).collect();
+        assert_eq!(a.len(), 4, "3 newest + the running one: {a:?}");
+        assert!(a.contains(&old_running), "a running run is never pruned");
+        assert_eq!(left("b").len(), 3);
+        assert!(left("c").is_empty(), "older than keep_days");
+        assert_eq!(removed, 7 + 7 + 1);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("jobrun.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            0,
+            "the WAL is truncated after pruning"
+        );
+    }
+
+    #[test]
+    fn heartbeats_are_upserted_and_a_clean_stop_hides_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.beat("h:1:x", 1, "h", t(1, 0), t(1, 0)).unwrap();
+        store.beat("h:1:x", 1, "h", t(1, 0), t(1, 10)).unwrap();
+        let daemons = store.daemons().unwrap();
+        assert_eq!(daemons.len(), 1);
+        assert_eq!(daemons[0].last_beat, t(1, 10));
+        store.daemon_stopped("h:1:x", t(1, 11)).unwrap();
+        assert!(store.daemons().unwrap().is_empty());
+    }
+}
