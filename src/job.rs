@@ -241,12 +241,35 @@ impl fmt::Display for Diagnostic {
 pub struct SourceSet {
     pub jobs: Vec<JobSpec>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The YAML `history:` setting, where one file gives it.
+    pub history: Option<HistorySpec>,
+}
+
+/// How much run history to keep, as a YAML file's `history:` key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySpec {
+    pub keep_days: Option<u32>,
+    pub keep_runs: Option<u32>,
+    pub origin: Origin,
 }
 
 impl SourceSet {
+    /// Adds another source's findings. `history:` is a global setting: two
+    /// files that both set it are an error naming both places.
     pub fn extend(&mut self, other: SourceSet) {
         self.jobs.extend(other.jobs);
         self.diagnostics.extend(other.diagnostics);
+        match (&self.history, other.history) {
+            (_, None) => {}
+            (None, Some(h)) => self.history = Some(h),
+            (Some(first), Some(second)) => self.diagnostics.push(Diagnostic::error(
+                Some(second.origin.clone()),
+                format!(
+                    "`history:` is already set at {}; it is a global setting: keep it in one file",
+                    first.origin
+                ),
+            )),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::job::{Diagnostic, JobSpec, Origin, SourceKind, SourceSet};
+use crate::job::{Diagnostic, HistorySpec, JobSpec, Origin, SourceKind, SourceSet};
 use crate::schedule::Schedule;
 
 /// One compiled schedule of a job, with the line that wrote it.
@@ -77,6 +77,8 @@ impl Job {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     jobs: Vec<Job>,
+    /// The sources' `history:` retention setting, if one gave it.
+    pub history: Option<HistorySpec>,
 }
 
 impl Plan {
@@ -148,7 +150,13 @@ impl Plan {
                 ),
             ));
         }
-        (Plan { jobs }, diagnostics)
+        (
+            Plan {
+                jobs,
+                history: set.history,
+            },
+            diagnostics,
+        )
     }
 
     pub fn jobs(&self) -> &[Job] {
@@ -523,7 +531,7 @@ mod tests {
         Plan::build(
             SourceSet {
                 jobs,
-                diagnostics: Vec::new(),
+                ..Default::default()
             },
             chrono_tz::UTC,
         )

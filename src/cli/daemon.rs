@@ -40,11 +40,13 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub reap: bool,
     /// Remove runs older than this many days (pruned at start and hourly).
-    #[arg(long, value_name = "DAYS", default_value_t = Retention::default().keep_days)]
-    pub keep_days: u32,
-    /// Keep at most this many runs per job.
-    #[arg(long, value_name = "N", default_value_t = Retention::default().keep_runs)]
-    pub keep_runs: u32,
+    /// Default: YAML `history: keep_days`, else 90.
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+    /// Keep at most this many runs per job. Default: YAML `history:
+    /// keep_runs`, else 10000.
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<u32>,
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
@@ -75,6 +77,18 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
             None => state_dir.join("run"),
         },
     };
+    // Flags win over the YAML `history:` key, which wins over the defaults.
+    let yaml = plan.history.clone();
+    let retention = Retention {
+        keep_days: args
+            .keep_days
+            .or(yaml.as_ref().and_then(|h| h.keep_days))
+            .unwrap_or(Retention::default().keep_days),
+        keep_runs: args
+            .keep_runs
+            .or(yaml.as_ref().and_then(|h| h.keep_runs))
+            .unwrap_or(Retention::default().keep_runs),
+    };
     let sources = source_options(global, env);
     let (zone, _) = default_zone(env);
     let reload = ReloadOptions {
@@ -84,10 +98,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let options = DaemonOptions {
         plan,
         reload: Some(reload),
-        retention: Retention {
-            keep_days: args.keep_days,
-            keep_runs: args.keep_runs,
-        },
+        retention,
         max_catch_up: args.max_catch_up,
         reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,

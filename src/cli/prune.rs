@@ -5,17 +5,19 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::{state_dir, Env, GlobalArgs, EXIT_OK};
+use super::{load_plan, state_dir, Env, GlobalArgs, EXIT_OK};
 use crate::store::{Retention, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// Remove runs older than this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = Retention::default().keep_days)]
-    pub keep_days: u32,
-    /// Keep at most this many runs per job (the newest).
-    #[arg(long, value_name = "N", default_value_t = Retention::default().keep_runs)]
-    pub keep_runs: u32,
+    /// Remove runs older than this many days. Default: the YAML `history:
+    /// keep_days` of the sources, else 90.
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+    /// Keep at most this many runs per job (the newest). Default: YAML
+    /// `history: keep_runs`, else 10000.
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<u32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -29,15 +31,28 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<i32> {
     let dir = state_dir(global, env)?;
+    // The sources' `history:` setting, when there are sources to read.
+    let yaml = if args.keep_days.is_none() || args.keep_runs.is_none() {
+        load_plan(global, env)
+            .ok()
+            .and_then(|(plan, _, _)| plan.history)
+    } else {
+        None
+    };
+    let defaults = Retention::default();
+    let retention = Retention {
+        keep_days: args
+            .keep_days
+            .or(yaml.as_ref().and_then(|h| h.keep_days))
+            .unwrap_or(defaults.keep_days),
+        keep_runs: args
+            .keep_runs
+            .or(yaml.as_ref().and_then(|h| h.keep_runs))
+            .unwrap_or(defaults.keep_runs),
+    };
     let removed = match Store::open_existing(&dir).context("opening the run history")? {
         Some(store) => store
-            .prune(
-                now,
-                Retention {
-                    keep_days: args.keep_days,
-                    keep_runs: args.keep_runs,
-                },
-            )
+            .prune(now, retention)
             .context("pruning the run history")?,
         None => 0,
     };

@@ -75,6 +75,7 @@ fn read_config_path(path: &Path) -> SourceSet {
                     Some(Origin::new(path, 0)),
                     format!("reading job file: {e}"),
                 )],
+                history: None,
             }
         }
     };

@@ -26,6 +26,16 @@ struct FileDef {
     defaults: Option<DefaultsDef>,
     #[serde(default)]
     jobs: Vec<JobDef>,
+    #[serde(default)]
+    history: Option<HistoryDef>,
+}
+
+/// The run history's retention (a global setting; one file may set it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryDef {
+    keep_days: Option<u32>,
+    keep_runs: Option<u32>,
 }
 
 /// Settings that apply to every job in the file unless the job sets its own.
@@ -126,6 +136,7 @@ pub fn read_yaml_file(path: &Path) -> SourceSet {
                 Some(Origin::new(path, 0)),
                 format!("reading job file: {e}"),
             )],
+            history: None,
         },
     }
 }
@@ -160,7 +171,16 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
             }
         },
         serde_yaml::Value::Mapping(ref map) => match serde_yaml::from_str::<FileDef>(text) {
-            Ok(file) => (file.defaults.unwrap_or_default(), file.jobs),
+            Ok(file) => {
+                if let Some(h) = file.history {
+                    out.history = Some(crate::job::HistorySpec {
+                        keep_days: h.keep_days,
+                        keep_runs: h.keep_runs,
+                        origin: Origin::new(path, loc.top_key_line("history")),
+                    });
+                }
+                (file.defaults.unwrap_or_default(), file.jobs)
+            }
             Err(e) => {
                 out.diagnostics
                     .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
@@ -456,6 +476,7 @@ struct Locator {
     /// `name:` value of each item, when written plainly.
     item_names: Vec<Option<String>>,
     defaults_keys: HashMap<String, usize>,
+    top_keys: HashMap<String, usize>,
 }
 
 impl Locator {
@@ -465,6 +486,7 @@ impl Locator {
             item_keys: Vec::new(),
             item_names: Vec::new(),
             defaults_keys: HashMap::new(),
+            top_keys: HashMap::new(),
         };
         // Where the job sequence lives: after a top-level `jobs:` key, or at
         // the top level when the file is a bare list.
@@ -481,6 +503,9 @@ impl Locator {
             }
             let indent = raw.len() - trimmed.len();
             if indent == 0 && !trimmed.starts_with('-') {
+                if let Some(k) = key_of(trimmed) {
+                    loc.top_keys.entry(k.to_string()).or_insert(line_no);
+                }
                 in_jobs = key_of(trimmed) == Some("jobs");
                 in_defaults = key_of(trimmed) == Some("defaults");
                 seq_indent = None;
@@ -547,6 +572,10 @@ impl Locator {
 
     fn key_line(&self, index: usize, key: &str) -> Option<usize> {
         self.item_keys.get(index)?.get(key).copied()
+    }
+
+    fn top_key_line(&self, key: &str) -> usize {
+        self.top_keys.get(key).copied().unwrap_or(1)
     }
 
     fn defaults_key_line(&self, key: &str) -> usize {
@@ -732,6 +761,33 @@ mod tests {
             set.jobs[0].workdir.as_deref(),
             Some(Path::new("/etc/jobrun/data"))
         );
+    }
+
+    #[test]
+    fn history_retention_is_read_with_its_line() {
+        let set = parse("jobs: []\nhistory:\n  keep_days: 30\n  keep_runs: 500\n");
+        assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+        let h = set.history.expect("history");
+        assert_eq!((h.keep_days, h.keep_runs), (Some(30), Some(500)));
+        assert_eq!(h.origin.line, 2);
+        let bad = parse("history:\n  keep: 3\n");
+        assert!(
+            errors(&bad)[0].contains("unknown field `keep`"),
+            "{:?}",
+            errors(&bad)
+        );
+        let mut both = parse("history: {keep_days: 1}\n");
+        both.extend(parse_yaml(
+            Path::new("/etc/jobrun/jobs.d/b.yaml"),
+            "history: {keep_runs: 2}\n",
+        ));
+        let errs = errors(&both);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("/etc/jobrun/jobs.d/b.yaml:1: error:"),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("/etc/jobrun/jobs.yaml:1"), "{errs:?}");
     }
 
     #[test]

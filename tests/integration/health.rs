@@ -84,6 +84,14 @@ fn prune_keeps_the_configured_number_of_runs_per_job() {
     };
     assert_eq!(count("a"), 3);
     assert_eq!(count("b"), 1);
+    // The YAML `history:` key applies when no flag is given.
+    t.write(
+        "jobs.yaml",
+        "history:\n  keep_runs: 1\njobs:\n  - name: a\n    command: \"true\"\n  - name: b\n    command: \"exit 0\"\n",
+    );
+    t.run_args(["prune", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    assert_eq!(count("a"), 1);
     let wal = t.path("state/jobrun.db-wal");
     assert_eq!(
         std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
