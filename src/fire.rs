@@ -248,7 +248,9 @@ async fn acquire(
         if firing.tick.is_some() && running.iter().any(|r| r.tick == firing.tick) {
             return Ok(Acquired::Lost);
         }
-        let holder = running.into_iter().next();
+        // The newest: an older `running` row may belong to a process that died
+        // (recorded `abandoned` only at the next daemon start).
+        let holder = running.into_iter().next_back();
         match (job.spec.concurrency, holder) {
             (Concurrency::Replace, Some(holder)) => {
                 if !stop_sent {
@@ -452,7 +454,7 @@ async fn execute(
                 RunStatus::Interrupted,
                 exit.code(),
                 exit.signal(),
-                Some("stopped by daemon shutdown".to_string()),
+                Some("stopped by a shutdown of jobrun (SIGTERM, SIGINT or SIGHUP)".to_string()),
             ),
         },
     };

@@ -133,7 +133,9 @@ where
     let mut out = std::io::stdout();
     // The daemon's stdout belongs to its output writer, which may be stuck on
     // a full pipe; only the listing commands flush what they wrote.
-    let flush = !matches!(args.command, CommandArgs::Daemon(_));
+    // `run` passes the job's output through and exits with the job's code,
+    // which a closed pipe must not turn into 0.
+    let flush = !matches!(args.command, CommandArgs::Daemon(_) | CommandArgs::Run(_));
     match dispatch(&args, &clock, &mut out).and_then(|code| {
         if flush {
             out.flush().context("writing output")?;

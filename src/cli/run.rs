@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
-use crate::fire::{self, ActiveRuns, FireContext, FireResult};
+use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, RunStatus, Trigger};
 use crate::lock;
 use crate::runner::Stream;
@@ -84,11 +84,32 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         tick: None,
         trigger: Trigger::Manual,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: output written to a slow terminal or pipe must not hold up
+    // the timer that enforces the job's timeout.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(fire::fire(&ctx, job, &firing))?;
+    let result = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let fire = fire::fire(&ctx, job, &firing);
+        tokio::pin!(fire);
+        // The job runs in its own process group, so Ctrl-C and a terminal
+        // hang-up reach only jobrun: stop the job (SIGTERM, SIGKILL after its
+        // kill_grace) and record it, rather than leave it running unwatched.
+        loop {
+            tokio::select! {
+                result = &mut fire => break result,
+                _ = term.recv() => { ctx.active.stop_all(StopReason::Shutdown); }
+                _ = int.recv() => { ctx.active.stop_all(StopReason::Shutdown); }
+                _ = hup.recv() => { ctx.active.stop_all(StopReason::Shutdown); }
+            }
+        }
+    })?;
     Ok(match result {
         FireResult::Finished {
             run_id,

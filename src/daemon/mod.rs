@@ -120,7 +120,8 @@ pub async fn run(
     let mut watch = JumpWatch::new(started);
     loop {
         let now = clock.now();
-        let sleep = match plan.next_wakeup(cursor.max(now)) {
+        // A tick already due (woken for something else at it) sleeps zero.
+        let sleep = match plan.next_wakeup(cursor) {
             Some(next) => until(now, next).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
@@ -134,11 +135,9 @@ pub async fn run(
                         plan = new;
                     }
                 }
-                continue;
             }
             Some(()) = source_changed(&mut watcher) => {
                 reload_at.get_or_insert_with(|| tokio::time::Instant::now() + reload::DEBOUNCE);
-                continue;
             }
             () = sleep_until(reload_at) => {
                 reload_at = None;
@@ -147,15 +146,15 @@ pub async fn run(
                         plan = new;
                     }
                 }
-                continue;
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = joined {
                     error!(error = %e, "a firing task panicked");
                 }
-                continue;
             }
         }
+        // Whatever woke the loop, the ticks that came due meanwhile are handled
+        // below: a reload or a finished run at a tick must not skip it.
         let now = clock.now();
         match watch.observe(now) {
             Jump::None => {}

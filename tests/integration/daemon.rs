@@ -617,3 +617,42 @@ fn a_flood_of_output_into_an_unread_stdout_never_blocks_the_scheduler() {
         "the flood's output is still counted exactly: {floods:?}"
     );
 }
+
+/// Found in review: a signalled `jobrun run` used to leave its job running,
+/// unsupervised, with its row stuck `running`.
+#[test]
+fn a_signalled_run_stops_its_job_and_records_it() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: slow\n    command: sleep 30\n    kill_grace: 2s\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .args(["run", "slow", "--config"])
+        .arg(t.path("jobs.yaml"))
+        .arg("--state-dir")
+        .arg(t.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("jobrun run");
+    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+        running_run(&t, "slow")
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = wait_for(Duration::from_secs(10), "jobrun run to exit", || {
+        child.try_wait().expect("wait")
+    });
+    assert_eq!(status.code(), Some(128 + 15));
+    let rows = history(&t, "slow");
+    assert_eq!(rows[0]["id"], run["id"]);
+    assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
+    let pid = run["pid"].as_i64().expect("pid") as i32;
+    wait_for(Duration::from_secs(5), "the job to be gone", || {
+        (!pid_alive(pid)).then_some(())
+    });
+}

@@ -144,3 +144,32 @@ fn a_per_second_job_runs_once_per_tick_across_20_reloads() {
     let succeeded = rows.iter().filter(|r| r["status"] == "succeeded").count();
     assert_eq!(succeeded, written, "one history row per tick");
 }
+
+/// Found in review: a wake-up for a reload at a tick used to skip that tick.
+#[test]
+fn a_storm_of_reloads_loses_no_tick() {
+    let t = Test::new();
+    t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(Duration::from_secs(10), "ticks", || {
+        (!ticks(&t, "ticks.txt").is_empty()).then_some(())
+    });
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        daemon.signal(Signal::SIGHUP);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    let seen = ticks(&t, "ticks.txt");
+    assert!(seen.len() >= 6, "{seen:?}");
+    for pair in seen.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::Duration::seconds(1),
+            "a tick was lost: {seen:?}"
+        );
+    }
+}
