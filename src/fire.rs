@@ -491,20 +491,33 @@ fn record(
     error: Option<&str>,
     duration_ms: Option<i64>,
 ) -> anyhow::Result<()> {
-    ctx.store.finish(
-        run_id,
-        &Finish {
-            status,
-            finished_at: ctx.clock.now(),
-            duration_ms,
-            exit_code,
-            signal,
-            output_bytes,
-            output_tail: tail,
-            error,
-        },
-    )?;
-    Ok(())
+    let finish = Finish {
+        status,
+        finished_at: ctx.clock.now(),
+        duration_ms,
+        exit_code,
+        signal,
+        output_bytes,
+        output_tail: tail,
+        error,
+    };
+    // The outcome is known: try hard to record it before the lock is let go
+    // (a run left `running` would later read as abandoned).
+    let mut attempt = 1;
+    loop {
+        match ctx.store.finish(run_id, &finish) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 => {
+                warn!(run_id, attempt, error = %e, "recording the outcome failed; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(run_id, status = status.as_str(), error = %e, "the outcome could not be recorded");
+                return Err(e.into());
+            }
+        }
+    }
 }
 
 /// The job's environment (SPEC 6): jobrun's own, then the source's variables,

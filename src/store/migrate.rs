@@ -18,8 +18,9 @@ const MIGRATIONS: &[&str] = &[
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Reads (never writes) who the database belongs to and which version it has.
-/// Refuses foreign, corrupt and newer databases.
-pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Refuses foreign, corrupt and newer databases; `true` when it is jobrun's
+/// and already at the latest version.
+pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
     let unreadable = |source| StoreError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -43,7 +44,8 @@ pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<(), Store
                 known: LATEST_VERSION,
             });
         }
-        return Ok(());
+        // Up to date: nothing to write (read-only commands stay read-only).
+        return Ok(app_id == APPLICATION_ID && version == LATEST_VERSION);
     }
     Err(StoreError::Foreign {
         path: path.to_path_buf(),

@@ -117,14 +117,16 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sql("setting the busy timeout"))?;
         // Read-only look first: nothing is written before we know the file is ours.
-        migrate::check_identity(&conn, &path)?;
+        let current = migrate::check_identity(&conn, &path)?;
         // WAL lets readers (list, history) run while the daemon writes;
         // synchronous=FULL makes a finished run's record survive power loss.
         enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sql("setting synchronous=FULL"))?;
         let mut conn = conn;
-        migrate::migrate(&mut conn, &path)?;
+        if !current {
+            migrate::migrate(&mut conn, &path)?;
+        }
         Ok(Store {
             conn: Mutex::new(conn),
             path,

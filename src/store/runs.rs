@@ -66,7 +66,9 @@ pub struct RunRecord {
 
 fn ser_time_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        // Whole seconds print as `...:00Z` (ticks always are), fractions only
+        // when there are some.
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
         None => s.serialize_none(),
     }
 }
@@ -409,7 +411,7 @@ mod tests {
         assert_eq!(store.output_tail(id).unwrap(), b"hello\nworld\n");
         assert!(store.running().unwrap().is_empty());
         let json = serde_json::to_value(&run).unwrap();
-        assert_eq!(json["tick"], "2026-05-01T09:00:00.000Z");
+        assert_eq!(json["tick"], "2026-05-01T09:00:00Z");
         assert_eq!(json["status"], "failed");
         assert!(json.get("owner").is_none());
     }
