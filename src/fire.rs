@@ -31,6 +31,14 @@ use crate::store::{Finish, NewRun, RunRecord, Store};
 const HOLDER_WAIT: Duration = Duration::from_secs(2);
 const HOLDER_POLL: Duration = Duration::from_millis(10);
 
+/// Runs a store call (SQLite may wait up to its busy timeout for another
+/// process's write lock, and fsyncs every commit) without stalling the other
+/// tasks of this runtime worker: output pumps, timeouts, the scheduler.
+/// Needs the multi-thread runtime, which the daemon and `run` use.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Why a running run is being stopped by jobrun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -206,7 +214,7 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
         owner: &ctx.owner,
         error: None,
     };
-    let Some(run_id) = ctx.store.claim(&claim)? else {
+    let Some(run_id) = blocking(|| ctx.store.claim(&claim))? else {
         debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
         return Ok(FireResult::Lost);
     };
@@ -239,9 +247,7 @@ async fn acquire(
         if let Some(lock) = lock::try_lock(&ctx.locks_dir, &job.name, mode)? {
             return Ok(Acquired::Lock(lock));
         }
-        let running: Vec<RunRecord> = ctx
-            .store
-            .running()?
+        let running: Vec<RunRecord> = blocking(|| ctx.store.running())?
             .into_iter()
             .filter(|r| r.job == job.name)
             .collect();
@@ -318,7 +324,7 @@ fn skip_busy(
         owner: &ctx.owner,
         error: Some(&reason),
     };
-    match ctx.store.claim(&claim)? {
+    match blocking(|| ctx.store.claim(&claim))? {
         Some(run_id) => {
             info!(job = %job.name, run_id, %reason, "skipped");
             Ok(FireResult::Skipped { run_id, reason })
@@ -388,7 +394,7 @@ async fn execute(
         }
     };
     let pid = running.pid();
-    if let Err(e) = ctx.store.mark_started(run_id, pid, ctx.clock.now()) {
+    if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
         // The command already runs; its outcome will still be recorded.
         warn!(job = %job.name, run_id, error = %e, "recording the start failed");
     }
@@ -505,7 +511,7 @@ fn record(
     // (a run left `running` would later read as abandoned).
     let mut attempt = 1;
     loop {
-        match ctx.store.finish(run_id, &finish) {
+        match blocking(|| ctx.store.finish(run_id, &finish)) {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 3 => {
                 warn!(run_id, attempt, error = %e, "recording the outcome failed; retrying");

@@ -235,7 +235,9 @@ async fn maintain(ctx: Arc<FireContext>, started: DateTime<Utc>, retention: Rete
     loop {
         tokio::select! {
             _ = beat.tick() => {
-                if let Err(e) = ctx.store.beat(&ctx.owner, pid, &ctx.host, started, ctx.clock.now()) {
+                let now = ctx.clock.now();
+                let beat = tokio::task::block_in_place(|| ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now));
+                if let Err(e) = beat {
                     warn!(error = %e, "recording the heartbeat");
                 }
             }
@@ -450,7 +452,17 @@ async fn shut_down(ctx: &FireContext, tasks: &mut JoinSet<()>, grace: Duration) 
             "shutdown grace over; killing the remaining jobs"
         );
         ctx.active.kill_all();
-        while tasks.join_next().await.is_some() {}
+        // Killed jobs end at once; only a stuck database could hold this up,
+        // and then the runs are recorded abandoned at the next start.
+        let recorded = tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if recorded.is_err() {
+            warn!(
+                "some runs could not be recorded before exit; the next start marks them abandoned"
+            );
+        }
     }
     info!("daemon stopped");
 }
