@@ -17,7 +17,6 @@ use crate::job::Severity;
 use crate::plan::Plan;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
-use crate::store::Retention;
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -77,18 +76,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
             None => state_dir.join("run"),
         },
     };
-    // Flags win over the YAML `history:` key, which wins over the defaults.
-    let yaml = plan.history.clone();
-    let retention = Retention {
-        keep_days: args
-            .keep_days
-            .or(yaml.as_ref().and_then(|h| h.keep_days))
-            .unwrap_or(Retention::default().keep_days),
-        keep_runs: args
-            .keep_runs
-            .or(yaml.as_ref().and_then(|h| h.keep_runs))
-            .unwrap_or(Retention::default().keep_runs),
-    };
+    let retention = super::prune::retention(args.keep_days, args.keep_runs, plan.history.as_ref());
     let sources = source_options(global, env);
     let (zone, _) = default_zone(env);
     let reload = ReloadOptions {

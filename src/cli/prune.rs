@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{load_plan, state_dir, Env, GlobalArgs, EXIT_OK};
+use crate::job::HistorySpec;
 use crate::store::{Retention, Store};
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,23 @@ pub struct PruneArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags win over the YAML `history:` key, which wins over the defaults.
+pub fn retention(
+    keep_days: Option<u32>,
+    keep_runs: Option<u32>,
+    yaml: Option<&HistorySpec>,
+) -> Retention {
+    let defaults = Retention::default();
+    Retention {
+        keep_days: keep_days
+            .or(yaml.and_then(|h| h.keep_days))
+            .unwrap_or(defaults.keep_days),
+        keep_runs: keep_runs
+            .or(yaml.and_then(|h| h.keep_runs))
+            .unwrap_or(defaults.keep_runs),
+    }
 }
 
 pub fn run(
@@ -39,17 +57,7 @@ pub fn run(
     } else {
         None
     };
-    let defaults = Retention::default();
-    let retention = Retention {
-        keep_days: args
-            .keep_days
-            .or(yaml.as_ref().and_then(|h| h.keep_days))
-            .unwrap_or(defaults.keep_days),
-        keep_runs: args
-            .keep_runs
-            .or(yaml.as_ref().and_then(|h| h.keep_runs))
-            .unwrap_or(defaults.keep_runs),
-    };
+    let retention = retention(args.keep_days, args.keep_runs, yaml.as_ref());
     let removed = match Store::open_existing(&dir).context("opening the run history")? {
         Some(store) => store
             .prune(now, retention)

@@ -1,9 +1,10 @@
 //! The `daemons` table: each daemon's heartbeat, and pruning of the history.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::Serialize;
 
+use super::runs::{fmt_time, parse_time, ser_time_opt};
 use super::{sql, Store, StoreError};
 
 /// A daemon as it last reported itself.
@@ -24,26 +25,7 @@ pub struct DaemonRecord {
 }
 
 fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&fmt_time(*t))
-}
-
-fn ser_time_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => ser_time(t, s),
-        None => s.serialize_none(),
-    }
-}
-
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
+    ser_time_opt(&Some(*t), s)
 }
 
 /// How much history to keep.

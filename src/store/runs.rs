@@ -64,7 +64,10 @@ pub struct RunRecord {
     pub owner: String,
 }
 
-fn ser_time_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_time_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t {
         // Whole seconds print as `...:00Z` (ticks always are), fractions only
         // when there are some.
@@ -87,11 +90,11 @@ pub struct HistoryFilter {
 }
 
 /// Fixed-width RFC 3339 in UTC, so text order is time order in SQL.
-fn fmt_time(t: DateTime<Utc>) -> String {
+pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
