@@ -156,6 +156,24 @@ impl OutputSink for RunOutput {
     }
 }
 
+/// This machine's name, recorded with every run and heartbeat.
+pub fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The identity of this jobrun process in the runs it claims:
+/// `host:pid:start`, unique even when a container restarts as PID 1 again.
+pub fn owner_id(host: &str, started: DateTime<Utc>) -> String {
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
 /// Everything a firing needs besides the job.
 pub struct FireContext {
     pub store: Arc<Store>,
@@ -203,17 +221,7 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
         Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_ref()),
     };
 
-    let now = ctx.clock.now();
-    let claim = NewRun {
-        job: &job.name,
-        trigger: firing.trigger,
-        tick: firing.tick,
-        status: RunStatus::Running,
-        at: now,
-        host: &ctx.host,
-        owner: &ctx.owner,
-        error: None,
-    };
+    let claim = new_run(ctx, job, firing, RunStatus::Running, None);
     let Some(run_id) = blocking(|| ctx.store.claim(&claim))? else {
         debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
         return Ok(FireResult::Lost);
@@ -294,6 +302,26 @@ fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
     }
 }
 
+/// The claim of `firing`, to run (`Running`) or to record as `Skipped`.
+fn new_run<'a>(
+    ctx: &'a FireContext,
+    job: &'a Job,
+    firing: &Firing,
+    status: RunStatus,
+    error: Option<&'a str>,
+) -> NewRun<'a> {
+    NewRun {
+        job: &job.name,
+        trigger: firing.trigger,
+        tick: firing.tick,
+        status,
+        at: ctx.clock.now(),
+        host: &ctx.host,
+        owner: &ctx.owner,
+        error,
+    }
+}
+
 fn skip_busy(
     ctx: &FireContext,
     job: &Job,
@@ -313,17 +341,7 @@ fn skip_busy(
         ),
         None => "already running (its lock is held)".to_string(),
     };
-    let now = ctx.clock.now();
-    let claim = NewRun {
-        job: &job.name,
-        trigger: firing.trigger,
-        tick: firing.tick,
-        status: RunStatus::Skipped,
-        at: now,
-        host: &ctx.host,
-        owner: &ctx.owner,
-        error: Some(&reason),
-    };
+    let claim = new_run(ctx, job, firing, RunStatus::Skipped, Some(&reason));
     match blocking(|| ctx.store.claim(&claim))? {
         Some(run_id) => {
             info!(job = %job.name, run_id, %reason, "skipped");

@@ -5,19 +5,26 @@
 //!
 //! ```text
 //! YAML files ─┐
-//!             ├─► source ─► JobSpecs ─► plan (merged, deduplicated)
-//! crontabs  ──┘  (parse)                 (pure: now in, ticks out)
+//!             ├─► source ─► JobSpecs ─► plan ─► daemon ─Firing─► fire: lock ─► store.claim ─► runner ─► store.finish
+//! crontabs  ──┘  (parse)                (merged,  (tokio loop,
+//!                                        pure)     clock, signals)
 //! ```
 //!
-//! - [`job`]: the domain values every room shares (specs, origins, diagnostics).
+//! - [`job`]: the domain values every room shares (specs, origins, diagnostics, firings).
 //! - [`source`]: YAML job files and crontab files into [`job::JobSpec`]s, with `path:line`.
 //! - [`schedule`]: cron expressions, zones and daylight-saving rules; `next_after(t)`.
-//! - [`plan`]: the merge into one schedule and derived names.
+//! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
 //! - [`clock`]: the only wall-clock reader.
+//! - [`lock`]: the per-job file lock.
+//! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
+//! - [`runner`]: one job process, supervised to its end.
+//! - [`fire`]: one firing from lock to record; scheduled and manual runs share it.
+//! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
 //! - [`cli`]: the command line; one module per subcommand.
 //!
 //! Lower rooms never know higher ones: `schedule`, `source` and `plan` name no
-//! SQLite, tokio or process.
+//! SQLite, tokio or process; `runner` and `store` do not know each other; only
+//! `fire`, `daemon` and `cli` compose them.
 
 pub mod cli;
 pub mod clock;

@@ -58,20 +58,11 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         Store::open(&dir).with_context(|| format!("opening state directory {}", dir.display()))?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
+    let host = fire::this_host();
     let ctx = FireContext {
         store,
         locks_dir: lock::locks_dir(&dir),
-        owner: format!(
-            "{host}:{}:{}",
-            std::process::id(),
-            clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
+        owner: fire::owner_id(&host, clock.now()),
         clock,
         host,
         sink: Arc::new(PassThrough),

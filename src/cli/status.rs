@@ -51,10 +51,7 @@ pub fn alive(daemon: &DaemonRecord, now: DateTime<Utc>, host: &str) -> bool {
 
 /// The first live daemon of the state directory, if any.
 pub fn live_daemon(store: &Store, now: DateTime<Utc>) -> Result<Option<DaemonRecord>> {
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
+    let host = crate::fire::this_host();
     Ok(store
         .daemons()
         .context("reading daemon heartbeats")?

@@ -74,20 +74,13 @@ pub async fn run(
         Store::open(&opts.state_dir)
             .with_context(|| format!("opening state directory {}", opts.state_dir.display()))?,
     );
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
+    let host = fire::this_host();
     let started = clock.now();
     let ctx = Arc::new(FireContext {
         store: Arc::clone(&store),
         locks_dir: lock::locks_dir(&opts.state_dir),
         clock: Arc::clone(&clock),
-        owner: format!(
-            "{host}:{}:{}",
-            std::process::id(),
-            started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
+        owner: fire::owner_id(&host, started),
         host,
         sink: Arc::new(output::StdoutSink::new(
             opts.json_output,
