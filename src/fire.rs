@@ -1,12 +1,14 @@
-//! One firing from start to end: lock -> claim -> run -> record.
+//! One firing from start to end: lock -> claim -> wait until ready -> run ->
+//! record, then its retries.
 //!
-//! Scheduled, manual and start-up runs all come through here, so they share
-//! the same guarantees: the command never starts unless its claim is committed,
-//! a tick is claimed at most once across every process sharing the state
-//! directory, and every claimed run ends with a recorded outcome.
+//! Every trigger (schedule, manual, reboot, catch-up, chain, watch, retry,
+//! start) comes through here, so they share the same guarantees: the command
+//! never starts unless its claim is committed, a tick is claimed at most once
+//! across every process sharing the state directory, and every claimed run
+//! ends with a recorded outcome.
 //!
-//! Composes `lock`, `store` and `runner`; knows nothing of schedules or of the
-//! daemon's loop.
+//! Composes `lock`, `store`, `readiness`, `signal` and `runner`; knows nothing
+//! of schedules or of the daemon's loop.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,19 +19,26 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
-use crate::job::{Command, Concurrency, Firing, RunStatus};
+use crate::job::{
+    Command, Concurrency, Firing, IfNotRunning, RunStatus, SignalSpec, Trigger,
+    DEFAULT_REQUIRES_TIMEOUT,
+};
 use crate::lock::{self, LockMode, RunLock};
 use crate::plan::Job;
+use crate::readiness::{self, Readiness};
 use crate::runner::{
     self, OutputSink, Program, RunEnd, RunRequest, Stopper, Stream, DEFAULT_KILL_GRACE,
     DEFAULT_SHELL,
 };
+use crate::signal::{self, SignalOutcome};
 use crate::store::{Finish, NewRun, RunRecord, Store};
 
 /// How long a firing waits for a process that holds a job's lock to record
 /// what it is doing, before calling the job busy.
 const HOLDER_WAIT: Duration = Duration::from_secs(2);
 const HOLDER_POLL: Duration = Duration::from_millis(10);
+/// How often a watch run looks whether the job's current run has ended.
+const WATCH_WAIT_POLL: Duration = Duration::from_millis(200);
 
 /// Runs a store call (SQLite may wait up to its busy timeout for another
 /// process's write lock, and fsyncs every commit) without stalling the other
@@ -62,6 +71,8 @@ pub struct ActiveRuns {
 #[derive(Default)]
 struct Registry {
     runs: HashMap<i64, Active>,
+    /// When each job's command (or signal) last started in this process.
+    last_start: HashMap<String, std::time::Instant>,
     /// Set by [`ActiveRuns::stop_all`]: runs registered afterwards (a firing
     /// that was already past its claim) are stopped as they start.
     stopping: Option<StopReason>,
@@ -104,6 +115,18 @@ impl ActiveRuns {
     /// True once the daemon is shutting down: no new command should start.
     pub fn is_stopping(&self) -> bool {
         self.lock().stopping.is_some()
+    }
+
+    /// When a run of `job` last started its command (or sent its signal) in
+    /// this process: a file change seen before then is already handled.
+    pub fn last_start(&self, job: &str) -> Option<std::time::Instant> {
+        self.lock().last_start.get(job).copied()
+    }
+
+    fn note_start(&self, job: &str) {
+        self.lock()
+            .last_start
+            .insert(job.to_string(), std::time::Instant::now());
     }
 
     fn register(&self, run_id: i64, run: Active) {
@@ -202,7 +225,132 @@ pub enum FireResult {
         status: RunStatus,
         exit_code: Option<i32>,
         signal: Option<i32>,
+        /// Why jobrun ended or failed the run itself ("not ready: ...").
+        error: Option<String>,
+        /// Stopped because a newer run took its place (`concurrency: replace`).
+        replaced: bool,
     },
+}
+
+impl FireResult {
+    /// The recorded run, if there is one.
+    pub fn run_id(&self) -> Option<i64> {
+        match self {
+            FireResult::Lost => None,
+            FireResult::Skipped { run_id, .. } | FireResult::Finished { run_id, .. } => {
+                Some(*run_id)
+            }
+        }
+    }
+
+    fn finished(run_id: i64, status: RunStatus, error: Option<String>) -> FireResult {
+        FireResult::Finished {
+            run_id,
+            status,
+            exit_code: None,
+            signal: None,
+            error,
+            replaced: false,
+        }
+    }
+
+    /// A run that did not do its work for a reason another attempt may not
+    /// meet: it failed, timed out, was not ready, or was killed by something
+    /// other than jobrun's `replace`. Shutdown and skips are not retried.
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            FireResult::Finished { status, replaced: false, .. }
+                if matches!(status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed)
+        )
+    }
+}
+
+/// Runs `firing` and, while it fails and the job's `retry:` allows, tries
+/// again after the backoff: each attempt is its own run (trigger `retry`,
+/// linked to the first attempt). Returns the last attempt's result.
+pub async fn fire_with_retries(
+    ctx: &FireContext,
+    job: &Job,
+    firing: &Firing,
+) -> anyhow::Result<FireResult> {
+    let mut firing = firing.clone();
+    loop {
+        let result = fire(ctx, job, &firing).await?;
+        let Some(policy) = job.spec.retry else {
+            return Ok(result);
+        };
+        if !result.is_retryable() || firing.attempt >= policy.attempts {
+            if result.is_retryable() && policy.attempts > 1 {
+                warn!(job = %job.name, attempts = firing.attempt, "failed on every attempt");
+            }
+            return Ok(result);
+        }
+        let Some(run_id) = result.run_id() else {
+            return Ok(result);
+        };
+        let next = firing.attempt + 1;
+        let delay = policy.delay_before(next);
+        info!(
+            job = %job.name,
+            run_id,
+            attempt = next,
+            of = policy.attempts,
+            after = %humantime::format_duration(delay),
+            "retrying"
+        );
+        if !sleep_unless_stopping(ctx, delay).await {
+            info!(job = %job.name, run_id, "no retry: jobrun is shutting down");
+            return Ok(result);
+        }
+        let first = if firing.attempt == 1 {
+            run_id
+        } else {
+            firing.parent.unwrap_or(run_id)
+        };
+        firing = Firing {
+            trigger: Trigger::Retry,
+            parent: Some(first),
+            attempt: next,
+            ..firing
+        };
+    }
+}
+
+/// Sleeps `delay`; false as soon as the process begins shutting down.
+async fn sleep_unless_stopping(ctx: &FireContext, delay: Duration) -> bool {
+    let until = std::time::Instant::now() + delay;
+    loop {
+        if ctx.active.is_stopping() {
+            return false;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+    }
+}
+
+/// The runs a finished run starts: its job's `on_success` or `on_failure`
+/// jobs, as `chain` firings linked to it. A skipped, lost or interrupted
+/// run starts none.
+pub fn chained(job: &Job, result: &FireResult) -> Vec<Firing> {
+    let FireResult::Finished { run_id, status, .. } = result else {
+        return Vec::new();
+    };
+    let links = match status {
+        RunStatus::Succeeded => &job.spec.on_success,
+        RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed => &job.spec.on_failure,
+        _ => return Vec::new(),
+    };
+    links
+        .iter()
+        .map(|link| Firing {
+            parent: Some(*run_id),
+            ..Firing::new(link.job.clone(), None, Trigger::Chain)
+        })
+        .collect()
 }
 
 /// Runs one firing of `job` to the end and records it.
@@ -218,7 +366,7 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
             debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
             return Ok(FireResult::Lost);
         }
-        Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_ref()),
+        Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_deref()),
     };
 
     let claim = new_run(ctx, job, firing, RunStatus::Running, None);
@@ -239,7 +387,7 @@ enum Acquired {
     /// The lock is held by a run of this very tick.
     Lost,
     /// The lock is held by another run (the record of it, once visible).
-    Busy(Option<RunRecord>),
+    Busy(Option<Box<RunRecord>>),
 }
 
 async fn acquire(
@@ -273,10 +421,22 @@ async fn acquire(
                 }
                 // Wait for the stopped run to be recorded and let go.
                 if waited > grace + HOLDER_WAIT {
-                    return Ok(Acquired::Busy(Some(holder)));
+                    return Ok(Acquired::Busy(Some(Box::new(holder))));
                 }
             }
-            (Concurrency::Forbid, Some(holder)) => return Ok(Acquired::Busy(Some(holder))),
+            // A change must never be lost (systemd #5770): a watch run waits
+            // for the job's current run to end instead of being skipped.
+            (Concurrency::Forbid, Some(_)) if firing.trigger == Trigger::Watch => {
+                if ctx.active.is_stopping() {
+                    return Ok(Acquired::Busy(None));
+                }
+                tokio::time::sleep(WATCH_WAIT_POLL).await;
+                waited = Duration::ZERO;
+                continue;
+            }
+            (Concurrency::Forbid, Some(holder)) => {
+                return Ok(Acquired::Busy(Some(Box::new(holder))))
+            }
             // Between another process's lock and its claim there is a moment
             // with no record yet; wait for it rather than guess.
             (_, _) if waited >= HOLDER_WAIT => return Ok(Acquired::Busy(None)),
@@ -319,6 +479,8 @@ fn new_run<'a>(
         host: &ctx.host,
         owner: &ctx.owner,
         error,
+        parent_id: firing.parent,
+        attempt: firing.attempt,
     }
 }
 
@@ -374,23 +536,99 @@ async fn execute(
             Some(error),
             None,
         )?;
-        return Ok(FireResult::Finished {
+        return Ok(FireResult::finished(
             run_id,
-            status: RunStatus::Interrupted,
-            exit_code: None,
-            signal: None,
-        });
+            RunStatus::Interrupted,
+            Some(error.into()),
+        ));
     }
     let request = build_request(ctx, job, firing, run_id);
     let started = std::time::Instant::now();
-    let sink = Arc::new(RunOutput {
-        run_id,
-        inner: Arc::clone(&ctx.sink),
-    });
-    let running = match runner::start(request, sink) {
-        Ok(running) => running,
-        Err(e) => {
-            let error = format!("could not start: {e}");
+    if !job.spec.requires.is_empty() {
+        let timeout = job
+            .spec
+            .requires_timeout
+            .unwrap_or(DEFAULT_REQUIRES_TIMEOUT);
+        let ready = readiness::wait_ready(
+            &job.spec.requires,
+            timeout,
+            &|command| readiness::command_request(&request, command),
+            &|| ctx.active.is_stopping(),
+        )
+        .await;
+        let ms = i64::try_from(started.elapsed().as_millis()).ok();
+        let (status, error) = match ready {
+            Readiness::Ready => (None, String::new()),
+            Readiness::NotReady(why) => (Some(RunStatus::Failed), format!("not ready: {why}")),
+            Readiness::Stopped => (
+                Some(RunStatus::Interrupted),
+                "not started: the daemon shut down while waiting for readiness".to_string(),
+            ),
+        };
+        if let Some(status) = status {
+            warn!(job = %job.name, run_id, %error, "not started");
+            record(ctx, run_id, status, None, None, 0, &[], Some(&error), ms)?;
+            return Ok(FireResult::finished(run_id, status, Some(error)));
+        }
+        debug!(job = %job.name, run_id, "ready");
+    }
+    match &job.spec.command {
+        Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started),
+        Command::Shell(_) | Command::Argv(_) => {
+            run_command(ctx, job, run_id, request, started).await
+        }
+    }
+}
+
+/// A `signal:` job's run: no process of its own, only the signal.
+fn send_signal(
+    ctx: &FireContext,
+    job: &Job,
+    run_id: i64,
+    spec: &SignalSpec,
+    started: std::time::Instant,
+) -> anyhow::Result<FireResult> {
+    ctx.active.note_start(&job.name);
+    let outcome = signal::send(spec);
+    let ms = i64::try_from(started.elapsed().as_millis()).ok();
+    match outcome {
+        SignalOutcome::Sent { pid, detail } => {
+            if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
+                warn!(job = %job.name, run_id, error = %e, "recording the start failed");
+            }
+            info!(job = %job.name, run_id, pid, "{detail}");
+            let tail = format!("{detail}\n");
+            record(
+                ctx,
+                run_id,
+                RunStatus::Succeeded,
+                None,
+                None,
+                0,
+                tail.as_bytes(),
+                None,
+                ms,
+            )?;
+            Ok(FireResult::finished(run_id, RunStatus::Succeeded, None))
+        }
+        SignalOutcome::NotRunning(why) if spec.if_not_running == IfNotRunning::Skip => {
+            let reason = format!("not running: {why}");
+            info!(job = %job.name, run_id, %reason, "skipped");
+            record(
+                ctx,
+                run_id,
+                RunStatus::Skipped,
+                None,
+                None,
+                0,
+                &[],
+                Some(&reason),
+                ms,
+            )?;
+            Ok(FireResult::Skipped { run_id, reason })
+        }
+        SignalOutcome::NotRunning(why) => {
+            let error = format!("not running: {why}");
             warn!(job = %job.name, run_id, %error, "failed");
             record(
                 ctx,
@@ -401,16 +639,61 @@ async fn execute(
                 0,
                 &[],
                 Some(&error),
-                None,
+                ms,
             )?;
-            return Ok(FireResult::Finished {
+            Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
+        }
+        SignalOutcome::Failed(error) => {
+            warn!(job = %job.name, run_id, %error, "failed");
+            record(
+                ctx,
                 run_id,
-                status: RunStatus::Failed,
-                exit_code: None,
-                signal: None,
-            });
+                RunStatus::Failed,
+                None,
+                None,
+                0,
+                &[],
+                Some(&error),
+                ms,
+            )?;
+            Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
+        }
+    }
+}
+
+/// A command's run: start it, supervise it to its end, record the outcome.
+async fn run_command(
+    ctx: &FireContext,
+    job: &Job,
+    run_id: i64,
+    request: RunRequest,
+    started: std::time::Instant,
+) -> anyhow::Result<FireResult> {
+    let sink = Arc::new(RunOutput {
+        run_id,
+        inner: Arc::clone(&ctx.sink),
+    });
+    let running = match runner::start(request, sink) {
+        Ok(running) => running,
+        Err(e) => {
+            let error = format!("could not start: {e}");
+            warn!(job = %job.name, run_id, %error, "failed");
+            let ms = i64::try_from(started.elapsed().as_millis()).ok();
+            record(
+                ctx,
+                run_id,
+                RunStatus::Failed,
+                None,
+                None,
+                0,
+                &[],
+                Some(&error),
+                ms,
+            )?;
+            return Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)));
         }
     };
+    ctx.active.note_start(&job.name);
     let pid = running.pid();
     if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
         // The command already runs; its outcome will still be recorded.
@@ -445,15 +728,11 @@ async fn execute(
                 Some(&error),
                 ms,
             )?;
-            return Ok(FireResult::Finished {
-                run_id,
-                status: RunStatus::Killed,
-                exit_code: None,
-                signal: None,
-            });
+            return Ok(FireResult::finished(run_id, RunStatus::Killed, Some(error)));
         }
     };
 
+    let replaced = stop_reason == Some(StopReason::Replaced);
     let (status, exit_code, signal, error) = match outcome.end {
         RunEnd::Exited(0) => (RunStatus::Succeeded, Some(0), None, None),
         RunEnd::Exited(code) => (RunStatus::Failed, Some(code), None, None),
@@ -467,20 +746,18 @@ async fn execute(
                 humantime::format_duration(job.spec.timeout.unwrap_or_default())
             )),
         ),
-        RunEnd::Stopped { exit } => match stop_reason {
-            Some(StopReason::Replaced) => (
-                RunStatus::Killed,
-                exit.code(),
-                exit.signal(),
-                Some("replaced by a newer run (concurrency: replace)".to_string()),
-            ),
-            _ => (
-                RunStatus::Interrupted,
-                exit.code(),
-                exit.signal(),
-                Some("stopped by a shutdown of jobrun (SIGTERM, SIGINT or SIGHUP)".to_string()),
-            ),
-        },
+        RunEnd::Stopped { exit } if replaced => (
+            RunStatus::Killed,
+            exit.code(),
+            exit.signal(),
+            Some("replaced by a newer run (concurrency: replace)".to_string()),
+        ),
+        RunEnd::Stopped { exit } => (
+            RunStatus::Interrupted,
+            exit.code(),
+            exit.signal(),
+            Some("stopped by a shutdown of jobrun (SIGTERM, SIGINT or SIGHUP)".to_string()),
+        ),
     };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).ok();
     record(
@@ -500,6 +777,8 @@ async fn execute(
         status,
         exit_code,
         signal,
+        error,
+        replaced,
     })
 }
 
@@ -556,6 +835,13 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
         firing.tick.map(rfc3339).unwrap_or_default(),
     );
     env.insert("JOBRUN_TRIGGER".into(), firing.trigger.as_str().into());
+    env.insert("JOBRUN_ATTEMPT".into(), firing.attempt.to_string());
+    if let Some(parent) = firing.parent {
+        env.insert("JOBRUN_PARENT_RUN_ID".into(), parent.to_string());
+    }
+    if firing.trigger == Trigger::Watch {
+        env.insert("JOBRUN_CHANGED".into(), changed_paths(&firing.changed));
+    }
     let program = match &job.spec.command {
         Command::Shell(command) => Program::Shell {
             shell: job
@@ -566,6 +852,9 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
             command: command.clone(),
         },
         Command::Argv(argv) => Program::Argv(argv.clone()),
+        // Never started: a signal job's request only carries the user,
+        // environment and directory for its readiness command checks.
+        Command::Signal(_) => Program::Argv(Vec::new()),
     };
     RunRequest {
         job: job.name.clone(),
@@ -579,6 +868,22 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
         kill_grace: job.spec.kill_grace.unwrap_or(DEFAULT_KILL_GRACE),
         tail_bytes: ctx.tail_bytes,
     }
+}
+
+/// The most paths `JOBRUN_CHANGED` lists; an environment string has limits.
+const CHANGED_CAP: usize = 1000;
+
+/// `JOBRUN_CHANGED`: the changed paths, one per line, each once, in order.
+fn changed_paths(paths: &[PathBuf]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for p in paths.iter().filter(|p| seen.insert(*p)).take(CHANGED_CAP) {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&p.to_string_lossy());
+    }
+    out
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

@@ -60,6 +60,39 @@ pub enum Command {
     Shell(String),
     /// Executed directly, no shell.
     Argv(Vec<String>),
+    /// No process: send a signal to the process a pidfile names (YAML `signal:`).
+    Signal(SignalSpec),
+}
+
+/// YAML `signal:`: tell a running daemon to reload, through its pidfile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignalSpec {
+    pub pidfile: PathBuf,
+    /// The signal's name without `SIG` (`HUP`, `USR1`), checked by the source.
+    pub signal: String,
+    /// When set, the process's name must match (guards against a stale pidfile
+    /// whose pid now belongs to another program).
+    pub process: Option<String>,
+    pub if_not_running: IfNotRunning,
+}
+
+/// What a `signal:` job records when the process is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum IfNotRunning {
+    /// `skipped`, with the reason (nothing to reload is not a failure).
+    #[default]
+    Skip,
+    /// `failed`: the process is expected to be running.
+    Fail,
+}
+
+impl IfNotRunning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IfNotRunning::Skip => "skip",
+            IfNotRunning::Fail => "fail",
+        }
+    }
 }
 
 impl Command {
@@ -69,6 +102,12 @@ impl Command {
         match self {
             Command::Shell(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
             Command::Argv(v) => v.join("\u{0}"),
+            Command::Signal(s) => format!(
+                "signal\u{0}{}\u{0}{}\u{0}{}",
+                s.signal,
+                s.pidfile.display(),
+                s.process.as_deref().unwrap_or_default()
+            ),
         }
     }
 }
@@ -89,6 +128,13 @@ impl fmt::Display for Command {
                     })
                     .collect();
                 f.write_str(&quoted.join(" "))
+            }
+            Command::Signal(s) => {
+                write!(f, "signal {} to {}", s.signal, s.pidfile.display())?;
+                match &s.process {
+                    Some(p) => write!(f, " ({p})"),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -146,6 +192,21 @@ pub struct JobSpec {
     pub kill_grace: Option<Duration>,
     pub concurrency: Concurrency,
     pub enabled: bool,
+    /// Readiness checks that must all pass before the command starts.
+    pub requires: Vec<Requirement>,
+    /// How long a run waits for `requires`; `None` means [`DEFAULT_REQUIRES_TIMEOUT`].
+    pub requires_timeout: Option<Duration>,
+    pub retry: Option<RetryPolicy>,
+    /// After downtime, run the latest tick within this window if nobody claimed it.
+    pub catch_up: Option<Duration>,
+    /// Run once each time a daemon starts.
+    pub run_on_start: bool,
+    /// Jobs to start after a run of this job succeeds.
+    pub on_success: Vec<ChainLink>,
+    /// Jobs to start after a run of this job fails (after its last retry).
+    pub on_failure: Vec<ChainLink>,
+    /// Run when files change.
+    pub watch: Option<WatchSpec>,
     pub kind: SourceKind,
     /// The line that defines the job (the entry line, or the YAML `name:` line).
     pub origin: Origin,
@@ -167,11 +228,83 @@ impl JobSpec {
             kill_grace: None,
             concurrency: Concurrency::default(),
             enabled: true,
+            requires: Vec::new(),
+            requires_timeout: None,
+            retry: None,
+            catch_up: None,
+            run_on_start: false,
+            on_success: Vec::new(),
+            on_failure: Vec::new(),
+            watch: None,
             kind,
             origin,
         }
     }
 }
+
+/// How long a run waits for its readiness checks when `requires_timeout` is not set.
+pub const DEFAULT_REQUIRES_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One readiness check of `requires:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `host:port` accepts a TCP connection.
+    Tcp(String),
+    /// The file exists and is not empty.
+    File(PathBuf),
+    /// The command (run by `/bin/sh -c`, as the job's user, in its environment) exits 0.
+    Command(String),
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Requirement::Tcp(addr) => write!(f, "tcp {addr}"),
+            Requirement::File(path) => write!(f, "file {}", path.display()),
+            Requirement::Command(c) => write!(f, "command `{c}`"),
+        }
+    }
+}
+
+/// YAML `retry:`: how often a failed run is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (`attempts: 1` never retries).
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each further one.
+    pub backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `next` (2 for the first retry).
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let doublings = next.saturating_sub(2).min(32);
+        self.backoff
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max_backoff)
+    }
+}
+
+/// One entry of `on_success:` / `on_failure:`: a job name and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub job: String,
+    pub origin: Origin,
+}
+
+/// YAML `watch:`: run the job when one of these paths changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSpec {
+    pub paths: Vec<PathBuf>,
+    /// Changes are gathered for this long after the first one, then the job runs once.
+    pub debounce: Duration,
+    pub origin: Origin,
+}
+
+/// The debounce of a `watch:` that sets none.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// How serious a finding is. `check` exits 1 when there is any error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -282,8 +415,17 @@ pub enum Trigger {
     Manual,
     /// `@reboot`: once per boot, when the daemon starts.
     Reboot,
-    /// After a forward clock jump or suspend: once for the missed ticks.
+    /// After a forward clock jump or suspend, or after downtime (`catch_up:`):
+    /// once for the missed ticks.
     CatchUp,
+    /// `on_success:` / `on_failure:` of another job's run.
+    Chain,
+    /// A change to a watched path.
+    Watch,
+    /// Another attempt after a failed run (`retry:`).
+    Retry,
+    /// `run_on_start:`: once per daemon start.
+    Start,
 }
 
 impl Trigger {
@@ -293,18 +435,26 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Reboot => "reboot",
             Trigger::CatchUp => "catch-up",
+            Trigger::Chain => "chain",
+            Trigger::Watch => "watch",
+            Trigger::Retry => "retry",
+            Trigger::Start => "start",
         }
     }
 
+    pub const ALL: [Trigger; 8] = [
+        Trigger::Schedule,
+        Trigger::Manual,
+        Trigger::Reboot,
+        Trigger::CatchUp,
+        Trigger::Chain,
+        Trigger::Watch,
+        Trigger::Retry,
+        Trigger::Start,
+    ];
+
     pub fn parse(s: &str) -> Option<Trigger> {
-        [
-            Trigger::Schedule,
-            Trigger::Manual,
-            Trigger::Reboot,
-            Trigger::CatchUp,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        Trigger::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -373,7 +523,32 @@ impl fmt::Display for RunStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firing {
     pub job: String,
-    /// The scheduled instant; `None` for manual runs (they claim no tick).
+    /// The scheduled instant; `None` for runs that claim no tick (manual,
+    /// chain, watch, start). A retry keeps its first attempt's tick.
     pub tick: Option<chrono::DateTime<chrono::Utc>>,
     pub trigger: Trigger,
+    /// The run this one follows: the first attempt of a retry, or the run
+    /// whose outcome started a chain.
+    pub parent: Option<i64>,
+    /// 1 for a first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+    /// The changed paths that started a `watch` run.
+    pub changed: Vec<PathBuf>,
+}
+
+impl Firing {
+    pub fn new(
+        job: impl Into<String>,
+        tick: Option<chrono::DateTime<chrono::Utc>>,
+        trigger: Trigger,
+    ) -> Self {
+        Firing {
+            job: job.into(),
+            tick,
+            trigger,
+            parent: None,
+            attempt: 1,
+            changed: Vec::new(),
+        }
+    }
 }

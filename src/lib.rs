@@ -18,7 +18,9 @@
 //! - [`lock`]: the per-job file lock.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`runner`]: one job process, supervised to its end.
-//! - [`fire`]: one firing from lock to record; scheduled and manual runs share it.
+//! - [`readiness`]: `requires:` checks, waited for before a command starts.
+//! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
+//! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
 //! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
 //! - [`cli`]: the command line; one module per subcommand.
 //!
@@ -33,7 +35,9 @@ pub mod fire;
 pub mod job;
 pub mod lock;
 pub mod plan;
+pub mod readiness;
 pub mod runner;
 pub mod schedule;
+pub mod signal;
 pub mod source;
 pub mod store;

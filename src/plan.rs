@@ -67,6 +67,17 @@ impl Job {
         out
     }
 
+    /// The job's last tick in the window `(after, upto]`.
+    pub fn latest_tick(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut latest = None;
+        let mut t = after;
+        while let Some(next) = self.next_after(t).filter(|n| *n <= upto) {
+            latest = Some(next);
+            t = next;
+        }
+        latest
+    }
+
     /// True when a `@reboot` schedule is among the job's schedules.
     pub fn runs_at_reboot(&self) -> bool {
         self.spec.enabled && self.schedules.iter().any(|s| s.schedule.is_reboot())
@@ -137,6 +148,7 @@ impl Plan {
         }
 
         assign_derived_names(&mut jobs);
+        check_chains(&mut jobs, &mut diagnostics);
         for job in jobs.iter().filter(|j| j.is_merged()) {
             let places: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
             diagnostics.push(Diagnostic::warning(
@@ -173,13 +185,7 @@ impl Plan {
     pub fn due(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Vec<(&Job, DateTime<Utc>)> {
         let mut out = Vec::new();
         for job in &self.jobs {
-            let mut latest = None;
-            let mut t = after;
-            while let Some(next) = job.next_after(t).filter(|n| *n <= upto) {
-                latest = Some(next);
-                t = next;
-            }
-            if let Some(tick) = latest {
+            if let Some(tick) = job.latest_tick(after, upto) {
                 out.push((job, tick));
             }
         }
@@ -320,16 +326,28 @@ fn merge_into(
                 ),
             ));
         }
-        let differs = job.spec.timeout != spec.timeout
-            || job.spec.kill_grace != spec.kill_grace
-            || job.spec.concurrency != spec.concurrency
-            || job.spec.enabled != spec.enabled;
+        let (a, b) = (&job.spec, &spec);
+        let links =
+            |l: &[crate::job::ChainLink]| l.iter().map(|l| l.job.clone()).collect::<Vec<_>>();
+        let differs = a.timeout != b.timeout
+            || a.kill_grace != b.kill_grace
+            || a.concurrency != b.concurrency
+            || a.enabled != b.enabled
+            || a.requires != b.requires
+            || a.requires_timeout != b.requires_timeout
+            || a.retry != b.retry
+            || a.catch_up != b.catch_up
+            || a.run_on_start != b.run_on_start
+            || links(&a.on_success) != links(&b.on_success)
+            || links(&a.on_failure) != links(&b.on_failure)
+            || a.watch.as_ref().map(|w| (&w.paths, w.debounce))
+                != b.watch.as_ref().map(|w| (&w.paths, w.debounce));
         if differs {
             diagnostics.push(Diagnostic::warning(
                 Some(spec.origin.clone()),
                 format!(
-                    "this definition of job {} sets timeout, kill_grace, concurrency or enabled \
-                     differently from {}; the first definition's settings are used",
+                    "this definition of job {} has other settings (timeout, retry, requires, \
+                     chains, watch...) than {}; the first definition's settings are used",
                     job.name, job.origins[0]
                 ),
             ));
@@ -340,6 +358,122 @@ fn merge_into(
         for origin in s.origins {
             add_schedule(&mut job.schedules, s.schedule.clone(), origin);
         }
+    }
+}
+
+/// Checks `on_success` / `on_failure` (the issue 5 chains): every named job
+/// must exist, and no chain may lead back to where it started (a run would
+/// start itself forever). A link that fails either check is reported with its
+/// line and left out; the jobs themselves stay.
+fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) {
+    let index: HashMap<String, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.clone(), i))
+        .collect();
+    for job in jobs.iter_mut() {
+        let name = job.name.clone();
+        for (key, links) in [
+            ("on_success", &mut job.spec.on_success),
+            ("on_failure", &mut job.spec.on_failure),
+        ] {
+            links.retain(|link| {
+                let known = index.contains_key(&link.job);
+                if !known {
+                    diagnostics.push(Diagnostic::error(
+                        Some(link.origin.clone()),
+                        format!(
+                            "job {name}: `{key}` names job {:?}, which is not defined; \
+                             use the name of a job from any source (see `jobrun list`)",
+                            link.job
+                        ),
+                    ));
+                }
+                known
+            });
+        }
+    }
+
+    // Depth-first search over both kinds of link; an edge back to a job on
+    // the current path closes a cycle.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn targets(job: &Job) -> Vec<String> {
+        let mut out: Vec<String> = job
+            .spec
+            .on_success
+            .iter()
+            .chain(&job.spec.on_failure)
+            .map(|l| l.job.clone())
+            .collect();
+        out.dedup();
+        out
+    }
+    fn visit(
+        at: usize,
+        jobs: &[Job],
+        index: &HashMap<String, usize>,
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        cycles: &mut Vec<(usize, String, Vec<usize>)>,
+    ) {
+        marks[at] = Mark::OnPath;
+        path.push(at);
+        for target in targets(&jobs[at]) {
+            let Some(&next) = index.get(&target) else {
+                continue;
+            };
+            match marks[next] {
+                Mark::New => visit(next, jobs, index, marks, path, cycles),
+                Mark::OnPath => {
+                    let from = path.iter().position(|&p| p == next).unwrap_or(0);
+                    cycles.push((at, target, path[from..].to_vec()));
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[at] = Mark::Done;
+    }
+    let mut marks = vec![Mark::New; jobs.len()];
+    let mut cycles = Vec::new();
+    for start in 0..jobs.len() {
+        if marks[start] == Mark::New {
+            visit(
+                start,
+                jobs,
+                &index,
+                &mut marks,
+                &mut Vec::new(),
+                &mut cycles,
+            );
+        }
+    }
+    for (from, target, members) in cycles {
+        let mut names: Vec<String> = members.iter().map(|&i| jobs[i].name.clone()).collect();
+        names.push(target.clone());
+        let job = &mut jobs[from];
+        let origin = job
+            .spec
+            .on_success
+            .iter()
+            .chain(&job.spec.on_failure)
+            .find(|l| l.job == target)
+            .map(|l| l.origin.clone());
+        diagnostics.push(Diagnostic::error(
+            origin,
+            format!(
+                "chained jobs form a cycle: {}; a run would start itself again without end. \
+                 Remove one of these `on_success`/`on_failure` links",
+                names.join(" -> ")
+            ),
+        ));
+        job.spec.on_success.retain(|l| l.job != target);
+        job.spec.on_failure.retain(|l| l.job != target);
     }
 }
 
@@ -718,5 +852,67 @@ mod tests {
         for (command, want) in cases {
             assert_eq!(derive_name(command), want, "{command}");
         }
+    }
+
+    fn link(job: &str, line: usize) -> crate::job::ChainLink {
+        crate::job::ChainLink {
+            job: job.into(),
+            origin: Origin::new("/etc/jobrun/jobs.yaml", line),
+        }
+    }
+
+    #[test]
+    fn chains_to_unknown_jobs_and_cycles_are_errors_and_left_out() {
+        let mut a = yaml_job("a", 1, "@daily", "a");
+        a.on_success = vec![link("b", 2), link("nope", 2)];
+        let mut b = yaml_job("b", 10, "@daily", "b");
+        b.on_failure = vec![link("c", 11)];
+        let mut c = yaml_job("c", 20, "@daily", "c");
+        c.on_success = vec![link("a", 21)];
+        let mut d = yaml_job("d", 30, "@daily", "d");
+        d.on_failure = vec![link("d", 31)];
+        let mut e = yaml_job("e", 40, "@daily", "e");
+        e.on_success = vec![link("b", 41)];
+        let (plan, diags) = build(vec![a, b, c, d, e]);
+        let errors: Vec<String> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(
+            errors[0].starts_with(
+                "/etc/jobrun/jobs.yaml:2: error: job a: `on_success` names job \"nope\""
+            ),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "/etc/jobrun/jobs.yaml:21: error: chained jobs form a cycle: a -> b -> c -> a"
+            )),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.iter().any(|e| e
+                .starts_with("/etc/jobrun/jobs.yaml:31: error: chained jobs form a cycle: d -> d")),
+            "{errors:#?}"
+        );
+        let targets = |name: &str| {
+            let job = plan.get(name).unwrap();
+            job.spec
+                .on_success
+                .iter()
+                .chain(&job.spec.on_failure)
+                .map(|l| l.job.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(targets("a"), ["b"]);
+        assert_eq!(targets("b"), ["c"]);
+        assert!(
+            targets("c").is_empty(),
+            "the link closing the cycle is left out"
+        );
+        assert!(targets("d").is_empty());
+        assert_eq!(targets("e"), ["b"], "two chains into one job are no cycle");
     }
 }

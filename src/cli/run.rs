@@ -1,7 +1,7 @@
 //! `jobrun run NAME`: run a job now, through the same lock, claim and record
 //! path as scheduled runs; exits with the job's exit code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::fire::JobOutput;
 use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, RunStatus, Trigger};
 use crate::lock;
+use crate::plan::{Job, Plan};
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::store::Store;
@@ -40,6 +41,41 @@ impl JobOutput for PassThrough {
             }
         };
     }
+}
+
+/// Runs the job with its retries, then the jobs its outcome chains to (and
+/// theirs), one after another, as the daemon would. The result is the named
+/// job's.
+async fn run_with_chain(
+    ctx: &FireContext,
+    plan: &Plan,
+    job: &Job,
+    firing: &Firing,
+) -> Result<FireResult> {
+    let result = fire::fire_with_retries(ctx, job, firing).await?;
+    let mut queue: VecDeque<Firing> = fire::chained(job, &result).into();
+    while let Some(next) = queue.pop_front() {
+        if ctx.active.is_stopping() {
+            break;
+        }
+        let Some(chained) = plan.get(&next.job).filter(|j| j.spec.enabled) else {
+            continue;
+        };
+        eprintln!("jobrun: starting chained job {}", chained.name);
+        match fire::fire_with_retries(ctx, chained, &next).await {
+            Ok(r) => {
+                if let FireResult::Finished { run_id, status, .. } = &r {
+                    eprintln!(
+                        "jobrun: chained job {} (run {run_id}): {status}",
+                        chained.name
+                    );
+                }
+                queue.extend(fire::chained(chained, &r));
+            }
+            Err(e) => eprintln!("jobrun: chained job {}: {e:#}", chained.name),
+        }
+    }
+    Ok(result)
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
@@ -70,11 +106,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         tail_bytes: DEFAULT_TAIL_BYTES,
         active: ActiveRuns::default(),
     };
-    let firing = Firing {
-        job: job.name.clone(),
-        tick: None,
-        trigger: Trigger::Manual,
-    };
+    let firing = Firing::new(job.name.clone(), None, Trigger::Manual);
     // Two workers: output written to a slow terminal or pipe must not hold up
     // the timer that enforces the job's timeout.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -87,7 +119,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let fire = fire::fire(&ctx, job, &firing);
+        let fire = run_with_chain(&ctx, &plan, job, &firing);
         tokio::pin!(fire);
         // The job runs in its own process group, so Ctrl-C and a terminal
         // hang-up reach only jobrun: stop the job (SIGTERM, SIGKILL after its
@@ -107,16 +139,19 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
             status,
             exit_code,
             signal,
+            error,
+            ..
         } => {
             if status != RunStatus::Succeeded {
                 eprintln!(
-                    "jobrun: run {run_id} of {}: {status}{}",
+                    "jobrun: run {run_id} of {}: {status}{}{}",
                     job.name,
                     match (exit_code, signal) {
                         (Some(code), _) => format!(" (exit {code})"),
                         (_, Some(sig)) => format!(" (signal {sig})"),
                         _ => String::new(),
-                    }
+                    },
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
                 );
             }
             match (exit_code, signal) {

@@ -5,12 +5,18 @@
 //! least once a minute so suspend and clock steps are noticed), hands every due
 //! job to `fire` concurrently, and on SIGTERM/SIGINT stops scheduling, stops
 //! the running jobs and records them before exiting.
+//!
+//! Besides ticks, the loop starts runs for the other triggers: `@reboot` and
+//! `run_on_start` jobs and missed ticks (`catch_up`) at start, watched file
+//! changes (see [`watch`]), and the chained jobs a finished run names. Every
+//! one goes through `fire` like a scheduled run.
 
 pub mod output;
 pub mod reboot;
 pub mod reload;
+pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,11 +25,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
-use crate::job::{Firing, Trigger};
+use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
 use crate::lock::{self, LockMode};
 use crate::plan::Plan;
 use crate::runner;
@@ -97,11 +103,38 @@ pub async fn run(
         state = %opts.state_dir.display(),
         "daemon started"
     );
+    // Before this daemon's first heartbeat: the last one on record tells
+    // when the downtime began.
+    let catch_up = missed_ticks(&ctx, &plan, started);
 
     let reaper = opts.reap.then(|| tokio::spawn(reap_orphans_forever()));
     let maintenance = tokio::spawn(maintain(Arc::clone(&ctx), started, opts.retention));
-    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut tasks: JoinSet<Done> = JoinSet::new();
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
+    for job in plan
+        .jobs()
+        .iter()
+        .filter(|j| j.spec.enabled && j.spec.run_on_start)
+    {
+        spawn_firing(
+            &mut tasks,
+            &ctx,
+            &plan,
+            Firing::new(job.name.clone(), None, Trigger::Start),
+        );
+    }
+    for firing in catch_up {
+        spawn_firing(&mut tasks, &ctx, &plan, firing);
+    }
+    let mut watches = watch::JobWatches::default();
+    watches.update(&plan);
+    if !watches.is_empty() {
+        info!(
+            jobs = watches.len(),
+            "watching files for jobs with `watch:`"
+        );
+    }
+    let mut queues: HashMap<String, watch::WatchQueue> = HashMap::new();
 
     tokio::pin!(shutdown);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -118,6 +151,7 @@ pub async fn run(
             Some(next) => until(now, next).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
+        let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(sleep) => {}
@@ -126,6 +160,33 @@ pub async fn run(
                 if let Some(options) = &opts.reload {
                     if let Some(new) = reload::reload(options, &plan, "SIGHUP") {
                         plan = new;
+                        watches.update(&plan);
+                        queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
+                    }
+                }
+            }
+            Some(change) = watches.changes.recv() => {
+                if change.rearm {
+                    watches.rearm(&change.job);
+                }
+                if change.relevant {
+                    if let Some(job) = plan.get(&change.job) {
+                        debug!(job = %change.job, path = %change.path.display(), "watched path changed");
+                        queues.entry(change.job.clone()).or_default().changed(
+                            change.path,
+                            std::time::Instant::now(),
+                            debounce_of(job),
+                        );
+                    }
+                }
+            }
+            () = sleep_until(watch_due.map(tokio::time::Instant::from_std)) => {
+                let now = std::time::Instant::now();
+                for (name, queue) in queues.iter_mut() {
+                    if let Some(changed) = queue.take(now, ctx.active.last_start(name)) {
+                        info!(job = %name, paths = changed.len(), "watched files changed");
+                        let firing = Firing { changed, ..Firing::new(name.clone(), None, Trigger::Watch) };
+                        spawn_firing(&mut tasks, &ctx, &plan, firing);
                     }
                 }
             }
@@ -137,12 +198,25 @@ pub async fn run(
                 if let Some(options) = &opts.reload {
                     if let Some(new) = reload::reload(options, &plan, "file change") {
                         plan = new;
+                        watches.update(&plan);
+                        queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
                     }
                 }
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Err(e) = joined {
-                    error!(error = %e, "a firing task panicked");
+                match joined {
+                    Ok(done) => {
+                        if done.trigger == Trigger::Watch {
+                            if let (Some(queue), Some(job)) = (queues.get_mut(&done.job), plan.get(&done.job)) {
+                                queue.finished(std::time::Instant::now(), debounce_of(job));
+                            }
+                        }
+                        for firing in done.chained {
+                            info!(job = %firing.job, parent = ?firing.parent, "starting chained job");
+                            spawn_firing(&mut tasks, &ctx, &plan, firing);
+                        }
+                    }
+                    Err(e) => error!(error = %e, "a firing task panicked"),
                 }
             }
         }
@@ -172,11 +246,7 @@ pub async fn run(
                     "wall clock jumped forward (or the machine was suspended); running each job that missed ticks once"
                 );
                 for (job, tick) in due {
-                    let firing = Firing {
-                        job: job.name.clone(),
-                        tick: Some(tick),
-                        trigger: Trigger::CatchUp,
-                    };
+                    let firing = Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp);
                     spawn_firing(&mut tasks, &ctx, &plan, firing);
                 }
                 cursor = now;
@@ -197,11 +267,7 @@ pub async fn run(
             continue;
         }
         for (job, tick) in plan.due(cursor, now) {
-            let firing = Firing {
-                job: job.name.clone(),
-                tick: Some(tick),
-                trigger: Trigger::Schedule,
-            };
+            let firing = Firing::new(job.name.clone(), Some(tick), Trigger::Schedule);
             spawn_firing(&mut tasks, &ctx, &plan, firing);
         }
         cursor = now;
@@ -281,7 +347,7 @@ async fn reap_orphans_forever() {
 
 /// Runs the `@reboot` jobs if this is the first daemon start of this boot.
 fn start_reboot_jobs(
-    tasks: &mut JoinSet<()>,
+    tasks: &mut JoinSet<Done>,
     ctx: &Arc<FireContext>,
     plan: &Arc<Plan>,
     marker_dir: &std::path::Path,
@@ -308,11 +374,7 @@ fn start_reboot_jobs(
     }
     for job in jobs {
         // The daemon's start instant is the tick: one claim per boot.
-        let firing = Firing {
-            job: job.name.clone(),
-            tick: Some(started),
-            trigger: Trigger::Reboot,
-        };
+        let firing = Firing::new(job.name.clone(), Some(started), Trigger::Reboot);
         spawn_firing(tasks, ctx, plan, firing);
     }
 }
@@ -395,20 +457,95 @@ fn until(now: DateTime<Utc>, t: DateTime<Utc>) -> Duration {
     Duration::from_millis(micros.div_ceil(1000))
 }
 
-fn spawn_firing(tasks: &mut JoinSet<()>, ctx: &Arc<FireContext>, plan: &Arc<Plan>, firing: Firing) {
+/// What a firing task hands back to the loop when it ends.
+struct Done {
+    job: String,
+    trigger: Trigger,
+    /// The chained runs its outcome starts.
+    chained: Vec<Firing>,
+}
+
+fn debounce_of(job: &crate::plan::Job) -> Duration {
+    job.spec
+        .watch
+        .as_ref()
+        .map_or(DEFAULT_WATCH_DEBOUNCE, |w| w.debounce)
+}
+
+/// Runs one firing (with its retries) as a task of the loop. A job that a
+/// reload removed, or that is disabled, is not run.
+fn spawn_firing(
+    tasks: &mut JoinSet<Done>,
+    ctx: &Arc<FireContext>,
+    plan: &Arc<Plan>,
+    firing: Firing,
+) {
     let ctx = Arc::clone(ctx);
     let plan = Arc::clone(plan);
     tasks.spawn(async move {
-        let Some(job) = plan.get(&firing.job) else {
-            return;
+        let mut done = Done {
+            job: firing.job.clone(),
+            trigger: firing.trigger,
+            chained: Vec::new(),
         };
-        match fire::fire(&ctx, job, &firing).await {
-            Ok(FireResult::Lost)
-            | Ok(FireResult::Skipped { .. })
-            | Ok(FireResult::Finished { .. }) => {}
+        let Some(job) = plan.get(&firing.job).filter(|j| j.spec.enabled) else {
+            warn!(job = %firing.job, trigger = firing.trigger.as_str(), "not run: no such enabled job (any more)");
+            return done;
+        };
+        match fire::fire_with_retries(&ctx, job, &firing).await {
+            Ok(result) => {
+                if !ctx.active.is_stopping() {
+                    done.chained = fire::chained(job, &result);
+                }
+                if let FireResult::Finished { error: Some(error), .. } = &result {
+                    debug!(job = %job.name, %error, "run ended by jobrun");
+                }
+            }
             Err(e) => error!(job = %firing.job, error = format!("{e:#}"), "firing failed"),
         }
+        done
     });
+}
+
+/// The catch-up firings at start (`catch_up:`): for each job that has it, the
+/// latest tick missed while no daemon ran, if it is within the job's window.
+/// The claim decides whether it was really missed: a tick another process
+/// ran is not run again. A state directory no daemon ever used has no
+/// downtime to catch up on.
+fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<Firing> {
+    if !plan.jobs().iter().any(|j| j.spec.catch_up.is_some()) {
+        return Vec::new();
+    }
+    let last_seen = match ctx.store.last_daemon_seen() {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            info!("no daemon ran in this state directory before; nothing to catch up");
+            return Vec::new();
+        }
+        Err(e) => {
+            warn!(error = %e, "reading when the last daemon ran; nothing caught up");
+            return Vec::new();
+        }
+    };
+    // A daemon that died right after its last heartbeat may have missed the
+    // ticks up to its next one.
+    let down_since = last_seen - chrono::Duration::from_std(HEARTBEAT).unwrap_or_default();
+    let mut out = Vec::new();
+    for job in plan.jobs().iter().filter(|j| j.spec.enabled) {
+        let Some(window) = job.spec.catch_up else {
+            continue;
+        };
+        let window_start = chrono::Duration::from_std(window)
+            .ok()
+            .and_then(|w| started.checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let from = down_since.max(window_start);
+        if let Some(tick) = job.latest_tick(from, started) {
+            info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
+            out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
+        }
+    }
+    out
 }
 
 /// Marks the `running` rows whose process is gone as `abandoned`. A run holds
@@ -434,7 +571,7 @@ fn recover_abandoned(ctx: &FireContext) -> Result<()> {
 
 /// Stops scheduling, sends SIGTERM to every running job's process group, waits
 /// up to `grace`, then SIGKILL; every run is recorded before this returns.
-async fn shut_down(ctx: &FireContext, tasks: &mut JoinSet<()>, grace: Duration) {
+async fn shut_down(ctx: &FireContext, tasks: &mut JoinSet<Done>, grace: Duration) {
     let stopping = ctx.active.stop_all(StopReason::Shutdown);
     info!(running = stopping, "shutting down");
     let drained =

@@ -672,7 +672,7 @@ mod tests {
     fn shell(job: &JobSpec) -> &str {
         match &job.command {
             Command::Shell(s) => s,
-            Command::Argv(_) => panic!("crontab jobs are shell commands"),
+            Command::Argv(_) | Command::Signal(_) => panic!("crontab jobs are shell commands"),
         }
     }
 

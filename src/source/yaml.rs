@@ -15,7 +15,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::job::{
-    Command, Concurrency, Diagnostic, Dialect, JobSpec, Origin, ScheduleSpec, SourceKind, SourceSet,
+    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobSpec, Origin,
+    Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, SourceSet, WatchSpec,
+    DEFAULT_WATCH_DEBOUNCE,
 };
 
 /// A file with optional defaults and a list of jobs.
@@ -70,7 +72,69 @@ struct JobDef {
     kill_grace: Option<DurationDef>,
     concurrency: Option<ConcurrencyDef>,
     enabled: Option<bool>,
+    requires: Option<Vec<RequirementDef>>,
+    requires_timeout: Option<DurationDef>,
+    retry: Option<RetryDef>,
+    catch_up: Option<DurationDef>,
+    run_on_start: Option<bool>,
+    on_success: Option<OneOrMany>,
+    on_failure: Option<OneOrMany>,
+    watch: Option<WatchDef>,
+    signal: Option<SignalDef>,
 }
+
+/// One readiness check: `{tcp: host:port}`, `{file: path}` or `{command: text}`
+/// (a struct, not an enum: serde_yaml reads enums as `!tags`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequirementDef {
+    tcp: Option<String>,
+    file: Option<PathBuf>,
+    command: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryDef {
+    attempts: u32,
+    backoff: Option<DurationDef>,
+    max_backoff: Option<DurationDef>,
+}
+
+/// The first wait of a `retry:` that sets no `backoff`.
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest wait of a `retry:` that sets no `max_backoff`.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchDef {
+    paths: OneOrMany,
+    debounce: Option<DurationDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalDef {
+    pidfile: PathBuf,
+    signal: Option<String>,
+    process: Option<String>,
+    if_not_running: Option<IfNotRunningDef>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum IfNotRunningDef {
+    Skip,
+    Fail,
+}
+
+/// The signals a `signal:` job may send: the ones daemons use for "reload",
+/// "reopen logs" and "stop". Numbers are not accepted: they differ by platform.
+const SIGNAL_NAMES: &[&str] = &[
+    "HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "WINCH", "ALRM", "CONT", "STOP", "TSTP", "KILL",
+    "TTIN", "TTOU", "PWR",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -341,25 +405,40 @@ fn build_job(
             ),
         ));
     }
-    let command = match (def.command, def.argv) {
-        (Some(c), None) if !c.trim().is_empty() => Command::Shell(c),
-        (None, Some(argv)) if argv.first().is_some_and(|p| !p.is_empty()) => Command::Argv(argv),
-        (Some(_), Some(_)) => {
+    let command = match (def.command, def.argv, def.signal) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(Diagnostic::error(
+                at("signal"),
+                format!(
+                    "job {name}: `signal` sends a signal instead of running a command; \
+                     remove `command`/`argv`, or make the signal a separate job"
+                ),
+            ))
+        }
+        (None, None, Some(sig)) => Command::Signal(
+            signal_spec(sig, base_dir).map_err(|m| Diagnostic::error(at("signal"), format!("job {name}: {m}")))?,
+        ),
+        (Some(c), None, None) if !c.trim().is_empty() => Command::Shell(c),
+        (None, Some(argv), None) if argv.first().is_some_and(|p| !p.is_empty()) => Command::Argv(argv),
+        (Some(_), Some(_), None) => {
             return Err(Diagnostic::error(
                 at("argv"),
                 format!("job {name}: set either `command` (run by a shell) or `argv` (run directly), not both"),
             ))
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(Diagnostic::error(
                 at("name"),
-                format!("job {name}: no `command` or `argv`: say what to run, e.g. `command: /usr/local/bin/backup.sh`"),
+                format!(
+                    "job {name}: no `command`, `argv` or `signal`: say what to run, \
+                     e.g. `command: /usr/local/bin/backup.sh`"
+                ),
             ))
         }
-        (Some(_), None) => {
+        (Some(_), None, None) => {
             return Err(Diagnostic::error(at("command"), format!("job {name}: `command` is empty")))
         }
-        (None, Some(_)) => {
+        (None, Some(_), None) => {
             return Err(Diagnostic::error(
                 at("argv"),
                 format!("job {name}: `argv` must start with the program to run"),
@@ -402,7 +481,7 @@ fn build_job(
         .collect();
 
     let mut job = JobSpec::new(command, SourceKind::Yaml, Origin::new(path, item_line));
-    job.name = Some(name);
+    job.name = Some(name.clone());
     job.schedules = schedules;
     job.user = def.user.or_else(|| defaults.user.clone());
     job.workdir = def
@@ -419,7 +498,171 @@ fn build_job(
         .or(defaults.concurrency)
         .unwrap_or_default();
     job.enabled = def.enabled.unwrap_or(true);
+
+    if let Some(requires) = def.requires {
+        job.requires = requires
+            .into_iter()
+            .map(|r| requirement(r, base_dir))
+            .collect::<Result<_, _>>()
+            .map_err(|m| Diagnostic::error(at("requires"), format!("job {name}: {m}")))?;
+    }
+    job.requires_timeout = duration(def.requires_timeout, "requires_timeout", None)?;
+    if job.requires_timeout.is_some() && job.requires.is_empty() {
+        return Err(Diagnostic::error(
+            at("requires_timeout"),
+            format!("job {name}: `requires_timeout` without `requires`: list the readiness checks to wait for"),
+        ));
+    }
+    if let Some(retry) = def.retry {
+        job.retry = Some(
+            retry_policy(retry)
+                .map_err(|m| Diagnostic::error(at("retry"), format!("job {name}: {m}")))?,
+        );
+    }
+    job.catch_up = duration(def.catch_up, "catch_up", None)?;
+    if job.catch_up.is_some_and(|d| d.is_zero()) {
+        return Err(Diagnostic::error(
+            at("catch_up"),
+            format!("job {name}: `catch_up` must be longer than 0, e.g. \"6h\""),
+        ));
+    }
+    if job.catch_up.is_some() && job.schedules.is_empty() {
+        return Err(Diagnostic::error(
+            at("catch_up"),
+            format!("job {name}: `catch_up` needs a `schedule`: it runs a missed tick"),
+        ));
+    }
+    job.run_on_start = def.run_on_start.unwrap_or(false);
+    let chain = |v: Option<OneOrMany>, key: &str| -> Result<Vec<ChainLink>, Diagnostic> {
+        let names = match v {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s],
+            Some(OneOrMany::Many(v)) => v,
+        };
+        names
+            .into_iter()
+            .map(|job| {
+                if valid_name(&job) {
+                    Ok(ChainLink {
+                        job,
+                        origin: Origin::new(path, loc.key_line(index, key).unwrap_or(item_line)),
+                    })
+                } else {
+                    Err(Diagnostic::error(
+                        at(key),
+                        format!("job {name}: {job:?} in `{key}` is not a job name"),
+                    ))
+                }
+            })
+            .collect()
+    };
+    job.on_success = chain(def.on_success, "on_success")?;
+    job.on_failure = chain(def.on_failure, "on_failure")?;
+    if let Some(w) = def.watch {
+        let paths: Vec<PathBuf> = match w.paths {
+            OneOrMany::One(p) => vec![p],
+            OneOrMany::Many(v) => v,
+        }
+        .into_iter()
+        .map(|p| base_dir.join(p))
+        .collect();
+        if paths.is_empty() {
+            return Err(Diagnostic::error(
+                at("watch"),
+                format!("job {name}: `watch` needs at least one path in `paths`"),
+            ));
+        }
+        job.watch = Some(WatchSpec {
+            paths,
+            debounce: duration(w.debounce, "watch", Some(DEFAULT_WATCH_DEBOUNCE))?
+                .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
+            origin: Origin::new(path, loc.key_line(index, "watch").unwrap_or(item_line)),
+        });
+    }
     Ok(job)
+}
+
+fn requirement(r: RequirementDef, base_dir: &Path) -> Result<Requirement, String> {
+    match (r.tcp, r.file, r.command) {
+        (Some(addr), None, None) => {
+            let addr = addr.trim().to_string();
+            let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            match port {
+                Some((host, Ok(port))) if !host.is_empty() && port > 0 => Ok(Requirement::Tcp(addr)),
+                _ => Err(format!(
+                    "readiness check `tcp: {addr}` needs a host and a port, e.g. `tcp: db:5432` or `tcp: \"[::1]:8080\"`"
+                )),
+            }
+        }
+        (None, Some(p), None) if p.as_os_str().is_empty() => {
+            Err("readiness check `file:` needs a path".into())
+        }
+        (None, Some(p), None) => Ok(Requirement::File(base_dir.join(p))),
+        (None, None, Some(c)) if c.trim().is_empty() => {
+            Err("readiness check `command:` is empty".into())
+        }
+        (None, None, Some(c)) => Ok(Requirement::Command(c)),
+        _ => Err(
+            "each readiness check is one of `- tcp: host:port`, `- file: path` or `- command: text`"
+                .into(),
+        ),
+    }
+}
+
+fn retry_policy(r: RetryDef) -> Result<RetryPolicy, String> {
+    if r.attempts == 0 {
+        return Err(
+            "`retry.attempts` counts the first run too, so it must be at least 1 (2 retries once)"
+                .into(),
+        );
+    }
+    let backoff = r
+        .backoff
+        .as_ref()
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(DEFAULT_BACKOFF);
+    let max_backoff = r
+        .max_backoff
+        .as_ref()
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_BACKOFF.max(backoff));
+    if max_backoff < backoff {
+        return Err(format!(
+            "`retry.max_backoff` ({}) is shorter than `retry.backoff` ({}): the wait only grows",
+            humantime::format_duration(max_backoff),
+            humantime::format_duration(backoff)
+        ));
+    }
+    Ok(RetryPolicy {
+        attempts: r.attempts,
+        backoff,
+        max_backoff,
+    })
+}
+
+fn signal_spec(def: SignalDef, base_dir: &Path) -> Result<SignalSpec, String> {
+    let written = def.signal.unwrap_or_else(|| "HUP".into());
+    let upper = written.trim().to_ascii_uppercase();
+    let signal = upper.strip_prefix("SIG").unwrap_or(&upper).to_string();
+    if !SIGNAL_NAMES.contains(&signal.as_str()) {
+        return Err(format!(
+            "unknown signal {written:?}: use a name such as HUP, USR1, USR2 or TERM"
+        ));
+    }
+    if def.pidfile.as_os_str().is_empty() {
+        return Err("`signal.pidfile` is empty: name the file holding the process id".into());
+    }
+    Ok(SignalSpec {
+        pidfile: base_dir.join(def.pidfile),
+        signal,
+        process: def.process.filter(|p| !p.trim().is_empty()),
+        if_not_running: match def.if_not_running {
+            None | Some(IfNotRunningDef::Skip) => IfNotRunning::Skip,
+            Some(IfNotRunningDef::Fail) => IfNotRunning::Fail,
+        },
+    })
 }
 
 /// SPEC 1.1: `[a-z0-9][a-z0-9_.-]*`.
@@ -715,7 +958,7 @@ mod tests {
             (
                 "jobs:\n  - name: a\n    schedule: \"@daily\"\n",
                 2,
-                "no `command` or `argv`",
+                "no `command`, `argv` or `signal`",
             ),
             (
                 "jobs:\n  - name: a\n    command: x\n    env: {\"1X\": y}\n",
@@ -731,6 +974,56 @@ mod tests {
                 "jobs:\n  - name: a\n    command: x\n    concurrency: sometimes\n",
                 4,
                 "unknown variant `sometimes`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    signal: {pidfile: /run/x.pid}\n",
+                4,
+                "instead of running a command",
+            ),
+            (
+                "jobs:\n  - name: a\n    signal: {pidfile: /run/x.pid, signal: RELOAD}\n",
+                3,
+                "unknown signal \"RELOAD\"",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    requires:\n      - tcp: nohost\n",
+                4,
+                "needs a host and a port",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    requires:\n      - http: x\n",
+                5,
+                "unknown field `http`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    requires_timeout: 1m\n",
+                4,
+                "without `requires`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    retry: {attempts: 0}\n",
+                4,
+                "at least 1",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    retry: {attempts: 3, backoff: 1m, max_backoff: 10s}\n",
+                4,
+                "shorter than",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    catch_up: 6h\n",
+                4,
+                "needs a `schedule`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    on_success: [Reload Nginx]\n",
+                4,
+                "is not a job name",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    watch: {paths: []}\n",
+                4,
+                "at least one path",
             ),
         ];
         for (text, line, needle) in cases {
@@ -788,6 +1081,74 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[0].contains("/etc/jobrun/jobs.yaml:1"), "{errs:?}");
+    }
+
+    #[test]
+    fn reads_the_incident_keys() {
+        let set = parse(
+            r#"
+jobs:
+  - name: sync-port
+    schedule: "*/10 * * * *"
+    command: sync-port
+    requires:
+      - tcp: apphub:8080
+      - file: data/config.json
+      - command: "test -s /data/port"
+    requires_timeout: 2m
+    retry: {attempts: 5, backoff: 2s, max_backoff: 1m}
+    catch_up: 6h
+    run_on_start: true
+    on_success: [reload-nginx]
+    on_failure: alert-admin
+  - name: reload-dovecot
+    watch: {paths: [/certs, certs2], debounce: 3s}
+    signal: {pidfile: /run/dovecot/master.pid, signal: sighup, process: dovecot, if_not_running: fail}
+"#,
+        );
+        assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
+        let sync = &set.jobs[0];
+        assert_eq!(
+            sync.requires,
+            [
+                Requirement::Tcp("apphub:8080".into()),
+                Requirement::File("/etc/jobrun/data/config.json".into()),
+                Requirement::Command("test -s /data/port".into()),
+            ]
+        );
+        assert_eq!(sync.requires_timeout, Some(Duration::from_secs(120)));
+        let retry = sync.retry.expect("retry");
+        assert_eq!(retry.attempts, 5);
+        assert_eq!(retry.delay_before(2), Duration::from_secs(2));
+        assert_eq!(retry.delay_before(3), Duration::from_secs(4));
+        assert_eq!(retry.delay_before(6), Duration::from_secs(32));
+        assert_eq!(retry.delay_before(7), Duration::from_secs(60), "capped");
+        assert_eq!(sync.catch_up, Some(Duration::from_secs(6 * 3600)));
+        assert!(sync.run_on_start);
+        assert_eq!(sync.on_success[0].job, "reload-nginx");
+        assert_eq!(sync.on_success[0].origin.line, 14);
+        assert_eq!(sync.on_failure[0].job, "alert-admin");
+
+        let dovecot = &set.jobs[1];
+        let watch = dovecot.watch.as_ref().expect("watch");
+        assert_eq!(
+            watch.paths,
+            [PathBuf::from("/certs"), PathBuf::from("/etc/jobrun/certs2")]
+        );
+        assert_eq!(watch.debounce, Duration::from_secs(3));
+        assert_eq!(
+            dovecot.command,
+            Command::Signal(SignalSpec {
+                pidfile: "/run/dovecot/master.pid".into(),
+                signal: "HUP".into(),
+                process: Some("dovecot".into()),
+                if_not_running: IfNotRunning::Fail,
+            })
+        );
+        assert!(
+            dovecot.schedules.is_empty(),
+            "a watch-only job needs no schedule"
+        );
     }
 
     #[test]

@@ -82,6 +82,24 @@ impl Store {
     }
 
     /// Every daemon that has not stopped cleanly, latest beat first.
+    /// The last moment any daemon of this state directory is known to have
+    /// been scheduling: its clean stop, or its last heartbeat. `None` when no
+    /// daemon ever ran here. The start of a downtime, for `catch_up`.
+    pub fn last_daemon_seen(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let last: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT max(coalesce(stopped_at, last_beat)) FROM daemons",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("querying daemons"))?;
+        last.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(sql("reading a daemon's time"))
+    }
+
     pub fn daemons(&self) -> Result<Vec<DaemonRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
@@ -191,6 +209,8 @@ mod tests {
                 host: "h",
                 owner: "o",
                 error: None,
+                parent_id: None,
+                attempt: 1,
             })
             .unwrap()
             .unwrap();

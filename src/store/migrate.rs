@@ -12,6 +12,7 @@ use super::{sql, StoreError, APPLICATION_ID};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_runs.sql"),
     include_str!("../../migrations/0002_daemons.sql"),
+    include_str!("../../migrations/0003_followups.sql"),
 ];
 
 /// The schema version this jobrun writes.

@@ -22,6 +22,10 @@ pub struct NewRun<'a> {
     pub host: &'a str,
     pub owner: &'a str,
     pub error: Option<&'a str>,
+    /// The first attempt (for a retry) or the run that started a chain.
+    pub parent_id: Option<i64>,
+    /// 1 for a first attempt.
+    pub attempt: u32,
 }
 
 /// How a run ended.
@@ -58,6 +62,10 @@ pub struct RunRecord {
     pub host: String,
     pub output_bytes: u64,
     pub error: Option<String>,
+    /// The first attempt of a retry, or the run whose outcome started a chain.
+    pub parent_id: Option<i64>,
+    /// 1 for a first attempt, 2 for the first retry, ...
+    pub attempt: u32,
     #[serde(skip)]
     pub claimed_at: DateTime<Utc>,
     #[serde(skip)]
@@ -107,7 +115,8 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 const COLUMNS: &str = "id, job, trigger, tick, started_at, finished_at, duration_ms, status, \
-                       exit_code, signal, pid, host, output_bytes, error, claimed_at, owner";
+                       exit_code, signal, pid, host, output_bytes, error, claimed_at, owner, \
+                       parent_id, attempt";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(7)?;
@@ -134,6 +143,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         error: row.get(13)?,
         claimed_at: parse_time(&row.get::<_, String>(14)?)?,
         owner: row.get(15)?,
+        parent_id: row.get(16)?,
+        attempt: row.get(17)?,
     })
 }
 
@@ -149,8 +160,9 @@ impl Store {
         let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
         let inserted = tx
             .execute(
-                "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner,
+                                   error, parent_id, attempt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT DO NOTHING",
                 params![
                     run.job,
@@ -162,6 +174,8 @@ impl Store {
                     run.host,
                     run.owner,
                     run.error,
+                    run.parent_id,
+                    run.attempt,
                 ],
             )
             .map_err(sql("claiming a tick"))?;
@@ -334,6 +348,8 @@ mod tests {
             host: "host-a",
             owner: "host-a:1:x",
             error: None,
+            parent_id: None,
+            attempt: 1,
         }
     }
 

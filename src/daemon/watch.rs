@@ -1,0 +1,358 @@
+//! `watch:` triggers: file changes that start a job.
+//!
+//! Two halves. [`JobWatches`] owns the inotify watches (through `notify`) of
+//! every job with `watch:` and turns events into [`Change`]s on one channel.
+//! [`WatchQueue`] is the pure bookkeeping the daemon's loop keeps per job:
+//! changes gathered for the debounce, at most one run at a time, and exactly
+//! one more run for changes that arrive while a run is going (never lost,
+//! never a burst; systemd path units lose them, systemd #5770).
+//!
+//! A path that does not exist yet is watched from its nearest existing parent
+//! and the watches are re-armed as the missing parts appear. A directory is
+//! watched with everything below it; a file through its directory, so that an
+//! atomic replace (write a temporary file, rename it over) is seen.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::plan::Plan;
+
+/// One file-system event that concerns a job.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub job: String,
+    pub path: PathBuf,
+    /// The event is at or below a watched path: the job should run.
+    pub relevant: bool,
+    /// A watched path or one of its parents appeared or went away: the
+    /// watches must be set up again.
+    pub rearm: bool,
+}
+
+struct JobWatch {
+    paths: Vec<PathBuf>,
+    /// Which of `paths` existed when the watches were last set up.
+    existed: Vec<bool>,
+    // Kept alive for its inotify watches.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// The inotify watches of every `watch:` job.
+pub struct JobWatches {
+    jobs: HashMap<String, JobWatch>,
+    tx: mpsc::UnboundedSender<Change>,
+    pub changes: mpsc::UnboundedReceiver<Change>,
+}
+
+impl Default for JobWatches {
+    fn default() -> Self {
+        let (tx, changes) = mpsc::unbounded_channel();
+        JobWatches {
+            jobs: HashMap::new(),
+            tx,
+            changes,
+        }
+    }
+}
+
+impl JobWatches {
+    /// Sets up the watches of every enabled job with `watch:`, keeping the
+    /// ones that did not change (after a reload) and dropping the rest.
+    pub fn update(&mut self, plan: &Plan) {
+        let wanted: HashMap<&str, &Vec<PathBuf>> = plan
+            .jobs()
+            .iter()
+            .filter(|j| j.spec.enabled)
+            .filter_map(|j| j.spec.watch.as_ref().map(|w| (j.name.as_str(), &w.paths)))
+            .collect();
+        self.jobs
+            .retain(|name, w| wanted.get(name.as_str()).is_some_and(|p| **p == w.paths));
+        for (name, paths) in wanted {
+            if !self.jobs.contains_key(name) {
+                let watch = self.arm(name, paths.clone());
+                self.jobs.insert(name.to_string(), watch);
+            }
+        }
+    }
+
+    /// How many jobs are watched.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Sets one job's watches up again after a watched path or a parent of
+    /// it appeared or went away. A watched path that now exists and did not
+    /// before counts as a change: its creation may have come before the new
+    /// watch could see what was written into it.
+    pub fn rearm(&mut self, job: &str) {
+        let Some(old) = self.jobs.remove(job) else {
+            return;
+        };
+        drop(old._watcher);
+        let watch = self.arm(job, old.paths.clone());
+        for ((path, before), now) in old.paths.iter().zip(&old.existed).zip(&watch.existed) {
+            if !before && *now {
+                let _ = self.tx.send(Change {
+                    job: job.to_string(),
+                    path: path.clone(),
+                    relevant: true,
+                    rearm: false,
+                });
+            }
+        }
+        self.jobs.insert(job.to_string(), watch);
+    }
+
+    fn arm(&self, job: &str, paths: Vec<PathBuf>) -> JobWatch {
+        let existed: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        let tx = self.tx.clone();
+        let name = job.to_string();
+        let watched = paths.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            for path in event.paths {
+                let (relevant, rearm) = classify(&path, &watched);
+                if relevant || rearm {
+                    let _ = tx.send(Change {
+                        job: name.clone(),
+                        path,
+                        relevant,
+                        rearm,
+                    });
+                }
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(job, error = %e, "cannot watch files; the job's watch trigger is off");
+                return JobWatch {
+                    paths,
+                    existed,
+                    _watcher: None,
+                };
+            }
+        };
+        for (dir, mode) in targets(&paths) {
+            match watcher.watch(&dir, mode) {
+                Ok(()) => {
+                    debug!(job, dir = %dir.display(), recursive = mode == notify::RecursiveMode::Recursive, "watching")
+                }
+                Err(e) => warn!(job, dir = %dir.display(), error = %e, "cannot watch for changes"),
+            }
+        }
+        JobWatch {
+            paths,
+            existed,
+            _watcher: Some(watcher),
+        }
+    }
+}
+
+/// Where to put the watches for `paths`: an existing directory with
+/// everything below it; an existing file through its directory; a missing
+/// path through its nearest existing parent.
+fn targets(paths: &[PathBuf]) -> Vec<(PathBuf, notify::RecursiveMode)> {
+    let mut out: Vec<(PathBuf, notify::RecursiveMode)> = Vec::new();
+    for path in paths {
+        let target = if path.is_dir() {
+            Some((path.clone(), notify::RecursiveMode::Recursive))
+        } else {
+            let mut dir = path.parent().map(Path::to_path_buf);
+            while let Some(d) = dir.as_ref().filter(|d| !d.is_dir()) {
+                dir = d.parent().map(Path::to_path_buf);
+            }
+            dir.map(|d| (d, notify::RecursiveMode::NonRecursive))
+        };
+        if let Some(t) = target {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    // A directory watched with everything below it needs no second watch.
+    let recursive: Vec<PathBuf> = out
+        .iter()
+        .filter(|(_, m)| *m == notify::RecursiveMode::Recursive)
+        .map(|(d, _)| d.clone())
+        .collect();
+    out.retain(|(d, m)| *m == notify::RecursiveMode::Recursive || !recursive.contains(d));
+    out
+}
+
+/// Whether an event at `path` should run the job (it is a watched path or
+/// below one), and whether the watches need re-arming (it is a watched path
+/// or a parent of one: created, removed or renamed).
+fn classify(path: &Path, watched: &[PathBuf]) -> (bool, bool) {
+    let relevant = watched.iter().any(|w| path.starts_with(w));
+    let rearm = watched.iter().any(|w| w.starts_with(path));
+    (relevant, rearm)
+}
+
+/// The daemon's bookkeeping for one `watch:` job.
+#[derive(Debug, Default)]
+pub struct WatchQueue {
+    /// Changes not yet handed to a run, with when each was seen.
+    pending: Vec<(PathBuf, Instant)>,
+    /// When the gathered changes start a run.
+    due: Option<Instant>,
+    /// A watch run of this job is under way.
+    running: bool,
+}
+
+impl WatchQueue {
+    /// Notes a change seen at `now`. The first change of a quiet spell starts
+    /// the debounce; later ones join it without postponing it.
+    pub fn changed(&mut self, path: PathBuf, now: Instant, debounce: Duration) {
+        if self.pending.is_empty() && !self.running {
+            self.due = Some(now + debounce);
+        }
+        self.pending.push((path, now));
+    }
+
+    /// When this job's gathered changes are due to run.
+    pub fn due(&self) -> Option<Instant> {
+        if self.running {
+            None
+        } else {
+            self.due
+        }
+    }
+
+    /// At the due time: the changed paths to run the job for, or `None`
+    /// when nothing is left to do. Changes seen before `last_start` (a run of
+    /// the job, by any trigger, that started after them) are already handled.
+    pub fn take(&mut self, now: Instant, last_start: Option<Instant>) -> Option<Vec<PathBuf>> {
+        if self.running || self.due.is_none_or(|d| d > now) {
+            return None;
+        }
+        self.due = None;
+        if let Some(start) = last_start {
+            self.pending.retain(|(_, seen)| *seen >= start);
+        }
+        if self.pending.is_empty() {
+            return None;
+        }
+        self.running = true;
+        Some(self.pending.drain(..).map(|(p, _)| p).collect())
+    }
+
+    /// The watch run ended: changes that came meanwhile give exactly one more
+    /// run, once their debounce is over.
+    pub fn finished(&mut self, now: Instant, debounce: Duration) {
+        self.running = false;
+        if let Some((_, first)) = self.pending.first() {
+            self.due = Some((*first + debounce).max(now));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn changes_in_the_debounce_give_one_run_with_every_path() {
+        let t0 = Instant::now();
+        let mut q = WatchQueue::default();
+        q.changed("/c/a".into(), t0, D);
+        q.changed("/c/b".into(), t0 + Duration::from_secs(1), D);
+        assert_eq!(q.due(), Some(t0 + D), "a later change does not postpone");
+        assert_eq!(q.take(t0 + Duration::from_secs(1), None), None, "not yet");
+        let paths = q.take(t0 + D, None).expect("due");
+        assert_eq!(paths, [PathBuf::from("/c/a"), PathBuf::from("/c/b")]);
+        assert_eq!(q.due(), None);
+    }
+
+    #[test]
+    fn changes_during_a_run_give_exactly_one_more_run_after_it() {
+        let t0 = Instant::now();
+        let mut q = WatchQueue::default();
+        q.changed("/c/a".into(), t0, D);
+        assert!(q.take(t0 + D, None).is_some());
+        // Three changes while the run goes: no run now, one after.
+        for s in 3..6 {
+            q.changed(format!("/c/{s}").into(), t0 + Duration::from_secs(s), D);
+            assert_eq!(q.due(), None, "no second run while one is going");
+        }
+        let end = t0 + Duration::from_secs(10);
+        q.finished(end, D);
+        assert_eq!(
+            q.due(),
+            Some(end),
+            "the changes already waited their debounce"
+        );
+        assert_eq!(q.take(end, None).map(|p| p.len()), Some(3));
+        q.finished(end + Duration::from_secs(1), D);
+        assert_eq!(q.due(), None, "nothing more: no burst");
+    }
+
+    #[test]
+    fn a_run_that_started_after_the_changes_already_handled_them() {
+        let t0 = Instant::now();
+        let mut q = WatchQueue::default();
+        q.changed("/certs/cert.pem".into(), t0, D);
+        // A chained run of the job started after the change was seen.
+        let started = t0 + Duration::from_millis(100);
+        assert_eq!(q.take(t0 + D, Some(started)), None);
+        // A change after that run's start still runs the job.
+        q.changed("/certs/key.pem".into(), t0 + D, D);
+        assert!(q.take(t0 + D + D, Some(started)).is_some());
+    }
+
+    #[test]
+    fn events_at_or_below_a_watched_path_are_relevant() {
+        let watched = [
+            PathBuf::from("/etc/letsencrypt/live"),
+            PathBuf::from("/run/x.pid"),
+        ];
+        let cases = [
+            ("/etc/letsencrypt/live/a.org/cert.pem", true, false),
+            ("/etc/letsencrypt/live", true, true),
+            ("/etc/letsencrypt", false, true),
+            ("/etc/letsencrypt/archive/a.org/cert1.pem", false, false),
+            ("/run/x.pid", true, true),
+            ("/run/other.pid", false, false),
+        ];
+        for (path, relevant, rearm) in cases {
+            assert_eq!(
+                classify(Path::new(path), &watched),
+                (relevant, rearm),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_paths_are_watched_from_their_nearest_existing_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("a/b/cert.pem");
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let got = targets(&[missing, file, dir.path().to_path_buf()]);
+        assert_eq!(
+            got,
+            [(dir.path().to_path_buf(), notify::RecursiveMode::Recursive)]
+        );
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(
+            targets(&[sub.join("missing/cert.pem")]),
+            [(sub, notify::RecursiveMode::NonRecursive)]
+        );
+    }
+}
