@@ -71,8 +71,6 @@ pub struct ActiveRuns {
 #[derive(Default)]
 struct Registry {
     runs: HashMap<i64, Active>,
-    /// When each job's command (or signal) last started in this process.
-    last_start: HashMap<String, std::time::Instant>,
     /// Set by [`ActiveRuns::stop_all`]: runs registered afterwards (a firing
     /// that was already past its claim) are stopped as they start.
     stopping: Option<StopReason>,
@@ -115,18 +113,6 @@ impl ActiveRuns {
     /// True once the daemon is shutting down: no new command should start.
     pub fn is_stopping(&self) -> bool {
         self.lock().stopping.is_some()
-    }
-
-    /// When a run of `job` last started its command (or sent its signal) in
-    /// this process: a file change seen before then is already handled.
-    pub fn last_start(&self, job: &str) -> Option<std::time::Instant> {
-        self.lock().last_start.get(job).copied()
-    }
-
-    fn note_start(&self, job: &str) {
-        self.lock()
-            .last_start
-            .insert(job.to_string(), std::time::Instant::now());
     }
 
     fn register(&self, run_id: i64, run: Active) {
@@ -588,7 +574,6 @@ fn send_signal(
     spec: &SignalSpec,
     started: std::time::Instant,
 ) -> anyhow::Result<FireResult> {
-    ctx.active.note_start(&job.name);
     let outcome = signal::send(spec);
     let ms = i64::try_from(started.elapsed().as_millis()).ok();
     match outcome {
@@ -693,7 +678,6 @@ async fn run_command(
             return Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)));
         }
     };
-    ctx.active.note_start(&job.name);
     let pid = running.pid();
     if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
         // The command already runs; its outcome will still be recorded.

@@ -115,6 +115,9 @@ pub async fn run(
         .jobs()
         .iter()
         .filter(|j| j.spec.enabled && j.spec.run_on_start)
+        // A job with a missed tick runs once at start, for that tick: its
+        // catch-up run is its start run too (two would only skip each other).
+        .filter(|j| !catch_up.iter().any(|f| f.job == j.name))
     {
         spawn_firing(
             &mut tasks,
@@ -183,7 +186,11 @@ pub async fn run(
             () = sleep_until(watch_due.map(tokio::time::Instant::from_std)) => {
                 let now = std::time::Instant::now();
                 for (name, queue) in queues.iter_mut() {
-                    if let Some(changed) = queue.take(now, ctx.active.last_start(name)) {
+                    if queue.due().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    let last_start = last_start(&ctx, name);
+                    if let Some(changed) = queue.take(now, last_start) {
                         info!(job = %name, paths = changed.len(), "watched files changed");
                         let firing = Firing { changed, ..Firing::new(name.clone(), None, Trigger::Watch) };
                         spawn_firing(&mut tasks, &ctx, &plan, firing);
@@ -463,6 +470,22 @@ struct Done {
     trigger: Trigger,
     /// The chained runs its outcome starts.
     chained: Vec<Firing>,
+}
+
+/// When the latest run of `job` started, by any process sharing the state
+/// directory, as an instant of this process's monotonic clock: changes seen
+/// before it are already handled (a chained reload after a renewal makes
+/// the watch's own run needless).
+fn last_start(ctx: &FireContext, job: &str) -> Option<std::time::Instant> {
+    let started = match tokio::task::block_in_place(|| ctx.store.last_started(job)) {
+        Ok(started) => started?,
+        Err(e) => {
+            warn!(job, error = %e, "reading the job's last start");
+            return None;
+        }
+    };
+    let ago = (ctx.clock.now() - started).to_std().unwrap_or_default();
+    std::time::Instant::now().checked_sub(ago)
 }
 
 fn debounce_of(job: &crate::plan::Job) -> Duration {

@@ -195,6 +195,25 @@ impl Store {
         Ok(())
     }
 
+    /// When the latest run of `job` that got as far as starting its command
+    /// (or sending its signal) started, by any process.
+    pub fn last_started(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT started_at FROM runs WHERE job = ?1 AND started_at IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+                [job],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("reading a job's last start"))?;
+        at.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(sql("reading a job's last start"))
+    }
+
     /// Records how a run ended.
     pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
         self.conn()

@@ -68,6 +68,33 @@ impl Test {
         self.dir.path()
     }
 
+    /// Writes an executable script (content may use `{root}`).
+    pub fn script(&self, rel: &str, content: &str) -> PathBuf {
+        self.write(rel, content);
+        let path = self.path(rel);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    /// Copies `examples/NAME.yaml` to `NAME.yaml` in the test directory, with
+    /// each `(from, to)` replaced (`to` may use `{root}`): the recipe as users
+    /// read it, pointed at local stand-ins. Every `from` must occur, so the
+    /// test and the recipe cannot drift apart.
+    #[track_caller]
+    pub fn example(&self, name: &str, replace: &[(&str, &str)]) -> PathBuf {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(format!("{name}.yaml"));
+        let mut text = std::fs::read_to_string(&source).expect("reading the example");
+        for (from, to) in replace {
+            assert!(text.contains(from), "examples/{name}.yaml has no {from:?}");
+            text = text.replace(from, &self.expand(to));
+        }
+        let rel = format!("{name}.yaml");
+        self.write(&rel, &text);
+        self.path(&rel)
+    }
+
     /// `{root}` in arguments stands for the test directory.
     fn expand(&self, s: &str) -> String {
         s.replace("{root}", &self.dir.path().display().to_string())
@@ -173,6 +200,7 @@ impl Test {
             .env_remove("JOBRUN_CONFIG")
             .env("TZ", "UTC")
             .env("JOBRUN_STATE_DIR", self.path("state"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .stdin(std::process::Stdio::null())
             .stdout(stdout)

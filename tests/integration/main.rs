@@ -7,6 +7,7 @@ mod cli;
 mod clock_jumps;
 mod daemon;
 mod health;
+mod incidents;
 mod layout;
 mod pid1;
 mod reload;
