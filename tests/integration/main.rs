@@ -12,3 +12,4 @@ mod layout;
 mod pid1;
 mod reload;
 mod sources;
+mod triggers;

@@ -1,0 +1,159 @@
+//! The triggers besides the schedule, end to end: retries, chains, file
+//! watches and what `check` says about them.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{wait_for, Test};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn lines(t: &Test, rel: &str) -> Vec<String> {
+    std::fs::read_to_string(t.path(rel))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn history(t: &Test, job: &str) -> Vec<serde_json::Value> {
+    let out = t
+        .run_args(["--config", "{root}/jobs.yaml", "history", job, "--json"])
+        .expect_code(0);
+    let mut runs = out.json().as_array().cloned().unwrap_or_default();
+    runs.reverse();
+    runs
+}
+
+#[test]
+fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
+    // Fails twice, then succeeds; then its chain runs once.
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n\
+         \x20 - name: flaky\n\
+         \x20   command: echo \"$JOBRUN_ATTEMPT $JOBRUN_TRIGGER\" >> {root}/attempts; [ $JOBRUN_ATTEMPT -ge 3 ]\n\
+         \x20   retry: {attempts: 4, backoff: 200ms, max_backoff: 300ms}\n\
+         \x20   on_success: [after]\n\
+         \x20 - name: after\n\
+         \x20   command: echo \"$JOBRUN_PARENT_RUN_ID\" >> {root}/after\n",
+    );
+    t.run_args(["--config", "{root}/jobs.yaml", "run", "flaky"])
+        .expect_code(0);
+    assert_eq!(
+        lines(&t, "attempts"),
+        ["1 manual", "2 retry", "3 retry"],
+        "stops at the first success"
+    );
+    let runs = history(&t, "flaky");
+    let first = runs[0]["id"].clone();
+    let rows: Vec<(String, u64, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["trigger"].as_str().unwrap().to_string(),
+                r["attempt"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("manual".to_string(), 1, "failed".to_string()),
+            ("retry".to_string(), 2, "failed".to_string()),
+            ("retry".to_string(), 3, "succeeded".to_string()),
+        ]
+    );
+    assert!(runs[0]["parent_id"].is_null());
+    assert_eq!(runs[1]["parent_id"], first, "linked to the first attempt");
+    assert_eq!(runs[2]["parent_id"], first);
+    // The chain follows the run's final outcome, once, naming the last attempt.
+    assert_eq!(lines(&t, "after"), [runs[2]["id"].to_string()]);
+    let after = history(&t, "after");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["trigger"], "chain");
+}
+
+#[test]
+fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n\
+         \x20 - name: sync\n\
+         \x20   watch: {paths: [{root}/later/inbox], debounce: 300ms}\n\
+         \x20   command: printf '%s\\n' \"$JOBRUN_CHANGED\" > {root}/run-$JOBRUN_RUN_ID; sleep 2\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(LIMIT, "the watches", || {
+        daemon.log().contains("watching files").then_some(())
+    });
+    // The watched directory does not exist yet: it is watched from the
+    // nearest existing parent, and its creation is seen.
+    std::fs::create_dir_all(t.path("later/inbox")).unwrap();
+    t.write("later/inbox/a.json", "{}");
+    let first = wait_for(LIMIT, "the first run", || {
+        history(&t, "sync").into_iter().next()
+    });
+    // Three changes while it runs: one more run after it, not three.
+    std::thread::sleep(Duration::from_millis(500));
+    for name in ["b.json", "c.json", "b.json"] {
+        t.write(&format!("later/inbox/{name}"), "{}");
+    }
+    let runs = wait_for(LIMIT, "the second run to end", || {
+        let runs = history(&t, "sync");
+        (runs.len() == 2 && runs[1]["status"] == "succeeded").then_some(runs)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(history(&t, "sync").len(), 2, "no burst");
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
+
+    assert!(runs.iter().all(|r| r["trigger"] == "watch"));
+    let changed = lines(&t, &format!("run-{}", runs[1]["id"]));
+    let root = t.root().display().to_string();
+    assert_eq!(
+        changed,
+        [
+            format!("{root}/later/inbox/b.json"),
+            format!("{root}/later/inbox/c.json")
+        ],
+        "each changed path once"
+    );
+    assert!(!lines(&t, &format!("run-{}", first["id"])).is_empty());
+}
+
+#[test]
+fn check_rejects_chain_cycles_unknown_jobs_and_signal_with_command() {
+    let t = Test::new().file(
+        "jobs.yaml",
+        "jobs:\n\
+         \x20 - name: a\n\
+         \x20   command: a\n\
+         \x20   on_success: [b]\n\
+         \x20 - name: b\n\
+         \x20   command: b\n\
+         \x20   on_failure: [a, ghost]\n\
+         \x20 - name: c\n\
+         \x20   command: c\n\
+         \x20   signal: {pidfile: /run/c.pid}\n",
+    );
+    let out = t
+        .run_args(["--config", "{root}/jobs.yaml", "check"])
+        .expect_code(1);
+    let path = t.path("jobs.yaml").display().to_string();
+    for expected in [
+        format!("{path}:7: error: job b: `on_failure` names job \"ghost\", which is not defined"),
+        format!("{path}:7: error: chained jobs form a cycle: a -> b -> a"),
+        format!("{path}:10: error: job c: `signal` sends a signal instead of running a command"),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&expected)),
+            "missing {expected:?} in\n{}",
+            out.stdout
+        );
+    }
+}
