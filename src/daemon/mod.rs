@@ -219,7 +219,7 @@ pub async fn run(
                             }
                         }
                         for firing in done.chained {
-                            info!(job = %firing.job, parent = ?firing.parent, "starting chained job");
+                            info!(job = %firing.job, parent = firing.parent.unwrap_or_default(), "starting chained job");
                             spawn_firing(&mut tasks, &ctx, &plan, firing);
                         }
                     }
