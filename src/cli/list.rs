@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::status::live_daemon;
 use super::table::{local_time, new_table, relative, rfc3339};
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_OK};
-use crate::plan::Job;
+use crate::plan::{Job, Plan};
 use crate::store::{DaemonRecord, RunRecord, Store};
 use std::collections::HashMap;
 
@@ -21,6 +21,9 @@ struct JobJson {
     enabled: bool,
     schedules: Vec<ScheduleJson>,
     next_run: Option<String>,
+    /// What starts the job besides its schedule ("on change: /certs",
+    /// "after renew-certificates", "at daemon start", "at boot").
+    triggers: Vec<String>,
     last_run: Option<String>,
     last_status: Option<String>,
     sources: Vec<String>,
@@ -48,7 +51,7 @@ pub fn run(
         let jobs: Vec<JobJson> = plan
             .jobs()
             .iter()
-            .map(|j| job_json(j, now, last.get(&j.name)))
+            .map(|j| job_json(j, now, last.get(&j.name), other_triggers(&plan, j)))
             .collect();
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
@@ -75,9 +78,20 @@ pub fn run(
             .map(|s| s.schedule.timezone().name().to_string())
             .collect();
         zones.dedup();
+        let triggers = other_triggers(&plan, job);
         let next = match job.next_after(now) {
-            Some(t) => format!("{} ({})", local_time(t, zone), relative(t, now)),
-            None => never_reason(job).to_string(),
+            Some(t) if triggers.is_empty() => {
+                format!("{} ({})", local_time(t, zone), relative(t, now))
+            }
+            Some(t) => format!(
+                "{} ({}); {}",
+                local_time(t, zone),
+                relative(t, now),
+                triggers.join("; ")
+            ),
+            None if !job.spec.enabled => "disabled".to_string(),
+            None if triggers.is_empty() => "manual only".to_string(),
+            None => triggers.join("; "),
         };
         let mut sources: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
         if job.is_merged() {
@@ -110,15 +124,42 @@ pub fn run(
     Ok(EXIT_OK)
 }
 
-/// Why a job has no next tick.
-fn never_reason(job: &Job) -> &'static str {
+/// What starts an enabled job besides its schedule.
+fn other_triggers(plan: &Plan, job: &Job) -> Vec<String> {
     if !job.spec.enabled {
-        "disabled"
-    } else if job.runs_at_reboot() {
-        "at start (@reboot)"
-    } else {
-        "manual only"
+        return Vec::new();
     }
+    let mut out = Vec::new();
+    if job.runs_at_reboot() {
+        out.push("at boot (@reboot)".to_string());
+    }
+    if job.spec.run_on_start {
+        out.push("at daemon start".to_string());
+    }
+    if let Some(watch) = &job.spec.watch {
+        let paths: Vec<String> = watch
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        out.push(format!("on change: {}", paths.join(", ")));
+    }
+    let parents: Vec<&str> = plan
+        .jobs()
+        .iter()
+        .filter(|p| {
+            p.spec
+                .on_success
+                .iter()
+                .chain(&p.spec.on_failure)
+                .any(|l| l.job == job.name)
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    if !parents.is_empty() {
+        out.push(format!("after {}", parents.join(", ")));
+    }
+    out
 }
 
 /// Each job's latest run, when a history exists. A history that cannot be
@@ -147,7 +188,12 @@ fn last_runs(
     }
 }
 
-fn job_json(job: &Job, now: DateTime<Utc>, last: Option<&RunRecord>) -> JobJson {
+fn job_json(
+    job: &Job,
+    now: DateTime<Utc>,
+    last: Option<&RunRecord>,
+    triggers: Vec<String>,
+) -> JobJson {
     JobJson {
         name: job.name.clone(),
         command: job.spec.command.to_string(),
@@ -163,6 +209,7 @@ fn job_json(job: &Job, now: DateTime<Utc>, last: Option<&RunRecord>) -> JobJson 
             })
             .collect(),
         next_run: job.next_after(now).map(rfc3339),
+        triggers,
         last_run: last.map(|r| rfc3339(r.started_at.unwrap_or(r.claimed_at))),
         last_status: last.map(|r| r.status.to_string()),
         sources: job.origins.iter().map(ToString::to_string).collect(),

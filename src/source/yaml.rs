@@ -272,7 +272,16 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
         }
     };
 
-    let base_dir = path.parent().unwrap_or(Path::new("."));
+    // Relative paths in the file (workdir, watch, pidfile, file checks) are
+    // the file's folder's, made absolute now: file events name absolute paths.
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+    let base_dir = base_dir.as_path();
     let defaults = match Defaults::resolve(defaults, path, &loc, base_dir) {
         Ok(d) => d,
         Err(diag) => {

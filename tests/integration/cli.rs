@@ -10,7 +10,7 @@ fn the_example_schedule_checks_clean_and_lists_every_job() {
     let out = t
         .run_args(["--config", "{root}/jobs.yaml", "check"])
         .expect_code(0);
-    assert!(out.stdout.contains("5 job(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("9 job(s)"), "{}", out.stdout);
     let list = t
         .run_args(["list", "--json", "--config", "{root}/jobs.yaml"])
         .expect_code(0);
@@ -21,7 +21,11 @@ fn the_example_schedule_checks_clean_and_lists_every_job() {
             "disk-report",
             "nightly-cleanup",
             "monthly-archive",
-            "deploy-hook"
+            "deploy-hook",
+            "refresh-cache",
+            "announce",
+            "pick-up-inbox",
+            "reload-web-server"
         ]
     );
 }
