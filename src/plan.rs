@@ -479,22 +479,46 @@ fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) {
 
 /// Gives crontab jobs readable names (SPEC 3): the script's base name without
 /// extension, made unique with `-2`, `-3`... YAML names are never changed.
+///
+/// History and locks are keyed by name, so a name must not depend on where a
+/// line is: jobs that share a base name are numbered in the order of who
+/// runs them and what they run (user, then command, environment, directory),
+/// never in reading order. Moving lines or files renames nothing.
 fn assign_derived_names(jobs: &mut [Job]) {
     let mut taken: HashSet<String> = jobs
         .iter()
         .filter(|j| !j.name.is_empty())
         .map(|j| j.name.clone())
         .collect();
-    for job in jobs.iter_mut().filter(|j| j.name.is_empty()) {
-        let base = derive_name(&job.spec.command.to_string());
-        let mut name = base.clone();
-        let mut n = 2;
-        while taken.contains(&name) {
-            name = format!("{base}-{n}");
-            n += 1;
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate().filter(|(_, j)| j.name.is_empty()) {
+        groups
+            .entry(derive_name(&job.spec.command.to_string()))
+            .or_default()
+            .push(i);
+    }
+    for (base, mut members) in groups {
+        members.sort_by_cached_key(|&i| {
+            let spec = &jobs[i].spec;
+            (
+                spec.user.clone().unwrap_or_default(),
+                spec.command.normalized(),
+                // The plainest definition first: fewer variables, no directory.
+                spec.env.len(),
+                spec.workdir.is_some(),
+                format!("{:?}", MergeKey::of(spec)),
+            )
+        });
+        for i in members {
+            let mut name = base.clone();
+            let mut n = 2;
+            while taken.contains(&name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            taken.insert(name.clone());
+            jobs[i].name = name;
         }
-        taken.insert(name.clone());
-        job.name = name;
     }
 }
 
@@ -722,9 +746,25 @@ mod tests {
         let mut d = crontab_job("/etc/crontab", 4, "0 9 * * *", "root", "backup");
         d.workdir = Some("/srv".into());
         b.user = Some("www-data".into());
-        let (plan, _) = build(vec![a, b, c, d]);
+        let (plan, _) = build(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
         let names: Vec<_> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
-        assert_eq!(names, ["backup", "backup-2", "backup-3", "backup-4"]);
+        assert_eq!(names, ["backup", "backup-4", "backup-3", "backup-2"]);
+
+        // Reading order does not rename anything (history and locks are keyed
+        // by name): the same jobs, read the other way round.
+        let (reversed, _) = build(vec![d, c, b, a]);
+        for job in plan.jobs() {
+            let same = reversed
+                .jobs()
+                .iter()
+                .find(|r| {
+                    r.spec.user == job.spec.user
+                        && r.spec.env == job.spec.env
+                        && r.spec.workdir == job.spec.workdir
+                })
+                .expect("the same job");
+            assert_eq!(same.name, job.name);
+        }
     }
 
     #[test]
