@@ -100,6 +100,29 @@ impl Store {
             .map_err(sql("reading a daemon's time"))
     }
 
+    /// Shrinks the WAL file back to nothing once the pruned pages are in the
+    /// database. On a connection of its own with a short busy timeout: a
+    /// TRUNCATE checkpoint waits for readers, and must not hold up this
+    /// process's claims (which share the store's connection) while it does.
+    /// Not done now is not an error: the next prune tries again.
+    fn truncate_wal(&self) {
+        let result = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|conn| {
+            conn.busy_timeout(std::time::Duration::from_secs(1))?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        });
+        match result {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("WAL not truncated: other connections were busy"),
+            Err(e) => tracing::debug!(error = %e, "WAL not truncated"),
+        }
+    }
+
     pub fn daemons(&self) -> Result<Vec<DaemonRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
@@ -180,9 +203,7 @@ impl Store {
                 }
             }
         }
-        self.conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(sql("checkpointing the WAL"))?;
+        self.truncate_wal();
         Ok(removed)
     }
 }
