@@ -83,7 +83,10 @@ pub fn run(
         table.add_row(vec![
             run.id.to_string(),
             run.job.clone(),
-            run.trigger.clone(),
+            match run.attempt {
+                1 => run.trigger.clone(),
+                n => format!("{} #{n}", run.trigger),
+            },
             format!("{} ({})", local_time(when, zone), relative(when, now)),
             run.duration_ms.map(format_ms).unwrap_or_else(|| "-".into()),
             run.status.to_string(),

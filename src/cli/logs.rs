@@ -52,7 +52,15 @@ pub fn run(
             .unwrap_or_else(|| "-".into())
     };
     writeln!(out, "run {} of {}", run.id, run.job)?;
-    writeln!(out, "  trigger:  {}", run.trigger)?;
+    match (run.trigger.as_str(), run.parent_id) {
+        ("retry", Some(first)) => writeln!(
+            out,
+            "  trigger:  retry (attempt {}; first attempt: run {first})",
+            run.attempt
+        )?,
+        ("chain", Some(parent)) => writeln!(out, "  trigger:  chain (after run {parent})")?,
+        (trigger, _) => writeln!(out, "  trigger:  {trigger}")?,
+    }
     writeln!(out, "  tick:     {}", time(run.tick))?;
     writeln!(out, "  started:  {}", time(run.started_at))?;
     writeln!(out, "  finished: {}", time(run.finished_at))?;
