@@ -261,8 +261,15 @@ pub async fn fire_with_retries(
     firing: &Firing,
 ) -> anyhow::Result<FireResult> {
     let mut firing = firing.clone();
+    let mut failed: Option<FireResult> = None;
     loop {
         let result = fire(ctx, job, &firing).await?;
+        if let (Some(failure), FireResult::Skipped { .. } | FireResult::Lost) = (&failed, &result) {
+            // A newer run of the job (the next tick) holds it: the retry is
+            // moot, and the outcome to report and chain on is the failure.
+            info!(job = %job.name, "no further retry: a newer run of the job took over");
+            return Ok(failure.clone());
+        }
         let Some(policy) = job.spec.retry else {
             return Ok(result);
         };
@@ -275,6 +282,7 @@ pub async fn fire_with_retries(
         let Some(run_id) = result.run_id() else {
             return Ok(result);
         };
+        failed = Some(result.clone());
         let next = firing.attempt + 1;
         let delay = policy.delay_before(next);
         info!(
@@ -355,6 +363,16 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
         Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_deref()),
     };
 
+    if let Some(seen) = firing.changes_seen {
+        // Checked again now that the lock is ours: a run that held it (a
+        // chained reload, another daemon's watch run) may have handled them.
+        if let Some(started) = blocking(|| ctx.store.last_success_start(&job.name))? {
+            if started >= seen {
+                debug!(job = %job.name, "changes already handled by a run that started after them");
+                return Ok(FireResult::Lost);
+            }
+        }
+    }
     let claim = new_run(ctx, job, firing, RunStatus::Running, None);
     let Some(run_id) = blocking(|| ctx.store.claim(&claim))? else {
         debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
@@ -414,7 +432,8 @@ async fn acquire(
             // for the job's current run to end instead of being skipped.
             (Concurrency::Forbid, Some(_)) if firing.trigger == Trigger::Watch => {
                 if ctx.active.is_stopping() {
-                    return Ok(Acquired::Busy(None));
+                    // Shutting down: the change is not run by this process.
+                    return Ok(Acquired::Lost);
                 }
                 tokio::time::sleep(WATCH_WAIT_POLL).await;
                 waited = Duration::ZERO;
@@ -578,7 +597,9 @@ fn send_signal(
     let ms = i64::try_from(started.elapsed().as_millis()).ok();
     match outcome {
         SignalOutcome::Sent { pid, detail } => {
-            if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
+            // The run has no process of its own: the signalled pid is in its
+            // output, never in `pid` (which `replace` would signal).
+            if let Err(e) = blocking(|| ctx.store.mark_started(run_id, None, ctx.clock.now())) {
                 warn!(job = %job.name, run_id, error = %e, "recording the start failed");
             }
             info!(job = %job.name, run_id, pid, "{detail}");
@@ -679,7 +700,7 @@ async fn run_command(
         }
     };
     let pid = running.pid();
-    if let Err(e) = blocking(|| ctx.store.mark_started(run_id, pid, ctx.clock.now())) {
+    if let Err(e) = blocking(|| ctx.store.mark_started(run_id, Some(pid), ctx.clock.now())) {
         // The command already runs; its outcome will still be recorded.
         warn!(job = %job.name, run_id, error = %e, "recording the start failed");
     }
@@ -823,8 +844,13 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
     if let Some(parent) = firing.parent {
         env.insert("JOBRUN_PARENT_RUN_ID".into(), parent.to_string());
     }
-    if firing.trigger == Trigger::Watch {
-        env.insert("JOBRUN_CHANGED".into(), changed_paths(&firing.changed));
+    if !firing.changed.is_empty() {
+        // Retries of a watch run carry its changes too.
+        let (paths, cut) = changed_paths(&firing.changed);
+        env.insert("JOBRUN_CHANGED".into(), paths);
+        if cut || firing.changed_truncated {
+            env.insert("JOBRUN_CHANGED_TRUNCATED".into(), "1".into());
+        }
     }
     let program = match &job.spec.command {
         Command::Shell(command) => Program::Shell {
@@ -854,20 +880,26 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
     }
 }
 
-/// The most paths `JOBRUN_CHANGED` lists; an environment string has limits.
-const CHANGED_CAP: usize = 1000;
+/// The most bytes `JOBRUN_CHANGED` holds: Linux refuses to start a program
+/// with one environment string over 128 KiB (E2BIG).
+const CHANGED_CAP: usize = 64 * 1024;
 
-/// `JOBRUN_CHANGED`: the changed paths, one per line, each once, in order.
-fn changed_paths(paths: &[PathBuf]) -> String {
+/// `JOBRUN_CHANGED`: the changed paths, one per line, each once, in order,
+/// and whether some were left out to stay under [`CHANGED_CAP`].
+fn changed_paths(paths: &[PathBuf]) -> (String, bool) {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = String::new();
-    for p in paths.iter().filter(|p| seen.insert(*p)).take(CHANGED_CAP) {
+    for p in paths.iter().filter(|p| seen.insert(*p)) {
+        let p = p.to_string_lossy();
+        if out.len() + p.len() + 1 > CHANGED_CAP {
+            return (out, true);
+        }
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&p.to_string_lossy());
+        out.push_str(&p);
     }
-    out
+    (out, false)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

@@ -534,6 +534,11 @@ pub struct Firing {
     pub attempt: u32,
     /// The changed paths that started a `watch` run.
     pub changed: Vec<PathBuf>,
+    /// More paths changed than `changed` holds.
+    pub changed_truncated: bool,
+    /// When the first of the `watch` run's changes was seen: a run of the job
+    /// that started after it and succeeded has already handled them.
+    pub changes_seen: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Firing {
@@ -549,6 +554,8 @@ impl Firing {
             parent: None,
             attempt: 1,
             changed: Vec::new(),
+            changed_truncated: false,
+            changes_seen: None,
         }
     }
 }

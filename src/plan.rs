@@ -327,8 +327,6 @@ fn merge_into(
             ));
         }
         let (a, b) = (&job.spec, &spec);
-        let links =
-            |l: &[crate::job::ChainLink]| l.iter().map(|l| l.job.clone()).collect::<Vec<_>>();
         let differs = a.timeout != b.timeout
             || a.kill_grace != b.kill_grace
             || a.concurrency != b.concurrency
@@ -336,27 +334,51 @@ fn merge_into(
             || a.requires != b.requires
             || a.requires_timeout != b.requires_timeout
             || a.retry != b.retry
-            || a.catch_up != b.catch_up
-            || a.run_on_start != b.run_on_start
-            || links(&a.on_success) != links(&b.on_success)
-            || links(&a.on_failure) != links(&b.on_failure)
-            || a.watch.as_ref().map(|w| (&w.paths, w.debounce))
-                != b.watch.as_ref().map(|w| (&w.paths, w.debounce));
+            || a.catch_up != b.catch_up;
         if differs {
             diagnostics.push(Diagnostic::warning(
                 Some(spec.origin.clone()),
                 format!(
                     "this definition of job {} has other settings (timeout, retry, requires, \
-                     chains, watch...) than {}; the first definition's settings are used",
+                     catch_up...) than {}; the first definition's settings are used",
                     job.name, job.origins[0]
                 ),
             ));
         }
+        unite_triggers(&mut job.spec, &spec);
     }
     job.origins.push(spec.origin);
     for s in schedules {
         for origin in s.origins {
             add_schedule(&mut job.schedules, s.schedule.clone(), origin);
+        }
+    }
+}
+
+/// Like schedules, what starts a job is united when definitions merge: every
+/// watched path, every chained job, and a start run if either asks for one.
+fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
+    for (mine, theirs) in [
+        (&mut job.on_success, &other.on_success),
+        (&mut job.on_failure, &other.on_failure),
+    ] {
+        for link in theirs {
+            if !mine.iter().any(|l| l.job == link.job) {
+                mine.push(link.clone());
+            }
+        }
+    }
+    job.run_on_start |= other.run_on_start;
+    match (&mut job.watch, &other.watch) {
+        (_, None) => {}
+        (None, Some(w)) => job.watch = Some(w.clone()),
+        (Some(mine), Some(theirs)) => {
+            for p in &theirs.paths {
+                if !mine.paths.contains(p) {
+                    mine.paths.push(p.clone());
+                }
+            }
+            mine.debounce = mine.debounce.min(theirs.debounce);
         }
     }
 }
@@ -954,5 +976,34 @@ mod tests {
         );
         assert!(targets("d").is_empty());
         assert_eq!(targets("e"), ["b"], "two chains into one job are no cycle");
+    }
+
+    #[test]
+    fn merged_definitions_unite_their_watches_and_chains() {
+        let mut a = yaml_job("reload-a", 1, "@daily", "nginx -s reload");
+        a.schedules.clear();
+        a.watch = Some(crate::job::WatchSpec {
+            paths: vec!["/certs/a".into()],
+            debounce: std::time::Duration::from_secs(2),
+            origin: Origin::new("/etc/jobrun/jobs.yaml", 2),
+        });
+        let mut b = yaml_job("reload-b", 10, "@daily", "nginx -s reload");
+        b.schedules.clear();
+        b.watch = Some(crate::job::WatchSpec {
+            paths: vec!["/certs/b".into()],
+            debounce: std::time::Duration::from_secs(1),
+            origin: Origin::new("/etc/jobrun/jobs.yaml", 11),
+        });
+        b.on_success = vec![link("notify", 12)];
+        let notify = yaml_job("notify", 20, "@daily", "notify");
+        let (plan, _) = build(vec![a, b, notify]);
+        let job = plan.get("reload-a").expect("merged under the first name");
+        let watch = job.spec.watch.as_ref().unwrap();
+        assert_eq!(
+            watch.paths,
+            [PathBuf::from("/certs/a"), PathBuf::from("/certs/b")]
+        );
+        assert_eq!(watch.debounce, std::time::Duration::from_secs(1));
+        assert_eq!(job.spec.on_success[0].job, "notify");
     }
 }

@@ -44,9 +44,10 @@ pub async fn wait_ready(
 ) -> Readiness {
     let deadline = Instant::now() + timeout;
     loop {
-        let failed = first_failure(checks, deadline, command_request).await;
-        let Some(reason) = failed else {
-            return Readiness::Ready;
+        let reason = match first_failure(checks, deadline, command_request, stop).await {
+            Round::Passed => return Readiness::Ready,
+            Round::Stopped => return Readiness::Stopped,
+            Round::Failed(reason) => reason,
         };
         if Instant::now() >= deadline {
             return Readiness::NotReady(format!(
@@ -67,30 +68,52 @@ pub async fn wait_ready(
     }
 }
 
-/// Runs the checks in order; the first failure, as "check: why".
+/// How one round of checks ended.
+enum Round {
+    Passed,
+    /// The first failing check, as "check: why".
+    Failed(String),
+    Stopped,
+}
+
+/// Runs the checks in order, each one cut short by `stop`.
 async fn first_failure(
     checks: &[Requirement],
     deadline: Instant,
     command_request: &(dyn Fn(&str) -> RunRequest + Sync),
-) -> Option<String> {
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Round {
     for check in checks {
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(200), CHECK_TIMEOUT);
         let result = match check {
-            Requirement::Tcp(addr) => tcp(addr, budget).await,
+            Requirement::Tcp(addr) => tokio::select! {
+                r = tcp(addr, budget) => r,
+                () = stopped(stop) => return Round::Stopped,
+            },
             Requirement::File(path) => file(path),
             Requirement::Command(command) => {
                 let mut request = command_request(command);
                 request.timeout = Some(budget);
-                self::command(request).await
+                match self::command(request, stop).await {
+                    Some(r) => r,
+                    None => return Round::Stopped,
+                }
             }
         };
         if let Err(why) = result {
-            return Some(format!("{check}: {why}"));
+            return Round::Failed(format!("{check}: {why}"));
         }
     }
-    None
+    Round::Passed
+}
+
+/// Resolves once `stop` says so.
+async fn stopped(stop: &(dyn Fn() -> bool + Sync)) {
+    while !stop() {
+        tokio::time::sleep(STOP_POLL).await;
+    }
 }
 
 async fn tcp(addr: &str, budget: Duration) -> Result<(), String> {
@@ -126,9 +149,31 @@ impl OutputSink for Discard {
     fn line(&self, _job: &str, _stream: Stream, _line: &[u8]) {}
 }
 
-async fn command(request: RunRequest) -> Result<(), String> {
-    let running = runner::start(request, Arc::new(Discard)).map_err(|e| e.to_string())?;
-    let outcome = running.wait().await.map_err(|e| e.to_string())?;
+/// `None` when stopped: the check's process group was killed and reaped.
+async fn command(
+    request: RunRequest,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<Result<(), String>> {
+    let running = match runner::start(request, Arc::new(Discard)) {
+        Ok(running) => running,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let stopper = running.stopper();
+    let wait = running.wait();
+    tokio::pin!(wait);
+    let outcome = tokio::select! {
+        outcome = &mut wait => outcome,
+        () = stopped(stop) => {
+            stopper.kill();
+            let _ = wait.await;
+            return None;
+        }
+    };
+    Some(command_result(outcome.map_err(|e| e.to_string())))
+}
+
+fn command_result(outcome: Result<runner::RunOutcome, String>) -> Result<(), String> {
+    let outcome = outcome?;
     let said = String::from_utf8_lossy(&outcome.tail)
         .lines()
         .rev()
@@ -234,12 +279,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_closed_port_is_not_ready() {
-        // Bind then drop: the port is very likely closed for the test's length.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
+        // Port 1 (tcpmux) is closed on any machine that runs tests.
+        let addr = "127.0.0.1:1".to_string();
         match wait(
             &[Requirement::Tcp(addr.clone())],
             Duration::from_millis(300),
@@ -270,6 +311,33 @@ mod tests {
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(1500), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_cuts_a_long_command_check_short() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc as StdArc;
+        let stop = StdArc::new(AtomicBool::new(false));
+        let flag = StdArc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, Ordering::SeqCst);
+        });
+        let base = base();
+        let started = Instant::now();
+        let result = wait_ready(
+            &[Requirement::Command("sleep 30".into())],
+            Duration::from_secs(60),
+            &|c| command_request(&base, c),
+            &|| stop.load(Ordering::SeqCst),
+        )
+        .await;
+        assert_eq!(result, Readiness::Stopped);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

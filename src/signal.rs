@@ -160,15 +160,17 @@ mod tests {
         }
     }
 
-    /// A process that counts the SIGHUPs it gets in `count`.
+    /// A process that counts the SIGHUPs it gets in `count`; returns once
+    /// its trap is in place.
     fn hup_counter(dir: &Path) -> Child {
         let count = dir.join("count");
-        std::fs::write(&count, "0").unwrap();
         let script = format!(
-            "n=0; trap 'n=$((n+1)); echo $n > {}' HUP; while :; do sleep 0.05; done",
+            "n=0; trap 'n=$((n+1)); echo $n > {0}' HUP; echo 0 > {0}; while :; do sleep 0.05; done",
             count.display()
         );
-        Command::new("sh").arg("-c").arg(script).spawn().unwrap()
+        let child = Command::new("sh").arg("-c").arg(script).spawn().unwrap();
+        wait_for_count(dir, "0");
+        child
     }
 
     fn wait_for_count(dir: &Path, want: &str) {
@@ -187,8 +189,6 @@ mod tests {
     fn signals_the_process_the_pidfile_names() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = hup_counter(dir.path());
-        // Let the shell install its trap.
-        std::thread::sleep(Duration::from_millis(200));
         let pidfile = dir.path().join("master.pid");
         std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
         match send(&spec(&pidfile, Some("sh"))) {

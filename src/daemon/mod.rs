@@ -189,10 +189,22 @@ pub async fn run(
                     if queue.due().is_none_or(|d| d > now) {
                         continue;
                     }
-                    let last_start = last_start(&ctx, name);
-                    if let Some(changed) = queue.take(now, last_start) {
-                        info!(job = %name, paths = changed.len(), "watched files changed");
-                        let firing = Firing { changed, ..Firing::new(name.clone(), None, Trigger::Watch) };
+                    // A job that chains to this one is running (a renewal
+                    // before its reload): its chained run will see these
+                    // changes, so wait for it rather than run in between.
+                    if chain_parent_running(&ctx, &plan, name) {
+                        queue.postpone(now + WATCH_PARENT_POLL);
+                        continue;
+                    }
+                    let handled_from = last_success_start(&ctx, name);
+                    if let Some(batch) = queue.take(now, handled_from) {
+                        info!(job = %name, paths = batch.paths.len(), "watched files changed");
+                        let firing = Firing {
+                            changed: batch.paths,
+                            changed_truncated: batch.truncated,
+                            changes_seen: Some(wall_time_of(&ctx, batch.first_seen)),
+                            ..Firing::new(name.clone(), None, Trigger::Watch)
+                        };
                         spawn_firing(&mut tasks, &ctx, &plan, firing);
                     }
                 }
@@ -476,16 +488,53 @@ struct Done {
 /// directory, as an instant of this process's monotonic clock: changes seen
 /// before it are already handled (a chained reload after a renewal makes
 /// the watch's own run needless).
-fn last_start(ctx: &FireContext, job: &str) -> Option<std::time::Instant> {
-    let started = match tokio::task::block_in_place(|| ctx.store.last_started(job)) {
+fn last_success_start(ctx: &FireContext, job: &str) -> Option<std::time::Instant> {
+    let started = match tokio::task::block_in_place(|| ctx.store.last_success_start(job)) {
         Ok(started) => started?,
         Err(e) => {
             warn!(job, error = %e, "reading the job's last start");
             return None;
         }
     };
-    let ago = (ctx.clock.now() - started).to_std().unwrap_or_default();
+    // A start "in the future" (the wall clock was stepped back since) says
+    // nothing about what was seen: handled by nothing, rather than by all.
+    let ago = (ctx.clock.now() - started).to_std().ok()?;
     std::time::Instant::now().checked_sub(ago)
+}
+
+/// The wall-clock time of a monotonic instant of the recent past.
+fn wall_time_of(ctx: &FireContext, at: std::time::Instant) -> DateTime<Utc> {
+    let ago = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+    ctx.clock.now() - ago
+}
+
+/// How often a due watch run looks again whether its chain parent ended.
+const WATCH_PARENT_POLL: Duration = Duration::from_secs(1);
+
+/// Whether a run of a job that chains to `job` is going, in any process.
+fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
+    let parents: Vec<&str> = plan
+        .jobs()
+        .iter()
+        .filter(|p| {
+            p.spec
+                .on_success
+                .iter()
+                .chain(&p.spec.on_failure)
+                .any(|l| l.job == job)
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    if parents.is_empty() {
+        return false;
+    }
+    match tokio::task::block_in_place(|| ctx.store.running()) {
+        Ok(running) => running.iter().any(|r| parents.contains(&r.job.as_str())),
+        Err(e) => {
+            warn!(job, error = %e, "reading running runs");
+            false
+        }
+    }
 }
 
 fn debounce_of(job: &crate::plan::Job) -> Duration {
@@ -563,9 +612,16 @@ fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<F
             .and_then(|w| started.checked_sub_signed(w))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let from = down_since.max(window_start);
-        if let Some(tick) = job.latest_tick(from, started) {
-            info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
-            out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
+        let Some(tick) = job.latest_tick(from, started) else {
+            continue;
+        };
+        match ctx.store.tick_claimed(&job.name, tick) {
+            Ok(false) => {
+                info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
+                out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
+            }
+            Ok(true) => {}
+            Err(e) => warn!(job = %job.name, error = %e, "reading a tick's claim; not caught up"),
         }
     }
     out

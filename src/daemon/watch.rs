@@ -193,33 +193,72 @@ fn targets(paths: &[PathBuf]) -> Vec<(PathBuf, notify::RecursiveMode)> {
 }
 
 /// Whether an event at `path` should run the job (it is a watched path or
-/// below one), and whether the watches need re-arming (it is a watched path
-/// or a parent of one: created, removed or renamed).
+/// below one, or Kubernetes' `..data` symlink swap beside a watched file,
+/// which changes the file without an event naming it), and whether the
+/// watches need re-arming (it is a watched path or a parent of one:
+/// created, removed or renamed).
 fn classify(path: &Path, watched: &[PathBuf]) -> (bool, bool) {
-    let relevant = watched.iter().any(|w| path.starts_with(w));
+    let swap = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".."));
+    let relevant = watched
+        .iter()
+        .any(|w| path.starts_with(w) || (swap && path.parent() == w.parent()));
     let rearm = watched.iter().any(|w| w.starts_with(path));
     (relevant, rearm)
 }
 
-/// The daemon's bookkeeping for one `watch:` job.
+/// The most distinct changed paths kept for one job between two runs; more
+/// are counted as an overflow (the job still runs, told the list is cut).
+const MAX_PENDING: usize = 10_000;
+
+/// The daemon's bookkeeping for one `watch:` job. Memory is bounded: a path
+/// that changes again is one entry, and at most [`MAX_PENDING`] are kept.
 #[derive(Debug, Default)]
 pub struct WatchQueue {
-    /// Changes not yet handed to a run, with when each was seen.
-    pending: Vec<(PathBuf, Instant)>,
+    /// Changes not yet handed to a run: each path once, with the order it
+    /// first changed in and when it last changed.
+    pending: HashMap<PathBuf, (u64, Instant)>,
+    next_order: u64,
+    /// When the last change that did not fit in `pending` was seen.
+    overflow: Option<Instant>,
     /// When the gathered changes start a run.
     due: Option<Instant>,
     /// A watch run of this job is under way.
     running: bool,
 }
 
+/// The changes one watch run is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// In the order they first changed.
+    pub paths: Vec<PathBuf>,
+    /// Some changed paths are not in `paths` (too many).
+    pub truncated: bool,
+    /// When the earliest of them was seen.
+    pub first_seen: Instant,
+}
+
 impl WatchQueue {
     /// Notes a change seen at `now`. The first change of a quiet spell starts
     /// the debounce; later ones join it without postponing it.
     pub fn changed(&mut self, path: PathBuf, now: Instant, debounce: Duration) {
-        if self.pending.is_empty() && !self.running {
+        if self.is_empty() && !self.running {
             self.due = Some(now + debounce);
         }
-        self.pending.push((path, now));
+        if let Some(entry) = self.pending.get_mut(&path) {
+            entry.1 = now;
+        } else if self.pending.len() < MAX_PENDING {
+            self.pending.insert(path, (self.next_order, now));
+            self.next_order += 1;
+        } else {
+            self.overflow = Some(now);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.overflow.is_none()
     }
 
     /// When this job's gathered changes are due to run.
@@ -231,30 +270,57 @@ impl WatchQueue {
         }
     }
 
-    /// At the due time: the changed paths to run the job for, or `None`
-    /// when nothing is left to do. Changes seen before `last_start` (a run of
-    /// the job, by any trigger, that started after them) are already handled.
-    pub fn take(&mut self, now: Instant, last_start: Option<Instant>) -> Option<Vec<PathBuf>> {
+    /// Looks again at `until` (a job that chains to this one is running).
+    pub fn postpone(&mut self, until: Instant) {
+        if self.due.is_some() {
+            self.due = Some(until);
+        }
+    }
+
+    /// At the due time: the changes to run the job for, or `None` when
+    /// nothing is left to do. Changes last seen before `handled_from` (the
+    /// start of a run of the job that succeeded) are already handled.
+    pub fn take(&mut self, now: Instant, handled_from: Option<Instant>) -> Option<Batch> {
         if self.running || self.due.is_none_or(|d| d > now) {
             return None;
         }
         self.due = None;
-        if let Some(start) = last_start {
-            self.pending.retain(|(_, seen)| *seen >= start);
+        if let Some(start) = handled_from {
+            self.pending.retain(|_, (_, seen)| *seen >= start);
+            self.overflow = self.overflow.filter(|seen| *seen >= start);
         }
-        if self.pending.is_empty() {
-            return None;
-        }
+        let first_seen = self
+            .pending
+            .values()
+            .map(|(_, seen)| *seen)
+            .chain(self.overflow)
+            .min()?;
         self.running = true;
-        Some(self.pending.drain(..).map(|(p, _)| p).collect())
+        let mut entries: Vec<(PathBuf, u64)> = self
+            .pending
+            .drain()
+            .map(|(p, (order, _))| (p, order))
+            .collect();
+        entries.sort_by_key(|(_, order)| *order);
+        Some(Batch {
+            paths: entries.into_iter().map(|(p, _)| p).collect(),
+            truncated: self.overflow.take().is_some(),
+            first_seen,
+        })
     }
 
     /// The watch run ended: changes that came meanwhile give exactly one more
     /// run, once their debounce is over.
     pub fn finished(&mut self, now: Instant, debounce: Duration) {
         self.running = false;
-        if let Some((_, first)) = self.pending.first() {
-            self.due = Some((*first + debounce).max(now));
+        let first = self
+            .pending
+            .values()
+            .map(|(_, seen)| *seen)
+            .chain(self.overflow)
+            .min();
+        if let Some(first) = first {
+            self.due = Some((first + debounce).max(now));
         }
     }
 }
@@ -273,8 +339,9 @@ mod tests {
         q.changed("/c/b".into(), t0 + Duration::from_secs(1), D);
         assert_eq!(q.due(), Some(t0 + D), "a later change does not postpone");
         assert_eq!(q.take(t0 + Duration::from_secs(1), None), None, "not yet");
-        let paths = q.take(t0 + D, None).expect("due");
-        assert_eq!(paths, [PathBuf::from("/c/a"), PathBuf::from("/c/b")]);
+        let batch = q.take(t0 + D, None).expect("due");
+        assert_eq!(batch.paths, [PathBuf::from("/c/a"), PathBuf::from("/c/b")]);
+        assert_eq!(batch.first_seen, t0);
         assert_eq!(q.due(), None);
     }
 
@@ -296,7 +363,7 @@ mod tests {
             Some(end),
             "the changes already waited their debounce"
         );
-        assert_eq!(q.take(end, None).map(|p| p.len()), Some(3));
+        assert_eq!(q.take(end, None).map(|b| b.paths.len()), Some(3));
         q.finished(end + Duration::from_secs(1), D);
         assert_eq!(q.due(), None, "nothing more: no burst");
     }
@@ -315,6 +382,25 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_bounded_however_many_changes_come() {
+        let t0 = Instant::now();
+        let mut q = WatchQueue::default();
+        for i in 0..(MAX_PENDING + 500) {
+            q.changed(format!("/spool/{}", i % (MAX_PENDING + 100)).into(), t0, D);
+        }
+        assert_eq!(q.pending.len(), MAX_PENDING);
+        let batch = q.take(t0 + D, None).expect("due");
+        assert_eq!(batch.paths.len(), MAX_PENDING);
+        assert!(batch.truncated, "the run is told the list is cut");
+        // A path changing again and again is one entry.
+        q.finished(t0 + D, D);
+        for _ in 0..1000 {
+            q.changed("/spool/busy.log".into(), t0 + D, D);
+        }
+        assert_eq!(q.pending.len(), 1);
+    }
+
+    #[test]
     fn events_at_or_below_a_watched_path_are_relevant() {
         let watched = [
             PathBuf::from("/etc/letsencrypt/live"),
@@ -327,6 +413,9 @@ mod tests {
             ("/etc/letsencrypt/archive/a.org/cert1.pem", false, false),
             ("/run/x.pid", true, true),
             ("/run/other.pid", false, false),
+            // A Kubernetes secret or ConfigMap update renames `..data`.
+            ("/run/..data", true, false),
+            ("/run/..2026_11_21_20_00_00.123", true, false),
         ];
         for (path, relevant, rearm) in cases {
             assert_eq!(

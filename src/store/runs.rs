@@ -185,7 +185,14 @@ impl Store {
     }
 
     /// Records that the claimed run's command started.
-    pub fn mark_started(&self, id: i64, pid: u32, at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// `pid` is the run's own process (its process group), `None` for a run
+    /// with no process of its own (a `signal:` job).
+    pub fn mark_started(
+        &self,
+        id: i64,
+        pid: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1",
@@ -195,13 +202,14 @@ impl Store {
         Ok(())
     }
 
-    /// When the latest run of `job` that got as far as starting its command
-    /// (or sending its signal) started, by any process.
-    pub fn last_started(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// When the latest run of `job` that started its command (or sent its
+    /// signal) and succeeded started, by any process: what it saw is handled.
+    pub fn last_success_start(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<String> = self
             .conn()
             .query_row(
-                "SELECT started_at FROM runs WHERE job = ?1 AND started_at IS NOT NULL
+                "SELECT started_at FROM runs
+                 WHERE job = ?1 AND started_at IS NOT NULL AND status = 'succeeded'
                  ORDER BY id DESC LIMIT 1",
                 [job],
                 |r| r.get(0),
@@ -212,6 +220,19 @@ impl Store {
             .map(parse_time)
             .transpose()
             .map_err(sql("reading a job's last start"))
+    }
+
+    /// Whether a run of `job` for `tick` (a first attempt) is on record.
+    pub fn tick_claimed(&self, job: &str, tick: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM runs WHERE job = ?1 AND tick = ?2 AND attempt = 1",
+                params![job, fmt_time(tick)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql("reading a tick's claim"))
     }
 
     /// Records how a run ended.
@@ -421,7 +442,7 @@ mod tests {
             .claim(&new_run("a", Some(t(9, 0, 0))))
             .unwrap()
             .unwrap();
-        store.mark_started(id, 4242, t(9, 0, 0)).unwrap();
+        store.mark_started(id, Some(4242), t(9, 0, 0)).unwrap();
         let running = store.running().unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].pid, Some(4242));

@@ -219,6 +219,41 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
     );
 }
 
+#[test]
+fn azuracast_a_long_renewal_still_reloads_once() {
+    // certbot goes on working (other domains, hooks) after it wrote the
+    // certificate, past the watch's debounce: the watch waits for the chain.
+    let t = Test::new()
+        .env("PATH", "{root}/bin:/usr/bin:/bin")
+        .file("etc/letsencrypt/live/example.org/fullchain.pem", "old\n");
+    t.script(
+        "bin/certbot",
+        "#!/bin/sh\nlive={root}/etc/letsencrypt/live/example.org\n\
+         echo new > $live/fullchain.pem.new\n\
+         mv $live/fullchain.pem.new $live/fullchain.pem\nsleep 4\n",
+    );
+    t.script(
+        "bin/nginx",
+        "#!/bin/sh\n[ \"$1 $2\" = \"-s reload\" ] && echo \"reload $JOBRUN_TRIGGER\" >> {root}/reloads.log\nexit 0\n",
+    );
+    let config = t.example(
+        "azuracast",
+        &[("/etc/letsencrypt/live", "{root}/etc/letsencrypt/live")],
+    );
+    let daemon = t.spawn_daemon(["--config", &config.display().to_string()]);
+    watching(&daemon);
+    t.run_args([
+        "--config",
+        &config.display().to_string(),
+        "run",
+        "renew-certificates",
+    ])
+    .expect_code(0);
+    std::thread::sleep(Duration::from_secs(4));
+    stop(daemon);
+    assert_eq!(lines(&t.path("reloads.log")), ["reload chain"]);
+}
+
 /// Starts a stand-in daemon named `name` that writes its pidfile and counts
 /// the SIGHUPs it gets in `<name>.hups`.
 fn hup_counter(t: &Test, name: &str, pidfile: &str) -> std::process::Child {
