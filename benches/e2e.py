@@ -777,6 +777,10 @@ def main() -> int:
                    help="also run cron and yacron on minute ticks: when installed (auto), always, never")
     p.add_argument("--compare-repeat", type=int, default=1,
                    help="comparison runs (each about 10 minutes per daemon); default 1")
+    p.add_argument("--compare-rounds", type=int, default=3,
+                   help="minute ticks per job group (1, 100, 1,000 jobs) and daemon; default 3")
+    p.add_argument("--ticks-1000", type=int, default=10,
+                   help="measured ticks of the 1,000-job round (10 = 10,000 runs for the RSS measure)")
     p.add_argument("--idle-seconds", type=float, default=60.0)
     p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
     p.add_argument("--skip-build", action="store_true", help="use the existing target/release/jobrun")
@@ -794,7 +798,7 @@ def main() -> int:
         args.cli_jobs, args.cli_runs, args.cli_repeat = 200, 2_000, 1
         idle_jobs = 50
     else:
-        job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: 10}
+        job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: args.ticks_1000}
         args.cli_jobs, args.cli_runs, args.cli_repeat = 10_000, 1_000_000, 10
         idle_jobs = 1000
 
@@ -835,9 +839,11 @@ def main() -> int:
             groups = [1, 100, 1000]
             result["groups"] = groups
             result["comparison"] = []
+            result["compare_rounds"] = args.compare_rounds
             for rep in range(args.compare_repeat):
                 log(f"comparison {rep + 1}/{args.compare_repeat}: {', '.join(daemons)}")
-                result["comparison"].append(comparison(bench, daemons, groups, 3, args.idle_seconds))
+                result["comparison"].append(
+                    comparison(bench, daemons, groups, args.compare_rounds, args.idle_seconds))
     finally:
         if args.keep:
             log(f"scratch kept in {work}")
