@@ -531,13 +531,21 @@ fn assign_derived_names(jobs: &mut [Job]) {
                 format!("{:?}", MergeKey::of(spec)),
             )
         });
+        // The search for a free suffix goes on where it stopped: names are
+        // never freed, so it need not start again at `base` (10,000 jobs
+        // named after one script took seconds).
+        let mut n = 1;
         for i in members {
-            let mut name = base.clone();
-            let mut n = 2;
+            let mut name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             while taken.contains(&name) {
-                name = format!("{base}-{n}");
                 n += 1;
+                name = format!("{base}-{n}");
             }
+            n += 1;
             taken.insert(name.clone());
             jobs[i].name = name;
         }

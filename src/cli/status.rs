@@ -11,6 +11,14 @@ use serde::Serialize;
 use super::table::{local_time, new_table, relative};
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::daemon::HEARTBEAT;
+
+/// A beat older than this means the daemon is gone: two missed heartbeats
+/// (a daemon beats every [`HEARTBEAT`], on its once-a-minute wake-up; a
+/// wake-up can come a little late under load). On this host a dead daemon is
+/// noticed at once anyway, by its missing process.
+pub const STALE_AFTER: std::time::Duration = HEARTBEAT
+    .saturating_mul(2)
+    .saturating_add(std::time::Duration::from_secs(30));
 use crate::store::{DaemonRecord, RunRecord, Store};
 
 #[derive(Debug, clap::Args)]
@@ -33,11 +41,11 @@ struct JobStatus<'a> {
     last_run: Option<&'a RunRecord>,
 }
 
-/// A daemon is alive when it beat within three heartbeats, and, when it runs
+/// A daemon is alive when it beat within [`STALE_AFTER`], and, when it runs
 /// on this host, its process still exists.
 pub fn alive(daemon: &DaemonRecord, now: DateTime<Utc>, host: &str) -> bool {
     let fresh = now - daemon.last_beat
-        <= chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or(chrono::Duration::MAX);
+        <= chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::MAX);
     let process = daemon.host != host
         || i32::try_from(daemon.pid).is_ok_and(|pid| {
             // EPERM: the process exists but belongs to someone else.

@@ -64,8 +64,13 @@ pub struct DaemonOptions {
     pub retention: Retention,
 }
 
-/// How often the daemon records that it is alive (`jobrun status`).
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the daemon records that it is alive (`jobrun status`). Once a
+/// minute, on the wake-up that re-reads the clock anyway ([`MAX_SLEEP`]), so
+/// an idle daemon wakes once a minute and not more (issue 6).
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// A wake-up this close to the next heartbeat beats at once instead of
+/// waking again for it: beats coalesce with ticks and clock checks.
+const BEAT_SLACK: Duration = Duration::from_secs(5);
 /// How often the history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -108,7 +113,7 @@ pub async fn run(
     let catch_up = missed_ticks(&ctx, &plan, started);
 
     let reaper = opts.reap.then(|| tokio::spawn(reap_orphans_forever()));
-    let maintenance = tokio::spawn(maintain(Arc::clone(&ctx), started, opts.retention));
+    let maintenance = tokio::spawn(prune_forever(Arc::clone(&ctx), opts.retention));
     let mut tasks: JoinSet<Done> = JoinSet::new();
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
     for job in plan
@@ -147,13 +152,28 @@ pub async fn run(
     let mut moved = clock.moved();
     let mut cursor = started;
     let mut watch = JumpWatch::new(started);
+    let pid = std::process::id();
+    let mut next_beat = tokio::time::Instant::now();
     loop {
+        // The heartbeat rides on whatever woke the loop (after the previous
+        // pass handed out its firings), so it never costs a wake-up of its own.
+        if tokio::time::Instant::now() + BEAT_SLACK >= next_beat {
+            let now = clock.now();
+            let beat = tokio::task::block_in_place(|| {
+                ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now)
+            });
+            if let Err(e) = beat {
+                warn!(error = %e, "recording the heartbeat");
+            }
+            next_beat = tokio::time::Instant::now() + HEARTBEAT;
+        }
         let now = clock.now();
         // A tick already due (woken for something else at it) sleeps zero.
         let sleep = match plan.next_wakeup(cursor) {
             Some(next) => until(now, next).min(MAX_SLEEP),
             None => MAX_SLEEP,
-        };
+        }
+        .min(next_beat.saturating_duration_since(tokio::time::Instant::now()));
         let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
@@ -304,31 +324,19 @@ pub async fn run(
     Ok(())
 }
 
-/// The daemon's housekeeping: a heartbeat every [`HEARTBEAT`] for `jobrun
-/// status`, and the history retention at start and every hour.
-async fn maintain(ctx: Arc<FireContext>, started: DateTime<Utc>, retention: Retention) {
-    let mut beat = tokio::time::interval(HEARTBEAT);
+/// The history retention, at start and every hour. (The heartbeat is in the
+/// scheduler loop, so it shares the loop's wake-ups.)
+async fn prune_forever(ctx: Arc<FireContext>, retention: Retention) {
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let pid = std::process::id();
     loop {
-        tokio::select! {
-            _ = beat.tick() => {
-                let now = ctx.clock.now();
-                let beat = tokio::task::block_in_place(|| ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now));
-                if let Err(e) = beat {
-                    warn!(error = %e, "recording the heartbeat");
-                }
-            }
-            _ = prune.tick() => {
-                let store = Arc::clone(&ctx.store);
-                let now = ctx.clock.now();
-                match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(removed)) => info!(removed, "pruned the run history"),
-                    Ok(Err(e)) => warn!(error = %e, "pruning the run history"),
-                    Err(e) => warn!(error = %e, "pruning the run history"),
-                }
-            }
+        prune.tick().await;
+        let store = Arc::clone(&ctx.store);
+        let now = ctx.clock.now();
+        match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => info!(removed, "pruned the run history"),
+            Ok(Err(e)) => warn!(error = %e, "pruning the run history"),
+            Err(e) => warn!(error = %e, "pruning the run history"),
         }
     }
 }

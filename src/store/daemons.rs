@@ -51,7 +51,8 @@ impl Default for Retention {
 const PRUNE_BATCH: i64 = 2_000;
 
 impl Store {
-    /// Records that the daemon `owner` is alive at `now`.
+    /// Records that the daemon `owner` is alive at `now` (not flushed to disk
+    /// before it returns: a beat lost in a power cut is stale anyway).
     pub fn beat(
         &self,
         owner: &str,
@@ -60,13 +61,14 @@ impl Store {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
+        super::unflushed(&mut self.conn(), |conn| {
+            conn.execute(
                 "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
                 params![owner, pid, host, fmt_time(started_at), fmt_time(now)],
             )
-            .map_err(sql("recording a heartbeat"))?;
+            .map_err(sql("recording a heartbeat"))
+        })?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! `history`, `logs`, `list` and abandoned-run recovery.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use super::{sql, Store, StoreError};
@@ -152,8 +152,14 @@ impl Store {
     /// Claims a run in one immediate transaction against the UNIQUE (job, tick)
     /// key. `Ok(None)` means another process (or an earlier run of this one)
     /// already claimed that tick: the caller must not run it.
+    ///
+    /// Not flushed to disk before it returns (see [`super::unflushed`]).
     pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.conn();
+        super::unflushed(&mut self.conn(), |conn| Store::claim_on(conn, run))
+    }
+
+    /// The claim's transaction, on the store's one connection.
+    fn claim_on(conn: &mut Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("starting a claim"))?;
@@ -184,21 +190,24 @@ impl Store {
         Ok(id)
     }
 
-    /// Records that the claimed run's command started.
-    /// `pid` is the run's own process (its process group), `None` for a run
-    /// with no process of its own (a `signal:` job).
+    /// Records that the claimed run's command started. `pid` is the run's
+    /// own process (its process group), `None` for a run with no process of
+    /// its own (a `signal:` job). Not flushed to disk before it returns: a
+    /// lost start leaves a `running` row without a pid, which the next
+    /// daemon start marks `abandoned`.
     pub fn mark_started(
         &self,
         id: i64,
         pid: Option<u32>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
+        super::unflushed(&mut self.conn(), |conn| {
+            conn.execute(
                 "UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1",
                 params![id, pid, fmt_time(at)],
             )
-            .map_err(sql("recording a start"))?;
+            .map_err(sql("recording a start"))
+        })?;
         Ok(())
     }
 

@@ -1,0 +1,859 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of the real jobrun daemon, side by side with Debian's
+cron and yacron (issue 6). Python 3.11 standard library only.
+
+Owns: building jobrun --release, generating job sources, running each daemon
+in a scratch directory, measuring from the outside (/proc, the jobs' own clock
+readings, the run database) and printing a results table (and JSON). It never
+judges a time: it reports, and exits non-zero only when something did not run.
+
+Measures (see BENCHMARKS.md for what each means and the results):
+  fire latency  1, 100, 1,000 jobs due on one tick: tick -> the job's first
+                instruction (the job, bash, writes $EPOCHREALTIME next to
+                $JOBRUN_TICK); p50, p99, max over every job of every tick
+  burst         1,000 jobs on one tick: tick -> last start, tick -> last record
+  idle          1,000 jobs none due within the hour: CPU time and wake-ups
+                (context switches summed over every thread) over --idle-seconds
+  memory        peak RSS (VmHWM) with 1,000 jobs loaded, and after 10,000 runs
+  cli           `jobrun list` with 10,000 jobs, `jobrun history --limit 50` on
+                1,000,000 runs: wall time
+
+jobrun's own rounds use seconds-field schedules (a tick every few seconds).
+cron and yacron only fire on minute boundaries, so the comparison rounds give
+all three daemons the same user crontab with minute ticks; those take about
+ten minutes per daemon. cron runs in a private mount namespace (unshare) with
+the benchmark's crontab bind-mounted over its spool, so the host's crontabs
+are neither read nor touched.
+
+Usage:
+  benches/e2e.py --quick                 # CI smoke: jobrun only, ~20 s
+  benches/e2e.py                         # jobrun rounds; cron/yacron when installed
+  benches/e2e.py --compare=no --repeat 3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+UTC = dt.timezone.utc
+# The job every daemon runs: bash's builtin clock, no fork, so the reading is
+# the job's first instruction. LC_ALL=C keeps the decimal point a point.
+RECORD = 'echo "$EPOCHREALTIME ${JOBRUN_TICK:-} %s" >> %s'
+
+
+def log(msg: str) -> None:
+    print(f"[e2e] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- /proc probes
+
+
+def threads(pid: int) -> list[str]:
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+
+
+def switches(pid: int) -> dict[str, int]:
+    """Voluntary + involuntary context switches of each live thread."""
+    out = {}
+    for tid in threads(pid):
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        n = 0
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                n += int(line.split()[1])
+        out[tid] = n
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (dead threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def schedstat_ns(pid: int) -> int:
+    """On-CPU nanoseconds summed over live threads (finer than utime+stime)."""
+    total = 0
+    for tid in threads(pid):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total
+
+
+def status_kb(pid: int, key: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
+
+
+@dataclass
+class Idle:
+    seconds: float
+    cpu_ms: float
+    cpu_ms_schedstat: float
+    wakeups: int
+    threads_before: int
+    threads_after: int
+
+    @property
+    def wakeups_per_min(self) -> float:
+        return self.wakeups * 60.0 / self.seconds
+
+    @property
+    def core_percent(self) -> float:
+        return 100.0 * max(self.cpu_ms, self.cpu_ms_schedstat) / 1000.0 / self.seconds
+
+
+def measure_idle(pid: int, seconds: float) -> Idle:
+    t_before = len(threads(pid))
+    sw0, cpu0, ss0 = switches(pid), cpu_seconds(pid), schedstat_ns(pid)
+    start = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    sw1, cpu1, ss1 = switches(pid), cpu_seconds(pid), schedstat_ns(pid)
+    # Threads born in the window count whole; threads that died in it are lost
+    # (their count is reported so churn shows).
+    wakeups = sum(n - sw0.get(tid, 0) for tid, n in sw1.items())
+    return Idle(
+        seconds=elapsed,
+        cpu_ms=(cpu1 - cpu0) * 1000,
+        cpu_ms_schedstat=max(0, ss1 - ss0) / 1e6,
+        wakeups=wakeups,
+        threads_before=t_before,
+        threads_after=len(threads(pid)),
+    )
+
+
+# ------------------------------------------------------------------- daemons
+
+
+class Daemon:
+    """One daemon process in the foreground, its stderr in a file."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict | None = None):
+        self.name = name
+        self.stderr_path = workdir / f"{name}.stderr"
+        self.stdout_path = workdir / f"{name}.stdout"
+        full_env = dict(os.environ, LC_ALL="C", TZ="UTC", RUST_LOG="warn")
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=open(self.stdout_path, "wb"),
+            stderr=open(self.stderr_path, "wb"),
+            env=full_env,
+            start_new_session=True,
+        )
+        self._pid = None
+
+    @property
+    def pid(self) -> int:
+        """The daemon itself (for cron, the process inside unshare)."""
+        if self._pid is None:
+            self._pid = self.proc.pid
+            # `unshare ... cron -f` execs, so the pid is cron's; yacron's is python's.
+        return self._pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------- sources
+
+
+def job_name(group: str, i: int) -> str:
+    return f"{group}-{i:04d}"
+
+
+def yaml_jobs(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
+    """A jobrun YAML file: (name, schedule) each running RECORD under bash."""
+    lines = ["defaults:", "  timezone: UTC", "jobs:"]
+    for name, sched in jobs:
+        lines += [
+            f"  - name: {name}",
+            f'    schedule: "{sched}"',
+            "    argv: [/bin/bash, -c, " + json.dumps(RECORD % (name, out)) + "]",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def crontab(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
+    """A user-format crontab (what cron's spool and jobrun --crontab read)."""
+    lines = ["SHELL=/bin/bash", "LC_ALL=C", "CRON_TZ=UTC"]
+    for name, sched in jobs:
+        lines.append(f"{sched} {RECORD % (name, out)}")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def yacron_yaml(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
+    lines = [
+        "defaults:",
+        "  shell: /bin/bash",
+        "  utc: true",
+        "  captureStderr: false",
+        "  captureStdout: false",
+        "  concurrencyPolicy: Allow",
+        "  environment:",
+        "    - key: LC_ALL",
+        "      value: C",
+        "jobs:",
+    ]
+    for name, sched in jobs:
+        lines += [
+            f"  - name: {name}",
+            f'    schedule: "{sched}"',
+            "    command: " + json.dumps(RECORD % (name, out)),
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------- results
+
+
+def read_records(path: Path) -> list[tuple[float, str, str]]:
+    """(clock reading, tick or "", job) per line the jobs wrote."""
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out.append((float(parts[0]), parts[1], parts[2]))
+        elif len(parts) == 2:  # cron/yacron: no JOBRUN_TICK
+            out.append((float(parts[0]), "", parts[1]))
+    return out
+
+
+def tick_of(reading: float, tick_text: str) -> float:
+    if tick_text:
+        return dt.datetime.fromisoformat(tick_text.replace("Z", "+00:00")).timestamp()
+    # Minute ticks: the boundary the job ran after.
+    return float(int(reading // 60) * 60)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+@dataclass
+class Latency:
+    samples_ms: list[float] = field(default_factory=list)
+    ticks: int = 0
+    complete_ticks: int = 0  # ticks on which every job started (none skipped)
+    last_start_ms: list[float] = field(default_factory=list)  # per tick
+    last_record_ms: list[float] = field(default_factory=list)  # per tick (jobrun)
+
+    def summary(self) -> dict:
+        return {
+            "ticks": self.ticks,
+            "complete_ticks": self.complete_ticks,
+            "samples": len(self.samples_ms),
+            "p50_ms": percentile(self.samples_ms, 50),
+            "p99_ms": percentile(self.samples_ms, 99),
+            "max_ms": max(self.samples_ms) if self.samples_ms else float("nan"),
+            "last_start_ms": statistics.median(self.last_start_ms) if self.last_start_ms else None,
+            "last_record_ms": statistics.median(self.last_record_ms) if self.last_record_ms else None,
+        }
+
+
+def latency_from(records, jobs: int, skip_before: float, db: Path | None) -> Latency:
+    """Groups the readings by tick, keeps the ticks every job reached, drops
+    the ticks before `skip_before` (start-up)."""
+    by_tick: dict[float, list[float]] = {}
+    for reading, tick_text, _ in records:
+        tick = tick_of(reading, tick_text)
+        by_tick.setdefault(tick, []).append(reading)
+    lat = Latency()
+    finished = finished_by_tick(db) if db else {}
+    for tick in sorted(by_tick):
+        readings = by_tick[tick]
+        if tick < skip_before:
+            continue
+        lat.ticks += 1
+        lat.complete_ticks += len(readings) >= jobs
+        lat.samples_ms += [(r - tick) * 1000 for r in readings]
+        lat.last_start_ms.append((max(readings) - tick) * 1000)
+        if tick in finished:
+            lat.last_record_ms.append((finished[tick] - tick) * 1000)
+    return lat
+
+
+def finished_by_tick(db: Path) -> dict[float, float]:
+    """The latest finished_at of each tick's runs, from the run history."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT tick, max(finished_at), count(*), sum(status = 'running') FROM runs "
+            "WHERE tick IS NOT NULL GROUP BY tick"
+        ).fetchall()
+    finally:
+        conn.close()
+    out = {}
+    for tick, finished, _count, running in rows:
+        if finished and not running:
+            t = dt.datetime.fromisoformat(tick.replace("Z", "+00:00")).timestamp()
+            out[t] = dt.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
+    return out
+
+
+def skipped_runs(db: Path, upto: float, since: float = 0.0) -> int:
+    """Ticks recorded `skipped` (the job's previous run was still going)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT tick FROM runs WHERE status = 'skipped'").fetchall()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+    ticks = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for (t,) in rows]
+    return sum(1 for t in ticks if since <= t <= upto)
+
+
+def settled(db: Path, last_tick: float, jobs: int) -> bool:
+    """Every job claimed `last_tick`, and no run up to it is still running."""
+    if not db.exists():
+        return False
+    stamp = dt.datetime.fromtimestamp(last_tick, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        claimed, running = conn.execute(
+            "SELECT (SELECT count(*) FROM runs WHERE tick = ?1), "
+            "(SELECT count(*) FROM runs WHERE tick <= ?1 AND status = 'running')",
+            (stamp,),
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    return claimed >= jobs and running == 0
+
+
+def db_runs(db: Path) -> tuple[int, int]:
+    """(finished runs, running runs)."""
+    if not db.exists():
+        return (0, 0)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(
+            "SELECT count(*) - coalesce(sum(status = 'running'), 0), "
+            "coalesce(sum(status = 'running'), 0) FROM runs"
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return (0, 0)
+    finally:
+        conn.close()
+
+
+def wait_until(what: str, timeout: float, check, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit(f"e2e: timed out after {timeout:.0f}s waiting for {what}")
+
+
+# ------------------------------------------------------------------- jobrun
+
+
+class Bench:
+    def __init__(self, args, jobrun: Path, work: Path):
+        self.args = args
+        self.jobrun = jobrun
+        self.work = work
+
+    def scratch(self, name: str) -> Path:
+        d = self.work / name
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def start_jobrun(self, name: str, d: Path, source: list[str]) -> Daemon:
+        argv = [str(self.jobrun), "daemon", "--state-dir", str(d / "state"), *source,
+                "--reboot-marker-dir", str(d / "run")]
+        daemon = Daemon(name, argv, d)
+        wait_until(
+            f"{name} to start",
+            60,
+            lambda: (d / "state" / "jobrun.db").exists() and daemon.alive() and status_kb(daemon.pid, "VmHWM"),
+        )
+        return daemon
+
+    def jobrun_rounds(self, jobs: int, every: int, ticks: int) -> dict:
+        """`jobs` jobs on a tick every `every` seconds, `ticks` ticks measured
+        after one warm-up tick."""
+        d = self.scratch(f"jobrun-{jobs}")
+        out = d / "records"
+        sched = f"*/{every} * * * * *"
+        cfg = d / "jobs.yaml"
+        yaml_jobs(cfg, [(job_name("j", i), sched) for i in range(jobs)], out)
+        daemon = self.start_jobrun(f"jobrun-{jobs}", d, ["--config", str(cfg)])
+        started = time.time()
+        loaded_hwm = status_kb(daemon.pid, "VmHWM")
+        # Measure ticks at least one full period after start (warm-up dropped),
+        # then wait for their runs to be recorded (or give up after a minute:
+        # a daemon that cannot keep up is measured as it is).
+        skip_before = (int(started // every) + 2) * every
+        last_tick = skip_before + (ticks - 1) * every
+        db = d / "state" / "jobrun.db"
+        while time.time() < last_tick + 1:
+            time.sleep(0.5)
+        deadline = time.time() + 60
+        while time.time() < deadline and not settled(db, last_tick, jobs):
+            time.sleep(0.5)
+        hwm = status_kb(daemon.pid, "VmHWM")
+        runs = db_runs(db)[0]
+        daemon.stop()
+        records = [r for r in read_records(out) if tick_of(r[0], r[1]) <= last_tick]
+        lat = latency_from(records, jobs, skip_before, db)
+        return {
+            **lat.summary(),
+            "skipped": skipped_runs(db, last_tick, since=skip_before),
+            "rss_loaded_kib": loaded_hwm,
+            "rss_peak_kib": hwm,
+            "runs": runs,
+        }
+
+    def jobrun_idle(self, jobs: int, seconds: float) -> dict:
+        d = self.scratch("jobrun-idle")
+        hour = (dt.datetime.now(UTC).hour + 2) % 24
+        cfg = d / "jobs.yaml"
+        yaml_jobs(cfg, [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(jobs)], d / "records")
+        daemon = self.start_jobrun("jobrun-idle", d, ["--config", str(cfg)])
+        time.sleep(self.args.settle)
+        idle = measure_idle(daemon.pid, seconds)
+        hwm = status_kb(daemon.pid, "VmHWM")
+        rss = status_kb(daemon.pid, "VmRSS")
+        daemon.stop()
+        return idle_json(idle, hwm, rss)
+
+    def cli_times(self) -> dict:
+        """`list` with 10,000 jobs and `history --limit 50` on 1,000,000 runs."""
+        n_jobs, n_runs = self.args.cli_jobs, self.args.cli_runs
+        d = self.scratch("cli")
+        tab = d / "crontab"
+        crontab(tab, [(job_name("c", i), ["*/5 * * * *", "0 9 * * 1-5", "@hourly", "30 2 * * *"][i % 4])
+                      for i in range(n_jobs)], d / "records")
+        state = history_db(self.jobrun, n_runs, self.args.cache)
+        empty = d / "empty-state"
+        times = {}
+        times["list_empty_history_ms"] = wall(
+            [str(self.jobrun), "list", "--crontab", str(tab), "--state-dir", str(empty)], self.args.cli_repeat)
+        times["list_1m_history_ms"] = wall(
+            [str(self.jobrun), "list", "--crontab", str(tab), "--state-dir", str(state)], self.args.cli_repeat)
+        times["history_limit_50_ms"] = wall(
+            [str(self.jobrun), "history", "--limit", "50", "--state-dir", str(state)], self.args.cli_repeat)
+        times["history_job_limit_50_ms"] = wall(
+            [str(self.jobrun), "history", "job-0500", "--limit", "50", "--state-dir", str(state)],
+            self.args.cli_repeat)
+        times["jobs"], times["runs"] = n_jobs, n_runs
+        return times
+
+
+def idle_json(idle: Idle, hwm, rss) -> dict:
+    return {
+        "seconds": round(idle.seconds, 1),
+        "cpu_ms": round(idle.cpu_ms, 1),
+        "cpu_ms_schedstat": round(idle.cpu_ms_schedstat, 2),
+        "core_percent": round(idle.core_percent, 4),
+        "wakeups": idle.wakeups,
+        "wakeups_per_min": round(idle.wakeups_per_min, 2),
+        "threads": [idle.threads_before, idle.threads_after],
+        "rss_peak_kib": hwm,
+        "rss_kib": rss,
+    }
+
+
+def wall(argv: list[str], repeat: int) -> dict:
+    """Wall times of `repeat` runs (after one warm-up run), in ms."""
+    env = dict(os.environ, LC_ALL="C", TZ="UTC", NO_COLOR="1")
+    times = []
+    for i in range(repeat + 1):
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if r.returncode != 0:
+            raise SystemExit(f"e2e: {' '.join(argv)} failed: {r.stderr.decode(errors='replace')}")
+        if i:
+            times.append(elapsed)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def history_db(jobrun: Path, runs: int, cache: Path) -> Path:
+    """A state directory whose history holds `runs` runs of 1,000 jobs, built
+    once (jobrun creates the schema; one transaction fills it) and cached."""
+    state = cache / f"e2e-history-{runs}"
+    if (state / "complete").exists():
+        return state
+    if state.exists():
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
+    log(f"building a history of {runs} runs in {state} (once)")
+    # One manual run creates the database with jobrun's own schema.
+    seed = state.parent / f"e2e-history-{runs}.yaml"
+    seed.write_text('jobs:\n  - name: seed\n    command: "true"\n')
+    subprocess.run([str(jobrun), "run", "seed", "--config", str(seed), "--state-dir", str(state)],
+                   check=True, stdout=subprocess.DEVNULL)
+    conn = sqlite3.connect(state / "jobrun.db")
+    conn.execute("PRAGMA synchronous=OFF")
+    base = dt.datetime(2026, 1, 1, tzinfo=UTC)
+
+    def fmt(t: dt.datetime) -> str:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+    def rows():
+        for i in range(runs):
+            tick = base + dt.timedelta(minutes=i // 1000)
+            dur = 5 + i % 300
+            failed = i % 97 == 0
+            yield (f"job-{i % 1000:04d}", fmt(tick), fmt(tick), fmt(tick), fmt(tick + dt.timedelta(milliseconds=dur)),
+                   dur, "failed" if failed else "succeeded", 1 if failed else 0, 10_000 + i % 30_000,
+                   "bench-host", "bench-host:1:x", 15, b"done: 120 rows\n")
+
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (job, trigger, tick, claimed_at, started_at, finished_at, duration_ms, status, "
+            "exit_code, pid, host, owner, output_bytes, output_tail) "
+            "VALUES (?, 'schedule', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    conn.close()
+    (state / "complete").write_text("")
+    return state
+
+
+# ------------------------------------------------------- cron and yacron side
+
+
+def minute_jobs(groups: list[int]) -> list[tuple[str, str]]:
+    """Groups of jobs, group k firing at minutes where minute % len == k, so
+    each minute tick has exactly one group due."""
+    jobs = []
+    period = len(groups)
+    for k, n in enumerate(groups):
+        minutes = ",".join(str(m) for m in range(k, 60, period))
+        jobs += [(job_name(f"g{n}", i), f"{minutes} * * * *") for i in range(n)]
+    return jobs
+
+
+def cron_argv(d: Path) -> list[str]:
+    """Debian cron in the foreground in a private mount namespace: its
+    crontab, cron.d and spool are the benchmark's, the host's stay hidden."""
+    etc_cron_d = d / "cron.d"
+    etc_cron_d.mkdir(exist_ok=True)
+    (d / "etc-crontab").write_text("")
+    (d / "etc-crontab").chmod(0o644)
+    spool = d / "spool"
+    spool.mkdir(exist_ok=True)
+    shutil.copy(d / "crontab", spool / "root")
+    (spool / "root").chmod(0o600)
+    script = (
+        f"mount --bind {etc_cron_d} /etc/cron.d && "
+        f"mount --bind {d / 'etc-crontab'} /etc/crontab && "
+        f"mount --bind {spool} /var/spool/cron/crontabs && "
+        f"mkdir -p {d / 'run'} && mount --bind {d / 'run'} /run && "
+        "exec cron -f -L 0"
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+def comparison(bench: Bench, daemons: list[str], groups: list[int], rounds: int, idle_s: float) -> dict:
+    """Every daemon in turn on the same minute-tick jobs; then idle."""
+    results = {}
+    for name in daemons:
+        d = bench.scratch(f"cmp-{name}")
+        out = d / "records"
+        jobs = minute_jobs(groups)
+        crontab(d / "crontab", jobs, out)
+        if name == "jobrun":
+            daemon = bench.start_jobrun("cmp-jobrun", d, ["--crontab", str(d / "crontab")])
+        elif name == "cron":
+            daemon = Daemon("cmp-cron", cron_argv(d), d)
+        else:
+            yacron_yaml(d / "yacron.yaml", jobs, out)
+            daemon = Daemon("cmp-yacron", [shutil.which("yacron") or "yacron", "-c", str(d / "yacron.yaml")], d)
+        time.sleep(3)
+        if not daemon.alive():
+            raise SystemExit(f"e2e: {name} did not start: {daemon.stderr()[-2000:]}")
+        loaded = status_kb(daemon.pid, "VmHWM")
+        start = time.time()
+        first_full = (int(start // 60) + 1) * 60  # the first whole minute we see fully
+        minutes = rounds * len(groups)
+        log(f"{name}: {minutes} minute ticks ({len(jobs)} jobs), ends about "
+            f"{dt.datetime.fromtimestamp(first_full + minutes * 60, UTC):%H:%M:%S} UTC")
+        end = first_full + minutes * 60 + 15  # the last group's runs finish well within 15 s
+        while time.time() < end:
+            if not daemon.alive():
+                raise SystemExit(f"e2e: {name} died: {daemon.stderr()[-2000:]}")
+            time.sleep(1)
+        peak = status_kb(daemon.pid, "VmHWM")
+        records = read_records(out)
+        per_group = {}
+        for n in groups:
+            mine = [r for r in records if r[2].startswith(f"g{n}-")]
+            lat = latency_from([(r, "", j) for r, _, j in mine], n, first_full, None)
+            per_group[str(n)] = lat.summary()
+        # Idle: only minute ticks are due... so measure idle on a fresh config.
+        daemon.stop()
+        idle = compare_idle(bench, name, idle_s)
+        results[name] = {"latency": per_group, "rss_loaded_kib": loaded, "rss_peak_kib": peak,
+                         "runs": len(records), "idle": idle}
+    return results
+
+
+def compare_idle(bench: Bench, name: str, seconds: float) -> dict:
+    d = bench.scratch(f"idle-{name}")
+    hour = (dt.datetime.now(UTC).hour + 2) % 24
+    jobs = [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(1000)]
+    crontab(d / "crontab", jobs, d / "records")
+    if name == "jobrun":
+        daemon = bench.start_jobrun("idle-jobrun", d, ["--crontab", str(d / "crontab")])
+    elif name == "cron":
+        daemon = Daemon("idle-cron", cron_argv(d), d)
+    else:
+        yacron_yaml(d / "yacron.yaml", jobs, d / "records")
+        daemon = Daemon("idle-yacron", [shutil.which("yacron") or "yacron", "-c", str(d / "yacron.yaml")], d)
+    time.sleep(max(3, bench.args.settle))
+    idle = measure_idle(daemon.pid, seconds)
+    hwm, rss = status_kb(daemon.pid, "VmHWM"), status_kb(daemon.pid, "VmRSS")
+    daemon.stop()
+    return idle_json(idle, hwm, rss)
+
+
+# --------------------------------------------------------------------- report
+
+
+def fmt(v, unit="", digits=1) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def med(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    return statistics.median(values) if values else None
+
+
+def merged(reps: list[dict], path: list[str]):
+    vals = []
+    for r in reps:
+        v = r
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        vals.append(v)
+    return med(vals)
+
+
+def report(result: dict) -> str:
+    reps = result["repeats"]
+    lines = [f"jobrun e2e benchmark: {result['machine']}", f"medians of {len(reps)} run(s)", ""]
+    lines.append("jobrun, seconds-field ticks")
+    lines.append(f"{'measure':44} {'p50':>9} {'p99':>9} {'max':>9}")
+    for n in result["job_counts"]:
+        key = f"latency_{n}"
+        lines.append(
+            f"{'fire latency, ' + str(n) + ' job(s) on one tick (ms)':44} "
+            f"{fmt(merged(reps, [key, 'p50_ms']), '', 2):>9} {fmt(merged(reps, [key, 'p99_ms']), '', 2):>9} "
+            f"{fmt(merged(reps, [key, 'max_ms']), '', 2):>9}"
+        )
+    big = f"latency_{max(result['job_counts'])}"
+    lines += [
+        "",
+        f"{'burst ' + str(max(result['job_counts'])) + ' jobs: tick -> last start (ms)':44} "
+        f"{fmt(merged(reps, [big, 'last_start_ms'])):>9}",
+        f"{'burst: tick -> last record (ms)':44} {fmt(merged(reps, [big, 'last_record_ms'])):>9}",
+        f"{'idle: wake-ups per minute':44} {fmt(merged(reps, ['idle', 'wakeups_per_min']), '', 2):>9}",
+        f"{'idle: % of one core':44} {fmt(merged(reps, ['idle', 'core_percent']), '', 4):>9}",
+        f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
+        f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
+        f"{'peak RSS after ' + str(merged(reps, [big, 'runs'])) + ' runs (KiB)':44} "
+        f"{fmt(merged(reps, [big, 'rss_peak_kib'])):>9}",
+    ]
+    if "cli" in reps[0]:
+        c = "cli"
+        lines += [
+            f"{'list, ' + str(reps[0][c]['jobs']) + ' jobs, no history (ms)':44} "
+            f"{fmt(merged(reps, [c, 'list_empty_history_ms', 'median'])):>9}",
+            f"{'list, same jobs, ' + str(reps[0][c]['runs']) + '-run history (ms)':44} "
+            f"{fmt(merged(reps, [c, 'list_1m_history_ms', 'median'])):>9}",
+            f"{'history --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_limit_50_ms', 'median'])):>9}",
+            f"{'history NAME --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_job_limit_50_ms', 'median'])):>9}",
+        ]
+    if result.get("comparison"):
+        cmp = result["comparison"]
+        names = list(cmp[0].keys())
+        lines += ["", "side by side, minute ticks (same crontab for every daemon)"]
+        lines.append(f"{'measure':44} " + " ".join(f"{n:>10}" for n in names))
+        for g in result["groups"]:
+            for stat in ("p50_ms", "p99_ms", "max_ms"):
+                vals = [merged(cmp, [n, "latency", str(g), stat]) for n in names]
+                lines.append(f"{f'fire latency {g} job(s), {stat[:-3]} (ms)':44} " +
+                             " ".join(f"{fmt(v, '', 1):>10}" for v in vals))
+        g = max(result["groups"])
+        rows = [
+            (f"burst {g}: tick -> last start (ms)", ["latency", str(g), "last_start_ms"], 1),
+            ("idle: wake-ups per minute", ["idle", "wakeups_per_min"], 2),
+            ("idle: % of one core", ["idle", "core_percent"], 4),
+            ("peak RSS, 1,000 jobs loaded (KiB)", ["idle", "rss_peak_kib"], 0),
+            (f"peak RSS after the rounds (KiB)", ["rss_peak_kib"], 0),
+        ]
+        for label, path, digits in rows:
+            vals = [merged(cmp, [n, *path]) for n in names]
+            lines.append(f"{label:44} " + " ".join(f"{fmt(v, '', digits):>10}" for v in vals))
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {os.uname().sysname} {os.uname().release}"
+
+
+# ----------------------------------------------------------------------- main
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: jobrun only, few jobs and ticks, short idle window (CI)")
+    p.add_argument("--repeat", type=int, default=3, help="whole runs; the table shows medians (default 3)")
+    p.add_argument("--compare", choices=["auto", "yes", "no"], default="auto",
+                   help="also run cron and yacron on minute ticks: when installed (auto), always, never")
+    p.add_argument("--compare-repeat", type=int, default=1,
+                   help="comparison runs (each about 10 minutes per daemon); default 1")
+    p.add_argument("--compare-rounds", type=int, default=3,
+                   help="minute ticks per job group (1, 100, 1,000 jobs) and daemon; default 3")
+    p.add_argument("--ticks-1000", type=int, default=10,
+                   help="measured ticks of the 1,000-job round (10 = 10,000 runs for the RSS measure)")
+    p.add_argument("--idle-seconds", type=float, default=60.0)
+    p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
+    p.add_argument("--skip-build", action="store_true", help="use the existing target/release/jobrun")
+    p.add_argument("--jobrun", type=Path, help="the jobrun binary to measure (implies --skip-build)")
+    p.add_argument("--json", type=Path, help="also write every number here")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = p.parse_args()
+
+    if args.quick:
+        args.repeat = 1
+        args.compare = "no"
+        args.idle_seconds = min(args.idle_seconds, 3.0)
+        args.settle = 1.0
+        job_counts, every, ticks = [1, 20], {1: 1, 20: 1}, {1: 3, 20: 2}
+        args.cli_jobs, args.cli_runs, args.cli_repeat = 200, 2_000, 1
+        idle_jobs = 50
+    else:
+        job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: args.ticks_1000}
+        args.cli_jobs, args.cli_runs, args.cli_repeat = 10_000, 1_000_000, 10
+        idle_jobs = 1000
+
+    jobrun = args.jobrun
+    if jobrun is None:
+        if not args.skip_build:
+            log("cargo build --release --locked")
+            subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=REPO, check=True)
+        jobrun = REPO / "target" / "release" / "jobrun"
+    jobrun = jobrun.resolve()
+    args.cache = REPO / "target" / "bench-data"
+    args.cache.mkdir(parents=True, exist_ok=True)
+
+    daemons = ["jobrun"]
+    if args.compare != "no":
+        have_cron = shutil.which("cron") and shutil.which("unshare") and os.geteuid() == 0
+        have_yacron = shutil.which("yacron")
+        if args.compare == "yes" and not (have_cron and have_yacron):
+            raise SystemExit("e2e: --compare=yes needs cron (as root, with unshare) and yacron installed")
+        daemons += [n for n, ok in (("cron", have_cron), ("yacron", have_yacron)) if ok]
+
+    work = Path(tempfile.mkdtemp(prefix="jobrun-e2e-"))
+    result = {"machine": machine(), "jobrun": str(jobrun), "job_counts": job_counts,
+              "idle_jobs": idle_jobs, "repeats": []}
+    try:
+        bench = Bench(args, jobrun, work)
+        for rep in range(args.repeat):
+            one = {}
+            for n in job_counts:
+                log(f"run {rep + 1}/{args.repeat}: fire latency, {n} job(s), {ticks[n]} ticks")
+                one[f"latency_{n}"] = bench.jobrun_rounds(n, every[n], ticks[n])
+            log(f"run {rep + 1}/{args.repeat}: idle, {idle_jobs} jobs, {args.idle_seconds:.0f} s")
+            one["idle"] = bench.jobrun_idle(idle_jobs, args.idle_seconds)
+            log(f"run {rep + 1}/{args.repeat}: list and history")
+            one["cli"] = bench.cli_times()
+            result["repeats"].append(one)
+        if len(daemons) > 1:
+            groups = [1, 100, 1000]
+            result["groups"] = groups
+            result["comparison"] = []
+            result["compare_rounds"] = args.compare_rounds
+            for rep in range(args.compare_repeat):
+                log(f"comparison {rep + 1}/{args.compare_repeat}: {', '.join(daemons)}")
+                result["comparison"].append(
+                    comparison(bench, daemons, groups, args.compare_rounds, args.idle_seconds))
+    finally:
+        if args.keep:
+            log(f"scratch kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
