@@ -342,8 +342,11 @@ async fn prune_forever(ctx: Arc<FireContext>, retention: Retention) {
 }
 
 /// As PID 1, every orphan in the container becomes our child: reap the
-/// zombies on every SIGCHLD (and every few seconds, in case signals were
-/// merged), never touching our own jobs (see `runner::reap_orphans`).
+/// zombies on every SIGCHLD, never touching our own jobs (see
+/// `runner::reap_orphans`). Signals that arrive together are merged into
+/// one, but one pass reaps every zombie there is, so nothing waits: no
+/// periodic wake-up is needed (the idle daemon stays asleep), unless SIGCHLD
+/// cannot be watched at all.
 async fn reap_orphans_forever() {
     let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
         Ok(s) => Some(s),
@@ -353,15 +356,17 @@ async fn reap_orphans_forever() {
         }
     };
     let mut every = tokio::time::interval(Duration::from_secs(5));
+    let mut first = true;
     loop {
-        match &mut sigchld {
-            Some(sig) => {
-                tokio::select! {
-                    _ = sig.recv() => {}
-                    _ = every.tick() => {}
+        // The first pass takes the zombies that were there before us.
+        match (&mut sigchld, std::mem::take(&mut first)) {
+            (_, true) => {}
+            (Some(sig), false) => {
+                if sig.recv().await.is_none() {
+                    return;
                 }
             }
-            None => {
+            (None, false) => {
                 every.tick().await;
             }
         }
