@@ -781,6 +781,7 @@ def main() -> int:
                    help="minute ticks per job group (1, 100, 1,000 jobs) and daemon; default 3")
     p.add_argument("--ticks-1000", type=int, default=10,
                    help="measured ticks of the 1,000-job round (10 = 10,000 runs for the RSS measure)")
+    p.add_argument("--cli-repeat", type=int, default=10, help="timed runs of each list/history command")
     p.add_argument("--idle-seconds", type=float, default=60.0)
     p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
     p.add_argument("--skip-build", action="store_true", help="use the existing target/release/jobrun")
@@ -799,7 +800,7 @@ def main() -> int:
         idle_jobs = 50
     else:
         job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: args.ticks_1000}
-        args.cli_jobs, args.cli_runs, args.cli_repeat = 10_000, 1_000_000, 10
+        args.cli_jobs, args.cli_runs = 10_000, 1_000_000
         idle_jobs = 1000
 
     jobrun = args.jobrun
