@@ -26,12 +26,13 @@ use crate::job::{
 use crate::lock::{self, LockMode, RunLock};
 use crate::plan::Job;
 use crate::readiness::{self, Readiness};
+use crate::recorder::{Claim, Outcome, Recorder};
 use crate::runner::{
     self, OutputSink, Program, RunEnd, RunRequest, Stopper, Stream, DEFAULT_KILL_GRACE,
     DEFAULT_SHELL,
 };
 use crate::signal::{self, SignalOutcome};
-use crate::store::{Finish, NewRun, RunRecord, Store};
+use crate::store::{RunRecord, Store};
 
 /// How long a firing waits for a process that holds a job's lock to record
 /// what it is doing, before calling the job busy.
@@ -39,14 +40,6 @@ const HOLDER_WAIT: Duration = Duration::from_secs(2);
 const HOLDER_POLL: Duration = Duration::from_millis(10);
 /// How often a watch run looks whether the job's current run has ended.
 const WATCH_WAIT_POLL: Duration = Duration::from_millis(200);
-
-/// Runs a store call (SQLite may wait up to its busy timeout for another
-/// process's write lock, and fsyncs every commit) without stalling the other
-/// tasks of this runtime worker: output pumps, timeouts, the scheduler.
-/// Needs the multi-thread runtime, which the daemon and `run` use.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// Why a running run is being stopped by jobrun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +179,8 @@ pub fn owner_id(host: &str, started: DateTime<Utc>) -> String {
 /// Everything a firing needs besides the job.
 pub struct FireContext {
     pub store: Arc<Store>,
+    /// Makes the firing path's store calls on a thread of its own.
+    pub recorder: Recorder,
     pub locks_dir: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub host: String,
@@ -360,13 +355,18 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
             debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
             return Ok(FireResult::Lost);
         }
-        Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_deref()),
+        Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_deref()).await,
     };
 
     if let Some(seen) = firing.changes_seen {
         // Checked again now that the lock is ours: a run that held it (a
         // chained reload, another daemon's watch run) may have handled them.
-        if let Some(started) = blocking(|| ctx.store.last_success_start(&job.name))? {
+        let name = job.name.clone();
+        let last = ctx
+            .recorder
+            .call(move |store| store.last_success_start(&name))
+            .await?;
+        if let Some(started) = last {
             if started >= seen {
                 debug!(job = %job.name, "changes already handled by a run that started after them");
                 return Ok(FireResult::Lost);
@@ -374,7 +374,7 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
         }
     }
     let claim = new_run(ctx, job, firing, RunStatus::Running, None);
-    let Some(run_id) = blocking(|| ctx.store.claim(&claim))? else {
+    let Some(run_id) = ctx.recorder.claim(claim).await? else {
         debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
         return Ok(FireResult::Lost);
     };
@@ -407,7 +407,10 @@ async fn acquire(
         if let Some(lock) = lock::try_lock(&ctx.locks_dir, &job.name, mode)? {
             return Ok(Acquired::Lock(lock));
         }
-        let running: Vec<RunRecord> = blocking(|| ctx.store.running())?
+        let running: Vec<RunRecord> = ctx
+            .recorder
+            .call(|store| store.running())
+            .await?
             .into_iter()
             .filter(|r| r.job == job.name)
             .collect();
@@ -468,28 +471,28 @@ fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
 }
 
 /// The claim of `firing`, to run (`Running`) or to record as `Skipped`.
-fn new_run<'a>(
-    ctx: &'a FireContext,
-    job: &'a Job,
+fn new_run(
+    ctx: &FireContext,
+    job: &Job,
     firing: &Firing,
     status: RunStatus,
-    error: Option<&'a str>,
-) -> NewRun<'a> {
-    NewRun {
-        job: &job.name,
+    error: Option<&str>,
+) -> Claim {
+    Claim {
+        job: job.name.clone(),
         trigger: firing.trigger,
         tick: firing.tick,
         status,
         at: ctx.clock.now(),
-        host: &ctx.host,
-        owner: &ctx.owner,
-        error,
+        host: ctx.host.clone(),
+        owner: ctx.owner.clone(),
+        error: error.map(str::to_string),
         parent_id: firing.parent,
         attempt: firing.attempt,
     }
 }
 
-fn skip_busy(
+async fn skip_busy(
     ctx: &FireContext,
     job: &Job,
     firing: &Firing,
@@ -509,7 +512,7 @@ fn skip_busy(
         None => "already running (its lock is held)".to_string(),
     };
     let claim = new_run(ctx, job, firing, RunStatus::Skipped, Some(&reason));
-    match blocking(|| ctx.store.claim(&claim))? {
+    match ctx.recorder.claim(claim).await? {
         Some(run_id) => {
             info!(job = %job.name, run_id, %reason, "skipped");
             Ok(FireResult::Skipped { run_id, reason })
@@ -540,7 +543,8 @@ async fn execute(
             &[],
             Some(error),
             None,
-        )?;
+        )
+        .await?;
         return Ok(FireResult::finished(
             run_id,
             RunStatus::Interrupted,
@@ -572,13 +576,13 @@ async fn execute(
         };
         if let Some(status) = status {
             warn!(job = %job.name, run_id, %error, "not started");
-            record(ctx, run_id, status, None, None, 0, &[], Some(&error), ms)?;
+            record(ctx, run_id, status, None, None, 0, &[], Some(&error), ms).await?;
             return Ok(FireResult::finished(run_id, status, Some(error)));
         }
         debug!(job = %job.name, run_id, "ready");
     }
     match &job.spec.command {
-        Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started),
+        Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started).await,
         Command::Shell(_) | Command::Argv(_) => {
             run_command(ctx, job, run_id, request, started).await
         }
@@ -586,7 +590,7 @@ async fn execute(
 }
 
 /// A `signal:` job's run: no process of its own, only the signal.
-fn send_signal(
+async fn send_signal(
     ctx: &FireContext,
     job: &Job,
     run_id: i64,
@@ -599,7 +603,11 @@ fn send_signal(
         SignalOutcome::Sent { pid, detail } => {
             // The run has no process of its own: the signalled pid is in its
             // output, never in `pid` (which `replace` would signal).
-            if let Err(e) = blocking(|| ctx.store.mark_started(run_id, None, ctx.clock.now())) {
+            if let Err(e) = ctx
+                .recorder
+                .mark_started(run_id, None, ctx.clock.now())
+                .await
+            {
                 warn!(job = %job.name, run_id, error = %e, "recording the start failed");
             }
             info!(job = %job.name, run_id, pid, "{detail}");
@@ -614,7 +622,8 @@ fn send_signal(
                 tail.as_bytes(),
                 None,
                 ms,
-            )?;
+            )
+            .await?;
             Ok(FireResult::finished(run_id, RunStatus::Succeeded, None))
         }
         SignalOutcome::NotRunning(why) if spec.if_not_running == IfNotRunning::Skip => {
@@ -630,7 +639,8 @@ fn send_signal(
                 &[],
                 Some(&reason),
                 ms,
-            )?;
+            )
+            .await?;
             Ok(FireResult::Skipped { run_id, reason })
         }
         SignalOutcome::NotRunning(why) => {
@@ -646,7 +656,8 @@ fn send_signal(
                 &[],
                 Some(&error),
                 ms,
-            )?;
+            )
+            .await?;
             Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
         }
         SignalOutcome::Failed(error) => {
@@ -661,7 +672,8 @@ fn send_signal(
                 &[],
                 Some(&error),
                 ms,
-            )?;
+            )
+            .await?;
             Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
         }
     }
@@ -695,12 +707,17 @@ async fn run_command(
                 &[],
                 Some(&error),
                 ms,
-            )?;
+            )
+            .await?;
             return Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)));
         }
     };
     let pid = running.pid();
-    if let Err(e) = blocking(|| ctx.store.mark_started(run_id, Some(pid), ctx.clock.now())) {
+    if let Err(e) = ctx
+        .recorder
+        .mark_started(run_id, Some(pid), ctx.clock.now())
+        .await
+    {
         // The command already runs; its outcome will still be recorded.
         warn!(job = %job.name, run_id, error = %e, "recording the start failed");
     }
@@ -732,7 +749,8 @@ async fn run_command(
                 &[],
                 Some(&error),
                 ms,
-            )?;
+            )
+            .await?;
             return Ok(FireResult::finished(run_id, RunStatus::Killed, Some(error)));
         }
     };
@@ -775,7 +793,8 @@ async fn run_command(
         &outcome.tail,
         error.as_deref(),
         duration_ms,
-    )?;
+    )
+    .await?;
     info!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
     Ok(FireResult::Finished {
         run_id,
@@ -788,7 +807,7 @@ async fn run_command(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn record(
+async fn record(
     ctx: &FireContext,
     run_id: i64,
     status: RunStatus,
@@ -799,25 +818,25 @@ fn record(
     error: Option<&str>,
     duration_ms: Option<i64>,
 ) -> anyhow::Result<()> {
-    let finish = Finish {
+    let outcome = Outcome {
         status,
         finished_at: ctx.clock.now(),
         duration_ms,
         exit_code,
         signal,
         output_bytes,
-        output_tail: tail,
-        error,
+        output_tail: tail.to_vec(),
+        error: error.map(str::to_string),
     };
     // The outcome is known: try hard to record it before the lock is let go
     // (a run left `running` would later read as abandoned).
     let mut attempt = 1;
     loop {
-        match blocking(|| ctx.store.finish(run_id, &finish)) {
+        match ctx.recorder.finish(run_id, outcome.clone()).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 3 => {
                 warn!(run_id, attempt, error = %e, "recording the outcome failed; retrying");
-                std::thread::sleep(Duration::from_millis(500));
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 attempt += 1;
             }
             Err(e) => {

@@ -17,6 +17,7 @@
 //! - [`clock`]: the only wall-clock reader.
 //! - [`lock`]: the per-job file lock.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
+//! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
 //! - [`runner`]: one job process, supervised to its end.
 //! - [`readiness`]: `requires:` checks, waited for before a command starts.
 //! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
@@ -36,6 +37,7 @@ pub mod job;
 pub mod lock;
 pub mod plan;
 pub mod readiness;
+pub mod recorder;
 pub mod runner;
 pub mod schedule;
 pub mod signal;

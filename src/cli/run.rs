@@ -14,6 +14,7 @@ use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, RunStatus, Trigger};
 use crate::lock;
 use crate::plan::{Job, Plan};
+use crate::recorder::Recorder;
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::store::Store;
@@ -96,6 +97,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let host = fire::this_host();
     let ctx = FireContext {
+        recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store,
         locks_dir: lock::locks_dir(&dir),
         owner: fire::owner_id(&host, clock.now()),

@@ -32,6 +32,7 @@ use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
 use crate::lock::{self, LockMode};
 use crate::plan::Plan;
+use crate::recorder::Recorder;
 use crate::runner;
 use crate::store::{Retention, Store};
 
@@ -88,6 +89,7 @@ pub async fn run(
     let host = fire::this_host();
     let started = clock.now();
     let ctx = Arc::new(FireContext {
+        recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store: Arc::clone(&store),
         locks_dir: lock::locks_dir(&opts.state_dir),
         clock: Arc::clone(&clock),
@@ -159,9 +161,11 @@ pub async fn run(
         // pass handed out its firings), so it never costs a wake-up of its own.
         if tokio::time::Instant::now() + BEAT_SLACK >= next_beat {
             let now = clock.now();
-            let beat = tokio::task::block_in_place(|| {
-                ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now)
-            });
+            let (owner, host) = (ctx.owner.clone(), ctx.host.clone());
+            let beat = ctx
+                .recorder
+                .call(move |store| store.beat(&owner, pid, &host, started, now))
+                .await;
             if let Err(e) = beat {
                 warn!(error = %e, "recording the heartbeat");
             }
@@ -212,11 +216,11 @@ pub async fn run(
                     // A job that chains to this one is running (a renewal
                     // before its reload): its chained run will see these
                     // changes, so wait for it rather than run in between.
-                    if chain_parent_running(&ctx, &plan, name) {
+                    if chain_parent_running(&ctx, &plan, name).await {
                         queue.postpone(now + WATCH_PARENT_POLL);
                         continue;
                     }
-                    let handled_from = last_success_start(&ctx, name);
+                    let handled_from = last_success_start(&ctx, name).await;
                     if let Some(batch) = queue.take(now, handled_from) {
                         info!(job = %name, paths = batch.paths.len(), "watched files changed");
                         let firing = Firing {
@@ -501,8 +505,13 @@ struct Done {
 /// directory, as an instant of this process's monotonic clock: changes seen
 /// before it are already handled (a chained reload after a renewal makes
 /// the watch's own run needless).
-fn last_success_start(ctx: &FireContext, job: &str) -> Option<std::time::Instant> {
-    let started = match tokio::task::block_in_place(|| ctx.store.last_success_start(job)) {
+async fn last_success_start(ctx: &FireContext, job: &str) -> Option<std::time::Instant> {
+    let name = job.to_string();
+    let started = match ctx
+        .recorder
+        .call(move |store| store.last_success_start(&name))
+        .await
+    {
         Ok(started) => started?,
         Err(e) => {
             warn!(job, error = %e, "reading the job's last start");
@@ -525,7 +534,7 @@ fn wall_time_of(ctx: &FireContext, at: std::time::Instant) -> DateTime<Utc> {
 const WATCH_PARENT_POLL: Duration = Duration::from_secs(1);
 
 /// Whether a run of a job that chains to `job` is going, in any process.
-fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
+async fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
     let parents: Vec<&str> = plan
         .jobs()
         .iter()
@@ -541,7 +550,7 @@ fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
     if parents.is_empty() {
         return false;
     }
-    match tokio::task::block_in_place(|| ctx.store.running()) {
+    match ctx.recorder.call(|store| store.running()).await {
         Ok(running) => running.iter().any(|r| parents.contains(&r.job.as_str())),
         Err(e) => {
             warn!(job, error = %e, "reading running runs");

@@ -97,6 +97,27 @@ pub struct HistoryFilter {
     pub limit: Option<usize>,
 }
 
+fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
+                signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
+         WHERE id = ?1",
+        params![
+            id,
+            f.status.as_str(),
+            fmt_time(f.finished_at),
+            f.duration_ms,
+            f.exit_code,
+            f.signal,
+            i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
+            f.output_tail,
+            f.error,
+        ],
+    )
+    .map_err(sql("recording a finished run"))?;
+    Ok(())
+}
+
 /// Fixed-width RFC 3339 in UTC, so text order is time order in SQL.
 pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -244,27 +265,21 @@ impl Store {
             .map_err(sql("reading a tick's claim"))
     }
 
+    /// Records how several runs ended, in one transaction: one fsync for all.
+    pub fn finish_many(&self, runs: &[(i64, Finish<'_>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("starting to record finished runs"))?;
+        for (id, f) in runs {
+            finish_on(&tx, *id, f)?;
+        }
+        tx.commit().map_err(sql("committing finished runs"))
+    }
+
     /// Records how a run ended.
     pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
-                        signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
-                 WHERE id = ?1",
-                params![
-                    id,
-                    f.status.as_str(),
-                    fmt_time(f.finished_at),
-                    f.duration_ms,
-                    f.exit_code,
-                    f.signal,
-                    i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
-                    f.output_tail,
-                    f.error,
-                ],
-            )
-            .map_err(sql("recording a finished run"))?;
-        Ok(())
+        finish_on(&self.conn(), id, f)
     }
 
     pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {

@@ -1,0 +1,313 @@
+//! The recorder: one thread that makes every store call of the firing path,
+//! so async tasks await their claim, start mark or outcome instead of
+//! blocking a runtime worker on SQLite.
+//!
+//! Why a thread of its own: the store is one SQLite connection that every
+//! call waits for anyway, and `block_in_place` around each call made the
+//! runtime start a thread per waiting firing (1,000 jobs on one tick: 500
+//! threads and 50 MiB). Here calls queue, and the queue is ordered for
+//! latency: claims and start marks (on the way from a tick to a command) go
+//! before outcomes, and the outcomes that are waiting are written together
+//! in one transaction, one fsync for the lot.
+//!
+//! Knows the store and a reply channel; nothing of jobs, locks or processes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use crate::job::{RunStatus, Trigger};
+use crate::store::{Finish, NewRun, Store, StoreError};
+
+/// A claim to make, owning its values (it crosses to the recorder thread).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job: String,
+    pub trigger: Trigger,
+    pub tick: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub at: DateTime<Utc>,
+    pub host: String,
+    pub owner: String,
+    pub error: Option<String>,
+    pub parent_id: Option<i64>,
+    pub attempt: u32,
+}
+
+impl Claim {
+    fn as_new_run(&self) -> NewRun<'_> {
+        NewRun {
+            job: &self.job,
+            trigger: self.trigger,
+            tick: self.tick,
+            status: self.status,
+            at: self.at,
+            host: &self.host,
+            owner: &self.owner,
+            error: self.error.as_deref(),
+            parent_id: self.parent_id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// How a run ended, owning its values.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub output_bytes: u64,
+    pub output_tail: Vec<u8>,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    fn as_finish(&self) -> Finish<'_> {
+        Finish {
+            status: self.status,
+            finished_at: self.finished_at,
+            duration_ms: self.duration_ms,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            output_bytes: self.output_bytes,
+            output_tail: &self.output_tail,
+            error: self.error.as_deref(),
+        }
+    }
+}
+
+type Call = Box<dyn FnOnce(&Store) + Send>;
+
+enum Request {
+    /// Claims, start marks and reads: done in arrival order, first.
+    Urgent(Call),
+    /// An outcome to record; waiting ones are written together.
+    Finish(i64, Outcome, oneshot::Sender<Result<(), StoreError>>),
+}
+
+#[derive(Default)]
+struct Queue {
+    urgent: VecDeque<Request>,
+    finishes: VecDeque<Request>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// The handle async code uses; the thread ends when it is dropped.
+pub struct Recorder {
+    shared: Arc<Shared>,
+}
+
+/// Outcomes written in one transaction at most (bounds one commit's time).
+const FINISH_BATCH: usize = 256;
+
+impl Recorder {
+    /// Starts the recorder thread for `store`.
+    pub fn start(store: Arc<Store>) -> std::io::Result<Recorder> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("jobrun-recorder".into())
+            .spawn(move || serve(&store, &worker))?;
+        Ok(Recorder { shared })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, request: Request) {
+        let mut queue = self.lock();
+        match request {
+            Request::Urgent(_) => queue.urgent.push_back(request),
+            Request::Finish(..) => queue.finishes.push_back(request),
+        }
+        drop(queue);
+        self.shared.ready.notify_one();
+    }
+
+    /// Runs `f` on the recorder thread, ahead of waiting outcomes.
+    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> T + Send + 'static) -> T {
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::Urgent(Box::new(move |store| {
+            let _ = tx.send(f(store));
+        })));
+        rx.await
+            .expect("the recorder thread runs while its handle lives and answers every call")
+    }
+
+    pub async fn claim(&self, claim: Claim) -> Result<Option<i64>, StoreError> {
+        self.call(move |store| store.claim(&claim.as_new_run()))
+            .await
+    }
+
+    pub async fn mark_started(
+        &self,
+        id: i64,
+        pid: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(move |store| store.mark_started(id, pid, at))
+            .await
+    }
+
+    /// Records an outcome; returns once it is committed (with the outcomes
+    /// that waited alongside it).
+    pub async fn finish(&self, id: i64, outcome: Outcome) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::Finish(id, outcome, tx));
+        rx.await
+            .expect("the recorder thread runs while its handle lives and answers every call")
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.lock().closed = true;
+        self.shared.ready.notify_one();
+    }
+}
+
+/// The thread: urgent calls first, then the waiting outcomes in batches.
+fn serve(store: &Store, shared: &Shared) {
+    loop {
+        let (urgent, finishes) = {
+            let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            while queue.urgent.is_empty() && queue.finishes.is_empty() && !queue.closed {
+                queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            }
+            if queue.urgent.is_empty() && queue.finishes.is_empty() {
+                return; // closed, and nothing left to do
+            }
+            let urgent: Vec<Request> = queue.urgent.drain(..).collect();
+            let take = if urgent.is_empty() {
+                queue.finishes.len().min(FINISH_BATCH)
+            } else {
+                0
+            };
+            let finishes: Vec<Request> = queue.finishes.drain(..take).collect();
+            (urgent, finishes)
+        };
+        for request in urgent {
+            if let Request::Urgent(call) = request {
+                call(store);
+            }
+        }
+        if finishes.is_empty() {
+            continue;
+        }
+        let mut rows = Vec::with_capacity(finishes.len());
+        let mut replies = Vec::with_capacity(finishes.len());
+        for request in finishes {
+            if let Request::Finish(id, outcome, reply) = request {
+                rows.push((id, outcome));
+                replies.push(reply);
+            }
+        }
+        let batch: Vec<(i64, Finish<'_>)> =
+            rows.iter().map(|(id, o)| (*id, o.as_finish())).collect();
+        match store.finish_many(&batch) {
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            // The batch is rolled back: write each alone, so one bad row
+            // cannot cost the others their record.
+            Err(_) => {
+                for ((id, finish), reply) in batch.iter().zip(replies) {
+                    let _ = reply.send(store.finish(*id, finish));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(job: &str, tick: DateTime<Utc>) -> Claim {
+        Claim {
+            job: job.into(),
+            trigger: Trigger::Schedule,
+            tick: Some(tick),
+            status: RunStatus::Running,
+            at: tick,
+            host: "h".into(),
+            owner: "o".into(),
+            error: None,
+            parent_id: None,
+            attempt: 1,
+        }
+    }
+
+    fn outcome(at: DateTime<Utc>) -> Outcome {
+        Outcome {
+            status: RunStatus::Succeeded,
+            finished_at: at,
+            duration_ms: Some(5),
+            exit_code: Some(0),
+            signal: None,
+            output_bytes: 3,
+            output_tail: b"ok\n".to_vec(),
+            error: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_firings_claim_and_record_through_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder = Arc::new(Recorder::start(Arc::clone(&store)).unwrap());
+        let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let recorder = Arc::clone(&recorder);
+            tasks.spawn(async move {
+                let id = recorder
+                    .claim(claim(&format!("job{i}"), tick))
+                    .await
+                    .unwrap()
+                    .expect("a new tick is won");
+                // The same tick again is lost.
+                assert_eq!(
+                    recorder
+                        .claim(claim(&format!("job{i}"), tick))
+                        .await
+                        .unwrap(),
+                    None
+                );
+                recorder
+                    .mark_started(id, Some(100 + i), tick)
+                    .await
+                    .unwrap();
+                recorder.finish(id, outcome(tick)).await.unwrap();
+                id
+            });
+        }
+        let mut ids = Vec::new();
+        while let Some(id) = tasks.join_next().await {
+            ids.push(id.unwrap());
+        }
+        assert_eq!(ids.len(), 200);
+        for id in ids {
+            let run = store.get(id).unwrap().unwrap();
+            assert_eq!(run.status, RunStatus::Succeeded);
+            assert_eq!(store.output_tail(id).unwrap(), b"ok\n");
+        }
+        assert!(store.running().unwrap().is_empty());
+    }
+}
