@@ -381,7 +381,17 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
             let Some((first, rest)) = argv.split_first() else {
                 return Err(RunError::EmptyCommand { job: req.job });
             };
-            let mut cmd = Command::new(first);
+            // A bare name is looked up in the job's PATH here, as execvp
+            // would: std starts a program given by path with posix_spawn,
+            // and falls back to fork for one it must search.
+            let program = match req.env.get("PATH") {
+                Some(path) if !first.contains('/') => search_path(first, path)
+                    .map(|p| p.into_os_string())
+                    .unwrap_or_else(|| first.into()),
+                _ => first.into(),
+            };
+            let mut cmd = Command::new(program);
+            cmd.arg0(first);
             cmd.args(rest);
             cmd
         }
@@ -852,6 +862,23 @@ impl Drop for GroupGuard {
 ///
 /// glibc refuses to change its two reserved signals (32 and 33); they stay as
 /// inherited, as they do under systemd, which resets signals the same way.
+/// The first executable file named `name` in the directories of `path`.
+/// `None` also for a PATH with a relative directory: execvp resolves that
+/// in the job's working directory, so it is left to execvp.
+fn search_path(name: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.split(':').any(|dir| !dir.starts_with('/')) {
+        return None;
+    }
+    path.split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Whether a child started without a `pre_exec` step gets a clean signal
 /// state: this thread blocks no signal, and jobrun ignores none but SIGPIPE
 /// (std resets that one in the child). Ignored dispositions survive exec;

@@ -173,15 +173,22 @@ pub async fn run(
         }
         let now = clock.now();
         // A tick already due (woken for something else at it) sleeps zero.
-        let sleep = match plan.next_wakeup(cursor) {
-            Some(next) => until(now, next).min(MAX_SLEEP),
+        let next_tick = plan.next_wakeup(cursor);
+        let sleep = match next_tick {
+            // Wake a little early and finish the wait precisely below: the
+            // runtime's timer is only as fine as a millisecond, and rounds up.
+            Some(next) => until(now, next).saturating_sub(FINE_WAIT).min(MAX_SLEEP),
             None => MAX_SLEEP,
         }
         .min(next_beat.saturating_duration_since(tokio::time::Instant::now()));
         let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
-            () = tokio::time::sleep(sleep) => {}
+            () = tokio::time::sleep(sleep) => {
+                if let Some(next) = next_tick {
+                    wait_precisely(clock.as_ref(), next);
+                }
+            }
             Ok(()) = changed(&mut moved) => {}
             _ = hangup.recv() => {
                 if let Some(options) = &opts.reload {
@@ -484,6 +491,20 @@ fn fmt_span(d: chrono::Duration) -> String {
         d.num_seconds().unsigned_abs(),
     ))
     .to_string()
+}
+
+/// The last stretch before a tick is waited with the operating system's
+/// precise sleep instead of the runtime's millisecond timer.
+const FINE_WAIT: Duration = Duration::from_millis(3);
+
+/// Blocks until `tick` when it is at most [`FINE_WAIT`] away: a few
+/// milliseconds at most, once per tick, so a job fires within a fraction
+/// of a millisecond of its tick rather than one or two after it.
+fn wait_precisely(clock: &dyn Clock, tick: DateTime<Utc>) {
+    let left = (tick - clock.now()).to_std().unwrap_or_default();
+    if !left.is_zero() && left <= FINE_WAIT {
+        std::thread::sleep(left);
+    }
 }
 
 /// Time from `now` until `t`, rounded up to the millisecond so the timer never
