@@ -110,7 +110,13 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
                 _ = int.recv() => tracing::info!("SIGINT received"),
             }
         };
-        daemon::run(options, Arc::new(SystemClock), shutdown).await
+        // The loop runs as a task on a runtime thread, not on this one: the
+        // thread that the timer (or a signal) wakes then runs the loop
+        // itself, instead of waking this one for it (issue 6: an idle daemon
+        // wakes once a minute).
+        tokio::spawn(daemon::run(options, Arc::new(SystemClock), shutdown))
+            .await
+            .context("the scheduler loop panicked")?
     })?;
     Ok(EXIT_OK)
 }

@@ -14,6 +14,7 @@
 pub mod output;
 pub mod reboot;
 pub mod reload;
+mod timer;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,7 +116,11 @@ pub async fn run(
     let catch_up = missed_ticks(&ctx, &plan, started);
 
     let reaper = opts.reap.then(|| tokio::spawn(reap_orphans_forever()));
-    let maintenance = tokio::spawn(prune_forever(Arc::clone(&ctx), opts.retention));
+    // The first pruning happens here rather than on a pool thread, which
+    // would linger and wake the idle daemon again when it exits; the hourly
+    // ones ride on the loop's wake-ups (see `prune_in_background`).
+    prune(&ctx, started, opts.retention);
+    let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
     let mut tasks: JoinSet<Done> = JoinSet::new();
     start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
     for job in plan
@@ -156,20 +161,33 @@ pub async fn run(
     let mut watch = JumpWatch::new(started);
     let pid = std::process::id();
     let mut next_beat = tokio::time::Instant::now();
+    let mut timer = timer::LoopTimer::new();
     loop {
         // The heartbeat rides on whatever woke the loop (after the previous
         // pass handed out its firings), so it never costs a wake-up of its own.
         if tokio::time::Instant::now() + BEAT_SLACK >= next_beat {
             let now = clock.now();
-            let (owner, host) = (ctx.owner.clone(), ctx.host.clone());
-            let beat = ctx
-                .recorder
-                .call(move |store| store.beat(&owner, pid, &host, started, now))
-                .await;
+            // With no run going, the write is made right here: nothing on
+            // the runtime waits for it, and waking the recorder thread (or a
+            // `block_in_place` pool thread) would be a second wake-up of an
+            // idle daemon. With runs going, it queues with their records.
+            let beat = if tasks.is_empty() {
+                ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now)
+            } else {
+                let (owner, host) = (ctx.owner.clone(), ctx.host.clone());
+                ctx.recorder
+                    .call(move |store| store.beat(&owner, pid, &host, started, now))
+                    .await
+            };
             if let Err(e) = beat {
                 warn!(error = %e, "recording the heartbeat");
             }
             next_beat = tokio::time::Instant::now() + HEARTBEAT;
+        }
+        // Hourly; up to a minute late, since it waits for a wake-up.
+        if tokio::time::Instant::now() >= next_prune {
+            prune_in_background(&ctx, clock.now(), opts.retention);
+            next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
         }
         let now = clock.now();
         // A tick already due (woken for something else at it) sleeps zero.
@@ -184,7 +202,7 @@ pub async fn run(
         let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
-            () = tokio::time::sleep(sleep) => {
+            () = timer.sleep(sleep) => {
                 if let Some(next) = next_tick {
                     wait_precisely(clock.as_ref(), next);
                 }
@@ -324,7 +342,6 @@ pub async fn run(
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
-    maintenance.abort();
     if let Err(e) = ctx.store.daemon_stopped(&ctx.owner, clock.now()) {
         warn!(error = %e, "recording the daemon's stop");
     }
@@ -335,21 +352,23 @@ pub async fn run(
     Ok(())
 }
 
-/// The history retention, at start and every hour. (The heartbeat is in the
-/// scheduler loop, so it shares the loop's wake-ups.)
-async fn prune_forever(ctx: Arc<FireContext>, retention: Retention) {
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
-    loop {
-        prune.tick().await;
-        let store = Arc::clone(&ctx.store);
-        let now = ctx.clock.now();
-        match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(removed)) => info!(removed, "pruned the run history"),
-            Ok(Err(e)) => warn!(error = %e, "pruning the run history"),
-            Err(e) => warn!(error = %e, "pruning the run history"),
-        }
+/// Applies the history retention.
+fn prune(ctx: &FireContext, now: DateTime<Utc>, retention: Retention) {
+    match ctx.store.prune(now, retention) {
+        Ok(0) => {}
+        Ok(removed) => info!(removed, "pruned the run history"),
+        Err(e) => warn!(error = %e, "pruning the run history"),
     }
+}
+
+/// Applies the history retention on a pool thread, so a long deletion never
+/// holds up a tick. (Not its own timer task: the loop's wake-ups start it,
+/// so it costs the idle daemon no wake-up of its own.)
+fn prune_in_background(ctx: &Arc<FireContext>, now: DateTime<Utc>, retention: Retention) {
+    let ctx = Arc::clone(ctx);
+    drop(tokio::task::spawn_blocking(move || {
+        prune(&ctx, now, retention);
+    }));
 }
 
 /// As PID 1, every orphan in the container becomes our child: reap the

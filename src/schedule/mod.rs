@@ -18,6 +18,8 @@ mod wall;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
@@ -60,12 +62,15 @@ pub enum ScheduleError {
 }
 
 /// A parsed schedule: an expression, its dialect's reading, and its time zone.
+///
+/// Cloning is cheap: the parsed fields are shared, so a plan can give every job
+/// with the same expression one copy of them (issue 6: memory with many jobs).
 #[derive(Clone, Debug)]
 pub struct Schedule {
     expr: String,
     tz: Tz,
     /// `None` for `@reboot`, which has no time-based firings.
-    wall: Option<WallMatcher>,
+    wall: Option<Arc<WallMatcher>>,
     fixed_time: bool,
     seconds: bool,
 }
@@ -198,7 +203,7 @@ impl Schedule {
         Ok(Schedule {
             expr: expr.to_string(),
             tz,
-            wall: Some(wall),
+            wall: Some(Arc::new(wall)),
             // Debian cron's rule: fixed-time unless the minute or hour field starts with `*`.
             fixed_time: !minute.starts_with_star && !hour.starts_with_star,
             seconds,
