@@ -988,11 +988,15 @@ async fn pump<R: AsyncRead + Unpin>(
     sink: Arc<dyn OutputSink>,
     capture: Arc<Mutex<Capture>>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    // Read into spare capacity, never zeroed: a job that prints one line
+    // costs a page, not the whole chunk (1,000 jobs at once: 128 MiB of
+    // zeroed buffers before).
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut lines = LineSplitter::new(LINE_CAP);
     let mut emit = |line: &[u8]| sink.line(&job, stream, line);
     loop {
-        let n = match reader.read(&mut buf).await {
+        buf.clear();
+        let n = match reader.read_buf(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
