@@ -67,7 +67,7 @@ pub struct DaemonOptions {
 }
 
 /// How often the daemon records that it is alive (`jobrun status`). Once a
-/// minute, on the wake-up that re-reads the clock anyway ([`MAX_SLEEP`]), so
+/// minute, on the wake-up that re-reads the clock anyway (`MAX_SLEEP`), so
 /// an idle daemon wakes once a minute and not more (issue 6).
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
 /// A wake-up this close to the next heartbeat beats at once instead of

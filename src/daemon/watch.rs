@@ -214,7 +214,7 @@ fn classify(path: &Path, watched: &[PathBuf]) -> (bool, bool) {
 const MAX_PENDING: usize = 10_000;
 
 /// The daemon's bookkeeping for one `watch:` job. Memory is bounded: a path
-/// that changes again is one entry, and at most [`MAX_PENDING`] are kept.
+/// that changes again is one entry, and at most `MAX_PENDING` are kept.
 #[derive(Debug, Default)]
 pub struct WatchQueue {
     /// Changes not yet handed to a run: each path once, with the order it

@@ -174,7 +174,7 @@ impl Store {
     /// key. `Ok(None)` means another process (or an earlier run of this one)
     /// already claimed that tick: the caller must not run it.
     ///
-    /// Not flushed to disk before it returns (see [`super::unflushed`]).
+    /// Not flushed to disk before it returns (see `store::unflushed`).
     pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
         super::unflushed(&mut self.conn(), |conn| Store::claim_on(conn, run))
     }
