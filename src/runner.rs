@@ -803,6 +803,35 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
+/// When a job process whose group is still there started, in seconds since
+/// the Unix epoch (to about a second: the boot time is whole seconds). `None`
+/// when `pid` is gone, is a zombie, or does not lead its own process group
+/// (every job does: it runs in a group of its own), so a pid that was reused
+/// by some other program is never taken for a job.
+pub fn job_group_started(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces and parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    // After the name: state(3) ppid(4) pgrp(5) ... starttime(22), 1-based.
+    let (state, pgrp, start_ticks) = (fields.first()?, fields.get(2)?, fields.get(19)?);
+    if *state == "Z" || pgrp.parse::<u32>().ok()? != pid {
+        return None;
+    }
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_second <= 0 {
+        return None;
+    }
+    Some(boot + start_ticks.parse::<f64>().ok()? / ticks_per_second as f64)
+}
+
 /// Stops a job process group that this process does not supervise (a run of
 /// another jobrun on this host, for `concurrency: replace`): SIGTERM now,
 /// SIGKILL after `grace` if the group still exists. Needs a tokio runtime.

@@ -689,6 +689,10 @@ fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<F
     out
 }
 
+/// How far a process's start (from `/proc`, to about a second) may be from a
+/// run's recorded start for the process to be taken for that run's.
+const ORPHAN_START_SLACK: f64 = 3.0;
+
 /// Marks the `running` rows whose process is gone as `abandoned`. A run holds
 /// its job's lock until it is recorded, so a running row whose lock can be
 /// taken exclusively has no live owner.
@@ -699,9 +703,31 @@ fn recover_abandoned(ctx: &FireContext) -> Result<()> {
         else {
             continue; // alive in another process sharing this state directory
         };
+        // Its command may still be running, unsupervised (the daemon was
+        // killed with SIGKILL): no timeout, no output, and the free lock
+        // would let a new tick start beside it. Stop it, if its process
+        // group is still the one this run started.
+        let stopped = match (run.pid, run.started_at) {
+            (Some(pid), Some(started)) if run.host == ctx.host => {
+                let is_the_run = runner::job_group_started(pid).is_some_and(|at| {
+                    (at - started.timestamp_millis() as f64 / 1000.0).abs() < ORPHAN_START_SLACK
+                });
+                if is_the_run {
+                    runner::stop_foreign_group(pid, runner::DEFAULT_KILL_GRACE);
+                    warn!(job = %run.job, run_id = run.id, pid, "stopping the process group a killed jobrun left running");
+                }
+                is_the_run
+            }
+            _ => false,
+        };
         let reason = format!(
-            "the jobrun process that ran it ({}) ended while it ran",
-            run.owner
+            "the jobrun process that ran it ({}) ended while it ran{}",
+            run.owner,
+            if stopped {
+                "; its process group, still running, was stopped"
+            } else {
+                ""
+            }
         );
         if ctx.store.mark_abandoned(run.id, ctx.clock.now(), &reason)? {
             warn!(job = %run.job, run_id = run.id, "marked abandoned");

@@ -183,8 +183,28 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
         std::fs::read_to_string(t.path("runs.txt")).unwrap_or_default(),
         "started\n"
     );
-    // The orphaned job is not jobrun's any more; clean it up.
+    // The job the killed daemon left running was stopped by the new one
+    // (gone, or a zombie waiting for whoever adopted it).
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let stopped = gone(job_pid);
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(job_pid), Signal::SIGKILL);
+    assert!(stopped, "the orphaned job {job_pid} is still running");
+    assert!(
+        abandoned["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("was stopped")),
+        "{abandoned}"
+    );
 }
 
 #[test]
