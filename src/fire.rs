@@ -532,24 +532,8 @@ async fn execute(
     if ctx.active.is_stopping() {
         // Claimed just as the daemon began to shut down: the command never
         // starts, and the claim is closed on record.
-        let error = "not started: the daemon was shutting down";
-        record(
-            ctx,
-            run_id,
-            RunStatus::Interrupted,
-            None,
-            None,
-            0,
-            &[],
-            Some(error),
-            None,
-        )
-        .await?;
-        return Ok(FireResult::finished(
-            run_id,
-            RunStatus::Interrupted,
-            Some(error.into()),
-        ));
+        let error = "not started: the daemon was shutting down".to_string();
+        return end_early(ctx, run_id, RunStatus::Interrupted, error, None).await;
     }
     let request = build_request(ctx, job, firing, run_id);
     let started = std::time::Instant::now();
@@ -576,8 +560,7 @@ async fn execute(
         };
         if let Some(status) = status {
             warn!(job = %job.name, run_id, %error, "not started");
-            record(ctx, run_id, status, None, None, 0, &[], Some(&error), ms).await?;
-            return Ok(FireResult::finished(run_id, status, Some(error)));
+            return end_early(ctx, run_id, status, error, ms).await;
         }
         debug!(job = %job.name, run_id, "ready");
     }
@@ -646,35 +629,11 @@ async fn send_signal(
         SignalOutcome::NotRunning(why) => {
             let error = format!("not running: {why}");
             warn!(job = %job.name, run_id, %error, "failed");
-            record(
-                ctx,
-                run_id,
-                RunStatus::Failed,
-                None,
-                None,
-                0,
-                &[],
-                Some(&error),
-                ms,
-            )
-            .await?;
-            Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
+            end_early(ctx, run_id, RunStatus::Failed, error, ms).await
         }
         SignalOutcome::Failed(error) => {
             warn!(job = %job.name, run_id, %error, "failed");
-            record(
-                ctx,
-                run_id,
-                RunStatus::Failed,
-                None,
-                None,
-                0,
-                &[],
-                Some(&error),
-                ms,
-            )
-            .await?;
-            Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
+            end_early(ctx, run_id, RunStatus::Failed, error, ms).await
         }
     }
 }
@@ -697,19 +656,7 @@ async fn run_command(
             let error = format!("could not start: {e}");
             warn!(job = %job.name, run_id, %error, "failed");
             let ms = i64::try_from(started.elapsed().as_millis()).ok();
-            record(
-                ctx,
-                run_id,
-                RunStatus::Failed,
-                None,
-                None,
-                0,
-                &[],
-                Some(&error),
-                ms,
-            )
-            .await?;
-            return Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)));
+            return end_early(ctx, run_id, RunStatus::Failed, error, ms).await;
         }
     };
     let pid = running.pid();
@@ -739,19 +686,7 @@ async fn run_command(
             let error = e.to_string();
             warn!(job = %job.name, run_id, %error, "lost track of the job");
             let ms = i64::try_from(started.elapsed().as_millis()).ok();
-            record(
-                ctx,
-                run_id,
-                RunStatus::Killed,
-                None,
-                None,
-                0,
-                &[],
-                Some(&error),
-                ms,
-            )
-            .await?;
-            return Ok(FireResult::finished(run_id, RunStatus::Killed, Some(error)));
+            return end_early(ctx, run_id, RunStatus::Killed, error, ms).await;
         }
     };
 
@@ -804,6 +739,30 @@ async fn run_command(
         error,
         replaced,
     })
+}
+
+/// Records a run that jobrun ended itself, with no output of its own (not
+/// started, not ready, a signal job's failure, a lost child), and its result.
+async fn end_early(
+    ctx: &FireContext,
+    run_id: i64,
+    status: RunStatus,
+    error: String,
+    duration_ms: Option<i64>,
+) -> anyhow::Result<FireResult> {
+    record(
+        ctx,
+        run_id,
+        status,
+        None,
+        None,
+        0,
+        &[],
+        Some(&error),
+        duration_ms,
+    )
+    .await?;
+    Ok(FireResult::finished(run_id, status, Some(error)))
 }
 
 #[allow(clippy::too_many_arguments)]

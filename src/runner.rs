@@ -773,16 +773,10 @@ pub fn reap_orphans() -> usize {
         if own.contains(&pid) {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Some(stat) = proc_stat(pid) else {
             continue;
         };
-        // Fields after the command name, which is in parentheses and may
-        // itself contain spaces or parentheses: state, ppid, ...
-        let mut rest = stat
-            .rsplit_once(')')
-            .map_or("", |(_, r)| r)
-            .split_whitespace();
-        let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
+        let (Some(state), Some(ppid)) = (stat.first(), stat.get(1)) else {
             continue;
         };
         if state != "Z" || ppid.parse::<u32>() != Ok(me) {
@@ -803,16 +797,23 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
+/// The fields of `/proc/PID/stat` after the command name, from the state on
+/// (state, ppid, pgrp, ...). The name is in parentheses and may itself hold
+/// spaces and parentheses, so it is cut at the last `)`.
+pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// When a job process whose group is still there started, in seconds since
 /// the Unix epoch (to about a second: the boot time is whole seconds). `None`
 /// when `pid` is gone, is a zombie, or does not lead its own process group
 /// (every job does: it runs in a group of its own), so a pid that was reused
 /// by some other program is never taken for a job.
 pub fn job_group_started(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name in parentheses may hold spaces and parentheses.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    // After the name: state(3) ppid(4) pgrp(5) ... starttime(22), 1-based.
+    let fields = proc_stat(pid)?;
+    // state(3) ppid(4) pgrp(5) ... starttime(22), as proc(5) counts them.
     let (state, pgrp, start_ticks) = (fields.first()?, fields.get(2)?, fields.get(19)?);
     if *state == "Z" || pgrp.parse::<u32>().ok()? != pid {
         return None;

@@ -19,6 +19,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::job::SignalSpec;
+use crate::runner;
 
 /// What became of a `signal:` job's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub fn send(spec: &SignalSpec) -> SignalOutcome {
         ));
     }
     let proc_dir = Path::new("/proc").join(pid.to_string());
-    if is_zombie(&proc_dir) {
+    if is_zombie(pid.unsigned_abs()) {
         return SignalOutcome::NotRunning(format!(
             "process {pid} from pidfile {pidfile} has exited (stale pidfile)"
         ));
@@ -108,15 +109,8 @@ pub fn send(spec: &SignalSpec) -> SignalOutcome {
 }
 
 /// A zombie has exited; only its exit status is left for its parent.
-fn is_zombie(proc_dir: &Path) -> bool {
-    std::fs::read_to_string(proc_dir.join("stat"))
-        .ok()
-        .and_then(|stat| {
-            // The name in parentheses may hold spaces and parentheses itself.
-            let after = &stat[stat.rfind(')')? + 1..];
-            after.split_whitespace().next().map(|state| state == "Z")
-        })
-        .unwrap_or(false)
+fn is_zombie(pid: u32) -> bool {
+    runner::proc_stat(pid).is_some_and(|fields| fields.first().is_some_and(|s| s == "Z"))
 }
 
 /// The process's short name (`comm`) and its program's base name (argv[0]).
