@@ -150,20 +150,22 @@ fn wallos_the_job_in_every_source_sends_once_per_tick() {
         .all(|r| r["trigger"] == "schedule" && r["status"] == "succeeded"));
 }
 
-#[test]
-fn azuracast_a_renewal_reloads_nginx_exactly_once() {
+/// The AzuraCast recipe on stand-ins, its daemon watching: certbot writes
+/// the new certificate the way it does (a new file in the live directory,
+/// renamed over the old one), then does `after` (more work, or nothing);
+/// nginx's `-t` checks the configuration, `-s reload` is what is counted.
+fn azuracast(after: &str) -> (Test, std::path::PathBuf, Daemon) {
     let t = Test::new()
         .env("PATH", "{root}/bin:/usr/bin:/bin")
         .file("etc/letsencrypt/live/example.org/fullchain.pem", "old\n");
-    // certbot writes the new certificate the way it does: a new file in the
-    // live directory, renamed over the old one.
     t.script(
         "bin/certbot",
-        "#!/bin/sh\nlive={root}/etc/letsencrypt/live/example.org\n\
-         echo \"new $(date +%s%N)\" > $live/fullchain.pem.new\n\
-         mv $live/fullchain.pem.new $live/fullchain.pem\n",
+        &format!(
+            "#!/bin/sh\nlive={{root}}/etc/letsencrypt/live/example.org\n\
+             echo \"new $(date +%s%N)\" > $live/fullchain.pem.new\n\
+             mv $live/fullchain.pem.new $live/fullchain.pem\n{after}"
+        ),
     );
-    // nginx: `-t` checks the configuration, `-s reload` is what we count.
     t.script(
         "bin/nginx",
         "#!/bin/sh\n[ \"$1 $2\" = \"-s reload\" ] && echo \"reload $JOBRUN_TRIGGER\" >> {root}/reloads.log\nexit 0\n",
@@ -174,9 +176,11 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
     );
     let daemon = t.spawn_daemon(["--config", &config.display().to_string()]);
     watching(&daemon);
+    (t, config, daemon)
+}
 
-    // A renewal through jobrun: the chain reloads nginx; the watch sees the
-    // same change and must not reload a second time.
+/// `jobrun run renew-certificates`: a renewal through jobrun.
+fn renew(t: &Test, config: &std::path::Path) {
     t.run_args([
         "--config",
         &config.display().to_string(),
@@ -184,6 +188,15 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
         "renew-certificates",
     ])
     .expect_code(0);
+}
+
+#[test]
+fn azuracast_a_renewal_reloads_nginx_exactly_once() {
+    let (t, config, daemon) = azuracast("");
+
+    // A renewal through jobrun: the chain reloads nginx; the watch sees the
+    // same change and must not reload a second time.
+    renew(&t, &config);
     let reloads = t.path("reloads.log");
     assert_eq!(lines(&reloads), ["reload chain"]);
     std::thread::sleep(Duration::from_secs(4)); // the watch's debounce is 2 s
@@ -223,32 +236,8 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
 fn azuracast_a_long_renewal_still_reloads_once() {
     // certbot goes on working (other domains, hooks) after it wrote the
     // certificate, past the watch's debounce: the watch waits for the chain.
-    let t = Test::new()
-        .env("PATH", "{root}/bin:/usr/bin:/bin")
-        .file("etc/letsencrypt/live/example.org/fullchain.pem", "old\n");
-    t.script(
-        "bin/certbot",
-        "#!/bin/sh\nlive={root}/etc/letsencrypt/live/example.org\n\
-         echo new > $live/fullchain.pem.new\n\
-         mv $live/fullchain.pem.new $live/fullchain.pem\nsleep 4\n",
-    );
-    t.script(
-        "bin/nginx",
-        "#!/bin/sh\n[ \"$1 $2\" = \"-s reload\" ] && echo \"reload $JOBRUN_TRIGGER\" >> {root}/reloads.log\nexit 0\n",
-    );
-    let config = t.example(
-        "azuracast",
-        &[("/etc/letsencrypt/live", "{root}/etc/letsencrypt/live")],
-    );
-    let daemon = t.spawn_daemon(["--config", &config.display().to_string()]);
-    watching(&daemon);
-    t.run_args([
-        "--config",
-        &config.display().to_string(),
-        "run",
-        "renew-certificates",
-    ])
-    .expect_code(0);
+    let (t, config, daemon) = azuracast("sleep 4\n");
+    renew(&t, &config);
     std::thread::sleep(Duration::from_secs(4));
     stop(daemon);
     assert_eq!(lines(&t.path("reloads.log")), ["reload chain"]);
