@@ -50,9 +50,76 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
-# The job every daemon runs: bash's builtin clock, no fork, so the reading is
-# the job's first instruction. LC_ALL=C keeps the decimal point a point.
+# `--job bash`: the job as a bash one-liner (bash's builtin clock, no fork).
+# Its reading comes after bash's own start-up (about 1 ms of CPU here), so it
+# measures bash as much as the scheduler. LC_ALL=C keeps the decimal point a
+# point.
 RECORD = 'echo "$EPOCHREALTIME ${JOBRUN_TICK:-} %s" >> %s'
+
+
+class Job:
+    """The job every daemon runs. By default benches/stamp.c, built static:
+    reading the clock is its first act, so the reading is the job's first
+    instruction (the issue's definition of fire latency). cron and yacron
+    always go through a shell; jobrun runs the same command line as argv."""
+
+    def __init__(self, kind: str, stamp: Path | None):
+        self.kind, self.stamp = kind, stamp
+
+    def argv(self, name: str, out: Path) -> list[str]:
+        if self.kind == "bash":
+            return ["/bin/bash", "-c", RECORD % (name, out)]
+        return [str(self.stamp), name, str(out)]
+
+    def line(self, name: str, out: Path) -> str:
+        """The same job as a crontab command line."""
+        if self.kind == "bash":
+            return RECORD % (name, out)
+        return f"{self.stamp} {name} {out}"
+
+    def shell(self) -> str:
+        return "/bin/bash" if self.kind == "bash" else "/bin/sh"
+
+
+JOB = Job("bash", None)  # set in main()
+
+
+# The production build the README gives: on Linux with glibc, static and
+# not position-independent (no libc.so, ld.so or relocated pages: about 3 MiB
+# less resident memory, BENCHMARKS.md change 13).
+STATIC_RUSTFLAGS = "-C target-feature=+crt-static -C relocation-model=static"
+
+
+def release_build() -> tuple[list[str], dict, Path]:
+    """The cargo command, its extra environment and the binary it makes."""
+    host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    triple = next(line.split()[1] for line in host.splitlines() if line.startswith("host:"))
+    argv = ["cargo", "build", "--release", "--locked", "--quiet"]
+    if triple.endswith("-linux-gnu"):
+        argv += ["--target", triple]
+        return argv, {"RUSTFLAGS": STATIC_RUSTFLAGS}, REPO / "target" / triple / "release" / "jobrun"
+    return argv, {}, REPO / "target" / "release" / "jobrun"
+
+
+def records_of(d: Path) -> Path:
+    """Where a round's jobs write their readings: a subfolder, not the folder
+    of the sources, which jobrun watches for edits (non-recursively): there
+    it would be woken by every job's write, a cost of the benchmark's layout
+    rather than of the schedule."""
+    out = d / "out"
+    out.mkdir(exist_ok=True)
+    return out / "records"
+
+
+def build_c(source: str, out: Path) -> Path:
+    """Builds benches/SOURCE with cc, static when the C library allows it."""
+    src = REPO / "benches" / source
+    for static in (["-static"], []):
+        done = subprocess.run(["cc", "-O2", *static, "-o", str(out), str(src), "-lpthread"],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            return out
+    raise SystemExit(f"e2e: cc could not build {src}:\n{done.stderr}")
 
 
 def log(msg: str) -> None:
@@ -203,22 +270,22 @@ def job_name(group: str, i: int) -> str:
 
 
 def yaml_jobs(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
-    """A jobrun YAML file: (name, schedule) each running RECORD under bash."""
+    """A jobrun YAML file: (name, schedule) each running JOB as argv."""
     lines = ["defaults:", "  timezone: UTC", "jobs:"]
     for name, sched in jobs:
         lines += [
             f"  - name: {name}",
             f'    schedule: "{sched}"',
-            "    argv: [/bin/bash, -c, " + json.dumps(RECORD % (name, out)) + "]",
+            "    argv: " + json.dumps(JOB.argv(name, out)),
         ]
     path.write_text("\n".join(lines) + "\n")
 
 
 def crontab(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
     """A user-format crontab (what cron's spool and jobrun --crontab read)."""
-    lines = ["SHELL=/bin/bash", "LC_ALL=C", "CRON_TZ=UTC"]
+    lines = [f"SHELL={JOB.shell()}", "LC_ALL=C", "CRON_TZ=UTC"]
     for name, sched in jobs:
-        lines.append(f"{sched} {RECORD % (name, out)}")
+        lines.append(f"{sched} {JOB.line(name, out)}")
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
 
@@ -226,7 +293,7 @@ def crontab(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
 def yacron_yaml(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
     lines = [
         "defaults:",
-        "  shell: /bin/bash",
+        f"  shell: {JOB.shell()}",
         "  utc: true",
         "  captureStderr: false",
         "  captureStdout: false",
@@ -240,7 +307,7 @@ def yacron_yaml(path: Path, jobs: list[tuple[str, str]], out: Path) -> None:
         lines += [
             f"  - name: {name}",
             f'    schedule: "{sched}"',
-            "    command: " + json.dumps(RECORD % (name, out)),
+            "    command: " + json.dumps(JOB.line(name, out)),
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -404,10 +471,11 @@ def wait_until(what: str, timeout: float, check, interval: float = 0.1):
 
 
 class Bench:
-    def __init__(self, args, jobrun: Path, work: Path):
+    def __init__(self, args, jobrun: Path, work: Path, floor: Path | None):
         self.args = args
         self.jobrun = jobrun
         self.work = work
+        self.floor = floor
 
     def scratch(self, name: str) -> Path:
         d = self.work / name
@@ -431,7 +499,7 @@ class Bench:
         """`jobs` jobs on a tick every `every` seconds, `ticks` ticks measured
         after one warm-up tick."""
         d = self.scratch(f"jobrun-{jobs}")
-        out = d / "records"
+        out = records_of(d)
         sched = f"*/{every} * * * * *"
         cfg = d / "jobs.yaml"
         yaml_jobs(cfg, [(job_name("j", i), sched) for i in range(jobs)], out)
@@ -462,11 +530,24 @@ class Bench:
             "runs": runs,
         }
 
+    def floor_rounds(self, jobs: int, every: int, ticks: int) -> dict:
+        """The spawn floor (benches/spawn_floor.c) on the same ticks and jobs
+        as jobrun_rounds: the bare cost of starting the jobs on this machine."""
+        d = self.scratch(f"floor-{jobs}")
+        out = records_of(d)
+        started = time.time()
+        subprocess.run([str(self.floor), str(jobs), str(every), str(ticks + 1),
+                        str(self.args.floor_threads), str(JOB.stamp), str(out)],
+                       check=True, timeout=(ticks + 3) * every + 120)
+        skip_before = (int(started // every) + 3) * every  # the first tick is warm-up
+        lat = latency_from(read_records(out), jobs, skip_before, None)
+        return lat.summary()
+
     def jobrun_idle(self, jobs: int, seconds: float) -> dict:
         d = self.scratch("jobrun-idle")
         hour = (dt.datetime.now(UTC).hour + 2) % 24
         cfg = d / "jobs.yaml"
-        yaml_jobs(cfg, [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(jobs)], d / "records")
+        yaml_jobs(cfg, [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(jobs)], records_of(d))
         daemon = self.start_jobrun("jobrun-idle", d, ["--config", str(cfg)])
         time.sleep(self.args.settle)
         idle = measure_idle(daemon.pid, seconds)
@@ -481,7 +562,7 @@ class Bench:
         d = self.scratch("cli")
         tab = d / "crontab"
         crontab(tab, [(job_name("c", i), ["*/5 * * * *", "0 9 * * 1-5", "@hourly", "30 2 * * *"][i % 4])
-                      for i in range(n_jobs)], d / "records")
+                      for i in range(n_jobs)], records_of(d))
         state = history_db(self.jobrun, n_runs, self.args.cache)
         empty = d / "empty-state"
         times = {}
@@ -608,7 +689,7 @@ def comparison(bench: Bench, daemons: list[str], groups: list[int], rounds: int,
     results = {}
     for name in daemons:
         d = bench.scratch(f"cmp-{name}")
-        out = d / "records"
+        out = records_of(d)
         jobs = minute_jobs(groups)
         crontab(d / "crontab", jobs, out)
         if name == "jobrun":
@@ -651,13 +732,13 @@ def compare_idle(bench: Bench, name: str, seconds: float) -> dict:
     d = bench.scratch(f"idle-{name}")
     hour = (dt.datetime.now(UTC).hour + 2) % 24
     jobs = [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(1000)]
-    crontab(d / "crontab", jobs, d / "records")
+    crontab(d / "crontab", jobs, records_of(d))
     if name == "jobrun":
         daemon = bench.start_jobrun("idle-jobrun", d, ["--crontab", str(d / "crontab")])
     elif name == "cron":
         daemon = Daemon("idle-cron", cron_argv(d), d)
     else:
-        yacron_yaml(d / "yacron.yaml", jobs, d / "records")
+        yacron_yaml(d / "yacron.yaml", jobs, records_of(d))
         daemon = Daemon("idle-yacron", [shutil.which("yacron") or "yacron", "-c", str(d / "yacron.yaml")], d)
     time.sleep(max(3, bench.args.settle))
     idle = measure_idle(daemon.pid, seconds)
@@ -694,29 +775,37 @@ def merged(reps: list[dict], path: list[str]):
 
 def report(result: dict) -> str:
     reps = result["repeats"]
-    lines = [f"jobrun e2e benchmark: {result['machine']}", f"medians of {len(reps)} run(s)", ""]
+    lines = [f"jobrun e2e benchmark: {result['machine']}",
+             f"medians of {len(reps)} run(s); job: {result.get('job', 'bash')}", ""]
     lines.append("jobrun, seconds-field ticks")
     lines.append(f"{'measure':44} {'p50':>9} {'p99':>9} {'max':>9}")
-    for n in result["job_counts"]:
-        key = f"latency_{n}"
-        lines.append(
-            f"{'fire latency, ' + str(n) + ' job(s) on one tick (ms)':44} "
-            f"{fmt(merged(reps, [key, 'p50_ms']), '', 2):>9} {fmt(merged(reps, [key, 'p99_ms']), '', 2):>9} "
-            f"{fmt(merged(reps, [key, 'max_ms']), '', 2):>9}"
-        )
+    for prefix, label in (("latency", "fire latency"), ("floor", "spawn floor")):
+        for n in result["job_counts"]:
+            key = f"{prefix}_{n}"
+            if key not in reps[0]:
+                continue
+            lines.append(
+                f"{label + ', ' + str(n) + ' job(s) on one tick (ms)':44} "
+                f"{fmt(merged(reps, [key, 'p50_ms']), '', 2):>9} {fmt(merged(reps, [key, 'p99_ms']), '', 2):>9} "
+                f"{fmt(merged(reps, [key, 'max_ms']), '', 2):>9}"
+            )
+    lines.append("")
     big = f"latency_{max(result['job_counts'])}"
-    lines += [
-        "",
-        f"{'burst ' + str(max(result['job_counts'])) + ' jobs: tick -> last start (ms)':44} "
-        f"{fmt(merged(reps, [big, 'last_start_ms'])):>9}",
-        f"{'burst: tick -> last record (ms)':44} {fmt(merged(reps, [big, 'last_record_ms'])):>9}",
-        f"{'idle: wake-ups per minute':44} {fmt(merged(reps, ['idle', 'wakeups_per_min']), '', 2):>9}",
-        f"{'idle: % of one core':44} {fmt(merged(reps, ['idle', 'core_percent']), '', 4):>9}",
-        f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
-        f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
-        f"{'peak RSS after ' + str(merged(reps, [big, 'runs'])) + ' runs (KiB)':44} "
-        f"{fmt(merged(reps, [big, 'rss_peak_kib'])):>9}",
-    ]
+    if big in reps[0]:
+        lines += [
+            f"{'burst ' + str(max(result['job_counts'])) + ' jobs: tick -> last start (ms)':44} "
+            f"{fmt(merged(reps, [big, 'last_start_ms'])):>9}",
+            f"{'burst: tick -> last record (ms)':44} {fmt(merged(reps, [big, 'last_record_ms'])):>9}",
+            f"{'peak RSS after ' + str(merged(reps, [big, 'runs'])) + ' runs (KiB)':44} "
+            f"{fmt(merged(reps, [big, 'rss_peak_kib'])):>9}",
+        ]
+    if "idle" in reps[0]:
+        lines += [
+            f"{'idle: wake-ups per minute':44} {fmt(merged(reps, ['idle', 'wakeups_per_min']), '', 2):>9}",
+            f"{'idle: % of one core':44} {fmt(merged(reps, ['idle', 'core_percent']), '', 4):>9}",
+            f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
+            f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
+        ]
     if "cli" in reps[0]:
         c = "cli"
         lines += [
@@ -784,8 +873,14 @@ def main() -> int:
     p.add_argument("--cli-repeat", type=int, default=10, help="timed runs of each list/history command")
     p.add_argument("--idle-seconds", type=float, default=60.0)
     p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
-    p.add_argument("--skip-build", action="store_true", help="use the existing target/release/jobrun")
+    p.add_argument("--skip-build", action="store_true", help="use the jobrun the last build made")
     p.add_argument("--jobrun", type=Path, help="the jobrun binary to measure (implies --skip-build)")
+    p.add_argument("--job", choices=["stamp", "bash"], default="stamp",
+                   help="the job: benches/stamp.c built static (default), or a bash one-liner")
+    p.add_argument("--floor-threads", type=int, default=2,
+                   help="threads of the spawn floor (benches/spawn_floor.c); default 2, one per core here")
+    p.add_argument("--only", default="latency,idle,cli",
+                   help="which of latency,idle,cli to measure (default all)")
     p.add_argument("--json", type=Path, help="also write every number here")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args()
@@ -805,10 +900,10 @@ def main() -> int:
 
     jobrun = args.jobrun
     if jobrun is None:
+        argv, env, jobrun = release_build()
         if not args.skip_build:
-            log("cargo build --release --locked")
-            subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=REPO, check=True)
-        jobrun = REPO / "target" / "release" / "jobrun"
+            log(" ".join(f"{k}={v!r}" for k, v in env.items()) + " " + " ".join(argv))
+            subprocess.run(argv, cwd=REPO, check=True, env={**os.environ, **env})
     jobrun = jobrun.resolve()
     args.cache = REPO / "target" / "bench-data"
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -821,20 +916,35 @@ def main() -> int:
             raise SystemExit("e2e: --compare=yes needs cron (as root, with unshare) and yacron installed")
         daemons += [n for n, ok in (("cron", have_cron), ("yacron", have_yacron)) if ok]
 
+    only = set(args.only.split(","))
+    if only - {"latency", "idle", "cli"}:
+        raise SystemExit(f"e2e: --only takes latency, idle and cli, not {args.only!r}")
     work = Path(tempfile.mkdtemp(prefix="jobrun-e2e-"))
-    result = {"machine": machine(), "jobrun": str(jobrun), "job_counts": job_counts,
+    floor = None
+    global JOB
+    if args.job == "stamp":
+        JOB = Job("stamp", build_c("stamp.c", work / "stamp"))
+        floor = build_c("spawn_floor.c", work / "spawn_floor")
+    else:
+        JOB = Job("bash", None)
+    result = {"machine": machine(), "jobrun": str(jobrun), "job": args.job, "job_counts": job_counts,
               "idle_jobs": idle_jobs, "repeats": []}
     try:
-        bench = Bench(args, jobrun, work)
+        bench = Bench(args, jobrun, work, floor)
         for rep in range(args.repeat):
             one = {}
-            for n in job_counts:
+            for n in job_counts if "latency" in only else []:
                 log(f"run {rep + 1}/{args.repeat}: fire latency, {n} job(s), {ticks[n]} ticks")
                 one[f"latency_{n}"] = bench.jobrun_rounds(n, every[n], ticks[n])
-            log(f"run {rep + 1}/{args.repeat}: idle, {idle_jobs} jobs, {args.idle_seconds:.0f} s")
-            one["idle"] = bench.jobrun_idle(idle_jobs, args.idle_seconds)
-            log(f"run {rep + 1}/{args.repeat}: list and history")
-            one["cli"] = bench.cli_times()
+                if floor:
+                    log(f"run {rep + 1}/{args.repeat}: spawn floor, {n} job(s), {ticks[n]} ticks")
+                    one[f"floor_{n}"] = bench.floor_rounds(n, every[n], ticks[n])
+            if "idle" in only:
+                log(f"run {rep + 1}/{args.repeat}: idle, {idle_jobs} jobs, {args.idle_seconds:.0f} s")
+                one["idle"] = bench.jobrun_idle(idle_jobs, args.idle_seconds)
+            if "cli" in only:
+                log(f"run {rep + 1}/{args.repeat}: list and history")
+                one["cli"] = bench.cli_times()
             result["repeats"].append(one)
         if len(daemons) > 1:
             groups = [1, 100, 1000]

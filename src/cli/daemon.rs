@@ -49,7 +49,9 @@ pub struct DaemonArgs {
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
+    daemon::memory::tune_allocator();
     let (plan, diagnostics, _) = load_plan(global, env)?;
+    daemon::memory::release_free_memory();
     for d in &diagnostics {
         match d.severity {
             Severity::Error => tracing::error!("{d}"),

@@ -11,6 +11,7 @@
 //! changes (see [`watch`]), and the chained jobs a finished run names. Every
 //! one goes through `fire` like a scheduled run.
 
+pub mod memory;
 pub mod output;
 pub mod reboot;
 pub mod reload;
@@ -158,6 +159,7 @@ pub async fn run(
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut moved = clock.moved();
     let mut cursor = started;
+    let mut next_tick = NextTick::default();
     let mut watch = JumpWatch::new(started);
     let pid = std::process::id();
     let mut next_beat = tokio::time::Instant::now();
@@ -191,7 +193,7 @@ pub async fn run(
         }
         let now = clock.now();
         // A tick already due (woken for something else at it) sleeps zero.
-        let next_tick = plan.next_wakeup(cursor);
+        let next_tick = next_tick.after(&plan, cursor);
         let sleep = match next_tick {
             // Wake a little early and finish the wait precisely below: the
             // runtime's timer is only as fine as a millisecond, and rounds up.
@@ -596,6 +598,28 @@ async fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool
             warn!(job, error = %e, "reading running runs");
             false
         }
+    }
+}
+
+/// The plan's next tick after the loop's cursor, kept until the cursor or the
+/// plan moves: the loop wakes for every finished run (1,000 times after a
+/// 1,000-job tick), and computing it walks every job.
+#[derive(Default)]
+struct NextTick {
+    plan: Option<Arc<Plan>>,
+    cursor: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl NextTick {
+    fn after(&mut self, plan: &Arc<Plan>, cursor: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let same_plan = self.plan.as_ref().is_some_and(|p| Arc::ptr_eq(p, plan));
+        if !same_plan || self.cursor != Some(cursor) {
+            self.next = plan.next_wakeup(cursor);
+            self.plan = Some(Arc::clone(plan));
+            self.cursor = Some(cursor);
+        }
+        self.next
     }
 }
 

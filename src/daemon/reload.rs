@@ -122,6 +122,7 @@ fn affects_sources(path: &std::path::Path, sources: &[PathBuf]) -> bool {
 /// schedule (the errors are logged).
 pub fn reload(options: &ReloadOptions, current: &Plan, why: &str) -> Option<Arc<Plan>> {
     let (plan, diagnostics) = (options.load)();
+    super::memory::release_free_memory();
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)

@@ -32,6 +32,47 @@ struct FileDef {
     history: Option<HistoryDef>,
 }
 
+/// The whole file as the strict parse reads it. Deserialised in one pass,
+/// straight into the typed definitions.
+enum TopDef {
+    /// An empty file (or one of only comments).
+    Empty,
+    /// `defaults:`, `jobs:` and `history:`.
+    File(FileDef),
+    /// A bare list of jobs.
+    List(Vec<JobDef>),
+}
+
+impl<'de> Deserialize<'de> for TopDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+
+        struct Top;
+        impl<'de> Visitor<'de> for Top {
+            type Value = TopDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a mapping with `jobs:` (and optionally `defaults:`), or a list of jobs",
+                )
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<TopDef, E> {
+                Ok(TopDef::Empty)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<TopDef, E> {
+                Ok(TopDef::Empty)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TopDef, A::Error> {
+                Vec::<JobDef>::deserialize(SeqAccessDeserializer::new(seq)).map(TopDef::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TopDef, A::Error> {
+                FileDef::deserialize(MapAccessDeserializer::new(map)).map(TopDef::File)
+            }
+        }
+        d.deserialize_any(Top)
+    }
+}
+
 /// The run history's retention (a global setting; one file may set it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,63 +253,32 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     let loc = Locator::new(text);
     let at = |line: usize| Some(Origin::new(path, line.max(1)));
 
-    // Look at the shape first: a bare list of jobs, or a mapping.
-    let shape: serde_yaml::Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
+    // One strict pass straight into the typed definitions. The whole-file
+    // `Value` tree is built only when that fails, to salvage the good jobs:
+    // building it every time doubled the parse's peak memory (issue 6).
+    let top = match serde_yaml::from_str::<TopDef>(text) {
+        Ok(top) => top,
         Err(e) => {
             out.diagnostics
                 .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
-            return out;
+            match salvage(text, &e, &loc, path, &mut out) {
+                Some(top) => top,
+                None => return out,
+            }
         }
     };
-    let (defaults, jobs) = match shape {
-        serde_yaml::Value::Null => return out,
-        serde_yaml::Value::Sequence(_) => match serde_yaml::from_str::<Vec<JobDef>>(text) {
-            Ok(jobs) => (DefaultsDef::default(), jobs),
-            Err(e) => {
-                out.diagnostics
-                    .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
-                (
-                    DefaultsDef::default(),
-                    salvage_jobs(&shape, &e, &loc, path, &mut out),
-                )
+    let (defaults, jobs) = match top {
+        TopDef::Empty => return out,
+        TopDef::List(jobs) => (DefaultsDef::default(), jobs),
+        TopDef::File(file) => {
+            if let Some(h) = file.history {
+                out.history = Some(crate::job::HistorySpec {
+                    keep_days: h.keep_days,
+                    keep_runs: h.keep_runs,
+                    origin: Origin::new(path, loc.top_key_line("history")),
+                });
             }
-        },
-        serde_yaml::Value::Mapping(ref map) => match serde_yaml::from_str::<FileDef>(text) {
-            Ok(file) => {
-                if let Some(h) = file.history {
-                    out.history = Some(crate::job::HistorySpec {
-                        keep_days: h.keep_days,
-                        keep_runs: h.keep_runs,
-                        origin: Origin::new(path, loc.top_key_line("history")),
-                    });
-                }
-                (file.defaults.unwrap_or_default(), file.jobs)
-            }
-            Err(e) => {
-                out.diagnostics
-                    .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
-                // Salvage what can be read: the defaults must be sound to use
-                // any job, since they change every job's meaning.
-                let defaults = match map.get("defaults") {
-                    None => Some(DefaultsDef::default()),
-                    Some(d) => serde_yaml::from_value::<DefaultsDef>(d.clone()).ok(),
-                };
-                match (defaults, map.get("jobs")) {
-                    (Some(d), Some(jobs)) => {
-                        let jobs = salvage_jobs(jobs, &e, &loc, path, &mut out);
-                        (d, jobs)
-                    }
-                    _ => return out,
-                }
-            }
-        },
-        _ => {
-            out.diagnostics.push(Diagnostic::error(
-                at(1),
-                "expected a mapping with `jobs:` (and optionally `defaults:`), or a list of jobs",
-            ));
-            return out;
+            (file.defaults.unwrap_or_default(), file.jobs)
         }
     };
 
@@ -297,6 +307,36 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
         }
     }
     out
+}
+
+/// After the strict parse failed: what can still be used. A syntax error
+/// leaves nothing; otherwise the jobs that read well on their own, with the
+/// file's defaults when those are sound (they change every job's meaning).
+fn salvage(
+    text: &str,
+    strict: &serde_yaml::Error,
+    loc: &Locator,
+    path: &Path,
+    out: &mut SourceSet,
+) -> Option<TopDef> {
+    match serde_yaml::from_str::<serde_yaml::Value>(text).ok()? {
+        jobs @ serde_yaml::Value::Sequence(_) => {
+            Some(TopDef::List(salvage_jobs(&jobs, strict, loc, path, out)))
+        }
+        serde_yaml::Value::Mapping(map) => {
+            let defaults = match map.get("defaults") {
+                None => DefaultsDef::default(),
+                Some(d) => serde_yaml::from_value::<DefaultsDef>(d.clone()).ok()?,
+            };
+            let jobs = salvage_jobs(map.get("jobs")?, strict, loc, path, out);
+            Some(TopDef::File(FileDef {
+                defaults: Some(defaults),
+                jobs,
+                history: None,
+            }))
+        }
+        _ => None,
+    }
 }
 
 /// When the strict parse failed, reads each job on its own so one bad job does
@@ -1164,6 +1204,18 @@ jobs:
     fn empty_file_has_no_jobs_and_no_errors() {
         let set = parse("# nothing yet\n");
         assert!(set.jobs.is_empty() && set.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_is_neither_mapping_nor_list_says_what_is_expected() {
+        let set = parse("just some words\n");
+        assert!(set.jobs.is_empty());
+        let errors = errors(&set);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("expected a mapping with `jobs:`"),
+            "{errors:?}"
+        );
     }
 
     #[test]
