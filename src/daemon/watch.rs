@@ -74,7 +74,8 @@ impl JobWatches {
             .retain(|name, w| wanted.get(name.as_str()).is_some_and(|p| **p == w.paths));
         for (name, paths) in wanted {
             if !self.jobs.contains_key(name) {
-                let watch = self.arm(name, paths.clone());
+                let existed: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+                let watch = self.arm(name, paths.clone(), &existed);
                 self.jobs.insert(name.to_string(), watch);
             }
         }
@@ -90,17 +91,50 @@ impl JobWatches {
     }
 
     /// Sets one job's watches up again after a watched path or a parent of
-    /// it appeared or went away. A watched path that now exists and did not
-    /// before counts as a change: its creation may have come before the new
-    /// watch could see what was written into it.
+    /// it appeared or went away. The new watches are in place before the old
+    /// ones go, so nothing changes unseen in between.
     pub fn rearm(&mut self, job: &str) {
         let Some(old) = self.jobs.remove(job) else {
             return;
         };
-        drop(old._watcher);
-        let watch = self.arm(job, old.paths.clone());
-        for ((path, before), now) in old.paths.iter().zip(&old.existed).zip(&watch.existed) {
-            if !before && *now {
+        let watch = self.arm(job, old.paths.clone(), &old.existed);
+        drop(old);
+        self.jobs.insert(job.to_string(), watch);
+    }
+
+    /// Watches `paths` for `job`. `before` says which of them existed when
+    /// the caller last looked: one that exists now and did not then counts
+    /// as a change, since what was written into it may have come before
+    /// the watch could see it.
+    ///
+    /// Arming races the file system: a missing directory can appear after
+    /// its nearest parent was chosen and before the watch on that parent is
+    /// in place, and its creation is then never seen. So the targets are
+    /// computed again once the watches are in; while they differ, the watches
+    /// are set up again. Existence is read after the watches are in and
+    /// before that second look: a path that appears later is either seen by
+    /// the watch on its parent (which re-arms with this `existed` as the
+    /// baseline) or changes the targets.
+    fn arm(&self, job: &str, paths: Vec<PathBuf>, before: &[bool]) -> JobWatch {
+        let mut attempt = 0;
+        let (watcher, existed) = loop {
+            attempt += 1;
+            let wanted = targets(&paths);
+            let watcher = self.install(job, &paths, &wanted);
+            let existed: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+            // A watcher that could not be made has nothing to re-arm; after
+            // a few rounds the file system is changing too fast to chase,
+            // and the events of the last watches will re-arm again.
+            if watcher.is_none() || targets(&paths) == wanted || attempt == ARM_ATTEMPTS {
+                break (watcher, existed);
+            }
+            debug!(
+                job,
+                attempt, "a watched path moved while it was being watched; watching again"
+            );
+        };
+        for ((path, was), is) in paths.iter().zip(before).zip(&existed) {
+            if !was && *is {
                 let _ = self.tx.send(Change {
                     job: job.to_string(),
                     path: path.clone(),
@@ -109,14 +143,24 @@ impl JobWatches {
                 });
             }
         }
-        self.jobs.insert(job.to_string(), watch);
+        JobWatch {
+            paths,
+            existed,
+            _watcher: watcher,
+        }
     }
 
-    fn arm(&self, job: &str, paths: Vec<PathBuf>) -> JobWatch {
-        let existed: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+    /// One inotify instance with a watch on each of `targets`, its events
+    /// classified against `paths` and sent to the daemon's channel.
+    fn install(
+        &self,
+        job: &str,
+        paths: &[PathBuf],
+        targets: &[(PathBuf, notify::RecursiveMode)],
+    ) -> Option<notify::RecommendedWatcher> {
         let tx = self.tx.clone();
         let name = job.to_string();
-        let watched = paths.clone();
+        let watched = paths.to_vec();
         let handler = move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
             if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -138,28 +182,24 @@ impl JobWatches {
             Ok(w) => w,
             Err(e) => {
                 warn!(job, error = %e, "cannot watch files; the job's watch trigger is off");
-                return JobWatch {
-                    paths,
-                    existed,
-                    _watcher: None,
-                };
+                return None;
             }
         };
-        for (dir, mode) in targets(&paths) {
-            match watcher.watch(&dir, mode) {
+        for (dir, mode) in targets {
+            match watcher.watch(dir, *mode) {
                 Ok(()) => {
-                    debug!(job, dir = %dir.display(), recursive = mode == notify::RecursiveMode::Recursive, "watching")
+                    debug!(job, dir = %dir.display(), recursive = *mode == notify::RecursiveMode::Recursive, "watching")
                 }
                 Err(e) => warn!(job, dir = %dir.display(), error = %e, "cannot watch for changes"),
             }
         }
-        JobWatch {
-            paths,
-            existed,
-            _watcher: Some(watcher),
-        }
+        Some(watcher)
     }
 }
+
+/// How many times [`JobWatches::arm`] sets the watches up while the watched
+/// paths keep moving under it.
+const ARM_ATTEMPTS: u32 = 5;
 
 /// Where to put the watches for `paths`: an existing directory with
 /// everything below it; an existing file through its directory; a missing
@@ -424,6 +464,63 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    /// What the daemon's loop does with the changes: re-arm when told to,
+    /// and report the first relevant one, if any comes within `limit`.
+    fn first_relevant(watches: &mut JobWatches, limit: Duration) -> Option<Change> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            match watches.changes.try_recv() {
+                Ok(change) => {
+                    if change.rearm {
+                        watches.rearm(&change.job);
+                    }
+                    if change.relevant {
+                        return Some(change);
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_missing_directory_created_with_a_file_at_once_is_always_seen() {
+        // `mkdir -p` then a write, racing the re-arming on every level:
+        // the creation of a level can land between choosing the nearest
+        // parent and the watch on it being in place.
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let inbox = dir.path().join("a/b/c/inbox");
+            let mut watches = JobWatches::default();
+            let watch = watches.arm("sync", vec![inbox.clone()], &[false]);
+            watches.jobs.insert("sync".into(), watch);
+            let writer = {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    std::fs::create_dir_all(&inbox).unwrap();
+                    std::fs::write(inbox.join("x.json"), "{}").unwrap();
+                })
+            };
+            let change = first_relevant(&mut watches, Duration::from_secs(10));
+            writer.join().unwrap();
+            let change = change.unwrap_or_else(|| panic!("round {round}: no change seen"));
+            assert!(change.path.starts_with(&inbox), "{change:?}");
+        }
+    }
+
+    #[test]
+    fn a_path_that_exists_at_the_start_is_no_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watches = JobWatches::default();
+        let watch = watches.arm("sync", vec![dir.path().to_path_buf()], &[true]);
+        watches.jobs.insert("sync".into(), watch);
+        assert!(first_relevant(&mut watches, Duration::from_millis(200)).is_none());
+        std::fs::write(dir.path().join("x"), "1").unwrap();
+        let change = first_relevant(&mut watches, Duration::from_secs(10)).expect("seen");
+        assert_eq!(change.path, dir.path().join("x"));
     }
 
     #[test]

@@ -260,9 +260,13 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // A failed test must not leave a daemon running.
+        // A failed test must not leave a daemon running, and shows what the
+        // daemon said (the test harness prints it with the failure).
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("the daemon's log:\n{}", self.log());
+        }
     }
 }
 

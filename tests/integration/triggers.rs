@@ -112,7 +112,8 @@ fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure() {
 
 #[test]
 fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
-    let t = Test::new();
+    // Debug logs show each watch being set up, should this ever fail.
+    let t = Test::new().env("RUST_LOG", "jobrun=debug");
     t.write(
         "jobs.yaml",
         "jobs:\n\
