@@ -34,10 +34,13 @@
 //!   child only makes async-signal-safe system calls: `setgroups`, `setgid`,
 //!   `setuid`, then `chdir` into the working directory with the user's rights.
 
+mod spawn;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::fmt;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -48,8 +51,8 @@ use nix::errno::Errno;
 use nix::libc::{self, c_int};
 use nix::sys::signal::{self, killpg, SigSet, SigmaskHow, Signal};
 use nix::unistd::{Gid, Pid, Uid, User};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -69,6 +72,9 @@ pub const LINE_CAP: usize = 16 * 1024;
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Bytes asked of a pipe per read: one default Linux pipe buffer.
 const READ_CHUNK: usize = 64 * 1024;
+/// Where a bare program name is looked for when the job has no `PATH`
+/// (glibc's execvp default).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
 /// How often the group is probed while waiting for it to die after SIGTERM.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
@@ -371,29 +377,26 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     let job: Arc<str> = Arc::from(req.job.as_str());
     let program_name = req.program.executable().to_string();
 
-    let mut cmd = match &req.program {
+    // The program and its argv (the first element is argv[0]).
+    let argv: Vec<OsString> = match &req.program {
         Program::Shell { shell, command } => {
-            let mut cmd = Command::new(shell);
-            cmd.arg("-c").arg(command);
-            cmd
+            vec![shell.into(), "-c".into(), command.into()]
         }
-        Program::Argv(argv) => {
-            let Some((first, rest)) = argv.split_first() else {
-                return Err(RunError::EmptyCommand { job: req.job });
-            };
-            // A bare name is looked up in the job's PATH here, as execvp
-            // would: std starts a program given by path with posix_spawn,
-            // and falls back to fork for one it must search.
-            let program = match req.env.get("PATH") {
-                Some(path) if !first.contains('/') => search_path(first, path)
-                    .map(|p| p.into_os_string())
-                    .unwrap_or_else(|| first.into()),
-                _ => first.into(),
-            };
-            let mut cmd = Command::new(program);
-            cmd.arg0(first);
-            cmd.args(rest);
-            cmd
+        Program::Argv(argv) if argv.is_empty() => {
+            return Err(RunError::EmptyCommand { job: req.job });
+        }
+        Program::Argv(argv) => argv.iter().map(OsString::from).collect(),
+    };
+    // A bare name is looked up in the job's PATH here, as execvp would
+    // (glibc's default path when the job has none). `None`: left to execvp
+    // in a forked child (a PATH with relative directories).
+    let program: Option<OsString> = {
+        let first = &argv[0];
+        if first.as_bytes().contains(&b'/') {
+            Some(first.clone())
+        } else {
+            let path = req.env.get("PATH").map_or(DEFAULT_PATH, String::as_str);
+            search_path(&first.to_string_lossy(), path).map(PathBuf::into_os_string)
         }
     };
 
@@ -422,18 +425,6 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         }
     }
 
-    cmd.env_clear()
-        .envs(&env)
-        .process_group(0)
-        .stdin(if req.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-
-    let last_signal = libc::SIGRTMAX();
     let setup = match (&req.user, &req.workdir) {
         (Some(user), Some(dir)) if identity.is_some() => {
             format!(" (as user {user}, in {})", dir.display())
@@ -442,53 +433,7 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         (_, Some(dir)) => format!(" (in {})", dir.display()),
         _ => String::new(),
     };
-    match identity.map(|identity| (identity.groups, identity.gid, identity.uid)) {
-        // The fast way: with nothing to do between fork and exec, the child is
-        // started by posix_spawn (no copy of the daemon's page tables, which
-        // made 1,000 jobs on one tick take seconds to start). It gives the
-        // clean state a job needs only when jobrun's own is clean: no blocked
-        // signal in this thread, no ignored signal but SIGPIPE (which std
-        // resets); else the careful way below. (std cannot find glibc's
-        // version in a static binary and then always forks: the production
-        // build, README "Production build"; measured as fast at its size.)
-        None if signals_are_clean() => {
-            if let Some(dir) = &req.workdir {
-                cmd.current_dir(dir);
-            }
-        }
-        switch => {
-            // SAFETY: the closure runs in the forked child before exec, where
-            // only async-signal-safe calls are allowed. It allocates nothing:
-            // every value it needs (group list, ids, the directory as a C
-            // string) was prepared above, and each call below is a thin
-            // wrapper over one system call.
-            unsafe {
-                cmd.pre_exec(move || {
-                    reset_signals(last_signal);
-                    if let Some((groups, gid, uid)) = &switch {
-                        // The order matters: groups and gid need the
-                        // privileges that setuid gives up.
-                        nix::unistd::setgroups(groups)?;
-                        nix::unistd::setgid(*gid)?;
-                        nix::unistd::setuid(*uid)?;
-                    }
-                    // After the identity switch, so the user's own rights
-                    // decide whether the job may enter its directory (as cron
-                    // enters HOME).
-                    if let Some(dir) = &workdir {
-                        nix::unistd::chdir(dir.as_c_str())?;
-                    }
-                    Ok(())
-                });
-            }
-        }
-    }
-
-    // Until the child is in OWN_CHILDREN, the reaper must not look (a job that
-    // exits at once would otherwise be taken for an orphan and its exit status
-    // stolen from its run).
-    let spawning = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
-    let mut child = cmd.spawn().map_err(|source| {
+    let spawn_error = |source: io::Error| {
         if source.kind() == io::ErrorKind::NotFound {
             RunError::NotFound {
                 job: req.job.clone(),
@@ -502,11 +447,66 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
                 source,
             }
         }
-    })?;
+    };
+
+    // Until the child is in OWN_CHILDREN, the reaper must not look (a job that
+    // exits at once would otherwise be taken for an orphan and its exit status
+    // stolen from its run).
+    let spawning = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
+    let started_child = match (&program, &identity) {
+        // The fast way, whenever nothing but what spawn attributes can do is
+        // needed between fork and exec (see `spawn`).
+        (Some(program), None) if spawn::available() && !tests::fork_only() => {
+            let c = |s: &OsString| {
+                CString::new(s.as_bytes()).map_err(|_| {
+                    spawn_error(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "an argument contains a NUL byte",
+                    ))
+                })
+            };
+            let program = c(program)?;
+            let argv = argv.iter().map(c).collect::<Result<Vec<_>, _>>()?;
+            let envp = env
+                .iter()
+                .map(|(k, v)| c(&OsString::from(format!("{k}={v}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let spawned = spawn::spawn(&spawn::Spec {
+                program: &program,
+                argv: &argv,
+                envp: &envp,
+                workdir: workdir.as_deref(),
+                stdin: req.stdin.is_some(),
+            })
+            .map_err(spawn_error)?;
+            StartedChild {
+                pid: spawned.pid,
+                stdin: spawned
+                    .stdin
+                    .map(|p| Box::new(p) as Box<dyn AsyncWrite + Send + Unpin>),
+                stdout: Box::new(spawned.stdout),
+                stderr: Box::new(spawned.stderr),
+                exit: Child::Spawned(spawned.exit),
+            }
+        }
+        _ => fork(
+            program.as_ref().unwrap_or(&argv[0]),
+            &argv,
+            &env,
+            identity,
+            workdir,
+            req.stdin.is_some(),
+        )
+        .map_err(spawn_error)?,
+    };
+    let StartedChild {
+        pid,
+        stdin,
+        stdout,
+        stderr,
+        exit: child,
+    } = started_child;
     let started = Instant::now();
-    let pid = child
-        .id()
-        .expect("a child that was just spawned has not been waited for");
     own_children().insert(pid);
     drop(spawning);
     let guard = GroupGuard {
@@ -515,7 +515,7 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     };
     debug!(job = %job, pid, "started");
 
-    let stdin_task = match (child.stdin.take(), req.stdin) {
+    let stdin_task = match (stdin, req.stdin) {
         (Some(mut pipe), Some(bytes)) => {
             let job = job.clone();
             Some(tokio::spawn(async move {
@@ -537,14 +537,6 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     };
 
     let capture = Arc::new(Mutex::new(Capture::new(req.tail_bytes)));
-    let stdout = child
-        .stdout
-        .take()
-        .expect("stdout was configured as a pipe");
-    let stderr = child
-        .stderr
-        .take()
-        .expect("stderr was configured as a pipe");
     let stdout_task = tokio::spawn(pump(
         stdout,
         Stream::Stdout,
@@ -573,6 +565,101 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         stderr_task,
         capture,
         guard,
+    })
+}
+
+#[cfg(not(test))]
+mod tests {
+    /// Tests can make this thread take the fork path.
+    pub fn fork_only() -> bool {
+        false
+    }
+}
+
+/// A child just started, by either way: its pid, the parent's ends of its
+/// pipes, and its exit to wait for.
+struct StartedChild {
+    pid: u32,
+    stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    stderr: Box<dyn AsyncRead + Send + Unpin>,
+    exit: Child,
+}
+
+/// The job's direct child, started by [`spawn`] or by std's fork.
+#[derive(Debug)]
+enum Child {
+    Spawned(spawn::Exit),
+    Forked(tokio::process::Child),
+}
+
+impl Child {
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Child::Spawned(exit) => exit.wait().await,
+            Child::Forked(child) => child.wait().await,
+        }
+    }
+}
+
+/// The careful way: std forks, and the child resets its signals, becomes
+/// another user if asked, and changes directory before it executes. For a
+/// job run as another user, on kernels without pidfds (before Linux 5.3),
+/// and for a program left to execvp's search.
+fn fork(
+    program: &OsString,
+    argv: &[OsString],
+    env: &BTreeMap<String, String>,
+    identity: Option<Identity>,
+    workdir: Option<CString>,
+    stdin: bool,
+) -> io::Result<StartedChild> {
+    let mut cmd = Command::new(program);
+    cmd.arg0(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env)
+        .process_group(0)
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let last_signal = libc::SIGRTMAX();
+    let switch = identity.map(|identity| (identity.groups, identity.gid, identity.uid));
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed. It allocates nothing: every value
+    // it needs (group list, ids, the directory as a C string) was prepared
+    // above, and each call below is a thin wrapper over one system call.
+    unsafe {
+        cmd.pre_exec(move || {
+            reset_signals(last_signal);
+            if let Some((groups, gid, uid)) = &switch {
+                // The order matters: groups and gid need the privileges
+                // that setuid gives up.
+                nix::unistd::setgroups(groups)?;
+                nix::unistd::setgid(*gid)?;
+                nix::unistd::setuid(*uid)?;
+            }
+            // After the identity switch, so the user's own rights decide
+            // whether the job may enter its directory (as cron enters HOME).
+            if let Some(dir) = &workdir {
+                nix::unistd::chdir(dir.as_c_str())?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .expect("a child that was just spawned has not been waited for");
+    Ok(StartedChild {
+        pid,
+        stdin: child
+            .stdin
+            .take()
+            .map(|p| Box::new(p) as Box<dyn AsyncWrite + Send + Unpin>),
+        stdout: Box::new(child.stdout.take().expect("configured as a pipe")),
+        stderr: Box::new(child.stderr.take().expect("configured as a pipe")),
+        exit: Child::Forked(child),
     })
 }
 
@@ -886,14 +973,6 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Runs in the forked child: an empty signal mask and every signal's default
-/// disposition, real-time signals included (`last_signal` is `SIGRTMAX`, read
-/// before the fork). Children inherit both the mask and ignored signals, and
-/// the parent ignores SIGPIPE (the Rust runtime does) and may block or ignore
-/// others, which would leave e.g. `yes | head -1` running forever.
-///
-/// glibc refuses to change its two reserved signals (32 and 33); they stay as
-/// inherited, as they do under systemd, which resets signals the same way.
 /// The first executable file named `name` in the directories of `path`.
 /// `None` also for a PATH with a relative directory: execvp resolves that
 /// in the job's working directory, so it is left to execvp.
@@ -911,28 +990,14 @@ fn search_path(name: &str, path: &str) -> Option<PathBuf> {
         })
 }
 
-/// Whether a child started without a `pre_exec` step gets a clean signal
-/// state: this thread blocks no signal, and jobrun ignores none but SIGPIPE
-/// (std resets that one in the child). Ignored dispositions survive exec;
-/// jobrun never ignores a signal itself, so they can only come from whoever
-/// started it (a shell's `&` ignores SIGINT and SIGQUIT), and are read once.
-fn signals_are_clean() -> bool {
-    static IGNORES_NONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ignores_none = *IGNORES_NONE.get_or_init(|| {
-        (1..=libc::SIGRTMAX())
-            .filter(|&sig| ![libc::SIGKILL, libc::SIGSTOP, libc::SIGPIPE].contains(&sig))
-            .all(|sig| {
-                // SAFETY: a query (null new action) into a zeroed sigaction.
-                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-                let queried = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
-                queried != 0 || old.sa_sigaction != libc::SIG_IGN
-            })
-    });
-    let mut blocked = SigSet::empty();
-    let queried = signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut blocked)).is_ok();
-    ignores_none && queried && blocked == SigSet::empty()
-}
-
+/// Runs in the forked child: an empty signal mask and every signal's default
+/// disposition, real-time signals included (`last_signal` is `SIGRTMAX`, read
+/// before the fork). Children inherit both the mask and ignored signals, and
+/// the parent ignores SIGPIPE (the Rust runtime does) and may block or ignore
+/// others, which would leave e.g. `yes | head -1` running forever.
+///
+/// glibc refuses to change its two reserved signals (32 and 33); they stay as
+/// inherited, as they do under systemd, which resets signals the same way.
 fn reset_signals(last_signal: c_int) {
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     for sig in 1..=last_signal {
@@ -1144,6 +1209,25 @@ impl LineSplitter {
 
 #[cfg(test)]
 mod tests {
+    thread_local! {
+        static FORK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Whether this thread's jobs take the fork path (see `forked`).
+    pub fn fork_only() -> bool {
+        FORK_ONLY.with(|f| f.get())
+    }
+
+    /// Runs `f` with this thread's jobs started by std's fork, the way taken
+    /// for another user and on kernels without pidfds. For current-thread
+    /// tests: `start` runs on the test's own thread.
+    async fn forked<F: std::future::Future>(f: F) -> F::Output {
+        FORK_ONLY.with(|flag| flag.set(true));
+        let out = f.await;
+        FORK_ONLY.with(|flag| flag.set(false));
+        out
+    }
+
     use super::*;
 
     /// Collects every line with its stream.
@@ -1516,6 +1600,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_job_gets_a_clean_signal_state() {
+        the_job_gets_a_clean_signal_state_here().await;
+    }
+
+    async fn the_job_gets_a_clean_signal_state_here() {
         // Ignore and block signals here (this thread spawns the child), which
         // the child must not inherit.
         let mut usr1 = SigSet::empty();
@@ -1548,6 +1636,74 @@ mod tests {
         let (outcome, sink) = run(request("yes | head -1")).await;
         assert_eq!(outcome.end, RunEnd::Exited(0));
         assert_eq!(sink.stdout(), ["y"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn jobs_start_by_posix_spawn_where_the_kernel_has_pidfds() {
+        // Linux 5.3 and later: every CI machine, and what the fast path needs.
+        assert!(spawn::available(), "no pidfd_open on this kernel");
+        let running = start(request("exit 7"), Arc::new(Collect::default())).unwrap();
+        assert!(
+            matches!(running.child, Child::Spawned(_)),
+            "{:?}",
+            running.child
+        );
+        let outcome = running.wait().await.unwrap();
+        assert_eq!(outcome.end, RunEnd::Exited(7));
+
+        let running =
+            forked(async { start(request("exit 7"), Arc::new(Collect::default())).unwrap() }).await;
+        assert!(
+            matches!(running.child, Child::Forked(_)),
+            "{:?}",
+            running.child
+        );
+        assert_eq!(running.wait().await.unwrap().end, RunEnd::Exited(7));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_fork_path_gives_the_same_process_state() {
+        forked(async {
+            the_job_gets_a_clean_signal_state_here().await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut req = request("pwd; cat; env | sort");
+            req.workdir = Some(dir.path().to_path_buf());
+            req.stdin = Some(b"from stdin\n".to_vec());
+            req.env.insert("ONLY".into(), "this".into());
+            let (outcome, sink) = run(req).await;
+            assert_eq!(outcome.end, RunEnd::Exited(0));
+            let out = sink.stdout();
+            assert_eq!(out[0], dir.path().display().to_string());
+            assert_eq!(out[1], "from stdin");
+            assert!(out.contains(&"ONLY=this".to_string()), "{out:?}");
+            assert!(!out.iter().any(|l| l.starts_with("HOME=")), "{out:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_bare_name_is_found_in_the_jobs_path_or_reported_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("jobrun-test-tool");
+        std::fs::write(&tool, "#!/bin/sh\necho found \"$0\"\n").unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut req = RunRequest::new("testjob", Program::Argv(vec!["jobrun-test-tool".into()]));
+        req.env.insert(
+            "PATH".into(),
+            format!("/nonexistent:{}:/usr/bin:/bin", dir.path().display()),
+        );
+        let (outcome, sink) = run(req).await;
+        assert_eq!(outcome.end, RunEnd::Exited(0));
+        assert_eq!(sink.stdout(), [format!("found {}", tool.display())]);
+
+        let mut req = RunRequest::new("testjob", Program::Argv(vec!["jobrun-test-tool".into()]));
+        req.env.insert("PATH".into(), "/usr/bin:/bin".into());
+        let err = start(req, Arc::new(Collect::default())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "starting job testjob: jobrun-test-tool: command not found"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
