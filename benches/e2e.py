@@ -111,13 +111,23 @@ def records_of(d: Path) -> Path:
     return out / "records"
 
 
-def build_c(source: str, out: Path) -> Path:
-    """Builds benches/SOURCE with cc, static when the C library allows it."""
+# The stamp job without a C library (benches/stamp.c explains why), tried
+# first; then the ordinary builds.
+FREESTANDING = ["-DSTAMP_FREESTANDING", "-ffreestanding", "-fno-builtin",
+                "-fno-tree-loop-distribute-patterns", "-fno-stack-protector",
+                "-fno-asynchronous-unwind-tables", "-nostdlib", "-static", "-no-pie"]
+
+
+def build_c(source: str, out: Path, first: list[str] | None = None) -> Path:
+    """Builds benches/SOURCE with cc: with the `first` flags if they work,
+    else static when the C library allows it, else dynamic."""
     src = REPO / "benches" / source
-    for static in (["-static"], []):
-        done = subprocess.run(["cc", "-O2", *static, "-o", str(out), str(src), "-lpthread"],
+    tries = ([first] if first else []) + [["-static", "-lpthread"], ["-lpthread"]]
+    for flags in tries:
+        done = subprocess.run(["cc", "-O2", "-o", str(out), str(src), *flags],
                               capture_output=True, text=True)
         if done.returncode == 0:
+            log(f"built {source} with {' '.join(flags)}")
             return out
     raise SystemExit(f"e2e: cc could not build {src}:\n{done.stderr}")
 
@@ -512,11 +522,16 @@ class Bench:
         skip_before = (int(started // every) + 2) * every
         last_tick = skip_before + (ticks - 1) * every
         db = d / "state" / "jobrun.db"
+        # The daemon's own CPU time (not its jobs') over the measured ticks:
+        # what starting, supervising and recording them costs it.
+        time.sleep(max(0.0, skip_before - 0.5 - time.time()))
+        cpu_before = cpu_seconds(daemon.pid)
         while time.time() < last_tick + 1:
             time.sleep(0.5)
         deadline = time.time() + 60
         while time.time() < deadline and not settled(db, last_tick, jobs):
             time.sleep(0.5)
+        cpu_per_tick_ms = (cpu_seconds(daemon.pid) - cpu_before) * 1000 / ticks
         hwm = status_kb(daemon.pid, "VmHWM")
         runs = db_runs(db)[0]
         daemon.stop()
@@ -528,6 +543,7 @@ class Bench:
             "rss_loaded_kib": loaded_hwm,
             "rss_peak_kib": hwm,
             "runs": runs,
+            "daemon_cpu_per_tick_ms": cpu_per_tick_ms,
         }
 
     def floor_rounds(self, jobs: int, every: int, ticks: int) -> dict:
@@ -790,6 +806,13 @@ def report(result: dict) -> str:
                 f"{fmt(merged(reps, [key, 'max_ms']), '', 2):>9}"
             )
     lines.append("")
+    for n in result["job_counts"]:
+        key = f"latency_{n}"
+        if key in reps[0] and "daemon_cpu_per_tick_ms" in reps[0][key]:
+            lines.append(
+                f"{'daemon CPU per tick, ' + str(n) + ' job(s) (ms)':44} "
+                f"{fmt(merged(reps, [key, 'daemon_cpu_per_tick_ms']), '', 1):>9}"
+            )
     big = f"latency_{max(result['job_counts'])}"
     if big in reps[0]:
         lines += [
@@ -926,7 +949,7 @@ def main() -> int:
         log("no C compiler (cc): measuring with --job bash, without the spawn floor")
         args.job = "bash"
     if args.job == "stamp":
-        JOB = Job("stamp", build_c("stamp.c", work / "stamp"))
+        JOB = Job("stamp", build_c("stamp.c", work / "stamp", FREESTANDING))
         floor = build_c("spawn_floor.c", work / "spawn_floor")
     else:
         JOB = Job("bash", None)

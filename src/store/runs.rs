@@ -98,11 +98,15 @@ pub struct HistoryFilter {
 }
 
 fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
-    conn.execute(
+    // Cached: the statements of the firing path are compiled once, not for
+    // every run (a 1,000-job tick makes 3,000 of them).
+    conn.prepare_cached(
         "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
                 signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
          WHERE id = ?1",
-        params![
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
             id,
             f.status.as_str(),
             fmt_time(f.finished_at),
@@ -112,8 +116,8 @@ fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreErro
             i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
             f.output_tail,
             f.error,
-        ],
-    )
+        ])
+    })
     .map_err(sql("recording a finished run"))?;
     Ok(())
 }
@@ -186,12 +190,14 @@ impl Store {
             .map_err(sql("starting a claim"))?;
         let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
         let inserted = tx
-            .execute(
+            .prepare_cached(
                 "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner,
                                    error, parent_id, attempt)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT DO NOTHING",
-                params![
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
                     run.job,
                     run.trigger.as_str(),
                     run.tick.map(fmt_time),
@@ -203,8 +209,8 @@ impl Store {
                     run.error,
                     run.parent_id,
                     run.attempt,
-                ],
-            )
+                ])
+            })
             .map_err(sql("claiming a tick"))?;
         let id = (inserted == 1).then(|| tx.last_insert_rowid());
         tx.commit().map_err(sql("committing a claim"))?;
@@ -223,11 +229,9 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
-            conn.execute(
-                "UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1",
-                params![id, pid, fmt_time(at)],
-            )
-            .map_err(sql("recording a start"))
+            conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
+                .map_err(sql("recording a start"))
         })?;
         Ok(())
     }
