@@ -7,8 +7,9 @@
 //! runtime start a thread per waiting firing (1,000 jobs on one tick: 500
 //! threads and 50 MiB). Here calls queue, and the queue is ordered for
 //! latency: claims and start marks (on the way from a tick to a command) go
-//! before outcomes, and the outcomes that are waiting are written together
-//! in one transaction, one fsync for the lot.
+//! before outcomes. Calls that wait together are written together: the
+//! waiting claims and start marks in one transaction (one commit instead of
+//! one per run), the waiting outcomes in another (one fsync for the lot).
 //!
 //! Knows the store and a reply channel; nothing of jobs, locks or processes.
 
@@ -84,8 +85,12 @@ impl Outcome {
 type Call = Box<dyn FnOnce(&Store) + Send>;
 
 enum Request {
-    /// Claims, start marks and reads: done in arrival order, first.
+    /// Reads and other calls on the way to a command: done first.
     Urgent(Call),
+    /// A claim: the waiting ones are written together, with the start marks.
+    Claim(Claim, ClaimReply),
+    /// A start mark (run id, pid, when).
+    Start(StartMark, StartReply),
     /// An outcome to record; waiting ones are written together.
     Finish(i64, Outcome, oneshot::Sender<Result<(), StoreError>>),
 }
@@ -131,8 +136,8 @@ impl Recorder {
     fn push(&self, request: Request) {
         let mut queue = self.lock();
         match request {
-            Request::Urgent(_) => queue.urgent.push_back(request),
             Request::Finish(..) => queue.finishes.push_back(request),
+            _ => queue.urgent.push_back(request),
         }
         drop(queue);
         self.shared.ready.notify_one();
@@ -148,19 +153,27 @@ impl Recorder {
             .expect("the recorder thread runs while its handle lives and answers every call")
     }
 
+    /// Claims a run ([`Store::claim`]); claims that wait together are
+    /// committed together.
     pub async fn claim(&self, claim: Claim) -> Result<Option<i64>, StoreError> {
-        self.call(move |store| store.claim(&claim.as_new_run()))
-            .await
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::Claim(claim, tx));
+        rx.await
+            .expect("the recorder thread runs while its handle lives and answers every call")
     }
 
+    /// Records a start ([`Store::mark_started`]), committed with the claims
+    /// and starts that wait alongside it.
     pub async fn mark_started(
         &self,
         id: i64,
         pid: Option<u32>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.call(move |store| store.mark_started(id, pid, at))
-            .await
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::Start((id, pid, at), tx));
+        rx.await
+            .expect("the recorder thread runs while its handle lives and answers every call")
     }
 
     /// Records an outcome; returns once it is committed (with the outcomes
@@ -200,11 +213,17 @@ fn serve(store: &Store, shared: &Shared) {
             let finishes: Vec<Request> = queue.finishes.drain(..take).collect();
             (urgent, finishes)
         };
+        let mut claims = Vec::new();
+        let mut starts = Vec::new();
         for request in urgent {
-            if let Request::Urgent(call) = request {
-                call(store);
+            match request {
+                Request::Urgent(call) => call(store),
+                Request::Claim(claim, reply) => claims.push((claim, reply)),
+                Request::Start(mark, reply) => starts.push((mark, reply)),
+                Request::Finish(..) => unreachable!("outcomes are queued apart"),
             }
         }
+        write_claims_and_starts(store, claims, starts);
         if finishes.is_empty() {
             continue;
         }
@@ -231,6 +250,48 @@ fn serve(store: &Store, shared: &Shared) {
                     let _ = reply.send(store.finish(*id, finish));
                 }
             }
+        }
+    }
+}
+
+type StartMark = (i64, Option<u32>, DateTime<Utc>);
+type ClaimReply = oneshot::Sender<Result<Option<i64>, StoreError>>;
+type StartReply = oneshot::Sender<Result<(), StoreError>>;
+
+/// The claims and start marks that waited together: one transaction, one
+/// commit (a tick of 1,000 jobs queues hundreds at once). Should the batch
+/// fail, each is written alone, so one cannot cost the others.
+fn write_claims_and_starts(
+    store: &Store,
+    claims: Vec<(Claim, ClaimReply)>,
+    starts: Vec<(StartMark, StartReply)>,
+) {
+    let alone = |claims: Vec<(Claim, oneshot::Sender<_>)>,
+                 starts: Vec<(StartMark, oneshot::Sender<_>)>| {
+        for (claim, reply) in claims {
+            let _ = reply.send(store.claim(&claim.as_new_run()));
+        }
+        for ((id, pid, at), reply) in starts {
+            let _ = reply.send(store.mark_started(id, pid, at));
+        }
+    };
+    if claims.len() + starts.len() <= 1 {
+        return alone(claims, starts);
+    }
+    let runs: Vec<NewRun<'_>> = claims.iter().map(|(c, _)| c.as_new_run()).collect();
+    let marks: Vec<StartMark> = starts.iter().map(|(m, _)| *m).collect();
+    match store.claim_and_start_many(&runs, &marks) {
+        Ok(ids) => {
+            for ((_, reply), id) in claims.into_iter().zip(ids) {
+                let _ = reply.send(Ok(id));
+            }
+            for (_, reply) in starts {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(_) => {
+            drop(runs);
+            alone(claims, starts);
         }
     }
 }

@@ -97,9 +97,49 @@ pub struct HistoryFilter {
     pub limit: Option<usize>,
 }
 
-fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+/// Inserts a claim; `None` when the (job, tick) key is already taken.
+fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+    let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
     // Cached: the statements of the firing path are compiled once, not for
     // every run (a 1,000-job tick makes 3,000 of them).
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner,
+                               error, parent_id, attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                run.job,
+                run.trigger.as_str(),
+                run.tick.map(fmt_time),
+                fmt_time(run.at),
+                finished,
+                run.status.as_str(),
+                run.host,
+                run.owner,
+                run.error,
+                run.parent_id,
+                run.attempt,
+            ])
+        })
+        .map_err(sql("claiming a tick"))?;
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+fn start_on(
+    conn: &Connection,
+    id: i64,
+    pid: Option<u32>,
+    at: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
+        .map_err(sql("recording a start"))
+}
+
+fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
                 signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
@@ -188,33 +228,35 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("starting a claim"))?;
-        let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner,
-                                   error, parent_id, attempt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    run.job,
-                    run.trigger.as_str(),
-                    run.tick.map(fmt_time),
-                    fmt_time(run.at),
-                    finished,
-                    run.status.as_str(),
-                    run.host,
-                    run.owner,
-                    run.error,
-                    run.parent_id,
-                    run.attempt,
-                ])
-            })
-            .map_err(sql("claiming a tick"))?;
-        let id = (inserted == 1).then(|| tx.last_insert_rowid());
+        let id = insert_claim(&tx, run)?;
         tx.commit().map_err(sql("committing a claim"))?;
         Ok(id)
+    }
+
+    /// Several claims and start marks in one immediate transaction: what a
+    /// tick with many jobs queues at once, written with one commit instead of
+    /// one each. Each claim is decided as [`claim`](Self::claim) decides it
+    /// (the UNIQUE key, inside the transaction); nothing is claimed unless the
+    /// whole transaction commits. Not flushed to disk before it returns.
+    pub fn claim_and_start_many(
+        &self,
+        claims: &[NewRun<'_>],
+        starts: &[(i64, Option<u32>, DateTime<Utc>)],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        super::unflushed(&mut self.conn(), |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql("starting a claim"))?;
+            let ids = claims
+                .iter()
+                .map(|run| insert_claim(&tx, run))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (id, pid, at) in starts {
+                start_on(&tx, *id, *pid, *at)?;
+            }
+            tx.commit().map_err(sql("committing claims"))?;
+            Ok(ids)
+        })
     }
 
     /// Records that the claimed run's command started. `pid` is the run's
@@ -228,11 +270,7 @@ impl Store {
         pid: Option<u32>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        super::unflushed(&mut self.conn(), |conn| {
-            conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
-                .map_err(sql("recording a start"))
-        })?;
+        super::unflushed(&mut self.conn(), |conn| start_on(conn, id, pid, at))?;
         Ok(())
     }
 
@@ -461,6 +499,36 @@ mod tests {
             wins += usize::from(second.claim(&new_run("j", tick)).unwrap().is_some());
         }
         assert_eq!(wins, 50);
+    }
+
+    #[test]
+    fn claims_and_starts_batched_in_one_transaction_decide_each_claim() {
+        let (_dir, store) = store();
+        let early = store
+            .claim(&new_run("a", Some(t(9, 0, 0))))
+            .unwrap()
+            .unwrap();
+        let ids = store
+            .claim_and_start_many(
+                &[
+                    new_run("a", Some(t(9, 0, 0))), // taken before the batch
+                    new_run("b", Some(t(9, 0, 0))),
+                    new_run("b", Some(t(9, 0, 0))), // taken within the batch
+                    new_run("c", Some(t(9, 0, 0))),
+                ],
+                &[(early, Some(4242), t(9, 0, 1))],
+            )
+            .unwrap();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(ids[0], None);
+        assert!(ids[1].is_some());
+        assert_eq!(ids[2], None);
+        assert!(ids[3].is_some());
+        let running = store.running().unwrap();
+        assert_eq!(running.len(), 3);
+        let a = running.iter().find(|r| r.id == early).unwrap();
+        assert_eq!(a.pid, Some(4242));
+        assert_eq!(a.started_at, Some(t(9, 0, 1)));
     }
 
     #[test]
