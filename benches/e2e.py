@@ -9,11 +9,15 @@ judges a time: it reports, and exits non-zero only when something did not run.
 
 Measures (see BENCHMARKS.md for what each means and the results):
   fire latency  1, 100, 1,000 jobs due on one tick: tick -> the job's first
-                instruction (the job, bash, writes $EPOCHREALTIME next to
-                $JOBRUN_TICK); p50, p99, max over every job of every tick
+                instruction (the job, benches/stamp.c, reads the clock at its
+                entry point and writes it next to $JOBRUN_TICK); p50, p99,
+                max over every job of every tick; beside it the spawn floor
+                (benches/spawn_floor.c) and the daemon's own CPU per tick
   burst         1,000 jobs on one tick: tick -> last start, tick -> last record
   idle          1,000 jobs none due within the hour: CPU time and wake-ups
-                (context switches summed over every thread) over --idle-seconds
+                (voluntary context switches summed over every thread; the
+                involuntary ones, preemptions, are reported beside them)
+                over --idle-seconds
   memory        peak RSS (VmHWM) with 1,000 jobs loaded, and after 10,000 runs
   cli           `jobrun list` with 10,000 jobs, `jobrun history --limit 50` on
                 1,000,000 runs: wall time
@@ -146,19 +150,24 @@ def threads(pid: int) -> list[str]:
         return []
 
 
-def switches(pid: int) -> dict[str, int]:
-    """Voluntary + involuntary context switches of each live thread."""
+def switches(pid: int) -> dict[str, tuple[int, int]]:
+    """(voluntary, involuntary) context switches of each live thread. A
+    voluntary switch is a thread going to sleep, so each is one wake-up
+    later; an involuntary one is a running thread preempted, which the
+    daemon did not ask for (another process wanted the core)."""
     out = {}
     for tid in threads(pid):
         try:
             text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        n = 0
+        vol = invol = 0
         for line in text.splitlines():
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                n += int(line.split()[1])
-        out[tid] = n
+            if line.startswith("voluntary_ctxt_switches"):
+                vol = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches"):
+                invol = int(line.split()[1])
+        out[tid] = (vol, invol)
     return out
 
 
@@ -195,6 +204,7 @@ class Idle:
     cpu_ms: float
     cpu_ms_schedstat: float
     wakeups: int
+    preemptions: int
     threads_before: int
     threads_after: int
 
@@ -216,12 +226,14 @@ def measure_idle(pid: int, seconds: float) -> Idle:
     sw1, cpu1, ss1 = switches(pid), cpu_seconds(pid), schedstat_ns(pid)
     # Threads born in the window count whole; threads that died in it are lost
     # (their count is reported so churn shows).
-    wakeups = sum(n - sw0.get(tid, 0) for tid, n in sw1.items())
+    wakeups = sum(v - sw0.get(tid, (0, 0))[0] for tid, (v, _) in sw1.items())
+    preemptions = sum(i - sw0.get(tid, (0, 0))[1] for tid, (_, i) in sw1.items())
     return Idle(
         seconds=elapsed,
         cpu_ms=(cpu1 - cpu0) * 1000,
         cpu_ms_schedstat=max(0, ss1 - ss0) / 1e6,
         wakeups=wakeups,
+        preemptions=preemptions,
         threads_before=t_before,
         threads_after=len(threads(pid)),
     )
@@ -603,6 +615,7 @@ def idle_json(idle: Idle, hwm, rss) -> dict:
         "core_percent": round(idle.core_percent, 4),
         "wakeups": idle.wakeups,
         "wakeups_per_min": round(idle.wakeups_per_min, 2),
+        "preemptions": idle.preemptions,
         "threads": [idle.threads_before, idle.threads_after],
         "rss_peak_kib": hwm,
         "rss_kib": rss,
@@ -825,6 +838,7 @@ def report(result: dict) -> str:
     if "idle" in reps[0]:
         lines += [
             f"{'idle: wake-ups per minute':44} {fmt(merged(reps, ['idle', 'wakeups_per_min']), '', 2):>9}",
+            f"{'idle: preemptions in the window':44} {fmt(merged(reps, ['idle', 'preemptions'])):>9}",
             f"{'idle: % of one core':44} {fmt(merged(reps, ['idle', 'core_percent']), '', 4):>9}",
             f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
             f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
@@ -853,6 +867,7 @@ def report(result: dict) -> str:
         rows = [
             (f"burst {g}: tick -> last start (ms)", ["latency", str(g), "last_start_ms"], 1),
             ("idle: wake-ups per minute", ["idle", "wakeups_per_min"], 2),
+            ("idle: preemptions in the window", ["idle", "preemptions"], 0),
             ("idle: % of one core", ["idle", "core_percent"], 4),
             ("peak RSS, 1,000 jobs loaded (KiB)", ["idle", "rss_peak_kib"], 0),
             (f"peak RSS after the rounds (KiB)", ["rss_peak_kib"], 0),
