@@ -205,6 +205,7 @@ class Idle:
     cpu_ms_schedstat: float
     wakeups: int
     preemptions: int
+    wakeups_by_thread: dict
     threads_before: int
     threads_after: int
 
@@ -227,6 +228,14 @@ def measure_idle(pid: int, seconds: float) -> Idle:
     # Threads born in the window count whole; threads that died in it are lost
     # (their count is reported so churn shows).
     wakeups = sum(v - sw0.get(tid, (0, 0))[0] for tid, (v, _) in sw1.items())
+    by_thread: dict[str, int] = {}
+    for tid, (v, _) in sw1.items():
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            name = "?"
+        if v - sw0.get(tid, (0, 0))[0]:
+            by_thread[name] = by_thread.get(name, 0) + v - sw0.get(tid, (0, 0))[0]
     preemptions = sum(i - sw0.get(tid, (0, 0))[1] for tid, (_, i) in sw1.items())
     return Idle(
         seconds=elapsed,
@@ -234,6 +243,7 @@ def measure_idle(pid: int, seconds: float) -> Idle:
         cpu_ms_schedstat=max(0, ss1 - ss0) / 1e6,
         wakeups=wakeups,
         preemptions=preemptions,
+        wakeups_by_thread=by_thread,
         threads_before=t_before,
         threads_after=len(threads(pid)),
     )
@@ -616,6 +626,7 @@ def idle_json(idle: Idle, hwm, rss) -> dict:
         "wakeups": idle.wakeups,
         "wakeups_per_min": round(idle.wakeups_per_min, 2),
         "preemptions": idle.preemptions,
+        "wakeups_by_thread": idle.wakeups_by_thread,
         "threads": [idle.threads_before, idle.threads_after],
         "rss_peak_kib": hwm,
         "rss_kib": rss,
