@@ -456,7 +456,7 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     let started_child = match (&program, &identity) {
         // The fast way, whenever nothing but what spawn attributes can do is
         // needed between fork and exec (see `spawn`).
-        (Some(program), None) if spawn::available() && !tests::fork_only() => {
+        (Some(program), None) if spawn::available() && !fork_only() => {
             let c = |s: &OsString| {
                 CString::new(s.as_bytes()).map_err(|_| {
                     spawn_error(io::Error::new(
@@ -568,12 +568,16 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     })
 }
 
+/// Whether this thread's jobs must take the fork path: only ever in tests
+/// (`tests::forked`), which check the fork path on a machine with pidfds.
 #[cfg(not(test))]
-mod tests {
-    /// Tests can make this thread take the fork path.
-    pub fn fork_only() -> bool {
-        false
-    }
+fn fork_only() -> bool {
+    false
+}
+
+#[cfg(test)]
+fn fork_only() -> bool {
+    tests::fork_only()
 }
 
 /// A child just started, by either way: its pid, the parent's ends of its

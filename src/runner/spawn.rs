@@ -63,10 +63,18 @@ pub(super) fn spawn(spec: &Spec<'_>) -> io::Result<Spawned> {
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
     let stdin = if spec.stdin { Some(pipe_pair()?) } else { None };
+    // The parent's ends join the runtime before the child exists, so that
+    // once it does, only the pidfd can still fail (and then it is killed).
+    let stdout = pipe::Receiver::from_owned_fd(out_r)?;
+    let stderr = pipe::Receiver::from_owned_fd(err_r)?;
+    let (stdin_read, stdin_write) = match stdin {
+        Some((read, write)) => (Some(read), Some(pipe::Sender::from_owned_fd(write)?)),
+        None => (None, None),
+    };
 
     let mut actions = FileActions::new()?;
-    match &stdin {
-        Some((read, _)) => actions.dup2(read.as_raw_fd(), 0)?,
+    match &stdin_read {
+        Some(read) => actions.dup2(read.as_raw_fd(), 0)?,
         None => actions.open_null(0)?,
     }
     actions.dup2(out_w.as_raw_fd(), 1)?;
@@ -97,34 +105,20 @@ pub(super) fn spawn(spec: &Spec<'_>) -> io::Result<Spawned> {
     }
     // The parent's copies of the child's ends go now, so that end-of-file
     // comes when the job (and whatever it started) closes them.
-    drop((out_w, err_w));
-    let stdin = stdin.map(|(read, write)| {
-        drop(read);
-        write
-    });
-    let pid_u32 = u32::try_from(pid).expect("a child's pid is positive");
+    drop((out_w, err_w, stdin_read));
     // The child is ours and not yet waited for, so its pid cannot have been
     // reused: the pidfd refers to it.
-    let exit = match pidfd_open(pid) {
-        Ok(fd) => Exit::new(pid, fd),
-        Err(e) => {
+    let exit = pidfd_open(pid)
+        .and_then(|fd| Exit::new(pid, fd))
+        .inspect_err(|_| {
             // Rare (out of descriptors): the job must not run unwatched.
             kill_and_reap(pid);
-            return Err(e);
-        }
-    };
-    let exit = match exit {
-        Ok(exit) => exit,
-        Err(e) => {
-            kill_and_reap(pid);
-            return Err(e);
-        }
-    };
+        })?;
     Ok(Spawned {
-        pid: pid_u32,
-        stdin: stdin.map(pipe::Sender::from_owned_fd).transpose()?,
-        stdout: pipe::Receiver::from_owned_fd(out_r)?,
-        stderr: pipe::Receiver::from_owned_fd(err_r)?,
+        pid: u32::try_from(pid).expect("a child's pid is positive"),
+        stdin: stdin_write,
+        stdout,
+        stderr,
         exit,
     })
 }
