@@ -1778,11 +1778,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    #[cfg_attr(
+        not(jobrun_root),
+        ignore = "running as another user needs the tests to run as root"
+    )]
     async fn user_is_set_with_groups_and_identity_variables() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: running as another user needs the tests to run as root");
-            return;
-        }
         let Ok(Some(nobody)) = User::from_name("nobody") else {
             eprintln!("skipped: no user `nobody` on this system");
             return;

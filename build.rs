@@ -1,0 +1,26 @@
+//! Build script: marks a build made as root with `cfg(jobrun_root)`.
+//!
+//! Some behaviour only exists for root (running a job as another user,
+//! chowned crontabs, a PID namespace for the PID-1 tests). Those tests are
+//! `#[cfg_attr(not(jobrun_root), ignore = "needs root")]`, so a developer's
+//! `cargo test` reports them as ignored rather than as passed, and CI (which
+//! runs as root) runs them. Knows nothing of jobrun itself.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(jobrun_root)");
+    println!("cargo::rerun-if-changed=build.rs");
+    // A rebuild as another user goes through a different target directory or
+    // a fresh one in practice; USER changing is the cheap signal we have.
+    println!("cargo::rerun-if-env-changed=USER");
+    if effective_uid() == Some(0) {
+        println!("cargo::rustc-cfg=jobrun_root");
+    }
+}
+
+/// The effective uid of the build, from /proc (no libc needed at build time).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    // Uid: real effective saved filesystem
+    line.split_whitespace().nth(2)?.parse().ok()
+}
