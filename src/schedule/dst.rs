@@ -87,6 +87,25 @@ fn repeated_until(tz: Tz, u: i64, w: NaiveDateTime, off: i64) -> Option<Option<i
     Some(transition.map(|t| t + shift))
 }
 
+/// `Some(s)` when a spring-forward transition happens exactly at `s` and a wall
+/// time it skips matches: a fixed time in that gap fires at `s`, the first instant
+/// after the gap. The walk below finds gaps at transitions it crosses; a search that
+/// starts exactly at one (from the last second before it, or any instant within
+/// that second) would otherwise begin in the new offset and miss the gap (issue 11).
+fn gap_run_at(
+    tz: Tz,
+    s: i64,
+    next_wall: &impl Fn(NaiveDateTime) -> Option<NaiveDateTime>,
+) -> Option<Option<i64>> {
+    let (before, off) = (offset_at(tz, s.checked_sub(1)?)?, offset_at(tz, s)?);
+    if off <= before {
+        return Some(None);
+    }
+    // The skipped wall times are [s + before, s + off).
+    let in_gap = next_wall(naive(s + before)?).is_some_and(|w| naive_secs(w) < s + off);
+    Some(in_gap.then_some(s))
+}
+
 /// The first instant strictly after `after` (Unix seconds) at which a schedule fires.
 ///
 /// `next_wall(w)` returns the first wall time at or after `w` that the expression
@@ -98,6 +117,11 @@ pub(super) fn next_fire(
     next_wall: impl Fn(NaiveDateTime) -> Option<NaiveDateTime>,
 ) -> Option<i64> {
     let mut s = after.checked_add(1)?;
+    if fixed_time {
+        if let Some(gap_run) = gap_run_at(tz, s, &next_wall)? {
+            return Some(gap_run);
+        }
+    }
     for _ in 0..MAX_STEPS {
         let off = offset_at(tz, s)?;
         let w = next_wall(naive(s + off)?)?;

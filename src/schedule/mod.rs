@@ -17,6 +17,8 @@ mod wall;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transition_tests;
 
 use std::sync::Arc;
 
