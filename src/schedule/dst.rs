@@ -24,6 +24,13 @@ const DAY: i64 = 86_400;
 /// transition up to croner's year-5000 horizon.
 const MAX_STEPS: usize = 10_000;
 
+#[cfg(test)]
+thread_local! {
+    /// How many searches ([`next_fire`]) this thread made: tests bound the work
+    /// of what calls it by this count, never by time.
+    pub(super) static SEARCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// UTC offset in seconds in effect at the instant `secs` (Unix seconds).
 fn offset_at(tz: Tz, secs: i64) -> Option<i64> {
     let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
@@ -116,6 +123,8 @@ pub(super) fn next_fire(
     after: i64,
     next_wall: impl Fn(NaiveDateTime) -> Option<NaiveDateTime>,
 ) -> Option<i64> {
+    #[cfg(test)]
+    SEARCHES.with(|n| n.set(n.get() + 1));
     let mut s = after.checked_add(1)?;
     if fixed_time {
         if let Some(gap_run) = gap_run_at(tz, s, &next_wall)? {
