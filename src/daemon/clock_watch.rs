@@ -1,0 +1,261 @@
+//! Clock steps and suspends, as the scheduler loop sees them (SPEC 2), and
+//! where its cursor goes after one.
+//!
+//! Owns: comparing the wall clock with monotonic time at every wake-up (they
+//! advance together unless the wall clock is stepped or the machine sleeps:
+//! monotonic time stands still during suspend), the cursor (the instant up to
+//! which ticks were handed out), and the decision for each wake-up: which
+//! window of ticks runs, as scheduled or as a catch-up, and what is logged.
+//!
+//! After a backward jump the cursor follows the clock back: the claims are the
+//! truth (issue 11). A tick that was never claimed runs when its time comes
+//! again; a tick that ran is refused by its (job, tick) claim and skipped
+//! silently. Waiting for the old high-water mark instead ran nothing for as
+//! long as the clock went back.
+//!
+//! Must not know: jobs, the plan, the store, tokio or how the loop sleeps.
+
+use chrono::{DateTime, Utc};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// A difference between wall-clock and monotonic time larger than this at a
+/// wake-up is a clock jump (or a suspend), not scheduling jitter.
+const JUMP_THRESHOLD: chrono::Duration = chrono::Duration::seconds(2);
+
+/// What the loop does with the ticks after a wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Nothing is due.
+    Idle,
+    /// Each job's latest tick in `(after, upto]` runs, as scheduled.
+    Scheduled {
+        after: DateTime<Utc>,
+        upto: DateTime<Utc>,
+    },
+    /// The clock jumped forward by `by` (within `--max-catch-up`): each job
+    /// that missed ticks in `(after, upto]` runs once, for the latest.
+    CatchUp {
+        after: DateTime<Utc>,
+        upto: DateTime<Utc>,
+        by: chrono::Duration,
+    },
+}
+
+/// What happened to the wall clock since the last wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jump {
+    None,
+    Forward(chrono::Duration),
+    Backward(chrono::Duration),
+}
+
+pub(super) struct ClockWatch {
+    wall: DateTime<Utc>,
+    mono: Instant,
+    cursor: DateTime<Utc>,
+    max_catch_up: Duration,
+}
+
+impl ClockWatch {
+    /// Starts at `now` (wall) and `mono` (monotonic): ticks after `now` are due.
+    pub(super) fn new(now: DateTime<Utc>, mono: Instant, max_catch_up: Duration) -> Self {
+        ClockWatch {
+            wall: now,
+            mono,
+            cursor: now,
+            max_catch_up,
+        }
+    }
+
+    /// The instant up to which ticks were handed out; the next tick is after it.
+    pub(super) fn cursor(&self) -> DateTime<Utc> {
+        self.cursor
+    }
+
+    /// Decides what a wake-up at `now` (wall) and `mono` (monotonic) runs, and
+    /// moves the cursor.
+    pub(super) fn pass(&mut self, now: DateTime<Utc>, mono: Instant) -> Pass {
+        match self.observe(now, mono) {
+            Jump::None => {}
+            Jump::Backward(by) => {
+                warn!(
+                    by = %fmt_span(by),
+                    "wall clock moved backwards; scheduling follows it, and ticks that already ran are not run again"
+                );
+                self.cursor = now;
+                return Pass::Idle;
+            }
+            Jump::Forward(by) if now <= self.cursor => {
+                // Still behind ticks handed out (after steps back too small to
+                // count as jumps): those ticks were not missed.
+                info!(by = %fmt_span(by), "wall clock moved forward; no missed ticks");
+                return Pass::Idle;
+            }
+            Jump::Forward(by) if by.to_std().is_ok_and(|d| d <= self.max_catch_up) => {
+                let after = std::mem::replace(&mut self.cursor, now);
+                return Pass::CatchUp {
+                    after,
+                    upto: now,
+                    by,
+                };
+            }
+            Jump::Forward(by) => {
+                warn!(
+                    by = %fmt_span(by),
+                    max_catch_up = %humantime::format_duration(self.max_catch_up),
+                    "wall clock jumped forward by more than --max-catch-up; missed ticks are not run"
+                );
+                self.cursor = now;
+                return Pass::Idle;
+            }
+        }
+        if now <= self.cursor {
+            // A step back smaller than a jump: the ticks up to the cursor ran.
+            return Pass::Idle;
+        }
+        let after = std::mem::replace(&mut self.cursor, now);
+        Pass::Scheduled { after, upto: now }
+    }
+
+    fn observe(&mut self, now: DateTime<Utc>, mono: Instant) -> Jump {
+        let mono_elapsed = chrono::Duration::from_std(mono.saturating_duration_since(self.mono))
+            .unwrap_or(chrono::Duration::MAX);
+        let drift = (now - self.wall) - mono_elapsed;
+        self.wall = now;
+        self.mono = mono;
+        if drift > JUMP_THRESHOLD {
+            Jump::Forward(drift)
+        } else if drift < -JUMP_THRESHOLD {
+            Jump::Backward(-drift)
+        } else {
+            Jump::None
+        }
+    }
+}
+
+pub(super) fn fmt_span(d: chrono::Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.num_seconds().unsigned_abs())).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    const HOURS_3: Duration = Duration::from_secs(3 * 3600);
+
+    #[test]
+    fn time_passing_hands_out_each_window_once() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let m = |n: u64| m0 + Duration::from_secs(n);
+        assert_eq!(
+            watch.pass(t0 + secs(1), m(1)),
+            Pass::Scheduled {
+                after: t0,
+                upto: t0 + secs(1)
+            }
+        );
+        // Woken again at the same instant: nothing new.
+        assert_eq!(watch.pass(t0 + secs(1), m(1)), Pass::Idle);
+        // Late by a second (jitter, not a jump): the window covers it.
+        assert_eq!(
+            watch.pass(t0 + secs(3), m(2)),
+            Pass::Scheduled {
+                after: t0 + secs(1),
+                upto: t0 + secs(3)
+            }
+        );
+    }
+
+    #[test]
+    fn a_suspend_catches_up_at_once_and_the_next_tick_follows_on_time() {
+        // 145 s of suspend: the wall clock moved, monotonic time did not.
+        let (t0, m0) = (at("2026-05-01T12:00:01Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let resumed = t0 + secs(145);
+        assert_eq!(
+            watch.pass(resumed, m0),
+            Pass::CatchUp {
+                after: t0,
+                upto: resumed,
+                by: secs(145)
+            }
+        );
+        // The next tick is looked for from the resume, not from before it.
+        assert_eq!(watch.cursor(), resumed);
+        assert_eq!(
+            watch.pass(resumed + secs(4), m0 + Duration::from_secs(4)),
+            Pass::Scheduled {
+                after: resumed,
+                upto: resumed + secs(4)
+            }
+        );
+    }
+
+    #[test]
+    fn a_forward_jump_beyond_max_catch_up_runs_nothing_and_moves_on() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let later = t0 + chrono::Duration::hours(5);
+        assert_eq!(watch.pass(later, m0), Pass::Idle);
+        assert_eq!(watch.cursor(), later);
+    }
+
+    #[test]
+    fn after_a_backward_jump_the_cursor_follows_the_clock() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let m = |n: u64| m0 + Duration::from_secs(n);
+        watch.pass(t0 + secs(10), m(10));
+        // An hour back: ticks from there on are handed out again as their
+        // time comes (the claims refuse those that ran).
+        let back = t0 + secs(11) - chrono::Duration::hours(1);
+        assert_eq!(watch.pass(back, m(11)), Pass::Idle);
+        assert_eq!(watch.cursor(), back);
+        assert_eq!(
+            watch.pass(back + secs(1), m(12)),
+            Pass::Scheduled {
+                after: back,
+                upto: back + secs(1)
+            }
+        );
+        // Forward again over ticks that ran before the jump: a catch-up of
+        // that window, which the claims decide.
+        let returned = t0 + secs(12);
+        assert_eq!(
+            watch.pass(returned, m(12)),
+            Pass::CatchUp {
+                after: back + secs(1),
+                upto: returned,
+                by: chrono::Duration::hours(1)
+            }
+        );
+    }
+
+    #[test]
+    fn a_small_step_back_waits_for_the_ticks_that_ran() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let m = |n: u64| m0 + Duration::from_secs(n);
+        watch.pass(t0 + secs(10), m(10));
+        // One second back is within the threshold: no jump, nothing re-handed.
+        assert_eq!(watch.pass(t0 + secs(10), m(11)), Pass::Idle);
+        assert_eq!(watch.cursor(), t0 + secs(10));
+        assert_eq!(
+            watch.pass(t0 + secs(11), m(12)),
+            Pass::Scheduled {
+                after: t0 + secs(10),
+                upto: t0 + secs(11)
+            }
+        );
+    }
+}
