@@ -121,7 +121,9 @@ impl ClockWatch {
     fn observe(&mut self, now: DateTime<Utc>, mono: Instant) -> Jump {
         let mono_elapsed = chrono::Duration::from_std(mono.saturating_duration_since(self.mono))
             .unwrap_or(chrono::Duration::MAX);
-        let drift = (now - self.wall) - mono_elapsed;
+        let drift = (now - self.wall)
+            .checked_sub(&mono_elapsed)
+            .unwrap_or(chrono::Duration::MIN);
         self.wall = now;
         self.mono = mono;
         if drift > JUMP_THRESHOLD {

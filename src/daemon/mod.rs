@@ -199,7 +199,10 @@ pub async fn run(
             None => MAX_SLEEP,
         }
         .min(next_beat.saturating_duration_since(tokio::time::Instant::now()));
-        let deadline = now + chrono::Duration::from_std(sleep).expect("at most MAX_SLEEP");
+        let deadline = chrono::Duration::from_std(sleep)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
