@@ -41,7 +41,7 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
     wait_for(Duration::from_secs(10), "the reload error", || {
         daemon
             .log()
-            .contains("configuration not reloaded")
+            .contains("its previous version stays in force until it is fixed")
             .then_some(())
     });
     let before = ticks(&t, "ticks.txt").len();
@@ -106,27 +106,31 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
 }
 
 #[test]
-fn a_per_second_job_runs_once_per_tick_across_20_reloads() {
+fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     wait_for(Duration::from_secs(10), "ticks", || {
         (!ticks(&t, "ticks.txt").is_empty()).then_some(())
     });
-    for i in 0..20 {
+    let reloads = || daemon.log().matches("configuration reloaded").count();
+    for i in 0..10 {
+        let before = reloads();
         if i % 2 == 0 {
             daemon.signal(Signal::SIGHUP);
         } else {
-            // A change on disk (same jobs, a new comment) reloads too.
+            // A change on disk (same jobs, a new comment) reloads too, once
+            // the file has settled.
             t.write("jobs.yaml", &format!("# edit {i}\njobs:\n{TICKER}"));
         }
-        std::thread::sleep(Duration::from_millis(400));
+        wait_for(Duration::from_secs(10), "the reload", || {
+            (reloads() > before).then_some(())
+        });
     }
     std::thread::sleep(Duration::from_millis(1200));
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
-    assert!(log.matches("configuration reloaded").count() >= 15, "{log}");
     let mut seen = ticks(&t, "ticks.txt");
     let written = seen.len();
     seen.sort();
