@@ -214,6 +214,9 @@ pub async fn run(
             _ = hangup.recv() => reload::request(&mut reloads, "SIGHUP"),
             new = reload::next_plan(&mut reloads) => {
                 plan = new;
+                if let Some(w) = &mut watcher {
+                    w.refresh();
+                }
                 watches.update(&plan);
                 queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
             }

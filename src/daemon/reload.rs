@@ -59,6 +59,65 @@ pub struct SourceWatcher {
     // Kept alive for its inotify watches.
     _watcher: Option<notify::RecommendedWatcher>,
     pub changes: mpsc::Receiver<()>,
+    tx: mpsc::Sender<()>,
+    sources: Vec<PathBuf>,
+    /// The directories watched, each with the inode it had: inotify watches
+    /// an inode, so a directory replaced (`mv new conf`, a missing one
+    /// created) must be watched again.
+    dirs: WatchedDirs,
+}
+
+/// Directories watched, each with its (device, inode) when it was watched.
+type WatchedDirs = Vec<(PathBuf, Option<(u64, u64)>)>;
+
+impl SourceWatcher {
+    /// Watches again when a watched directory was replaced, or the
+    /// directories to watch changed (a missing source directory appeared).
+    /// Called after each reload.
+    pub fn refresh(&mut self) {
+        if watch_dirs(&self.sources) == self.dirs {
+            return;
+        }
+        debug!("a watched directory was replaced; watching the sources again");
+        let (watcher, dirs) = arm(&self.sources, self.tx.clone());
+        self._watcher = watcher;
+        self.dirs = dirs;
+        // What changed in the new directory before it was watched is read
+        // by one more reload.
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// The directories to watch for `sources` (absolute), with their inodes:
+/// each source directory, and the directory holding each source (so a
+/// source replaced as a whole is seen); a missing one is watched through its
+/// nearest existing parent.
+fn watch_dirs(sources: &[PathBuf]) -> WatchedDirs {
+    use std::os::unix::fs::MetadataExt;
+    let existing = |p: &std::path::Path| -> Option<PathBuf> {
+        let mut dir = p.to_path_buf();
+        while !dir.is_dir() {
+            dir = dir.parent()?.to_path_buf();
+        }
+        Some(dir)
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for source in sources {
+        if source.is_dir() {
+            dirs.push(source.clone());
+        }
+        if let Some(dir) = source.parent().and_then(existing) {
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|d| {
+            let id = std::fs::metadata(&d).ok().map(|m| (m.dev(), m.ino()));
+            (d, id)
+        })
+        .collect()
 }
 
 /// Starts watching `paths`. A directory is watched for entries added,
@@ -67,30 +126,30 @@ pub struct SourceWatcher {
 /// and ConfigMaps replace files rather than write them in place. Paths that do
 /// not exist are watched from their nearest existing parent.
 pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
-    use notify::Watcher as _;
     let sources: Vec<PathBuf> = paths
         .iter()
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
         .collect();
-    let mut dirs: Vec<PathBuf> = sources
-        .iter()
-        .filter_map(|p| {
-            let mut dir = if p.is_dir() {
-                p.clone()
-            } else {
-                p.parent()?.to_path_buf()
-            };
-            while !dir.is_dir() {
-                dir = dir.parent()?.to_path_buf();
-            }
-            Some(dir)
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-
     let (tx, changes) = mpsc::channel(1);
-    let relevant = sources.clone();
+    let (watcher, dirs) = arm(&sources, tx.clone());
+    SourceWatcher {
+        _watcher: watcher,
+        changes,
+        tx,
+        sources,
+        dirs,
+    }
+}
+
+/// Sets up the inotify watches for `sources`, sending on `tx` for every
+/// relevant change.
+fn arm(
+    sources: &[PathBuf],
+    tx: mpsc::Sender<()>,
+) -> (Option<notify::RecommendedWatcher>, WatchedDirs) {
+    use notify::Watcher as _;
+    let dirs = watch_dirs(sources);
+    let relevant = sources.to_vec();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -105,21 +164,15 @@ pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
         Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "cannot watch the sources for changes; reload with SIGHUP");
-            return SourceWatcher {
-                _watcher: None,
-                changes,
-            };
+            return (None, dirs);
         }
     };
-    for dir in dirs {
-        if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+    for (dir, _) in &dirs {
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
             warn!(dir = %dir.display(), error = %e, "cannot watch for changes");
         }
     }
-    SourceWatcher {
-        _watcher: Some(watcher),
-        changes,
-    }
+    (Some(watcher), dirs)
 }
 
 /// Whether a change at `path` can change what the sources say: the source

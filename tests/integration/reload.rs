@@ -411,3 +411,23 @@ fn a_broken_file_keeps_its_previous_version_and_a_new_broken_one_is_left_out() {
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
 }
+
+/// A source directory replaced as a whole (`mv new conf`, a volume
+/// remounted) is noticed, and its new inode is watched from then on.
+#[test]
+fn a_replaced_config_directory_is_reloaded_and_watched_again() {
+    let t = Test::new();
+    t.write("conf/a.yaml", &writer_job("a", "a1.txt"));
+    let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
+    grows(&t, &daemon, "a1.txt", 1, "a at start");
+    t.write("next/a.yaml", &writer_job("a", "a2.txt"));
+    std::fs::rename(t.path("conf"), t.path("old")).expect("mv conf old");
+    std::fs::rename(t.path("next"), t.path("conf")).expect("mv next conf");
+    grows(&t, &daemon, "a2.txt", 2, "the new directory's content");
+    // A change inside the new directory reloads too.
+    t.write("conf/a.yaml", &writer_job("a", "a3.txt"));
+    grows(&t, &daemon, "a3.txt", 2, "a change in the new directory");
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
