@@ -431,3 +431,34 @@ fn a_replaced_config_directory_is_reloaded_and_watched_again() {
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
 }
+
+/// Kubernetes updates a ConfigMap volume by pointing its `..data` link at a
+/// new directory (the files are links through `..data`): both a `--config`
+/// file inside it and the whole directory see the new content.
+#[test]
+fn a_configmap_data_swap_is_applied() {
+    use std::os::unix::fs::symlink;
+    let t = Test::new();
+    t.write("cm/..2026_01/a.yaml", &writer_job("a", "a1.txt"));
+    t.write("cm/..2026_01/b.yaml", &writer_job("b", "b1.txt"));
+    symlink("..2026_01", t.path("cm/..data")).expect("symlink");
+    symlink("..data/a.yaml", t.path("cm/a.yaml")).expect("symlink");
+    symlink("..data/b.yaml", t.path("cm/b.yaml")).expect("symlink");
+    let file_daemon = t.spawn_daemon(["--config", "{root}/cm/a.yaml"]);
+    grows(&t, &file_daemon, "a1.txt", 1, "a at start");
+    // The other daemon, on a state directory of its own, reads the directory.
+    let dir_daemon = t.spawn_daemon(["--config", "{root}/cm", "--state-dir", "{root}/state2"]);
+    grows(&t, &dir_daemon, "b1.txt", 1, "b at start");
+    t.write("cm/..2026_02/a.yaml", &writer_job("a", "a2.txt"));
+    t.write("cm/..2026_02/b.yaml", &writer_job("b", "b2.txt"));
+    symlink("..2026_02", t.path("cm/..data_tmp")).expect("symlink");
+    std::fs::rename(t.path("cm/..data_tmp"), t.path("cm/..data")).expect("swap");
+    std::fs::remove_dir_all(t.path("cm/..2026_01")).expect("rm old");
+    grows(&t, &file_daemon, "a2.txt", 2, "the file's new content");
+    grows(&t, &dir_daemon, "b2.txt", 2, "the directory's new content");
+    for daemon in [file_daemon, dir_daemon] {
+        daemon.signal(Signal::SIGTERM);
+        let (code, log) = daemon.wait(Duration::from_secs(10));
+        assert_eq!(code, 0, "{log}");
+    }
+}

@@ -436,6 +436,21 @@ mod tests {
     }
 
     #[test]
+    fn symlink_loops_among_the_sources_are_reported_not_followed_forever() {
+        let mut s = Sources::start(&[("conf/a.yaml", &format!("jobs:\n{}", job("a", "a")))]);
+        std::os::unix::fs::symlink("loop.yaml", s.root.join("conf/loop.yaml")).unwrap();
+        std::os::unix::fs::symlink(".", s.root.join("conf/self")).unwrap();
+        std::os::unix::fs::symlink("loop", s.root.join("etc/cron.d/loop")).unwrap();
+        s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "new-a")));
+        let watched = s.opts.watch_paths();
+        let snapshot = super::super::settle::Snapshot::take(&watched);
+        assert!(!snapshot.changed(&Default::default()).is_empty());
+        let (jobs, applied) = s.reload();
+        assert_eq!(jobs, pairs(&[("a", "new-a")]));
+        assert_eq!(applied.errors, 1, "the cron.d loop is an unreadable file");
+    }
+
+    #[test]
     fn a_file_still_changing_keeps_its_previous_version_and_a_new_one_waits() {
         let mut s = Sources::start(&[("conf/a.yaml", &format!("jobs:\n{}", job("a", "old-a")))]);
         s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "new-a")));
