@@ -385,6 +385,60 @@ fn reload(shared: &Shared, current: &Plan, why: &str) -> Plan {
 mod tests {
     use super::*;
     use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Requests that come while a reload runs are not run beside it, and
+    /// however many they are, one more reload follows.
+    #[test]
+    fn reloads_asked_for_during_a_reload_are_coalesced_into_one_more() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most_inside = Arc::new(AtomicUsize::new(0));
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let read: Reader = {
+            let (reads, inside, most_inside) = (reads.clone(), inside.clone(), most_inside.clone());
+            Box::new(move || {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most_inside.fetch_max(now, Ordering::SeqCst);
+                if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = entered_tx.send(());
+                    let _ = released.lock().unwrap().recv();
+                }
+                inside.fetch_sub(1, Ordering::SeqCst);
+                Vec::new()
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reloads = Some(Reloads::new(
+                ReloadOptions {
+                    read,
+                    zone: Tz::UTC,
+                    watch: Vec::new(),
+                    started_with: (Vec::new(), Vec::new()),
+                },
+                &Arc::new(Plan::default()),
+            ));
+            request(&mut reloads, "SIGHUP");
+            entered.recv().unwrap();
+            for _ in 0..5 {
+                request(&mut reloads, "SIGHUP");
+                request(&mut reloads, "file change");
+            }
+            release.send(()).unwrap();
+            next_plan(&mut reloads).await;
+            next_plan(&mut reloads).await;
+            let third = tokio::time::timeout(Duration::from_millis(100), next_plan(&mut reloads));
+            assert!(third.await.is_err(), "no third reload");
+        });
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        assert_eq!(most_inside.load(Ordering::SeqCst), 1, "never two at once");
+    }
 
     #[test]
     fn only_changes_to_sources_reload() {
