@@ -11,6 +11,7 @@
 //! ```
 //!
 //! - [`job`]: the domain values every room shares (specs, origins, diagnostics, firings).
+//! - [`limits`]: every bound on what a user may write (durations, counts, file sizes).
 //! - [`source`]: YAML job files and crontab files into [`job::JobSpec`]s, with `path:line`.
 //! - [`schedule`]: cron expressions, zones and daylight-saving rules; `next_after(t)`.
 //! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
@@ -34,6 +35,7 @@ pub mod clock;
 pub mod daemon;
 pub mod fire;
 pub mod job;
+pub mod limits;
 pub mod lock;
 pub mod plan;
 pub mod readiness;

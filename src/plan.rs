@@ -54,7 +54,8 @@ impl Job {
     /// The next `count` ticks strictly after `t` (several schedules that fire at
     /// the same instant give one tick).
     pub fn next_n(&self, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::with_capacity(count);
+        // Not `with_capacity(count)`: the count is the user's, the ticks may be fewer.
+        let mut out = Vec::new();
         while out.len() < count {
             match self.next_after(t) {
                 Some(next) => {

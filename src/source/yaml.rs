@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::limits::{self, DurationLimit};
+
 use crate::job::{
     ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobSpec, Origin,
     Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, SourceSet, WatchSpec,
@@ -272,11 +274,23 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
         TopDef::List(jobs) => (DefaultsDef::default(), jobs),
         TopDef::File(file) => {
             if let Some(h) = file.history {
-                out.history = Some(crate::job::HistorySpec {
-                    keep_days: h.keep_days,
-                    keep_runs: h.keep_runs,
-                    origin: Origin::new(path, loc.top_key_line("history")),
-                });
+                let origin = Origin::new(path, loc.top_key_line("history"));
+                match h.keep_days.filter(|&d| d > limits::KEEP_DAYS_MAX) {
+                    Some(days) => out.diagnostics.push(Diagnostic::error(
+                        Some(origin),
+                        format!(
+                            "history.keep_days: {days} is too long; at most {} (100 years)",
+                            limits::KEEP_DAYS_MAX
+                        ),
+                    )),
+                    None => {
+                        out.history = Some(crate::job::HistorySpec {
+                            keep_days: h.keep_days,
+                            keep_runs: h.keep_runs,
+                            origin,
+                        })
+                    }
+                }
             }
             (file.defaults.unwrap_or_default(), file.jobs)
         }
@@ -410,15 +424,15 @@ impl Defaults {
         if let Some(tz) = &d.timezone {
             check_zone(tz).map_err(|m| Diagnostic::error(at("timezone"), m))?;
         }
-        let duration = |v: &Option<DurationDef>, key: &str| {
+        let duration = |v: &Option<DurationDef>, limit: DurationLimit| {
             v.as_ref()
-                .map(|v| parse_duration(v).map_err(|m| Diagnostic::error(at(key), m)))
+                .map(|v| parse_duration(v, limit).map_err(|m| Diagnostic::error(at(limit.key), m)))
                 .transpose()
         };
         let env = resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?;
         Ok(Defaults {
-            timeout: duration(&d.timeout, "timeout")?,
-            kill_grace: duration(&d.kill_grace, "kill_grace")?,
+            timeout: duration(&d.timeout, limits::TIMEOUT)?,
+            kill_grace: duration(&d.kill_grace, limits::KILL_GRACE)?,
             timezone: d.timezone,
             concurrency: d.concurrency.map(Into::into),
             user: d.user,
@@ -499,14 +513,23 @@ fn build_job(
         check_zone(tz)
             .map_err(|m| Diagnostic::error(at("timezone"), format!("job {name}: {m}")))?;
     }
-    let duration = |v: Option<DurationDef>, key: &str, default: Option<Duration>| match v {
-        Some(v) => parse_duration(&v)
+    // `key` is where the line is found (`watch.debounce` is on `watch`'s line).
+    let duration = |v: Option<DurationDef>,
+                    limit: DurationLimit,
+                    key: &str,
+                    default: Option<Duration>| match v {
+        Some(v) => parse_duration(&v, limit)
             .map(Some)
             .map_err(|m| Diagnostic::error(at(key), format!("job {name}: {m}"))),
         None => Ok(default),
     };
-    let timeout = duration(def.timeout, "timeout", defaults.timeout)?;
-    let kill_grace = duration(def.kill_grace, "kill_grace", defaults.kill_grace)?;
+    let timeout = duration(def.timeout, limits::TIMEOUT, "timeout", defaults.timeout)?;
+    let kill_grace = duration(
+        def.kill_grace,
+        limits::KILL_GRACE,
+        "kill_grace",
+        defaults.kill_grace,
+    )?;
     let mut env = defaults.env.clone();
     env.extend(
         resolve_env(def.env)
@@ -555,7 +578,12 @@ fn build_job(
             .collect::<Result<_, _>>()
             .map_err(|m| Diagnostic::error(at("requires"), format!("job {name}: {m}")))?;
     }
-    job.requires_timeout = duration(def.requires_timeout, "requires_timeout", None)?;
+    job.requires_timeout = duration(
+        def.requires_timeout,
+        limits::REQUIRES_TIMEOUT,
+        "requires_timeout",
+        None,
+    )?;
     if job.requires_timeout.is_some() && job.requires.is_empty() {
         return Err(Diagnostic::error(
             at("requires_timeout"),
@@ -568,7 +596,7 @@ fn build_job(
                 .map_err(|m| Diagnostic::error(at("retry"), format!("job {name}: {m}")))?,
         );
     }
-    job.catch_up = duration(def.catch_up, "catch_up", None)?;
+    job.catch_up = duration(def.catch_up, limits::CATCH_UP, "catch_up", None)?;
     if job.catch_up.is_some_and(|d| d.is_zero()) {
         return Err(Diagnostic::error(
             at("catch_up"),
@@ -623,8 +651,13 @@ fn build_job(
         }
         job.watch = Some(WatchSpec {
             paths,
-            debounce: duration(w.debounce, "watch", Some(DEFAULT_WATCH_DEBOUNCE))?
-                .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
+            debounce: duration(
+                w.debounce,
+                limits::WATCH_DEBOUNCE,
+                "watch",
+                Some(DEFAULT_WATCH_DEBOUNCE),
+            )?
+            .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
             origin: Origin::new(path, loc.key_line(index, "watch").unwrap_or(item_line)),
         });
     }
@@ -665,16 +698,23 @@ fn retry_policy(r: RetryDef) -> Result<RetryPolicy, String> {
                 .into(),
         );
     }
+    if r.attempts > limits::RETRY_ATTEMPTS_MAX {
+        return Err(format!(
+            "retry.attempts: {} is too many; at most {}",
+            r.attempts,
+            limits::RETRY_ATTEMPTS_MAX
+        ));
+    }
     let backoff = r
         .backoff
         .as_ref()
-        .map(parse_duration)
+        .map(|d| parse_duration(d, limits::RETRY_BACKOFF))
         .transpose()?
         .unwrap_or(DEFAULT_BACKOFF);
     let max_backoff = r
         .max_backoff
         .as_ref()
-        .map(parse_duration)
+        .map(|d| parse_duration(d, limits::RETRY_MAX_BACKOFF))
         .transpose()?
         .unwrap_or(DEFAULT_MAX_BACKOFF.max(backoff));
     if max_backoff < backoff {
@@ -729,15 +769,13 @@ fn check_zone(tz: &str) -> Result<(), String> {
     })
 }
 
-fn parse_duration(d: &DurationDef) -> Result<Duration, String> {
+/// A duration as written, within its bound; the message names the key.
+fn parse_duration(d: &DurationDef, limit: DurationLimit) -> Result<Duration, String> {
     match d {
-        DurationDef::Seconds(s) => Ok(Duration::from_secs(*s)),
-        DurationDef::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            format!(
-                "duration {t:?} is not valid ({e}): write it like \"90s\", \"10m\" or \"1h 30m\""
-            )
-        }),
+        DurationDef::Seconds(s) => limit.check_secs(*s),
+        DurationDef::Text(t) => limit.parse(t),
     }
+    .map_err(|e| format!("{}: {e}", limit.key))
 }
 
 fn resolve_env(env: BTreeMap<String, ScalarDef>) -> Result<BTreeMap<String, String>, String> {
@@ -1086,6 +1124,73 @@ mod tests {
             assert!(errs[0].contains(needle), "{text}: {errs:?}");
             assert!(set.jobs.is_empty());
         }
+    }
+
+    #[test]
+    fn every_duration_key_refuses_a_value_that_would_overflow_an_instant() {
+        let keys = [
+            ("timeout: V", "timeout"),
+            ("kill_grace: V", "kill_grace"),
+            ("requires_timeout: V", "requires_timeout"),
+            ("retry: {attempts: 2, backoff: V}", "retry.backoff"),
+            ("retry: {attempts: 2, max_backoff: V}", "retry.max_backoff"),
+            ("catch_up: V", "catch_up"),
+            ("watch: {paths: [d], debounce: V}", "watch.debounce"),
+        ];
+        for value in [
+            "9223372036854775807",
+            "18446744073709551615",
+            "\"300000000000y\"",
+        ] {
+            for (line, key) in keys {
+                let text = format!(
+                    "jobs:\n  - name: a\n    command: x\n    schedule: \"@daily\"\n    \
+                     requires: [{{file: /x}}]\n    {}\n",
+                    line.replace('V', value)
+                );
+                let set = parse(&text);
+                let errs = errors(&set);
+                assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+                let written = value.trim_matches('"');
+                assert_eq!(
+                    errs[0],
+                    format!(
+                        "/etc/jobrun/jobs.yaml:6: error: job a: {key}: {written} is too long; at most {}",
+                        humantime::format_duration(
+                            limits::DURATIONS
+                                .iter()
+                                .find(|l| l.key == key)
+                                .expect("a bound")
+                                .max
+                        )
+                    )
+                );
+                assert!(set.jobs.is_empty());
+            }
+            for key in ["timeout", "kill_grace"] {
+                let set = parse(&format!("defaults:\n  {key}: {value}\njobs: []\n"));
+                let errs = errors(&set);
+                assert_eq!(errs.len(), 1, "{errs:?}");
+                assert!(
+                    errs[0].starts_with(&format!("/etc/jobrun/jobs.yaml:2: error: {key}: ")),
+                    "{errs:?}"
+                );
+                assert!(errs[0].contains("is too long; at most"), "{errs:?}");
+            }
+        }
+        let set = parse("jobs: []\nhistory:\n  keep_days: 4294967295\n");
+        assert!(set.history.is_none());
+        assert!(
+            errors(&set)[0].starts_with("/etc/jobrun/jobs.yaml:2: error: history.keep_days: "),
+            "{:?}",
+            errors(&set)
+        );
+        let set = parse("jobs:\n  - name: a\n    command: x\n    retry: {attempts: 4294967295}\n");
+        assert!(
+            errors(&set)[0].contains("retry.attempts: 4294967295 is too many; at most 100"),
+            "{:?}",
+            errors(&set)
+        );
     }
 
     #[test]
