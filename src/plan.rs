@@ -610,34 +610,42 @@ pub fn derive_name(command: &str) -> String {
     "job".to_string()
 }
 
+/// The name the words of one simple command give. A loop, not recursion:
+/// each wrapper (`env`, `nice`, `sudo -u x`) moves a slice's start forward,
+/// so `env env ... env x` costs one pass over its words, whatever their count.
 fn name_from_words(words: &[&str]) -> Option<String> {
-    let mut i = 0;
-    // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
-    while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
-        i += 1;
-    }
-    let program = *words.get(i)?;
-    let base = basename(program);
-    if GUARDS.contains(&base) || is_redirect(program) {
-        return None;
-    }
-    if WRAPPERS.contains(&base) {
-        return name_from_words(&skip_wrapper_args(base, &words[i + 1..]));
-    }
-    if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
-        let script = words[i + 1..]
-            .iter()
-            .take_while(|w| !is_redirect(w))
-            .find(|w| !w.starts_with('-') && !is_assignment(w));
-        if let Some(script) = script {
-            return Some(strip_extension(basename(script)).to_string());
+    let mut words = words;
+    loop {
+        let mut i = 0;
+        // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
+        while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
+            i += 1;
         }
+        let program = *words.get(i)?;
+        let base = basename(program);
+        if GUARDS.contains(&base) || is_redirect(program) {
+            return None;
+        }
+        if WRAPPERS.contains(&base) {
+            words = skip_wrapper_args(base, &words[i + 1..]);
+            continue;
+        }
+        if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
+            let script = words[i + 1..]
+                .iter()
+                .take_while(|w| !is_redirect(w))
+                .find(|w| !w.starts_with('-') && !is_assignment(w));
+            if let Some(script) = script {
+                return Some(strip_extension(basename(script)).to_string());
+            }
+        }
+        return Some(strip_extension(base).to_string());
     }
-    Some(strip_extension(base).to_string())
 }
 
-/// The words after a wrapper that start the wrapped command.
-fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
+/// The words after a wrapper that start the wrapped command (a sub-slice:
+/// nothing is copied).
+fn skip_wrapper_args<'w, 'a>(wrapper: &str, rest: &'w [&'a str]) -> &'w [&'a str] {
     let mut i = 0;
     while i < rest.len() && (rest[i].starts_with('-') || is_assignment(rest[i])) {
         // Options that take a value: `sudo -u www-data`, `ionice -c 3`, `nice -n 10`.
@@ -652,7 +660,7 @@ fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
     if matches!(wrapper, "timeout" | "flock" | "chrt" | "taskset") && i < rest.len() {
         i += 1;
     }
-    rest.get(i..).map(<[_]>::to_vec).unwrap_or_default()
+    rest.get(i..).unwrap_or_default()
 }
 
 fn is_assignment(word: &str) -> bool {

@@ -76,3 +76,87 @@ fn numeric_and_duration_options_are_bounded_with_a_usage_error() {
         .expect_code(0);
     assert_eq!(out.json()["times"].as_array().map(Vec::len), Some(3));
 }
+
+/// The address space a `check` child may use: enough for any linear stage on
+/// these inputs, far below what a quadratic one needs, so a regression fails
+/// at once (an allocation failure) instead of taking the machine's memory.
+const ADDRESS_SPACE_CAP: u64 = 2 << 30;
+
+/// Runs `jobrun ARGS` under [`ADDRESS_SPACE_CAP`] and returns its exit code,
+/// its output and its peak resident memory in KiB (from `wait4`'s rusage:
+/// the kernel's own high-water mark, whatever the child's lifetime).
+fn run_measured(t: &Test, args: &[&str]) -> (i32, String, u64) {
+    use std::os::unix::process::CommandExt;
+    let out_path = t.path("measured.out");
+    let out = std::fs::File::create(&out_path).expect("creating the output file");
+    let err = out.try_clone().expect("cloning the output file");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"));
+    cmd.args(
+        args.iter()
+            .map(|a| a.replace("{root}", &t.root().display().to_string())),
+    )
+    .env("TZ", "UTC")
+    .env("JOBRUN_STATE_DIR", t.path("state"))
+    .env_remove("JOBRUN_CONFIG")
+    .stdout(out)
+    .stderr(err);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let cap = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE_CAP,
+                rlim_max: ADDRESS_SPACE_CAP,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &cap) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    // Reaped by wait4 below, which (unlike Child::wait) returns the rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.spawn().expect("starting jobrun");
+    let pid = i32::try_from(child.id()).expect("a pid fits i32");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not yet reaped (Child::wait is never called).
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let peak_kib = u64::try_from(usage.ru_maxrss).expect("a non-negative maxrss");
+    (code, output, peak_kib)
+}
+
+/// A bound on `check`'s peak memory well above what a linear reading needs
+/// (a few MiB of input) and far below what a quadratic one reaches.
+const CHECK_PEAK_KIB: u64 = 200 * 1024;
+
+#[test]
+fn a_long_chain_of_wrapper_words_derives_its_name_in_linear_memory() {
+    // `env env ... env x`: one entry, 32,000 wrapper words (128 KB, just under
+    // the line limit). Deriving the name once copied the remaining words per
+    // wrapper: 4 GB here.
+    let words = 31_000;
+    let line = format!("* * * * * {}x\n", "env ".repeat(words));
+    let t = Test::new().file("crontab", &line);
+    let (code, out, peak) = run_measured(&t, &["--crontab", "{root}/crontab", "check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 job(s)"), "{out}");
+    eprintln!("peak RSS {peak} KiB");
+    assert!(
+        peak < CHECK_PEAK_KIB,
+        "peak RSS {peak} KiB for one {} byte entry",
+        line.len()
+    );
+    let list = t
+        .run_args(["--crontab", "{root}/crontab", "list", "--json"])
+        .expect_code(0);
+    assert_eq!(crate::harness::names(&list.json()), ["x"]);
+}
