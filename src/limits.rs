@@ -158,6 +158,19 @@ pub const LINE_BYTES_MAX: usize = 128 * 1024;
 /// 2 MiB (with the default stack limit), and jobrun's own environment and the
 /// command need room too.
 pub const ENV_BYTES_MAX: usize = 256 * 1024;
+/// Refuses a job whose sources give it more than [`ENV_BYTES_MAX`] bytes of
+/// variables (`bytes` as `exec` counts them: `NAME=value` and a NUL each).
+pub fn check_env_bytes(bytes: usize) -> Result<(), String> {
+    if bytes <= ENV_BYTES_MAX {
+        Ok(())
+    } else {
+        Err(format!(
+            "environment: {bytes} bytes of variables is too much; at most {ENV_BYTES_MAX} \
+             (256 KiB): pass large data in a file instead"
+        ))
+    }
+}
+
 /// How deep a YAML file may nest (a job file needs about 5 levels).
 pub const YAML_DEPTH_MAX: usize = 64;
 /// How many times a YAML file may use aliases (`*name`).

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::limits::{self, DurationLimit};
 
 use crate::job::{
-    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobSpec, Origin,
+    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobEnv, JobSpec, Origin,
     Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, SourceSet, WatchSpec,
     DEFAULT_WATCH_DEBOUNCE,
 };
@@ -410,7 +410,7 @@ struct Defaults {
     user: Option<String>,
     workdir: Option<PathBuf>,
     shell: Option<String>,
-    env: BTreeMap<String, String>,
+    env: JobEnv,
 }
 
 impl Defaults {
@@ -429,7 +429,11 @@ impl Defaults {
                 .map(|v| parse_duration(v, limit).map_err(|m| Diagnostic::error(at(limit.key), m)))
                 .transpose()
         };
-        let env = resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?;
+        // One layer, shared by every job of the file (issue 11: a copy per
+        // job made memory grow with jobs x variables).
+        let env =
+            JobEnv::new().with(resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?);
+        limits::check_env_bytes(env.bytes()).map_err(|m| Diagnostic::error(at("env"), m))?;
         Ok(Defaults {
             timeout: duration(&d.timeout, limits::TIMEOUT)?,
             kill_grace: duration(&d.kill_grace, limits::KILL_GRACE)?,
@@ -530,11 +534,12 @@ fn build_job(
         "kill_grace",
         defaults.kill_grace,
     )?;
-    let mut env = defaults.env.clone();
-    env.extend(
+    let env = defaults.env.with(
         resolve_env(def.env)
             .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?,
     );
+    limits::check_env_bytes(env.bytes())
+        .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?;
 
     let schedule_line = loc.key_line(index, "schedule").unwrap_or(item_line);
     let exprs = match def.schedule {
@@ -962,8 +967,8 @@ mod tests {
         assert_eq!(job.command, Command::Shell("php /app/send.php".into()));
         assert_eq!(job.user.as_deref(), Some("www-data"));
         assert_eq!(job.workdir.as_deref(), Some(Path::new("/app")));
-        assert_eq!(job.env.get("A").map(String::as_str), Some("1"));
-        assert_eq!(job.env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(job.env.get("A"), Some("1"));
+        assert_eq!(job.env.get("PORT"), Some("8080"));
         assert_eq!(job.timeout, Some(Duration::from_secs(300)));
         assert_eq!(job.concurrency, Concurrency::Allow);
         assert_eq!(job.schedules.len(), 1);

@@ -160,3 +160,90 @@ fn a_long_chain_of_wrapper_words_derives_its_name_in_linear_memory() {
         .expect_code(0);
     assert_eq!(crate::harness::names(&list.json()), ["x"]);
 }
+
+#[test]
+fn crontab_variables_are_shared_by_the_entries_after_them_not_copied() {
+    // 5,000 variables, then 5,000 entries (issue 11: 6.6 GB for `check`,
+    // every entry copied every variable).
+    let n = 5_000;
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!("V{i}=x\n"));
+    }
+    for i in 0..n {
+        text.push_str(&format!("* * * * * /usr/bin/task{i}\n"));
+    }
+    let t = Test::new().file("crontab", &text);
+    let (code, out, peak) = run_measured(&t, &["--crontab", "{root}/crontab", "check"]);
+    eprintln!("peak RSS {peak} KiB");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{n} job(s)")), "{out}");
+    assert!(
+        peak < CHECK_PEAK_KIB,
+        "peak RSS {peak} KiB for {} bytes",
+        text.len()
+    );
+}
+
+#[test]
+fn yaml_defaults_env_is_shared_by_the_jobs_not_copied() {
+    // 2,000 default variables of 100 bytes (200 KB, under the per-job
+    // limit) and 2,000 jobs: a copy per job was 400 MB of strings.
+    let n = 2_000;
+    let mut text = String::from("defaults:\n  env:\n");
+    for i in 0..n {
+        text.push_str(&format!("    V{i}: {}\n", "x".repeat(100)));
+    }
+    text.push_str("jobs:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  - {{name: j{i}, schedule: \"@daily\", command: task{i}}}\n"
+        ));
+    }
+    let t = Test::new().file("jobs.yaml", &text);
+    let (code, out, peak) = run_measured(&t, &["--config", "{root}/jobs.yaml", "check"]);
+    eprintln!("peak RSS {peak} KiB");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{n} job(s)")), "{out}");
+    assert!(
+        peak < CHECK_PEAK_KIB,
+        "peak RSS {peak} KiB for {} bytes",
+        text.len()
+    );
+}
+
+#[test]
+fn a_jobs_environment_over_the_limit_is_refused_with_its_line() {
+    let big = "x".repeat(100 * 1024);
+    let t = Test::new()
+        .file(
+            "crontab",
+            format!("A={big}\nB={big}\n* * * * * one\nC={big}\n* * * * * two\n"),
+        )
+        .file(
+            "jobs.yaml",
+            format!(
+                "defaults:\n  env: {{A: {big}, B: {big}}}\njobs:\n  - name: a\n    command: x\n    env:\n      C: {big}\n  - name: b\n    command: y\n"
+            ),
+        );
+    let out = t
+        .run_args(["--crontab", "{root}/crontab", "check"])
+        .expect_code(1);
+    assert!(
+        out.stdout.contains("crontab:5: error: environment: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("at most 262144"), "{}", out.stdout);
+    assert!(out.stdout.contains("1 job(s)"), "{}", out.stdout);
+    let out = t
+        .run_args(["--config", "{root}/jobs.yaml", "check"])
+        .expect_code(1);
+    assert!(
+        out.stdout
+            .contains("jobs.yaml:6: error: job a: environment: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("1 job(s)"), "{}", out.stdout);
+}
