@@ -31,6 +31,7 @@
 
 use std::path::Path;
 
+use super::bounded;
 use crate::job::{
     Command, Diagnostic, Dialect, JobSpec, Origin, ScheduleSpec, SourceKind, SourceSet,
 };
@@ -78,6 +79,13 @@ pub fn parse_crontab(
 ) -> SourceSet {
     let mut out = SourceSet::default();
     let file_origin = Origin::new(path, 0);
+    // What a source may say (README, "Limits on what a source may say"),
+    // whoever read the bytes.
+    if let Err(m) = bounded::check_size(bytes.len()) {
+        out.diagnostics
+            .push(Diagnostic::error(Some(file_origin), m));
+        return out;
+    }
     let text = RawText::split(bytes);
 
     if text.bom {
@@ -137,6 +145,18 @@ pub fn parse_crontab(
                 continue;
             }
         };
+        // A line longer than any real one is refused alone, like any bad line.
+        if line.len() > limits::LINE_BYTES_MAX {
+            out.diagnostics.push(Diagnostic::error(
+                Some(origin),
+                format!(
+                    "line: {} bytes is too long; at most {} (128 KiB)",
+                    line.len(),
+                    limits::LINE_BYTES_MAX
+                ),
+            ));
+            continue;
+        }
         match classify(line) {
             LineKind::Ignored => {}
             LineKind::Env(name, value) => {

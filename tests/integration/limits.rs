@@ -223,7 +223,7 @@ fn a_jobs_environment_over_the_limit_is_refused_with_its_line() {
         .file(
             "jobs.yaml",
             format!(
-                "defaults:\n  env: {{A: {big}, B: {big}}}\njobs:\n  - name: a\n    command: x\n    env:\n      C: {big}\n  - name: b\n    command: y\n"
+                "defaults:\n  env:\n    A: {big}\n    B: {big}\njobs:\n  - name: a\n    command: x\n    env:\n      C: {big}\n  - name: b\n    command: y\n"
             ),
         );
     let out = t
@@ -241,9 +241,98 @@ fn a_jobs_environment_over_the_limit_is_refused_with_its_line() {
         .expect_code(1);
     assert!(
         out.stdout
-            .contains("jobs.yaml:6: error: job a: environment: "),
+            .contains("jobs.yaml:8: error: job a: environment: "),
         "{}",
         out.stdout
     );
     assert!(out.stdout.contains("1 job(s)"), "{}", out.stdout);
+}
+
+#[test]
+fn a_deeply_nested_yaml_file_is_refused_with_its_line_before_parsing() {
+    // 50,000 levels of flow collections (100 KB): 7 s of parsing, twice.
+    let text = format!(
+        "jobs: []\nx: {}{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    let t = Test::new().file("jobs.yaml", &text);
+    let (code, out, peak) = run_measured(&t, &["--config", "{root}/jobs.yaml", "check"]);
+    eprintln!("peak RSS {peak} KiB");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("jobs.yaml:2: error: nesting: "), "{out}");
+    assert!(peak < CHECK_PEAK_KIB, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn yaml_aliases_of_a_large_value_are_refused_before_they_expand() {
+    // Issue 11: `defaults.env` aliases one 100 KB string 1,000 times, with
+    // 1,000 jobs (149 KB): killed by the OOM killer at 24 GB.
+    let mut text = format!("defaults:\n  env:\n    BIG: &big {}\n", "x".repeat(100_000));
+    for i in 0..1_000 {
+        text.push_str(&format!("    V{i}: *big\n"));
+    }
+    text.push_str("jobs:\n");
+    for i in 0..1_000 {
+        text.push_str(&format!("  - {{name: j{i}, command: task{i}}}\n"));
+    }
+    let t = Test::new().file("jobs.yaml", &text);
+    let (code, out, peak) = run_measured(&t, &["--config", "{root}/jobs.yaml", "check"]);
+    eprintln!("peak RSS {peak} KiB");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("jobs.yaml:14: error: aliases: `*big`"),
+        "{out}"
+    );
+    assert!(peak < CHECK_PEAK_KIB, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn source_files_over_the_size_and_line_limits_are_refused_with_their_place() {
+    let huge = format!("{}\n", "# filler\n".repeat(1_000_000));
+    let long = format!("* * * * * echo {}\n", "x".repeat(200_000));
+    let t = Test::new()
+        .file("big.yaml", &huge)
+        .file("big.crontab", &huge)
+        .file(
+            "long.yaml",
+            format!("jobs: []\n# {}\n", "x".repeat(200_000)),
+        )
+        .file(
+            "long.crontab",
+            format!("* * * * * one\n{long}* * * * * two\n"),
+        );
+    for (flag, file) in [("--config", "big.yaml"), ("--crontab", "big.crontab")] {
+        let out = t
+            .run_args([flag, &format!("{{root}}/{file}"), "check"])
+            .expect_code(1);
+        assert!(
+            out.stdout.contains(&format!("{file}: error: "))
+                && out.stdout.contains("the file is larger than 8388608 bytes"),
+            "{}",
+            out.stdout
+        );
+    }
+    let out = t
+        .run_args(["--config", "{root}/long.yaml", "check"])
+        .expect_code(1);
+    assert!(
+        out.stdout
+            .contains("long.yaml:2: error: line: 200002 bytes is too long"),
+        "{}",
+        out.stdout
+    );
+    let out = t
+        .run_args(["--crontab", "{root}/long.crontab", "check"])
+        .expect_code(1);
+    assert!(
+        out.stdout.contains("long.crontab:2: error: line: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("2 job(s)"),
+        "the other lines are read: {}",
+        out.stdout
+    );
 }
