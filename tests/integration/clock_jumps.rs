@@ -370,3 +370,90 @@ fn a_fixed_time_in_the_dst_gap_runs_once_beside_a_per_second_job() {
     assert_no_tick_twice(&runs);
     daemon.stop();
 }
+
+/// The real daemon, its wall clock stepped by libfaketime (monotonic time
+/// left alone, as a real step leaves it): five hours back, a per-second job
+/// runs again at once, for ticks that were never claimed, and no tick that
+/// ran runs twice.
+#[test]
+#[cfg_attr(
+    not(jobrun_faketime),
+    ignore = "needs libfaketime (apt-get install faketime, then touch build.rs)"
+)]
+fn a_real_daemon_stepped_back_five_hours_by_libfaketime_runs_unclaimed_ticks_at_once() {
+    let offset = |t: &crate::harness::Test, text: &str| {
+        // Written whole and renamed, so libfaketime never reads half a file.
+        t.write("offset.tmp", text);
+        std::fs::rename(t.path("offset.tmp"), t.path("offset")).expect("rename");
+    };
+    let t = crate::harness::Test::new().file(
+        "jobs.yaml",
+        "jobs:\n  - name: tick\n    schedule: \"* * * * * *\"\n    command: \"true\"\n",
+    );
+    offset(&t, "+0\n");
+    let t = t
+        .env(
+            "LD_PRELOAD",
+            option_env!("JOBRUN_LIBFAKETIME").unwrap_or_default(),
+        )
+        .env("FAKETIME_TIMESTAMP_FILE", "{root}/offset")
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("DONT_FAKE_MONOTONIC", "1");
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let state = t.path("state");
+    let before = wait_for(Duration::from_secs(20), "three runs", || {
+        let r = runs(&state);
+        (r.iter().filter(|r| r.finished_at.is_some()).count() >= 3).then_some(r)
+    });
+    let latest_before = before.iter().filter_map(|r| r.tick).max().expect("ticks");
+    offset(&t, "-5h\n");
+    let after = wait_for(Duration::from_secs(10), "a run five hours back", || {
+        let r = runs(&state);
+        r.iter()
+            .any(|r| {
+                r.finished_at.is_some()
+                    && r.tick
+                        .is_some_and(|t| t < latest_before - chrono::Duration::hours(4))
+            })
+            .then_some(r)
+    });
+    assert_no_tick_twice(&after);
+    assert!(
+        daemon.log().contains("wall clock moved backwards"),
+        "{}",
+        daemon.log()
+    );
+}
+
+/// The real daemon started by libfaketime seconds before Berlin's 2025
+/// spring-forward gap, with a per-second job beside `30 2 * * *`: the gap job
+/// runs once, at 03:00 CEST (01:00:00Z).
+#[test]
+#[cfg_attr(
+    not(jobrun_faketime),
+    ignore = "needs libfaketime (apt-get install faketime, then touch build.rs)"
+)]
+fn a_real_daemon_runs_the_gap_job_beside_a_per_second_job_under_libfaketime() {
+    let t = crate::harness::Test::new()
+        .file(
+            "jobs.yaml",
+            "defaults:\n  timezone: Europe/Berlin\njobs:\n  - name: gap\n    schedule: \"30 2 * * *\"\n    command: \"true\"\n  - name: every-second\n    schedule: \"* * * * * *\"\n    command: \"exit 0\"\n",
+        )
+        .file("start", "@2025-03-30 00:59:56\n")
+        .env("LD_PRELOAD", option_env!("JOBRUN_LIBFAKETIME").unwrap_or_default())
+        .env("FAKETIME_TIMESTAMP_FILE", "{root}/start")
+        .env("DONT_FAKE_MONOTONIC", "1");
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let state = t.path("state");
+    let gap_end = Utc.with_ymd_and_hms(2025, 3, 30, 1, 0, 0).unwrap();
+    let runs = wait_for(Duration::from_secs(20), "runs past the gap", || {
+        let r = runs(&state);
+        r.iter()
+            .any(|r| r.job == "every-second" && r.tick.is_some_and(|t| t >= gap_end + secs(2)))
+            .then_some(r)
+    });
+    let gap: Vec<_> = runs.iter().filter(|r| r.job == "gap").collect();
+    assert_eq!(gap.len(), 1, "{runs:?}\n{}", daemon.log());
+    assert_eq!(gap[0].tick, Some(gap_end));
+    assert_eq!(gap[0].trigger, "schedule");
+}
