@@ -76,8 +76,11 @@ fn first_transition(tz: Tz, lo: i64, off: i64, hi: i64) -> Option<Option<i64>> {
 /// repeated by a fall-back transition. If so, returns the instant where the repeated
 /// range ends, from which a fixed-time schedule resumes.
 fn repeated_until(tz: Tz, u: i64, w: NaiveDateTime, off: i64) -> Option<Option<i64>> {
-    // A repeat is only possible if the offset a day earlier was larger.
-    let before = offset_at(tz, u - DAY)?;
+    // A repeat is only possible if the offset a day earlier was larger. On the
+    // first day of chrono's time line there is no earlier day, and no repeat.
+    let Some(before) = offset_at(tz, u - DAY) else {
+        return Some(None);
+    };
     if before <= off {
         return Some(None);
     }

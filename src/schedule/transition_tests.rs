@@ -5,7 +5,7 @@
 //! give the same set of ticks whatever instant it starts from (issue 11: a gap run
 //! was found only when the search started two seconds or more before the gap).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::tests::{brute_force, crontab, ref_offset, Reference};
@@ -150,4 +150,55 @@ fn the_issue_case_berlin_2025_from_the_last_second_before_the_gap() {
         s.next_after(gap_run),
         Some("2025-03-31T00:30:00Z".parse().expect("valid"))
     );
+}
+
+#[test]
+fn a_leap_second_instant_counts_as_after_its_whole_second() {
+    // `--from 2016-12-31T23:59:60Z`: chrono reads it as 23:59:59 plus 1.5 s of
+    // nanoseconds (a leap second), which is after 23:59:59 and before 00:00:00.
+    let leap = DateTime::parse_from_rfc3339("2016-12-31T23:59:60Z")
+        .expect("chrono reads a leap second")
+        .with_timezone(&Utc);
+    let second: DateTime<Utc> = "2016-12-31T23:59:59Z".parse().expect("valid");
+    let new_year: DateTime<Utc> = "2017-01-01T00:00:00Z".parse().expect("valid");
+    for s in [
+        super::tests::yaml("* * * * * *", chrono_tz::UTC),
+        crontab("@daily", chrono_tz::UTC),
+        crontab("0 0 * * *", chrono_tz::Europe::London),
+    ] {
+        assert_eq!(s.next_after(leap), Some(new_year), "{}", s.expr());
+    }
+    let per_second = super::tests::yaml("* * * * * *", chrono_tz::UTC);
+    assert_eq!(
+        per_second.latest_in(second - chrono::Duration::seconds(5), leap),
+        Some(second)
+    );
+    assert_eq!(per_second.latest_in(second, leap), None);
+}
+
+#[test]
+fn the_ends_of_the_time_line_give_no_tick_rather_than_a_panic() {
+    let (min, max) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let horizon: DateTime<Utc> = "5000-12-31T23:59:59Z".parse().expect("valid");
+    for tz in [
+        chrono_tz::UTC,
+        chrono_tz::Europe::Berlin,
+        chrono_tz::Australia::Lord_Howe,
+    ] {
+        let per_second = super::tests::yaml("* * * * * *", tz);
+        assert_eq!(per_second.next_after(max), None);
+        assert_eq!(per_second.next_after(horizon), None);
+        assert!(per_second.next_after(min).is_some());
+        // Past croner's year-5000 horizon (by the zone's wall clock) there is
+        // nothing; the latest tick of the whole time line is its last second.
+        let last = tz
+            .with_ymd_and_hms(5000, 12, 31, 23, 59, 59)
+            .single()
+            .expect("one instant")
+            .with_timezone(&Utc);
+        assert_eq!(per_second.latest_in(min, max), Some(last), "{tz}");
+        let daily = crontab("30 2 * * *", tz);
+        assert_eq!(daily.latest_in(horizon, max), None);
+        assert!(daily.latest_in(min, max).is_some_and(|t| t <= horizon));
+    }
 }
