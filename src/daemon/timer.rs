@@ -71,6 +71,16 @@ impl LoopTimer {
             };
             match armed {
                 Ok(wake) => return wake,
+                Err(e) if self.realtime => {
+                    // A kernel or sandbox without cancel-on-set realtime timers:
+                    // a monotonic timerfd still costs one wake-up.
+                    tracing::warn!(error = %e, "no wall-clock timer; sleeping on monotonic time (a suspend or clock step is noticed within a minute)");
+                    self.realtime = false;
+                    self.fd = linux::new(false).ok();
+                    // Back to the loop at once, which re-reads the clock and
+                    // sleeps again on the new timer.
+                    return Wake::ClockStepped;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the loop's timerfd failed; sleeping on tokio's timer");
                     self.fd = None;
