@@ -89,6 +89,9 @@ pub async fn run(
     );
     let host = fire::this_host();
     let started = clock.now();
+    // Read with `started`: start-up work before the loop (recovery, pruning)
+    // must not look like a clock jump at its first pass.
+    let started_mono = clock.monotonic();
     let ctx = Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store: Arc::clone(&store),
@@ -159,7 +162,7 @@ pub async fn run(
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut moved = clock.moved();
     let mut ticks = NextTick::default();
-    let mut watch = ClockWatch::new(started, clock.monotonic(), opts.max_catch_up);
+    let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
     let pid = std::process::id();
     let mut next_beat = tokio::time::Instant::now();
     let mut timer = timer::LoopTimer::new(clock.is_system_realtime());
