@@ -11,13 +11,19 @@
 //! truth (issue 11). A tick that was never claimed runs when its time comes
 //! again; a tick that ran is refused by its (job, tick) claim and skipped
 //! silently. Waiting for the old high-water mark instead ran nothing for as
-//! long as the clock went back.
+//! long as the clock went back. Until the clock passes that mark again, each
+//! pass says so (`handed_out`), so the loop can leave a tick that ran alone
+//! before it takes the job's lock (a `replace` job would otherwise stop its
+//! running run for a tick that its claim then refuses).
 //!
-//! Must not know: jobs, the plan, the store, tokio or how the loop sleeps.
+//! Must not know: jobs, the plan, tokio or how the loop sleeps; of the store
+//! it reads only whether a tick was claimed.
 
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+use crate::store::Store;
 
 /// A difference between wall-clock and monotonic time larger than this at a
 /// wake-up is a clock jump (or a suspend), not scheduling jitter.
@@ -32,6 +38,7 @@ pub(super) enum Pass {
     Scheduled {
         after: DateTime<Utc>,
         upto: DateTime<Utc>,
+        handed_out: Option<DateTime<Utc>>,
     },
     /// The clock jumped forward by `by` (within `--max-catch-up`): each job
     /// that missed ticks in `(after, upto]` runs once, for the latest.
@@ -39,7 +46,21 @@ pub(super) enum Pass {
         after: DateTime<Utc>,
         upto: DateTime<Utc>,
         by: chrono::Duration,
+        handed_out: Option<DateTime<Utc>>,
     },
+}
+
+impl Pass {
+    /// After a backward jump: ticks up to this instant were handed out
+    /// before the clock went back, and may have run (their claims say).
+    /// `None` when every tick of the window is new.
+    #[cfg(test)]
+    fn handed_out(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Pass::Idle => None,
+            Pass::Scheduled { handed_out, .. } | Pass::CatchUp { handed_out, .. } => *handed_out,
+        }
+    }
 }
 
 /// What happened to the wall clock since the last wake-up.
@@ -54,6 +75,8 @@ pub(super) struct ClockWatch {
     wall: DateTime<Utc>,
     mono: Instant,
     cursor: DateTime<Utc>,
+    /// The latest the cursor has been: ticks up to it were handed out.
+    high_water: DateTime<Utc>,
     max_catch_up: Duration,
 }
 
@@ -64,6 +87,7 @@ impl ClockWatch {
             wall: now,
             mono,
             cursor: now,
+            high_water: now,
             max_catch_up,
         }
     }
@@ -93,11 +117,12 @@ impl ClockWatch {
                 return Pass::Idle;
             }
             Jump::Forward(by) if by.to_std().is_ok_and(|d| d <= self.max_catch_up) => {
-                let after = std::mem::replace(&mut self.cursor, now);
+                let (after, handed_out) = self.advance(now);
                 return Pass::CatchUp {
                     after,
                     upto: now,
                     by,
+                    handed_out,
                 };
             }
             Jump::Forward(by) => {
@@ -106,7 +131,7 @@ impl ClockWatch {
                     max_catch_up = %humantime::format_duration(self.max_catch_up),
                     "wall clock jumped forward by more than --max-catch-up; missed ticks are not run"
                 );
-                self.cursor = now;
+                self.advance(now);
                 return Pass::Idle;
             }
         }
@@ -114,8 +139,21 @@ impl ClockWatch {
             // A step back smaller than a jump: the ticks up to the cursor ran.
             return Pass::Idle;
         }
+        let (after, handed_out) = self.advance(now);
+        Pass::Scheduled {
+            after,
+            upto: now,
+            handed_out,
+        }
+    }
+
+    /// Moves the cursor forward to `now`; returns where it was, and the
+    /// high-water mark if the window reaches below it.
+    fn advance(&mut self, now: DateTime<Utc>) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
         let after = std::mem::replace(&mut self.cursor, now);
-        Pass::Scheduled { after, upto: now }
+        let handed_out = (after < self.high_water).then_some(self.high_water);
+        self.high_water = self.high_water.max(now);
+        (after, handed_out)
     }
 
     fn observe(&mut self, now: DateTime<Utc>, mono: Instant) -> Jump {
@@ -136,6 +174,33 @@ impl ClockWatch {
     }
 }
 
+/// Whether `job`'s `tick`, handed out again after a backward jump, already
+/// ran (or is running): its claim is on record. Only ticks up to the
+/// `handed_out` mark are looked up, so normal passes cost no read. A failed
+/// read says no, and the claim taken before the run decides.
+pub(super) fn ran_before(
+    store: &Store,
+    handed_out: Option<DateTime<Utc>>,
+    job: &str,
+    tick: DateTime<Utc>,
+) -> bool {
+    if handed_out.is_none_or(|mark| tick > mark) {
+        return false;
+    }
+    match store.tick_claimed(job, tick) {
+        Ok(claimed) => {
+            if claimed {
+                debug!(job, tick = %tick.to_rfc3339(), "ran before the clock went back; not run again");
+            }
+            claimed
+        }
+        Err(e) => {
+            warn!(job, error = %e, "reading a tick's claim after the clock went back");
+            false
+        }
+    }
+}
+
 pub(super) fn fmt_span(d: chrono::Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.num_seconds().unsigned_abs())).to_string()
 }
@@ -152,6 +217,14 @@ mod tests {
         chrono::Duration::seconds(n)
     }
 
+    fn scheduled(after: DateTime<Utc>, upto: DateTime<Utc>) -> Pass {
+        Pass::Scheduled {
+            after,
+            upto,
+            handed_out: None,
+        }
+    }
+
     const HOURS_3: Duration = Duration::from_secs(3 * 3600);
 
     #[test]
@@ -159,22 +232,13 @@ mod tests {
         let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
         let mut watch = ClockWatch::new(t0, m0, HOURS_3);
         let m = |n: u64| m0 + Duration::from_secs(n);
-        assert_eq!(
-            watch.pass(t0 + secs(1), m(1)),
-            Pass::Scheduled {
-                after: t0,
-                upto: t0 + secs(1)
-            }
-        );
+        assert_eq!(watch.pass(t0 + secs(1), m(1)), scheduled(t0, t0 + secs(1)));
         // Woken again at the same instant: nothing new.
         assert_eq!(watch.pass(t0 + secs(1), m(1)), Pass::Idle);
         // Late by a second (jitter, not a jump): the window covers it.
         assert_eq!(
             watch.pass(t0 + secs(3), m(2)),
-            Pass::Scheduled {
-                after: t0 + secs(1),
-                upto: t0 + secs(3)
-            }
+            scheduled(t0 + secs(1), t0 + secs(3))
         );
     }
 
@@ -189,17 +253,15 @@ mod tests {
             Pass::CatchUp {
                 after: t0,
                 upto: resumed,
-                by: secs(145)
+                by: secs(145),
+                handed_out: None,
             }
         );
         // The next tick is looked for from the resume, not from before it.
         assert_eq!(watch.cursor(), resumed);
         assert_eq!(
             watch.pass(resumed + secs(4), m0 + Duration::from_secs(4)),
-            Pass::Scheduled {
-                after: resumed,
-                upto: resumed + secs(4)
-            }
+            scheduled(resumed, resumed + secs(4))
         );
     }
 
@@ -210,6 +272,10 @@ mod tests {
         let later = t0 + chrono::Duration::hours(5);
         assert_eq!(watch.pass(later, m0), Pass::Idle);
         assert_eq!(watch.cursor(), later);
+        assert_eq!(
+            watch.pass(later + secs(1), m0 + Duration::from_secs(1)),
+            scheduled(later, later + secs(1))
+        );
     }
 
     #[test]
@@ -218,29 +284,39 @@ mod tests {
         let mut watch = ClockWatch::new(t0, m0, HOURS_3);
         let m = |n: u64| m0 + Duration::from_secs(n);
         watch.pass(t0 + secs(10), m(10));
+        let high = t0 + secs(10);
         // An hour back: ticks from there on are handed out again as their
-        // time comes (the claims refuse those that ran).
+        // time comes, marked as below what was handed out before (their
+        // claims decide).
         let back = t0 + secs(11) - chrono::Duration::hours(1);
         assert_eq!(watch.pass(back, m(11)), Pass::Idle);
         assert_eq!(watch.cursor(), back);
+        let again = watch.pass(back + secs(1), m(12));
         assert_eq!(
-            watch.pass(back + secs(1), m(12)),
+            again,
             Pass::Scheduled {
                 after: back,
-                upto: back + secs(1)
+                upto: back + secs(1),
+                handed_out: Some(high),
             }
         );
         // Forward again over ticks that ran before the jump: a catch-up of
         // that window, which the claims decide.
         let returned = t0 + secs(12);
+        let caught_up = watch.pass(returned, m(12));
         assert_eq!(
-            watch.pass(returned, m(12)),
+            caught_up,
             Pass::CatchUp {
                 after: back + secs(1),
                 upto: returned,
-                by: chrono::Duration::hours(1)
+                by: chrono::Duration::hours(1),
+                handed_out: Some(high),
             }
         );
+        // Past the old high-water mark, every tick is new again.
+        let next = watch.pass(returned + secs(1), m(13));
+        assert_eq!(next, scheduled(returned, returned + secs(1)));
+        assert_eq!(next.handed_out(), None);
     }
 
     #[test]
@@ -254,10 +330,7 @@ mod tests {
         assert_eq!(watch.cursor(), t0 + secs(10));
         assert_eq!(
             watch.pass(t0 + secs(11), m(12)),
-            Pass::Scheduled {
-                after: t0 + secs(10),
-                upto: t0 + secs(11)
-            }
+            scheduled(t0 + secs(10), t0 + secs(11))
         );
     }
 }

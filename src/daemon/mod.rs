@@ -294,8 +294,16 @@ pub async fn run(
         // below: a reload or a finished run at a tick must not skip it.
         match watch.pass(clock.now(), clock.monotonic()) {
             Pass::Idle => {}
-            Pass::CatchUp { after, upto, by } => {
-                let due = plan.due(after, upto);
+            Pass::CatchUp {
+                after,
+                upto,
+                by,
+                handed_out,
+            } => {
+                let mut due = plan.due(after, upto);
+                due.retain(|(job, tick)| {
+                    !clock_watch::ran_before(&ctx.store, handed_out, &job.name, *tick)
+                });
                 info!(
                     by = %clock_watch::fmt_span(by),
                     jobs = due.len(),
@@ -306,8 +314,15 @@ pub async fn run(
                     spawn_firing(&mut tasks, &ctx, &plan, firing);
                 }
             }
-            Pass::Scheduled { after, upto } => {
+            Pass::Scheduled {
+                after,
+                upto,
+                handed_out,
+            } => {
                 for (job, tick) in ticks.due(&plan, after, upto) {
+                    if clock_watch::ran_before(&ctx.store, handed_out, &job.name, tick) {
+                        continue;
+                    }
                     let firing = Firing::new(job.name.clone(), Some(tick), Trigger::Schedule);
                     spawn_firing(&mut tasks, &ctx, &plan, firing);
                 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use jobrun::clock::FakeClock;
 use jobrun::daemon::{self, DaemonOptions};
+use jobrun::job::RunStatus;
 use jobrun::plan::Plan;
 use jobrun::source::{self, SourceOptions};
 use jobrun::store::{HistoryFilter, RunRecord, Store};
@@ -176,6 +177,11 @@ impl Booted {
 
     /// Stops the daemon; returns what it logged.
     fn stop(self) -> String {
+        self.stop_with_runs().0
+    }
+
+    /// Stops the daemon; returns what it logged and every run on record.
+    fn stop_with_runs(self) -> (String, Vec<RunRecord>) {
         let _ = self.stop.send(());
         self.runtime
             .block_on(self.daemon)
@@ -183,7 +189,10 @@ impl Booted {
             .expect("daemon ran");
         let logs = captured_logs();
         let text = logs.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&text[self.log_from..]).into_owned()
+        (
+            String::from_utf8_lossy(&text[self.log_from..]).into_owned(),
+            runs(&self.state),
+        )
     }
 }
 
@@ -315,6 +324,49 @@ fn after_a_large_backward_jump_unclaimed_ticks_run_and_claimed_ones_never_twice(
     // A tick refused by its claim leaves no row and no warning.
     assert_eq!(count(&text, "skipped"), 0, "{text}");
     assert_eq!(count(&text, " WARN ") - 2, 0, "{text}");
+}
+
+#[test]
+fn a_step_back_over_a_tick_that_ran_leaves_a_replace_jobs_current_run_alone() {
+    let _serial = one_at_a_time();
+    let start = at(12, 0, 0) + chrono::Duration::milliseconds(500);
+    let daemon = Booted::start(
+        "jobs:\n  - name: slow\n    schedule: \"*/5 * * * * *\"\n    command: \"sleep 30\"\n    concurrency: replace\n",
+        start,
+    );
+    let started = |tick: DateTime<Utc>| {
+        wait_for(
+            Duration::from_secs(10),
+            &format!("the run for {tick}"),
+            || {
+                daemon
+                    .runs()
+                    .into_iter()
+                    .find(|r| r.tick == Some(tick) && r.started_at.is_some())
+            },
+        )
+    };
+    daemon.clock.pass(secs(5));
+    started(at(12, 0, 5));
+    // The 12:00:10 run replaces the 12:00:05 one.
+    daemon.clock.pass(secs(5));
+    started(at(12, 0, 10));
+    daemon.ran("slow", at(12, 0, 5));
+    // Back over 12:00:05, which ran: handed out again, it is refused before
+    // the job's lock is taken, so the running 12:00:10 run is not replaced.
+    daemon.clock.advance(secs(-6));
+    daemon.logged("wall clock moved backwards", 1);
+    daemon.clock.pass(secs(1));
+    std::thread::sleep(Duration::from_millis(700));
+    // Still running when the daemon stops: interrupted by the shutdown, not
+    // killed to make way for a tick that had already run.
+    let (_, runs) = daemon.stop_with_runs();
+    let current = runs
+        .iter()
+        .find(|r| r.tick == Some(at(12, 0, 10)))
+        .expect("the 12:00:10 run");
+    assert_eq!(current.status, RunStatus::Interrupted, "{runs:?}");
+    assert_eq!(runs.len(), 2, "{runs:?}");
 }
 
 #[test]
