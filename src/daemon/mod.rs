@@ -15,6 +15,7 @@ pub mod memory;
 pub mod output;
 pub mod reboot;
 pub mod reload;
+mod state_check;
 mod timer;
 pub mod watch;
 
@@ -105,6 +106,7 @@ pub async fn run(
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),
     });
+    state_check::check_state(&store, &ctx.locks_dir)?;
     recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
     info!(

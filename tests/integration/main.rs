@@ -12,4 +12,5 @@ mod layout;
 mod pid1;
 mod reload;
 mod sources;
+mod state_dir;
 mod triggers;
