@@ -16,6 +16,7 @@
 //! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
 //! - [`clock`]: the only wall-clock reader.
 //! - [`lock`]: the per-job file lock.
+//! - [`procfs`]: the one reader of `/proc/PID/stat`.
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
@@ -38,6 +39,7 @@ pub mod job;
 pub mod lock;
 pub mod plan;
 pub mod private_dir;
+pub mod procfs;
 pub mod readiness;
 pub mod recorder;
 pub mod runner;

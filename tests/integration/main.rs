@@ -10,6 +10,7 @@ mod health;
 mod incidents;
 mod layout;
 mod pid1;
+mod recovery;
 mod reload;
 mod sources;
 mod state_dir;
