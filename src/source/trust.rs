@@ -25,22 +25,19 @@
 //! - Still more lenient than Debian's spool: mode 0644 is accepted (images
 //!   ship such crontabs; reading them exposes nothing a write could abuse).
 //! - Opening never blocks (`O_NONBLOCK`: a FIFO put in `cron.d` is skipped,
-//!   not waited on) and reads at most [`MAX_CRONTAB_BYTES`].
+//!   not waited on), and the open file is read within the limit of every
+//!   source ([`super::bounded`]).
 //!
 //! See: https://salsa.debian.org/debian/cron/-/blob/master/database.c
 
-use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Read};
+use std::fs::{Metadata, OpenOptions};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::unistd::User;
 
 use crate::job::{Diagnostic, Origin};
-
-/// The largest crontab file read; a bigger one is refused rather than read
-/// into memory (the biggest real-world crontab in the corpus is a few KiB).
-pub const MAX_CRONTAB_BYTES: u64 = 4 << 20;
 
 /// Who must own a file for cron to trust it.
 #[derive(Clone, Copy, Debug)]
@@ -118,33 +115,10 @@ pub fn open_crontab(path: &Path, owner: Owner<'_>, euid: u32) -> Opened {
     if let Err(reason) = check_safety(path, &meta, owner, euid) {
         return refused(reason);
     }
-    if meta.len() > MAX_CRONTAB_BYTES {
-        return too_big(path);
-    }
-    match read_bounded(file) {
-        Ok(Some(bytes)) => Opened::Content(bytes),
-        Ok(None) => too_big(path),
+    match super::bounded::read_from(file) {
+        Ok(bytes) => Opened::Content(bytes),
         Err(e) => failed(e),
     }
-}
-
-fn too_big(path: &Path) -> Opened {
-    Opened::Refused(Diagnostic::error(
-        Some(Origin::new(path, 0)),
-        format!(
-            "refused: the file is larger than {} MiB, more than any crontab needs; \
-             split it or remove what is not a crontab line",
-            MAX_CRONTAB_BYTES >> 20
-        ),
-    ))
-}
-
-/// Reads the open file to its end, at most [`MAX_CRONTAB_BYTES`] (`None` past
-/// that: a file that grows while it is read is not read without bound).
-fn read_bounded(file: File) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    file.take(MAX_CRONTAB_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= MAX_CRONTAB_BYTES).then_some(bytes))
 }
 
 /// Root and jobrun's own user are trusted for every file.
@@ -367,7 +341,8 @@ mod tests {
             .write(true)
             .open(&path)
             .expect("open");
-        f.set_len(MAX_CRONTAB_BYTES + 1).expect("grow");
+        f.set_len(crate::limits::FILE_BYTES_MAX as u64 + 1)
+            .expect("grow");
         refused(
             open_crontab(&path, Owner::System, me()),
             Severity::Error,
