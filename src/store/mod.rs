@@ -102,6 +102,10 @@ impl Store {
         {
             tracing::warn!("{warning}");
         }
+        Store::open_database(state_dir)
+    }
+
+    fn open_database(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join("jobrun.db");
         let conn = open_connection(&path).map_err(|e| read_only_dir(state_dir, &path, e))?;
         Ok(Store {
@@ -111,10 +115,13 @@ impl Store {
     }
 
     /// Opens the store only if the state directory already has a database
-    /// (read-only commands must not create state as a side effect).
+    /// (read-only commands must not create state as a side effect). The
+    /// directory's owner and mode are not judged here: reading the history
+    /// of a directory jobrun would not write to (root looking at a user's,
+    /// say) gives nobody a way in.
     pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
         if state_dir.join("jobrun.db").is_file() {
-            Store::open(state_dir).map(Some)
+            Store::open_database(state_dir).map(Some)
         } else {
             Ok(None)
         }
@@ -503,5 +510,8 @@ mod tests {
         assert!(!state.join("jobrun.db").exists(), "nothing was created");
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(Store::open(&state).unwrap().check_writable().is_ok());
+        // Read-only commands still read it.
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(Store::open_existing(&state).unwrap().is_some());
     }
 }
