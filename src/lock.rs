@@ -59,6 +59,14 @@ pub fn try_lock(locks_dir: &Path, job: &str, mode: LockMode) -> io::Result<Optio
     if std::fs::symlink_metadata(locks_dir).is_err() {
         prepare_dir(locks_dir, private_dir::euid()).map_err(io::Error::other)?;
     }
+    // Names are checked where they are read; a name that could leave
+    // `locks/` is still never joined to it.
+    if job.is_empty() || job.contains('/') || job.contains('\0') || job == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{job:?} cannot name a lock file in {}", locks_dir.display()),
+        ));
+    }
     let path = locks_dir.join(format!("{job}.lock"));
     let file = open_lock_file(&path)?;
     // Called fully qualified: std's File has methods of the same names since
@@ -205,5 +213,16 @@ mod tests {
         std::os::unix::fs::symlink(other.path(), &locks).unwrap();
         let err = prepare_dir(&locks, private_dir::euid()).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_job_name_never_leads_out_of_the_locks_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = locks_dir(dir.path());
+        for name in ["../escape", "a/b", ""] {
+            let err = try_lock(&locks, name, LockMode::Exclusive).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name}");
+        }
+        assert!(!dir.path().join("escape.lock").exists());
     }
 }
