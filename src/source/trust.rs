@@ -75,9 +75,14 @@ pub fn open_crontab(path: &Path, owner: Owner<'_>, euid: u32) -> Opened {
             Ok(link) if link.file_type().is_symlink() && !trusted_owner(link.uid(), euid) => {
                 return refused(format!(
                     "refused: the symbolic link is owned by uid {}, and {}, link included; \
-                     fix it with `chown -h root {}`",
+                     fix it with `chown -h {} {}`",
                     link.uid(),
                     whose(owner, euid),
+                    if euid == 0 {
+                        "root".to_owned()
+                    } else {
+                        euid.to_string()
+                    },
                     path.display()
                 ));
             }
@@ -196,7 +201,9 @@ fn check_safety(path: &Path, meta: &Metadata, owner: Owner<'_>, euid: u32) -> Re
     if !allowed {
         let who = match owner {
             Owner::User(name) if euid == 0 => name.to_owned(),
-            _ => "root".to_owned(),
+            _ if euid == 0 => "root".to_owned(),
+            // A non-root jobrun's own files are the ones it can be given.
+            _ => euid.to_string(),
         };
         return Err(format!(
             "refused: the file is owned by uid {uid}, and {}, so that no other user can add jobs to it; \
@@ -387,6 +394,11 @@ mod tests {
                 open_crontab(&nobodys, owner, 4242),
                 Severity::Warning,
                 "jobrun's own user (uid 4242)",
+            );
+            refused(
+                open_crontab(&nobodys, owner, 4242),
+                Severity::Warning,
+                "chown 4242",
             );
         }
         chown(&nobodys, 4242);
