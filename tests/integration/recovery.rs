@@ -47,12 +47,12 @@ fn started(daemon: &crate::harness::Daemon) -> Option<()> {
 
 #[test]
 fn a_starting_daemon_leaves_a_live_daemons_runs_alone_when_the_locks_are_deleted() {
-    let schedule = once_soon(2);
+    let schedule = once_soon(3);
     let t = Test::new().file(
         "jobs.yaml",
         format!(
             "jobs:\n\
-             \x20 - {{name: short, schedule: \"{schedule}\", command: \"sleep 4\"}}\n\
+             \x20 - {{name: short, schedule: \"{schedule}\", command: \"sleep 8\"}}\n\
              \x20 - {{name: long, schedule: \"{schedule}\", command: \"sleep 60\"}}\n"
         ),
     );
