@@ -77,6 +77,8 @@ pub(super) struct ClockWatch {
     cursor: DateTime<Utc>,
     /// The latest the cursor has been: ticks up to it were handed out.
     high_water: DateTime<Utc>,
+    /// The last pass saw the clock jump (or the machine resume).
+    jumped: bool,
     max_catch_up: Duration,
 }
 
@@ -88,6 +90,7 @@ impl ClockWatch {
             mono,
             cursor: now,
             high_water: now,
+            jumped: false,
             max_catch_up,
         }
     }
@@ -100,7 +103,9 @@ impl ClockWatch {
     /// Decides what a wake-up at `now` (wall) and `mono` (monotonic) runs, and
     /// moves the cursor.
     pub(super) fn pass(&mut self, now: DateTime<Utc>, mono: Instant) -> Pass {
-        match self.observe(now, mono) {
+        let jump = self.observe(now, mono);
+        self.jumped = jump != Jump::None;
+        match jump {
             Jump::None => {}
             Jump::Backward(by) => {
                 warn!(
@@ -145,6 +150,13 @@ impl ClockWatch {
             upto: now,
             handed_out,
         }
+    }
+
+    /// Whether the last pass saw the wall clock jump: the daemon's heartbeat
+    /// (by the wall clock) is then overdue, and is written at once rather than
+    /// up to a minute later, when a peer could take it for a dead daemon's.
+    pub(super) fn jumped(&self) -> bool {
+        self.jumped
     }
 
     /// Moves the cursor forward to `now`; returns where it was, and the
@@ -259,10 +271,12 @@ mod tests {
         );
         // The next tick is looked for from the resume, not from before it.
         assert_eq!(watch.cursor(), resumed);
+        assert!(watch.jumped());
         assert_eq!(
             watch.pass(resumed + secs(4), m0 + Duration::from_secs(4)),
             scheduled(resumed, resumed + secs(4))
         );
+        assert!(!watch.jumped());
     }
 
     #[test]

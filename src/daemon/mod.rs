@@ -331,6 +331,10 @@ pub async fn run(
                 }
             }
         }
+        if watch.jumped() {
+            // The heartbeat is by the wall clock: after a jump, beat at once.
+            next_beat = tokio::time::Instant::now();
+        }
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;

@@ -396,6 +396,30 @@ fn a_suspend_is_caught_up_at_once_and_the_next_tick_runs_as_scheduled() {
 }
 
 #[test]
+fn after_a_suspend_the_heartbeat_is_written_at_once() {
+    let _serial = one_at_a_time();
+    let start = at(12, 0, 1);
+    let daemon = Booted::start(
+        "jobs:\n  - name: hourly\n    schedule: \"0 * * * *\"\n    command: \"true\"\n",
+        start,
+    );
+    // 145 s of suspend: a heartbeat 145 s old (or older, up to a minute
+    // more) could make `status` or a starting peer take the daemon for dead.
+    daemon.clock.advance(secs(145));
+    let state = daemon.state.clone();
+    wait_for(
+        Duration::from_secs(5),
+        "a heartbeat after the resume",
+        || {
+            let store = Store::open_existing(&state).ok()??;
+            let seen = store.last_daemon_seen().ok()??;
+            (seen >= start + secs(145)).then_some(())
+        },
+    );
+    daemon.stop();
+}
+
+#[test]
 fn a_fixed_time_in_the_dst_gap_runs_once_beside_a_per_second_job() {
     let _serial = one_at_a_time();
     // Berlin, 2025-03-30: 02:00 CET becomes 03:00 CEST at 01:00:00Z, so 02:30
