@@ -94,6 +94,9 @@ pub async fn run(
     // Read with `started`: start-up work before the loop (recovery, pruning)
     // must not look like a clock jump at its first pass.
     let started_mono = clock.monotonic();
+    // Subscribed with `started`: a hand-moved clock moved during start-up
+    // wakes the loop's first sleep.
+    let mut moved = clock.moved();
     let ctx = Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store: Arc::clone(&store),
@@ -163,7 +166,6 @@ pub async fn run(
     let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
     let mut reloads = opts.reload.map(|r| reload::Reloads::new(r, &plan));
     let mut reload_at: Option<tokio::time::Instant> = None;
-    let mut moved = clock.moved();
     let mut ticks = NextTick::default();
     let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
     let pid = std::process::id();
