@@ -518,6 +518,8 @@ fn a_real_daemon_runs_the_gap_job_beside_a_per_second_job_under_libfaketime() {
         .file("start", "@2025-03-30 00:59:56\n")
         .env("LD_PRELOAD", option_env!("JOBRUN_LIBFAKETIME").unwrap_or_default())
         .env("FAKETIME_TIMESTAMP_FILE", "{root}/start")
+        // Read once: the start time is not re-read (and re-applied) later.
+        .env("FAKETIME_CACHE_DURATION", "86400")
         .env("DONT_FAKE_MONOTONIC", "1");
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     let state = t.path("state");
