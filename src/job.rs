@@ -469,10 +469,13 @@ pub enum RunStatus {
     Skipped,
     Interrupted,
     Abandoned,
+    /// A tick jobrun could not claim or start through a failure of its own
+    /// (out of descriptors, its state unwritable): the reason is in `error`.
+    Missed,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
@@ -481,6 +484,7 @@ impl RunStatus {
         RunStatus::Skipped,
         RunStatus::Interrupted,
         RunStatus::Abandoned,
+        RunStatus::Missed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -493,6 +497,7 @@ impl RunStatus {
             RunStatus::Skipped => "skipped",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Abandoned => "abandoned",
+            RunStatus::Missed => "missed",
         }
     }
 
@@ -509,6 +514,7 @@ impl RunStatus {
                 | RunStatus::Killed
                 | RunStatus::Interrupted
                 | RunStatus::Abandoned
+                | RunStatus::Missed
         )
     }
 }

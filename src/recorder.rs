@@ -11,10 +11,18 @@
 //! waiting claims and start marks in one transaction (one commit instead of
 //! one per run), the waiting outcomes in another (one fsync for the lot).
 //!
+//! What cannot be written because the store refuses writes (a missed tick,
+//! an outcome) is kept in a bounded spool ([`spool`]) and written when it
+//! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
+//! the spool holds something.
+//!
 //! Knows the store and a reply channel; nothing of jobs, locks or processes.
+
+mod spool;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
@@ -38,7 +46,7 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn as_new_run(&self) -> NewRun<'_> {
+    pub(crate) fn as_new_run(&self) -> NewRun<'_> {
         NewRun {
             job: &self.job,
             trigger: self.trigger,
@@ -68,7 +76,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn as_finish(&self) -> Finish<'_> {
+    pub(crate) fn as_finish(&self) -> Finish<'_> {
         Finish {
             status: self.status,
             finished_at: self.finished_at,
@@ -93,6 +101,9 @@ enum Request {
     Start(StartMark, StartReply),
     /// An outcome to record; waiting ones are written together.
     Finish(i64, Outcome, oneshot::Sender<Result<(), StoreError>>),
+    /// A tick jobrun could not claim or start: written, or spooled until
+    /// the store accepts writes. Nobody waits for it.
+    Missed(Claim),
 }
 
 #[derive(Default)]
@@ -114,6 +125,8 @@ pub struct Recorder {
 
 /// Outcomes written in one transaction at most (bounds one commit's time).
 const FINISH_BATCH: usize = 256;
+/// How often the spool is offered to the store again while it holds rows.
+pub const SPOOL_RETRY: Duration = Duration::from_secs(1);
 
 impl Recorder {
     /// Starts the recorder thread for `store`.
@@ -176,8 +189,16 @@ impl Recorder {
             .expect("the recorder thread runs while its handle lives and answers every call")
     }
 
+    /// Records a tick as missed (its claim, with the status and reason set):
+    /// at once if the store accepts it, else when it does again. Does not
+    /// wait.
+    pub fn record_missed(&self, claim: Claim) {
+        self.push(Request::Missed(claim));
+    }
+
     /// Records an outcome; returns once it is committed (with the outcomes
-    /// that waited alongside it).
+    /// that waited alongside it). On an error the outcome is kept in the
+    /// spool and written when the store accepts writes again.
     pub async fn finish(&self, id: i64, outcome: Outcome) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Finish(id, outcome, tx));
@@ -195,14 +216,29 @@ impl Drop for Recorder {
 
 /// The thread: urgent calls first, then the waiting outcomes in batches.
 fn serve(store: &Store, shared: &Shared) {
+    let mut spool = spool::Spool::default();
     loop {
         let (urgent, finishes) = {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             while queue.urgent.is_empty() && queue.finishes.is_empty() && !queue.closed {
-                queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+                if spool.is_empty() {
+                    queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
+                let (q, waited) = shared
+                    .ready
+                    .wait_timeout(queue, SPOOL_RETRY)
+                    .unwrap_or_else(|p| p.into_inner());
+                queue = q;
+                if waited.timed_out() {
+                    break;
+                }
             }
-            if queue.urgent.is_empty() && queue.finishes.is_empty() {
-                return; // closed, and nothing left to do
+            if queue.urgent.is_empty() && queue.finishes.is_empty() && queue.closed {
+                // Closed, and nothing left to do but a last try at the spool.
+                drop(queue);
+                let _ = spool.flush(store);
+                return;
             }
             let urgent: Vec<Request> = queue.urgent.drain(..).collect();
             let take = if urgent.is_empty() {
@@ -220,10 +256,16 @@ fn serve(store: &Store, shared: &Shared) {
                 Request::Urgent(call) => call(store),
                 Request::Claim(claim, reply) => claims.push((claim, reply)),
                 Request::Start(mark, reply) => starts.push((mark, reply)),
+                Request::Missed(claim) => spool.keep_missed(claim),
                 Request::Finish(..) => unreachable!("outcomes are queued apart"),
             }
         }
         write_claims_and_starts(store, claims, starts);
+        if !spool.is_empty() {
+            // Missed ticks just queued, or rows kept from before: a store
+            // that refuses them still does, and they stay for the next try.
+            let _ = spool.flush(store);
+        }
         if finishes.is_empty() {
             continue;
         }
@@ -244,10 +286,15 @@ fn serve(store: &Store, shared: &Shared) {
                 }
             }
             // The batch is rolled back: write each alone, so one bad row
-            // cannot cost the others their record.
+            // cannot cost the others their record; what the store refuses
+            // is kept for when it accepts writes again.
             Err(_) => {
-                for ((id, finish), reply) in batch.iter().zip(replies) {
-                    let _ = reply.send(store.finish(*id, finish));
+                for (((id, finish), reply), (_, outcome)) in batch.iter().zip(replies).zip(&rows) {
+                    let written = store.finish(*id, finish);
+                    if written.is_err() {
+                        spool.keep_finish(*id, outcome.clone());
+                    }
+                    let _ = reply.send(written);
                 }
             }
         }

@@ -104,6 +104,7 @@ pub async fn run(
         base_env: opts.base_env,
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),
+        limits: fire::Limits::for_this_process(),
     });
     recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
@@ -184,6 +185,7 @@ pub async fn run(
             if let Err(e) = beat {
                 warn!(error = %e, "recording the heartbeat");
             }
+            fire::flush_log_summaries(&ctx);
             next_beat = tokio::time::Instant::now() + HEARTBEAT;
         }
         // Hourly; up to a minute late, since it waits for a wake-up.
