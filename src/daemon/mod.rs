@@ -13,6 +13,8 @@
 
 pub mod memory;
 pub mod output;
+#[cfg(test)]
+mod panic_tests;
 pub mod reboot;
 pub mod reload;
 mod timer;

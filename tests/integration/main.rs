@@ -11,5 +11,6 @@ mod incidents;
 mod layout;
 mod pid1;
 mod reload;
+mod resources;
 mod sources;
 mod triggers;
