@@ -359,8 +359,28 @@ pub fn chained(job: &Job, result: &FireResult) -> Vec<Firing> {
         .collect()
 }
 
-/// Runs one firing of `job` to the end and records it.
+/// Runs one firing of `job` to the end and records it. A panic in jobrun
+/// before the claim records the tick `missed`; after it, the run `failed`.
 pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    match unwind::CatchUnwind::new(fire_once(ctx, job, firing)).await {
+        Ok(result) => result,
+        Err(panic) => {
+            tracing::error!(job = %job.name, panic = %panic, "the firing panicked before its claim");
+            let error = std::io::Error::other(panic);
+            Ok(missed::missed(
+                ctx,
+                job,
+                firing,
+                "jobrun internal error",
+                &error,
+            ))
+        }
+    }
+}
+
+async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    #[cfg(test)]
+    tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
     let mode = match concurrency {
         Concurrency::Allow => LockMode::Shared,
@@ -368,7 +388,7 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
     };
     // A slot before the lock, the run's first descriptor: under a low
     // descriptor limit runs wait here rather than fail (see `limits`).
-    let _slot = ctx.limits.slot().await;
+    let mut slot = ctx.limits.slot().await;
     let lock = match acquire(ctx, job, firing, mode).await {
         Ok(Acquired::Lock(lock)) => lock,
         Ok(Acquired::Lost) => {
@@ -410,7 +430,8 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
     info!(job = %job.name, run_id, trigger = firing.trigger.as_str(), "claimed");
     // From here the run must end on record, whatever happens to this firing.
     let guard = unwind::ClaimGuard::new(ctx, run_id);
-    let result = match unwind::CatchUnwind::new(execute(ctx, job, firing, run_id)).await {
+    let result = match unwind::CatchUnwind::new(execute(ctx, job, firing, run_id, &mut slot)).await
+    {
         Ok(result) => result,
         Err(panic) => {
             ctx.active.unregister(run_id);
@@ -573,6 +594,7 @@ async fn execute(
     job: &Job,
     firing: &Firing,
     run_id: i64,
+    slot: &mut limits::Slot,
 ) -> anyhow::Result<FireResult> {
     if ctx.active.is_stopping() {
         // Claimed just as the daemon began to shut down: the command never
@@ -612,7 +634,7 @@ async fn execute(
     match &job.spec.command {
         Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started).await,
         Command::Shell(_) | Command::Argv(_) => {
-            run_command(ctx, job, run_id, request, started).await
+            run_command(ctx, job, run_id, request, started, slot).await
         }
     }
 }
@@ -690,13 +712,17 @@ async fn run_command(
     run_id: i64,
     request: RunRequest,
     started: std::time::Instant,
+    slot: &mut limits::Slot,
 ) -> anyhow::Result<FireResult> {
     let sink = Arc::new(RunOutput {
         run_id,
         inner: Arc::clone(&ctx.sink),
     });
     let running = match runner::start(request, sink) {
-        Ok(running) => running,
+        Ok(running) => {
+            slot.started();
+            running
+        }
         Err(e) => {
             // Out of descriptors or processes is jobrun's failure, not the
             // job's: the tick is missed, with the reason.
@@ -733,7 +759,7 @@ async fn run_command(
         },
     );
     #[cfg(test)]
-    tests::panic_if_asked(&job.name);
+    tests::panic_if_asked(&job.name, false);
     let outcome = running.wait().await;
     ctx.active.unregister(run_id);
     let stop_reason = *reason.lock().unwrap_or_else(|p| p.into_inner());

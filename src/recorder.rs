@@ -171,8 +171,7 @@ impl Recorder {
     pub async fn claim(&self, claim: Claim) -> Result<Option<i64>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Claim(claim, tx));
-        rx.await
-            .expect("the recorder thread runs while its handle lives and answers every call")
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Records a start ([`Store::mark_started`]), committed with the claims
@@ -185,8 +184,7 @@ impl Recorder {
     ) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Start((id, pid, at), tx));
-        rx.await
-            .expect("the recorder thread runs while its handle lives and answers every call")
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Records a tick as missed (its claim, with the status and reason set):
@@ -202,8 +200,7 @@ impl Recorder {
     pub async fn finish(&self, id: i64, outcome: Outcome) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Finish(id, outcome, tx));
-        rx.await
-            .expect("the recorder thread runs while its handle lives and answers every call")
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 }
 
@@ -249,55 +246,84 @@ fn serve(store: &Store, shared: &Shared) {
             let finishes: Vec<Request> = queue.finishes.drain(..take).collect();
             (urgent, finishes)
         };
-        let mut claims = Vec::new();
-        let mut starts = Vec::new();
-        for request in urgent {
-            match request {
-                Request::Urgent(call) => call(store),
-                Request::Claim(claim, reply) => claims.push((claim, reply)),
-                Request::Start(mark, reply) => starts.push((mark, reply)),
-                Request::Missed(claim) => spool.keep_missed(claim),
-                Request::Finish(..) => unreachable!("outcomes are queued apart"),
+        // A panic in one batch (a bug, never a store error: those are
+        // values) must not end the thread: every later claim and outcome
+        // would go unanswered. Its callers get an error; the thread goes on.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serve_batch(store, &mut spool, urgent, finishes);
+        }));
+        if served.is_err() {
+            tracing::error!("a call on the recorder thread panicked; its callers get an error");
+        }
+    }
+}
+
+/// One pass of the thread: the urgent calls, the claims and start marks,
+/// the spool, then a batch of outcomes.
+fn serve_batch(
+    store: &Store,
+    spool: &mut spool::Spool,
+    urgent: Vec<Request>,
+    finishes: Vec<Request>,
+) {
+    let mut claims = Vec::new();
+    let mut starts = Vec::new();
+    for request in urgent {
+        match request {
+            Request::Urgent(call) => call(store),
+            Request::Claim(claim, reply) => claims.push((claim, reply)),
+            Request::Start(mark, reply) => starts.push((mark, reply)),
+            Request::Missed(claim) => spool.keep_missed(claim),
+            Request::Finish(..) => unreachable!("outcomes are queued apart"),
+        }
+    }
+    write_claims_and_starts(store, claims, starts);
+    if !spool.is_empty() {
+        // Missed ticks just queued, or rows kept from before: a store
+        // that refuses them still does, and they stay for the next try.
+        let _ = spool.flush(store);
+    }
+    if finishes.is_empty() {
+        return;
+    }
+    let mut rows = Vec::with_capacity(finishes.len());
+    let mut replies = Vec::with_capacity(finishes.len());
+    for request in finishes {
+        if let Request::Finish(id, outcome, reply) = request {
+            rows.push((id, outcome));
+            replies.push(reply);
+        }
+    }
+    let batch: Vec<(i64, Finish<'_>)> = rows.iter().map(|(id, o)| (*id, o.as_finish())).collect();
+    match store.finish_many(&batch) {
+        Ok(()) => {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
             }
         }
-        write_claims_and_starts(store, claims, starts);
-        if !spool.is_empty() {
-            // Missed ticks just queued, or rows kept from before: a store
-            // that refuses them still does, and they stay for the next try.
-            let _ = spool.flush(store);
-        }
-        if finishes.is_empty() {
-            continue;
-        }
-        let mut rows = Vec::with_capacity(finishes.len());
-        let mut replies = Vec::with_capacity(finishes.len());
-        for request in finishes {
-            if let Request::Finish(id, outcome, reply) = request {
-                rows.push((id, outcome));
-                replies.push(reply);
-            }
-        }
-        let batch: Vec<(i64, Finish<'_>)> =
-            rows.iter().map(|(id, o)| (*id, o.as_finish())).collect();
-        match store.finish_many(&batch) {
-            Ok(()) => {
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
+        // The batch is rolled back: write each alone, so one bad row
+        // cannot cost the others their record; what the store refuses
+        // is kept for when it accepts writes again.
+        Err(_) => {
+            for (((id, finish), reply), (_, outcome)) in batch.iter().zip(replies).zip(&rows) {
+                let written = store.finish(*id, finish);
+                if written.is_err() {
+                    spool.keep_finish(*id, outcome.clone());
                 }
-            }
-            // The batch is rolled back: write each alone, so one bad row
-            // cannot cost the others their record; what the store refuses
-            // is kept for when it accepts writes again.
-            Err(_) => {
-                for (((id, finish), reply), (_, outcome)) in batch.iter().zip(replies).zip(&rows) {
-                    let written = store.finish(*id, finish);
-                    if written.is_err() {
-                        spool.keep_finish(*id, outcome.clone());
-                    }
-                    let _ = reply.send(written);
-                }
+                let _ = reply.send(written);
             }
         }
+    }
+}
+
+/// The error a caller gets when its call was lost with a batch that
+/// panicked on the recorder thread.
+fn unanswered() -> StoreError {
+    StoreError::Sql {
+        operation: "recording",
+        source: rusqlite::Error::ToSqlConversionFailure(
+            "the recorder thread failed while serving this call (a bug in jobrun)".into(),
+        ),
     }
 }
 

@@ -1,13 +1,16 @@
-//! How many runs may hold descriptors at once, and the warnings they share.
+//! How many descriptors the runs going at once may hold, and the warnings
+//! they share.
 //!
-//! Each run costs jobrun descriptors of its own from its lock to its record
-//! (the lock file, the output pipes, a pidfd: [`PER_RUN`] at the most, while
-//! it starts). Without a bound, a tick of 200 jobs under a 64-descriptor
-//! limit failed most of them with EMFILE and recorded nothing (issue 11).
-//! Here a run takes a slot before its lock; the slots are sized from the
-//! descriptors left to jobrun after start, so under a low limit runs queue
-//! for a slot instead of failing. When the runs going at once outgrow
-//! jobrun's soft limit, it is raised to the hard one (see
+//! Each run costs jobrun descriptors of its own from its lock to its record:
+//! up to [`STARTING`] while it starts (the lock file, three pipes of two ends,
+//! the pidfd, std's exec-error pipe on the fork path) and [`RUNNING`] once it
+//! runs (the lock, the parent's ends of the pipes, the pidfd). Without a
+//! bound, a tick of 200 jobs under a 64-descriptor limit failed most of them
+//! with EMFILE and recorded nothing (issue 11). Here a run takes a [`Slot`]
+//! of descriptors before its lock and gives back the difference once its
+//! command runs; the pool is what is left to jobrun after start, so under a
+//! low limit runs queue for a slot instead of failing. When the runs going
+//! at once outgrow jobrun's soft limit, it is raised to the hard one (see
 //! `runner::descriptors` for why only then).
 //!
 //! Knows the runner's descriptor limits and a semaphore; nothing of jobs or
@@ -22,25 +25,40 @@ use tracing::{info, warn};
 use super::log_limit::LogLimiter;
 use crate::runner::descriptors;
 
-/// Descriptors one run may hold at once in jobrun (the lock, three pipes of
-/// two ends while it starts, the pidfd, std's exec-error pipe on the fork
-/// path).
-pub const PER_RUN: u64 = 10;
+/// Descriptors a run may hold in jobrun while it starts.
+pub const STARTING: u32 = 10;
+/// Descriptors a run holds in jobrun once its command runs.
+pub const RUNNING: u32 = 5;
 /// Descriptors kept for everything else (SQLite's journal, file watches,
 /// signals, HTTP clients).
 pub const RESERVE: u64 = 16;
-/// The most slots, whatever the limit: a semaphore's own bound, and far
-/// beyond the runs one machine can start.
-const MAX_SLOTS: u64 = 1 << 20;
+/// The largest pool, whatever the limit: a semaphore's own bound is higher,
+/// and no machine runs 100,000 jobs at once.
+const MAX_POOL: u64 = 1 << 20;
 
-/// The run slots and the firing path's log limiter of one jobrun process.
+/// The descriptor pool and the firing path's log limiter of one process.
 pub struct Limits {
-    slots: Arc<Semaphore>,
-    capacity: usize,
-    /// Runs at once that fit the soft limit jobrun was started with.
+    pool: Arc<Semaphore>,
+    size: usize,
+    /// Descriptors of the pool that fit the soft limit jobrun started with.
     fits_soft: usize,
     raised: AtomicBool,
     pub log: LogLimiter,
+}
+
+/// One run's share of the pool, given back when dropped.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// The command runs: the descriptors only needed to start it go back.
+    pub(super) fn started(&mut self) {
+        if let Some(permit) = &mut self.permit {
+            let spare = permit.num_permits().saturating_sub(RUNNING as usize);
+            drop(permit.split(spare));
+        }
+    }
 }
 
 impl Limits {
@@ -58,49 +76,50 @@ impl Limits {
         Limits::sized(soft, hard, open)
     }
 
-    /// Slots for `soft`/`hard` descriptor limits with `open` already used.
+    /// A pool for `soft`/`hard` descriptor limits with `open` already used.
     pub fn sized(soft: u64, hard: u64, open: u64) -> Limits {
-        let runs = |limit: u64| {
-            (limit.saturating_sub(open).saturating_sub(RESERVE) / PER_RUN).clamp(1, MAX_SLOTS)
+        let left = |limit: u64| {
+            let left = limit
+                .min(MAX_POOL)
+                .saturating_sub(open)
+                .saturating_sub(RESERVE)
+                .max(u64::from(STARTING));
+            usize::try_from(left).unwrap_or(usize::MAX)
         };
-        let capacity = usize::try_from(runs(hard.max(soft))).unwrap_or(usize::MAX);
-        let fits_soft = usize::try_from(runs(soft)).unwrap_or(usize::MAX);
+        let size = left(hard.max(soft));
+        let fits_soft = left(soft);
         Limits {
-            slots: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            pool: Arc::new(Semaphore::new(size)),
+            size,
             fits_soft,
-            raised: AtomicBool::new(fits_soft >= capacity),
+            raised: AtomicBool::new(fits_soft >= size),
             log: LogLimiter::default(),
         }
     }
 
-    /// How many runs may hold descriptors at once.
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    /// How many runs may start at once, and how many may run at once.
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.size / STARTING as usize, self.size / RUNNING as usize)
     }
 
-    /// Waits for a slot for one run; it is given back when dropped.
-    pub(super) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+    /// Waits for the descriptors of one starting run.
+    pub(super) async fn slot(&self) -> Slot {
         // The semaphore is never closed, so this only waits.
-        let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
-        let in_use = self.capacity - self.slots.available_permits();
+        let permit = Arc::clone(&self.pool)
+            .acquire_many_owned(STARTING)
+            .await
+            .ok();
+        let in_use = self.size - self.pool.available_permits();
         if in_use > self.fits_soft && !self.raised.swap(true, Ordering::Relaxed) {
             match descriptors::raise() {
                 Ok(limit) => info!(
                     limit,
-                    runs = in_use,
                     "raised jobrun's open-file limit for the runs going at once (jobs keep the original)"
                 ),
                 Err(e) => warn!(error = %e, "raising the open-file limit"),
             }
         }
-        Some(permit)
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits::for_this_process()
+        Slot { permit }
     }
 }
 
@@ -110,17 +129,33 @@ mod tests {
 
     #[test]
     fn slots_follow_the_descriptors_left() {
-        // 64 descriptors, 12 open: (64 - 12 - 16) / 10 = 3 runs at once.
+        // 64 descriptors, 12 open: 36 left, 3 runs starting or 7 running.
         let l = Limits::sized(64, 64, 12);
-        assert_eq!((l.capacity(), l.fits_soft), (3, 3));
+        assert_eq!(l.capacity(), (3, 7));
+        assert!(l.raised.load(Ordering::Relaxed), "nothing to raise");
         // Nothing left still lets one run through at a time.
-        assert_eq!(Limits::sized(16, 16, 12).capacity(), 1);
-        // systemd's 1024:524288: sized from the hard limit, raised past 99.
+        assert_eq!(Limits::sized(16, 16, 12).capacity(), (1, 2));
+        // systemd's 1024:524288: the pool is the hard limit's, and jobrun
+        // raises its own once the runs need more than 1024.
         let l = Limits::sized(1024, 524_288, 12);
-        assert_eq!((l.capacity(), l.fits_soft), (52_426, 99));
-        assert_eq!(
-            Limits::sized(1024, u64::MAX, 12).capacity(),
-            usize::try_from(MAX_SLOTS).unwrap()
-        );
+        assert_eq!(l.fits_soft, 1024 - 12 - 16);
+        assert_eq!(l.size, 524_288 - 12 - 16);
+        assert_eq!(Limits::sized(1024, u64::MAX, 12).size as u64, MAX_POOL - 28);
+    }
+
+    #[tokio::test]
+    async fn a_running_run_gives_back_what_only_its_start_needed() {
+        let l = Limits::sized(64, 64, 12);
+        let mut slots = Vec::new();
+        for _ in 0..3 {
+            slots.push(l.slot().await);
+        }
+        assert_eq!(l.pool.available_permits(), 6, "a fourth start waits");
+        for slot in &mut slots {
+            slot.started();
+        }
+        assert_eq!(l.pool.available_permits(), 21);
+        drop(slots);
+        assert_eq!(l.pool.available_permits(), 36);
     }
 }

@@ -3,11 +3,13 @@
 use super::*;
 
 /// A test-only fault: a job whose name starts with this panics in its firing
-/// once its command runs (compiled into test builds only).
+/// once its command runs (compiled into test builds only)...
 const PANIC_PREFIX: &str = "test-panic-";
+/// ... or, with this prefix, before its claim.
+const PANIC_BEFORE_CLAIM: &str = "test-panic-before-claim";
 
-pub(super) fn panic_if_asked(job: &str) {
-    if job.starts_with(PANIC_PREFIX) {
+pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
+    if job.starts_with(PANIC_BEFORE_CLAIM) == before_claim && job.starts_with(PANIC_PREFIX) {
         panic!("a test-only panic in the firing of {job}");
     }
 }
@@ -293,4 +295,55 @@ async fn an_outcome_the_store_refuses_is_written_when_it_accepts_writes_again() 
         runs_of(&ctx, "waits")[0].status == RunStatus::Succeeded
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_before_the_claim_records_the_tick_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let job = job("test-panic-before-claim", "true");
+    let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
+    let FireResult::Missed { reason } = result else {
+        panic!("not missed: {result:?}");
+    };
+    assert!(
+        reason.starts_with("jobrun internal error: a test-only panic"),
+        "{reason}"
+    );
+    eventually("the missed row", || runs_of(&ctx, &job.name).len() == 1).await;
+    let run = &runs_of(&ctx, &job.name)[0];
+    assert_eq!((run.status, run.tick), (RunStatus::Missed, Some(tick(0))));
+    assert_eq!(run.error.as_deref(), Some(reason.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_store_call_does_not_end_the_recorder_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let panicked = {
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            ctx.recorder
+                .call(|_| -> () { panic!("a test-only panic on the recorder thread") })
+                .await
+        })
+    };
+    assert!(panicked.await.unwrap_err().is_panic());
+    // Claims, starts and outcomes are still answered (a dead thread would
+    // leave them waiting for good).
+    let job = job("after", "true");
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        fire(&ctx, &job, &scheduled(&job, 0)),
+    )
+    .await
+    .expect("the recorder answers")
+    .unwrap();
+    assert!(matches!(
+        result,
+        FireResult::Finished {
+            status: RunStatus::Succeeded,
+            ..
+        }
+    ));
 }
