@@ -732,7 +732,14 @@ async fn run_command(
                 RunStatus::Failed
             };
             let error = format!("could not start: {e}");
-            missed::warn_limited(ctx, &missed::key("could not start", &e), || {
+            // Jobrun's own shortage reads the same for every job: one line
+            // for all. A job's own failure keeps a line (a minute) of its own.
+            let key = if status == RunStatus::Missed {
+                missed::key("could not start", &e)
+            } else {
+                missed::key(&format!("could not start {}", job.name), &e)
+            };
+            missed::warn_limited(ctx, &key, || {
                 warn!(job = %job.name, run_id, %error, status = status.as_str(), "not started");
             });
             let ms = i64::try_from(started.elapsed().as_millis()).ok();

@@ -27,8 +27,14 @@ pub(super) fn missed(
 ) -> FireResult {
     let mut reason = format!("{what}: {error}");
     let mut cause = error.source();
+    // Causes the outer message does not already say (an `anyhow` context
+    // shows only itself; a store error shows its cause).
     while let Some(inner) = cause {
-        reason.push_str(&format!(": {inner}"));
+        let text = inner.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
         cause = inner.source();
     }
     warn_limited(ctx, &key(what, error), || {

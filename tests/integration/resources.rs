@@ -120,3 +120,88 @@ fn jobs_keep_the_open_file_limit_jobrun_was_started_with() {
         );
     }
 }
+
+/// Sets the soft limit on file size of process `pid` (the test's own
+/// child: no privilege needed).
+fn set_file_size_limit(pid: i32, soft: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads the new limit and writes nothing back (null).
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn ticks_while_the_state_directory_refuses_writes_end_in_missed_rows() {
+    let t = Test::new().file("jobs.yaml", jobs_yaml(3, "true"));
+    // With SIGXFSZ ignored, a write past the file-size limit fails (EFBIG)
+    // instead of killing the writer: a disk that refuses every write to the
+    // database, without root (a full tmpfs needs a mount).
+    let daemon = t.spawn_daemon_with_pre_exec(["--config", "{root}/jobs.yaml"], || {
+        // SAFETY: setting a signal's disposition is async-signal-safe.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        Ok(())
+    });
+    wait_for(Duration::from_secs(30), "two ticks on record", || {
+        (rows_per_tick(&history(&t)).len() >= 2).then_some(())
+    });
+    set_file_size_limit(daemon.pid(), 1);
+    let outage = std::time::Instant::now();
+    // Three ticks go by with the store refusing writes.
+    wait_for(Duration::from_secs(10), "three ticks of outage", || {
+        (outage.elapsed() >= Duration::from_secs(3)).then_some(())
+    });
+    set_file_size_limit(daemon.pid(), libc::RLIM_INFINITY);
+    let missed = wait_for(
+        Duration::from_secs(30),
+        "the missed ticks on record",
+        || {
+            let rows = history(&t);
+            let missed: Vec<Value> = rows
+                .into_iter()
+                .filter(|r| r["status"] == "missed")
+                .collect();
+            (missed.len() >= 3 * 2).then_some(missed)
+        },
+    );
+    for row in &missed {
+        let error = row["error"].as_str().expect("a missed row says why");
+        assert!(error.starts_with("not claimed: "), "{row}");
+    }
+    // The store is back: later ticks run again.
+    let ticks_before = rows_per_tick(&history(&t)).len();
+    wait_for(Duration::from_secs(30), "ticks after the outage", || {
+        (rows_per_tick(&history(&t)).len() >= ticks_before + 2).then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(30));
+    assert_eq!(code, 0, "{log}");
+    // Every tick from the first to the last has a row for every job.
+    let ticks = rows_per_tick(&history(&t));
+    let first = ticks
+        .keys()
+        .next()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    let last = ticks
+        .keys()
+        .last()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    assert_eq!(
+        ticks.len() as i64,
+        (last - first).num_seconds() + 1,
+        "a tick without a row: {ticks:?}"
+    );
+    for (tick, statuses) in &ticks {
+        assert_eq!(
+            statuses.values().sum::<usize>(),
+            3,
+            "tick {tick}: {statuses:?}"
+        );
+    }
+}
