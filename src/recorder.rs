@@ -121,7 +121,13 @@ struct Shared {
 /// The handle async code uses; the thread ends when it is dropped.
 pub struct Recorder {
     shared: Arc<Shared>,
+    /// Closed by the thread when it has written all it could and ended.
+    ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
+
+/// How long dropping the handle waits for the thread to write what is
+/// queued and spooled (a `jobrun run` about to exit, a daemon stopping).
+const DRAIN_ON_DROP: Duration = Duration::from_secs(5);
 
 /// Outcomes written in one transaction at most (bounds one commit's time).
 const FINISH_BATCH: usize = 256;
@@ -136,10 +142,17 @@ impl Recorder {
             ready: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
+        let (ending, ended) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("jobrun-recorder".into())
-            .spawn(move || serve(&store, &worker))?;
-        Ok(Recorder { shared })
+            .spawn(move || {
+                serve(&store, &worker);
+                drop(ending);
+            })?;
+        Ok(Recorder {
+            shared,
+            ended: Mutex::new(ended),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -205,9 +218,13 @@ impl Recorder {
 }
 
 impl Drop for Recorder {
+    /// Lets the thread write what is still queued or spooled before the
+    /// process exits (bounded: a store that refuses writes fails at once).
     fn drop(&mut self) {
         self.lock().closed = true;
         self.shared.ready.notify_one();
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = ended.recv_timeout(DRAIN_ON_DROP);
     }
 }
 
@@ -234,7 +251,12 @@ fn serve(store: &Store, shared: &Shared) {
             if queue.urgent.is_empty() && queue.finishes.is_empty() && queue.closed {
                 // Closed, and nothing left to do but a last try at the spool.
                 drop(queue);
-                let _ = spool.flush(store);
+                if let Err(e) = spool.flush(store) {
+                    tracing::error!(
+                        error = %e,
+                        "rows kept while the store refused writes are lost at exit; runs left `running` are marked abandoned at the next start"
+                    );
+                }
                 return;
             }
             let urgent: Vec<Request> = queue.urgent.drain(..).collect();
@@ -443,5 +465,31 @@ mod tests {
             assert_eq!(store.output_tail(id).unwrap(), b"ok\n");
         }
         assert!(store.running().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_the_store_refused_is_written_when_the_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder = Recorder::start(Arc::clone(&store)).unwrap();
+        let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let id = recorder.claim(claim("a", tick)).await.unwrap().unwrap();
+        store.refuse_writes_for_tests(true);
+        assert!(recorder.finish(id, outcome(tick)).await.is_err());
+        let mut missed = claim("b", tick);
+        missed.status = RunStatus::Missed;
+        recorder.record_missed(missed);
+        store.refuse_writes_for_tests(false);
+        // A `jobrun run` exiting right after: the handle's drop waits for it.
+        drop(recorder);
+        assert_eq!(store.get(id).unwrap().unwrap().status, RunStatus::Succeeded);
+        let b = store
+            .history(&crate::store::HistoryFilter {
+                job: Some("b".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].status, RunStatus::Missed);
     }
 }
