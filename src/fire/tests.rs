@@ -347,3 +347,24 @@ async fn a_panicking_store_call_does_not_end_the_recorder_thread() {
         }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    // The locks directory cannot be made: a file stands in its place.
+    std::fs::write(&ctx.locks_dir, "").unwrap();
+    let job = job("lockless", "true");
+    let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
+    let FireResult::Missed { reason } = result else {
+        panic!("not missed: {result:?}");
+    };
+    assert!(
+        reason.starts_with("not claimed: taking the job's lock: "),
+        "{reason}"
+    );
+    eventually("the missed row", || runs_of(&ctx, "lockless").len() == 1).await;
+    let run = &runs_of(&ctx, "lockless")[0];
+    assert_eq!((run.status, run.tick), (RunStatus::Missed, Some(tick(0))));
+    assert_eq!(run.error.as_deref(), Some(reason.as_str()));
+}
