@@ -73,7 +73,17 @@ impl Limits {
             }
         };
         let open = descriptors::open_count().unwrap_or(RESERVE);
-        Limits::sized(soft, hard, open)
+        let limits = Limits::sized(soft, hard, open);
+        let left = hard.saturating_sub(open);
+        if left < u64::from(STARTING) + RESERVE {
+            warn!(
+                limit = hard,
+                open,
+                "the open-file limit leaves too few descriptors to start jobs reliably; ticks that cannot start are recorded missed"
+            );
+        }
+        tracing::debug!(soft, hard, open, pool = limits.size, "descriptors for runs");
+        limits
     }
 
     /// A pool for `soft`/`hard` descriptor limits with `open` already used.

@@ -205,3 +205,37 @@ fn ticks_while_the_state_directory_refuses_writes_end_in_missed_rows() {
         );
     }
 }
+
+#[test]
+fn a_limit_too_low_to_start_jobs_records_every_tick_missed_with_one_warning() {
+    let t = Test::new().file("jobs.yaml", jobs_yaml(20, "true"));
+    // Too few descriptors left to start a job at all (or at most a few).
+    let daemon = t.spawn_daemon_with_nofile(["--config", "{root}/jobs.yaml"], 22, 22);
+    wait_for(Duration::from_secs(30), "three complete ticks", || {
+        (rows_per_tick(&history(&t)).len() >= 4).then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(30));
+    assert_eq!(code, 0, "{log}");
+    let rows = history(&t);
+    let ticks = rows_per_tick(&rows);
+    for (tick, statuses) in ticks.iter().take(ticks.len() - 1) {
+        assert_eq!(
+            statuses.values().sum::<usize>(),
+            20,
+            "tick {tick}: {statuses:?}"
+        );
+        assert!(
+            statuses.keys().all(|s| s == "missed" || s == "succeeded"),
+            "tick {tick}: {statuses:?}"
+        );
+    }
+    let missed: Vec<&Value> = rows.iter().filter(|r| r["status"] == "missed").collect();
+    assert!(!missed.is_empty(), "{ticks:?}");
+    for row in missed {
+        let error = row["error"].as_str().unwrap();
+        assert!(error.contains("Too many open files"), "{row}");
+    }
+    let alarms = alarms(&log);
+    assert!(alarms.len() <= 3, "{}", alarms.join("\n"));
+}
