@@ -388,7 +388,15 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     };
     // A slot before the lock, the run's first descriptor: under a low
     // descriptor limit runs wait here rather than fail (see `limits`).
-    let mut slot = ctx.limits.slot().await;
+    let mut slot = match ctx.limits.slot().await {
+        Ok(slot) => slot,
+        Err(waiting) => {
+            let error = std::io::Error::other(format!(
+                "{waiting} runs already wait for descriptors (jobs outlast their ticks under a low open-file limit)"
+            ));
+            return Ok(missed::missed(ctx, job, firing, "not started", &error));
+        }
+    };
     let lock = match acquire(ctx, job, firing, mode).await {
         Ok(Acquired::Lock(lock)) => lock,
         Ok(Acquired::Lost) => {

@@ -11,12 +11,14 @@
 //! command runs; the pool is what is left to jobrun after start, so under a
 //! low limit runs queue for a slot instead of failing. When the runs going
 //! at once outgrow jobrun's soft limit, it is raised to the hard one (see
-//! `runner::descriptors` for why only then).
+//! `runner::descriptors` for why only then). At most [`MAX_WAITING`] runs
+//! wait: beyond that (jobs that outlast their ticks under a low limit) a
+//! tick is recorded missed at once rather than queued without bound.
 //!
 //! Knows the runner's descriptor limits and a semaphore; nothing of jobs or
 //! the store.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -32,6 +34,8 @@ pub const RUNNING: u32 = 5;
 /// Descriptors kept for everything else (SQLite's journal, file watches,
 /// signals, HTTP clients).
 pub const RESERVE: u64 = 16;
+/// Runs waiting for descriptors at most; more are recorded missed.
+pub const MAX_WAITING: usize = 4096;
 /// The largest pool, whatever the limit: a semaphore's own bound is higher,
 /// and no machine runs 100,000 jobs at once.
 const MAX_POOL: u64 = 1 << 20;
@@ -43,6 +47,8 @@ pub struct Limits {
     /// Descriptors of the pool that fit the soft limit jobrun started with.
     fits_soft: usize,
     raised: AtomicBool,
+    waiting: AtomicUsize,
+    max_waiting: usize,
     pub log: LogLimiter,
 }
 
@@ -103,6 +109,8 @@ impl Limits {
             size,
             fits_soft,
             raised: AtomicBool::new(fits_soft >= size),
+            waiting: AtomicUsize::new(0),
+            max_waiting: MAX_WAITING,
             log: LogLimiter::default(),
         }
     }
@@ -112,13 +120,23 @@ impl Limits {
         (self.size / STARTING as usize, self.size / RUNNING as usize)
     }
 
-    /// Waits for the descriptors of one starting run.
-    pub(super) async fn slot(&self) -> Slot {
-        // The semaphore is never closed, so this only waits.
-        let permit = Arc::clone(&self.pool)
-            .acquire_many_owned(STARTING)
-            .await
-            .ok();
+    /// Waits for the descriptors of one starting run; `Err` with how many
+    /// wait already when that is [`MAX_WAITING`].
+    pub(super) async fn slot(&self) -> Result<Slot, usize> {
+        let permit = match Arc::clone(&self.pool).try_acquire_many_owned(STARTING) {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let waiting = Waiting::enter(&self.waiting);
+                if waiting.count > self.max_waiting {
+                    return Err(self.max_waiting);
+                }
+                // The semaphore is never closed, so this only waits.
+                Arc::clone(&self.pool)
+                    .acquire_many_owned(STARTING)
+                    .await
+                    .ok()
+            }
+        };
         let in_use = self.size - self.pool.available_permits();
         if in_use > self.fits_soft && !self.raised.swap(true, Ordering::Relaxed) {
             match descriptors::raise() {
@@ -129,7 +147,27 @@ impl Limits {
                 Err(e) => warn!(error = %e, "raising the open-file limit"),
             }
         }
-        Slot { permit }
+        Ok(Slot { permit })
+    }
+}
+
+/// One run counted as waiting while it lives (a cancelled wait included).
+struct Waiting<'a> {
+    counter: &'a AtomicUsize,
+    /// The waiting runs with this one.
+    count: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        Waiting { counter, count }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -158,7 +196,7 @@ mod tests {
         let l = Limits::sized(64, 64, 12);
         let mut slots = Vec::new();
         for _ in 0..3 {
-            slots.push(l.slot().await);
+            slots.push(l.slot().await.unwrap());
         }
         assert_eq!(l.pool.available_permits(), 6, "a fourth start waits");
         for slot in &mut slots {
@@ -167,5 +205,32 @@ mod tests {
         assert_eq!(l.pool.available_permits(), 21);
         drop(slots);
         assert_eq!(l.pool.available_permits(), 36);
+    }
+
+    #[tokio::test]
+    async fn runs_beyond_the_waiting_bound_are_refused_at_once() {
+        let mut l = Limits::sized(64, 64, 12);
+        l.max_waiting = 2;
+        let l = Arc::new(l);
+        let held: Vec<Slot> = vec![
+            l.slot().await.unwrap(),
+            l.slot().await.unwrap(),
+            l.slot().await.unwrap(),
+        ];
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let l = Arc::clone(&l);
+                tokio::spawn(async move { l.slot().await.is_ok() })
+            })
+            .collect();
+        while l.waiting.load(Ordering::Relaxed) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(l.slot().await.err(), Some(2), "a third waiter is refused");
+        drop(held);
+        for waiter in waiters {
+            assert!(waiter.await.unwrap());
+        }
+        assert_eq!(l.waiting.load(Ordering::Relaxed), 0);
     }
 }
