@@ -33,6 +33,20 @@ pub trait Clock: Send + Sync {
     }
 }
 
+/// The longest wait any deadline stands for: 30 years is "never" for a
+/// timer, and far enough from the monotonic clock's limits that every
+/// deadline built from it can be compared and slept on.
+pub const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// The monotonic instant `after` past `from`, saturated at [`FOREVER`]: a
+/// duration as long as a user can write (`timeout: 300000000000y`) must
+/// never overflow an instant and panic a firing (issue 11).
+pub fn deadline(from: Instant, after: Duration) -> Instant {
+    // 30 years past any monotonic instant fits its range: the fallback is
+    // only there so that no arithmetic here can panic.
+    from.checked_add(after.min(FOREVER)).unwrap_or(from)
+}
+
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -118,6 +132,20 @@ impl Clock for FakeClock {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_deadline_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert_eq!(deadline(now, Duration::MAX), now + FOREVER);
+        assert_eq!(
+            deadline(now, Duration::from_secs(i64::MAX as u64)),
+            now + FOREVER
+        );
+    }
 
     #[test]
     fn fake_clock_moves_only_when_told() {

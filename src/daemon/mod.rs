@@ -14,6 +14,8 @@
 mod clock_watch;
 pub mod memory;
 pub mod output;
+#[cfg(test)]
+mod panic_tests;
 pub mod reboot;
 mod recovery;
 pub mod reload;
@@ -111,6 +113,7 @@ pub async fn run(
         base_env: opts.base_env,
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),
+        limits: fire::Limits::for_this_process(),
     });
     state_check::check_state(&store, &ctx.locks_dir)?;
     recovery::recover_abandoned(&ctx)?;
@@ -191,6 +194,7 @@ pub async fn run(
             if let Err(e) = beat {
                 warn!(error = %e, "recording the heartbeat");
             }
+            fire::flush_log_summaries(&ctx);
             next_beat = tokio::time::Instant::now() + HEARTBEAT;
         }
         // Hourly; up to a minute late, since it waits for a wake-up.
