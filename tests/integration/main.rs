@@ -11,5 +11,6 @@ mod incidents;
 mod layout;
 mod pid1;
 mod reload;
+mod reproducers;
 mod sources;
 mod triggers;
