@@ -14,7 +14,9 @@ use chrono_tz::Tz;
 use crate::job::{Diagnostic, Dialect, HistorySpec, JobSpec, Origin, SourceKind, SourceSet};
 use crate::schedule::{Schedule, ScheduleError};
 
+mod chains;
 mod schedules;
+use chains::check_chains;
 use schedules::ScheduleIndex;
 
 /// One compiled schedule of a job, with the line that wrote it.
@@ -392,122 +394,6 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
             }
             mine.debounce = mine.debounce.min(theirs.debounce);
         }
-    }
-}
-
-/// Checks `on_success` / `on_failure` (the issue 5 chains): every named job
-/// must exist, and no chain may lead back to where it started (a run would
-/// start itself forever). A link that fails either check is reported with its
-/// line and left out; the jobs themselves stay.
-fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) {
-    let index: HashMap<String, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.name.clone(), i))
-        .collect();
-    for job in jobs.iter_mut() {
-        let name = job.name.clone();
-        for (key, links) in [
-            ("on_success", &mut job.spec.on_success),
-            ("on_failure", &mut job.spec.on_failure),
-        ] {
-            links.retain(|link| {
-                let known = index.contains_key(&link.job);
-                if !known {
-                    diagnostics.push(Diagnostic::error(
-                        Some(link.origin.clone()),
-                        format!(
-                            "job {name}: `{key}` names job {:?}, which is not defined; \
-                             use the name of a job from any source (see `jobrun list`)",
-                            link.job
-                        ),
-                    ));
-                }
-                known
-            });
-        }
-    }
-
-    // Depth-first search over both kinds of link; an edge back to a job on
-    // the current path closes a cycle.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
-    }
-    fn targets(job: &Job) -> Vec<String> {
-        let mut out: Vec<String> = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
-            .map(|l| l.job.clone())
-            .collect();
-        out.dedup();
-        out
-    }
-    fn visit(
-        at: usize,
-        jobs: &[Job],
-        index: &HashMap<String, usize>,
-        marks: &mut [Mark],
-        path: &mut Vec<usize>,
-        cycles: &mut Vec<(usize, String, Vec<usize>)>,
-    ) {
-        marks[at] = Mark::OnPath;
-        path.push(at);
-        for target in targets(&jobs[at]) {
-            let Some(&next) = index.get(&target) else {
-                continue;
-            };
-            match marks[next] {
-                Mark::New => visit(next, jobs, index, marks, path, cycles),
-                Mark::OnPath => {
-                    let from = path.iter().position(|&p| p == next).unwrap_or(0);
-                    cycles.push((at, target, path[from..].to_vec()));
-                }
-                Mark::Done => {}
-            }
-        }
-        path.pop();
-        marks[at] = Mark::Done;
-    }
-    let mut marks = vec![Mark::New; jobs.len()];
-    let mut cycles = Vec::new();
-    for start in 0..jobs.len() {
-        if marks[start] == Mark::New {
-            visit(
-                start,
-                jobs,
-                &index,
-                &mut marks,
-                &mut Vec::new(),
-                &mut cycles,
-            );
-        }
-    }
-    for (from, target, members) in cycles {
-        let mut names: Vec<String> = members.iter().map(|&i| jobs[i].name.clone()).collect();
-        names.push(target.clone());
-        let job = &mut jobs[from];
-        let origin = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
-            .find(|l| l.job == target)
-            .map(|l| l.origin.clone());
-        diagnostics.push(Diagnostic::error(
-            origin,
-            format!(
-                "chained jobs form a cycle: {}; a run would start itself again without end. \
-                 Remove one of these `on_success`/`on_failure` links",
-                names.join(" -> ")
-            ),
-        ));
-        job.spec.on_success.retain(|l| l.job != target);
-        job.spec.on_failure.retain(|l| l.job != target);
     }
 }
 

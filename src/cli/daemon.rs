@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{
-    default_zone, load_plan, source_options, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK,
+    default_zone, load_files, source_options, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK,
     EXIT_USAGE,
 };
 use crate::clock::SystemClock;
@@ -15,7 +15,6 @@ use crate::daemon::reload::ReloadOptions;
 use crate::daemon::{self, DaemonOptions};
 use crate::job::Severity;
 use crate::limits;
-use crate::plan::Plan;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
 
@@ -55,7 +54,7 @@ pub struct DaemonArgs {
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     daemon::memory::tune_allocator();
-    let (plan, diagnostics, _) = load_plan(global, env)?;
+    let (files, plan, diagnostics) = load_files(global, env)?;
     daemon::memory::release_free_memory();
     for d in &diagnostics {
         match d.severity {
@@ -88,7 +87,9 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let (zone, _) = default_zone(env);
     let reload = ReloadOptions {
         watch: sources.watch_paths(),
-        load: Box::new(move || Plan::build(source::read_all(&sources), zone)),
+        zone,
+        started_with: (files, diagnostics),
+        read: Box::new(move || source::read_files(&sources)),
     };
     let options = DaemonOptions {
         plan,

@@ -64,6 +64,7 @@ fn pure_rooms_know_no_sqlite_tokio_process_or_higher_room() {
         "schedule",
         "source",
         "plan.rs",
+        "plan",
         "job.rs",
         "job_env.rs",
         "limits.rs",
