@@ -205,11 +205,38 @@ enum OneOrMany {
 }
 
 /// `10m`, `1h 30m`, `90s`, or a bare number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 enum DurationDef {
     Seconds(u64),
     Text(String),
+}
+
+/// By hand rather than `untagged`, whose error names no duration ("data did
+/// not match any variant") and which buffers the value first.
+impl<'de> Deserialize<'de> for DurationDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = DurationDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a duration such as \"90s\", \"10m\" or \"1h 30m\", or a number of seconds",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationDef, E> {
+                Ok(DurationDef::Seconds(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationDef, E> {
+                u64::try_from(v)
+                    .map(DurationDef::Seconds)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationDef, E> {
+                Ok(DurationDef::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// Environment values may be written as YAML numbers or booleans (`PORT: 8080`).
@@ -1000,8 +1027,8 @@ mod tests {
         let errs = errors(&set);
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(
-            errs.iter()
-                .any(|e| e.contains("jobs.yaml:6:") || e.contains("jobs.yaml:4:")),
+            errs.iter().any(|e| e.contains("jobs.yaml:4:")
+                && e.contains("job bad: invalid type: sequence, expected a duration such as")),
             "{errs:?}"
         );
         assert!(
