@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod crontab;
 pub mod system;
 pub mod yaml;
+mod yaml_locate;
 mod yaml_scan;
 mod yaml_slot;
 
