@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// One layer of variables and the layers below it.
@@ -40,14 +39,32 @@ pub struct JobEnv {
     default_shell: bool,
 }
 
+/// A variable's hash: FNV-1a over `name`, a separator and `value`, then
+/// mixed (splitmix64's finaliser) so that sums of them spread well. Written
+/// out rather than std's hasher, whose output may change between Rust
+/// releases: the digest also orders derived names, which must not change.
 fn var_hash(name: &str, value: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    (name, value).hash(&mut h);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0xff]).chain(value.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 fn var_bytes(name: &str, value: &str) -> usize {
     name.len() + value.len() + 2
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Layers this thread walked to flatten environments: the work that must
+    /// not grow with jobs x variables.
+    pub static LAYERS_WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// What a value of `SHELL` means to the merge rule.
@@ -126,6 +143,8 @@ impl JobEnv {
         let mut out = BTreeMap::new();
         let mut layer = self.top.as_deref();
         while let Some(l) = layer {
+            #[cfg(test)]
+            LAYERS_WALKED.with(|n| n.set(n.get() + 1));
             for (k, v) in &l.vars {
                 out.entry(k).or_insert(v);
             }

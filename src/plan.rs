@@ -441,6 +441,10 @@ fn assign_derived_names(jobs: &mut [Job]) {
             ka.cmp(kb)
                 .then_with(|| argv(x).cmp(&argv(y)))
                 .then_with(|| (&x.stdin, &x.shell).cmp(&(&y.stdin, &y.shell)))
+                // A stable digest orders variables without flattening them
+                // (flattening per comparison was jobs x variables x log jobs);
+                // the variables themselves only on a digest collision.
+                .then_with(|| x.env.merge_digest().cmp(&y.env.merge_digest()))
                 .then_with(|| x.env.vars().cmp(&y.env.vars()))
                 .then_with(|| x.workdir.cmp(&y.workdir))
         });
@@ -964,5 +968,33 @@ mod tests {
         assert_eq!(job.schedules.len(), n);
         assert!(job.schedules.iter().all(|s| s.origins.len() == 2));
         assert_eq!(work, 2 * n, "one normalisation per schedule written");
+    }
+
+    #[test]
+    fn jobs_alike_but_for_their_variables_are_named_without_flattening_them() {
+        // 1,000 shared variables, then 1,000 entries of one command, each
+        // after its own `V=i`: 1,000 jobs named x, x-2... Ordering them once
+        // flattened both environments (2,000 layers each) per comparison.
+        let n = 1_000;
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!("A{i}=x\n"));
+        }
+        for i in 0..n {
+            text.push_str(&format!("V={i}\n* * * * * x\n"));
+        }
+        let set = crate::source::crontab::parse_crontab(
+            std::path::Path::new("/etc/cron.d/x"),
+            text.as_bytes(),
+            crate::source::crontab::CrontabFormat::User,
+            Some("root"),
+        );
+        let before = crate::job_env::LAYERS_WALKED.with(std::cell::Cell::get);
+        let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
+        let walked = crate::job_env::LAYERS_WALKED.with(std::cell::Cell::get) - before;
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(plan.jobs().len(), n);
+        assert!(plan.get("x").is_some() && plan.get(&format!("x-{n}")).is_some());
+        assert!(walked < 10 * n, "{walked} layers walked for {n} jobs");
     }
 }
