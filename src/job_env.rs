@@ -248,6 +248,8 @@ impl IntoIterator for JobEnv {
 pub struct EnvStack {
     current: HashMap<String, String>,
     env: JobEnv,
+    /// Layers in `env`'s stack.
+    depth: usize,
 }
 
 impl EnvStack {
@@ -264,6 +266,23 @@ impl EnvStack {
             below: self.env.top.take(),
             vars: BTreeMap::from([(name, value)]),
         }));
+        self.depth += 1;
+        // Overridden values stay in the stack; once they outnumber the
+        // variables in effect, start again from one layer of those. Each
+        // restart costs the variables in effect and comes after as many new
+        // layers, so building stays linear, and flattening an entry's
+        // environment (at each run) walks at most about twice its variables.
+        if self.depth > 2 * self.current.len() + 8 {
+            next.top = Some(Arc::new(Layer {
+                below: None,
+                vars: self
+                    .current
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }));
+            self.depth = 1;
+        }
         self.env = next;
     }
 
@@ -320,5 +339,19 @@ mod tests {
         assert_eq!(plain.merge_digest(), sh.merge_digest());
         assert!(!plain.same_for_merge(&bash));
         assert_ne!(plain, sh);
+    }
+
+    #[test]
+    fn a_variable_set_over_and_over_does_not_deepen_the_stack_without_end() {
+        let mut stack = EnvStack::new();
+        stack.set("A".into(), "a".into());
+        for i in 0..10_000 {
+            stack.set("V".into(), i.to_string());
+        }
+        let before = LAYERS_WALKED.with(std::cell::Cell::get);
+        assert_eq!(stack.env().to_map(), map(&[("A", "a"), ("V", "9999")]));
+        let walked = LAYERS_WALKED.with(std::cell::Cell::get) - before;
+        assert!(walked <= 16, "{walked} layers for 2 variables");
+        assert_eq!(stack.env().len(), 2);
     }
 }
