@@ -240,24 +240,46 @@ impl<'de> Deserialize<'de> for DurationDef {
     }
 }
 
-/// Environment values may be written as YAML numbers or booleans (`PORT: 8080`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum ScalarDef {
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
+/// Environment values may be written as YAML numbers or booleans (`PORT:
+/// 8080`); each is passed as text. By hand rather than `untagged`, which
+/// buffered every value once more and whose error named no expectation.
+#[derive(Debug, Clone)]
+struct ScalarDef(String);
 
 impl ScalarDef {
     fn into_string(self) -> String {
-        match self {
-            ScalarDef::Text(s) => s,
-            ScalarDef::Int(i) => i.to_string(),
-            ScalarDef::Float(f) => f.to_string(),
-            ScalarDef::Bool(b) => b.to_string(),
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ScalarDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = ScalarDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarDef, E> {
+                Ok(ScalarDef(v.to_string()))
+            }
         }
+        d.deserialize_any(Visit)
     }
 }
 

@@ -290,6 +290,23 @@ fn deep_nesting_is_refused_before_the_parser_with_its_line() {
 }
 
 #[test]
+fn environment_values_of_any_scalar_type_are_text_and_others_are_named() {
+    let set = parse(
+        "jobs:\n  - name: a\n    command: x\n    env: {S: s, I: -3, U: 18446744073709551615, F: 1.5, B: true}\n",
+    );
+    assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+    let env = set.jobs[0].env.to_map();
+    let values: Vec<&str> = env.values().map(String::as_str).collect();
+    assert_eq!(values, ["true", "1.5", "-3", "s", "18446744073709551615"]);
+    let set = parse("jobs:\n  - name: a\n    command: x\n    env:\n      L: [1]\n");
+    assert!(
+        errors(&set)[0].contains("invalid type: sequence, expected a string, number or boolean"),
+        "{:?}",
+        errors(&set)
+    );
+}
+
+#[test]
 fn syntax_errors_carry_the_line() {
     let set = parse("jobs:\n  - name: a\n    command: \"unterminated\n");
     let errs = errors(&set);
