@@ -376,8 +376,10 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
         (&mut job.on_success, &other.on_success),
         (&mut job.on_failure, &other.on_failure),
     ] {
+        // A set of what is there, not a scan per link: both lists may be long.
+        let mut seen: HashSet<String> = mine.iter().map(|l| l.job.clone()).collect();
         for link in theirs {
-            if !mine.iter().any(|l| l.job == link.job) {
+            if seen.insert(link.job.clone()) {
                 mine.push(link.clone());
             }
         }
@@ -387,8 +389,9 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
         (_, None) => {}
         (None, Some(w)) => job.watch = Some(w.clone()),
         (Some(mine), Some(theirs)) => {
+            let mut seen: HashSet<PathBuf> = mine.paths.iter().cloned().collect();
             for p in &theirs.paths {
-                if !mine.paths.contains(p) {
+                if seen.insert(p.clone()) {
                     mine.paths.push(p.clone());
                 }
             }
