@@ -10,6 +10,7 @@ pub mod crontab;
 pub mod system;
 pub mod trust;
 pub mod yaml;
+mod yaml_locate;
 mod yaml_scan;
 mod yaml_slot;
 
