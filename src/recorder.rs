@@ -169,14 +169,17 @@ impl Recorder {
         self.shared.ready.notify_one();
     }
 
-    /// Runs `f` on the recorder thread, ahead of waiting outcomes.
-    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> T + Send + 'static) -> T {
+    /// Runs `f` on the recorder thread, ahead of waiting outcomes. A call
+    /// lost with a batch that panicked is an error, never a panic here.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Urgent(Box::new(move |store| {
             let _ = tx.send(f(store));
         })));
-        rx.await
-            .expect("the recorder thread runs while its handle lives and answers every call")
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Claims a run ([`Store::claim`]); claims that wait together are
