@@ -12,7 +12,7 @@
 //! one per run), the waiting outcomes in another (one fsync for the lot).
 //!
 //! What cannot be written because the store refuses writes (a missed tick,
-//! an outcome) is kept in a bounded spool ([`spool`]) and written when it
+//! an outcome) is kept in a bounded spool (`spool`) and written when it
 //! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
 //! the spool holds something.
 //!
