@@ -42,6 +42,9 @@ const RELOAD_STACK: usize = 8 << 20;
 /// Reads every source, file by file.
 pub type Reader = Box<dyn Fn() -> Vec<SourceFile> + Send + Sync>;
 
+/// Whether a path in a watched directory may be read as a source.
+pub type SourceFilter = Box<dyn Fn(&std::path::Path) -> bool + Send + Sync>;
+
 /// How the daemon re-reads its configuration.
 pub struct ReloadOptions {
     pub read: Reader,
@@ -49,6 +52,9 @@ pub struct ReloadOptions {
     pub zone: Tz,
     /// Files and directories to watch for changes.
     pub watch: Vec<PathBuf>,
+    /// Whether an entry of a watched directory may be a source: only those
+    /// must settle before a reload reads.
+    pub may_be_source: SourceFilter,
     /// The files the starting plan was built from, and that build's findings.
     pub started_with: (Vec<SourceFile>, Vec<Diagnostic>),
 }
@@ -198,6 +204,7 @@ struct Shared {
     read: Reader,
     zone: Tz,
     watch: Vec<PathBuf>,
+    may_be_source: SourceFilter,
     /// Only one reload runs at a time ([`Reloads`] sees to it); the lock
     /// moves the state between reload threads.
     state: Mutex<State>,
@@ -228,6 +235,7 @@ impl Reloads {
                 read: options.read,
                 zone: options.zone,
                 watch: options.watch,
+                may_be_source: options.may_be_source,
                 state: Mutex::new(State {
                     loaded: LoadedSources::new(files, &diagnostics),
                     seen: None,
@@ -315,7 +323,7 @@ fn reload(shared: &Shared, current: &Plan, why: &str) -> Plan {
         .state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut look = || Snapshot::take(&shared.watch);
+    let mut look = || Snapshot::take(&shared.watch, &shared.may_be_source);
     let mut sleep = std::thread::sleep;
     let mut settler = Settler {
         settle: settle::SETTLE,
@@ -420,6 +428,7 @@ mod tests {
                     read,
                     zone: Tz::UTC,
                     watch: Vec::new(),
+                    may_be_source: Box::new(|_| true),
                     started_with: (Vec::new(), Vec::new()),
                 },
                 &Arc::new(Plan::default()),

@@ -41,6 +41,22 @@ impl SourceOptions {
         paths
     }
 
+    /// Whether `path`, an entry of a watched directory, may be read as a
+    /// source (as [`read_all`] chooses them): a `*.yaml`/`*.yml` file of a
+    /// `--config` directory; any entry of a crontab directory. Hidden names
+    /// never are. What else a job writes into those directories (a log, a
+    /// lock) is no source, and must not hold a reload back while it changes.
+    pub fn may_be_source(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            return false;
+        }
+        let in_config_dir = path
+            .parent()
+            .is_some_and(|dir| self.configs.iter().any(|c| c == dir));
+        !in_config_dir || name.ends_with(".yaml") || name.ends_with(".yml")
+    }
+
     /// True when no source of any kind is configured.
     pub fn is_empty(&self) -> bool {
         self.configs.is_empty() && self.crontabs.is_empty() && self.system_root.is_none()
@@ -192,4 +208,34 @@ fn read_config_path(path: &Path) -> SourceSet {
         set.extend(yaml::read_yaml_file(&file));
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_may_be_read_counts_as_a_source_entry() {
+        let opts = SourceOptions {
+            configs: vec!["/etc/jobrun/jobs.d".into(), "/etc/jobrun/jobs.yaml".into()],
+            system_root: Some("/".into()),
+            ..Default::default()
+        };
+        for yes in [
+            "/etc/jobrun/jobs.d/backup.yaml",
+            "/etc/jobrun/jobs.d/a.yml",
+            "/etc/cron.d/certbot",
+            "/var/spool/cron/crontabs/www-data",
+        ] {
+            assert!(opts.may_be_source(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "/etc/jobrun/jobs.d/output.log",
+            "/etc/jobrun/jobs.d/.backup.yaml.swp",
+            "/etc/jobrun/jobs.d/..data",
+            "/etc/cron.d/.placeholder",
+        ] {
+            assert!(!opts.may_be_source(Path::new(no)), "{no}");
+        }
+    }
 }

@@ -504,3 +504,23 @@ fn a_configmap_data_swap_is_applied() {
         assert_eq!(code, 0, "{log}");
     }
 }
+
+/// Only what may be a source has to settle: a job writing its log into a
+/// `--config` directory every second must not hold every reload back for
+/// the longest settle wait (30 s).
+#[test]
+fn a_log_written_into_a_config_directory_does_not_delay_reloads() {
+    let t = Test::new();
+    t.write("conf/a.yaml", &writer_job("a", "a1.txt"));
+    t.write(
+        "conf/noisy.yaml",
+        "jobs:\n  - name: noisy\n    schedule: \"* * * * * *\"\n    command: echo \"$JOBRUN_TICK\" >> {root}/conf/noise.log\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
+    grows(&t, &daemon, "a1.txt", 1, "a at start");
+    t.write("conf/a.yaml", &writer_job("a", "a2.txt"));
+    grows(&t, &daemon, "a2.txt", 2, "a's new content");
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
