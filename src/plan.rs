@@ -57,7 +57,8 @@ impl Job {
     /// The next `count` ticks strictly after `t` (several schedules that fire at
     /// the same instant give one tick).
     pub fn next_n(&self, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::with_capacity(count);
+        // Not `with_capacity(count)`: the count is the user's, the ticks may be fewer.
+        let mut out = Vec::new();
         while out.len() < count {
             match self.next_after(t) {
                 Some(next) => {
@@ -214,8 +215,28 @@ struct MergeKey {
     stdin: Option<String>,
     shell: Option<String>,
     user: Option<String>,
-    env: BTreeMap<String, String>,
+    env: MergeEnv,
     workdir: Option<PathBuf>,
+}
+
+/// The environment as the merge rule sees it: hashed by its digest and
+/// compared by content (SHELL=/bin/sh as unset), never flattened for it, so
+/// 5,000 entries under 5,000 shared variables cost 5,000 steps, not 25 million.
+#[derive(Debug, Clone)]
+struct MergeEnv(crate::job::JobEnv);
+
+impl PartialEq for MergeEnv {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_for_merge(&other.0)
+    }
+}
+
+impl Eq for MergeEnv {}
+
+impl std::hash::Hash for MergeEnv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.merge_digest().hash(state);
+    }
 }
 
 impl MergeKey {
@@ -226,14 +247,9 @@ impl MergeKey {
             stdin: spec.stdin.clone(),
             shell: spec.shell.clone().filter(|s| s != "/bin/sh"),
             user: spec.user.clone(),
-            env: spec
-                .env
-                .iter()
-                // SHELL is already in `shell`; cron passes it to the job too, and a
-                // crontab that sets SHELL=/bin/sh means the same as one that does not.
-                .filter(|(k, v)| !(k.as_str() == "SHELL" && v.as_str() == "/bin/sh"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            // SHELL is already in `shell`; cron passes it to the job too, and a
+            // crontab that sets SHELL=/bin/sh means the same as one that does not.
+            env: MergeEnv(spec.env.clone()),
             workdir: spec.workdir.clone(),
         }
     }
@@ -426,18 +442,34 @@ fn assign_derived_names(jobs: &mut [Job]) {
             .or_default()
             .push(i);
     }
-    for (base, mut members) in groups {
-        members.sort_by_cached_key(|&i| {
-            let spec = &jobs[i].spec;
-            (
-                spec.user.clone().unwrap_or_default(),
-                spec.command.normalized(),
-                // The plainest definition first: fewer variables, no directory.
-                spec.env.len(),
-                spec.workdir.is_some(),
-                format!("{:?}", MergeKey::of(spec)),
-            )
+    for (base, members) in groups {
+        // Cheap keys first, computed once; the environments are only
+        // flattened to break a tie between jobs alike in everything else (a
+        // cached key holding each one's variables grew with jobs x variables).
+        let mut keyed: Vec<_> = members
+            .into_iter()
+            .map(|i| {
+                let spec = &jobs[i].spec;
+                let key = (
+                    spec.user.clone().unwrap_or_default(),
+                    spec.command.normalized(),
+                    // The plainest definition first: fewer variables, no directory.
+                    spec.env.len(),
+                    spec.workdir.is_some(),
+                );
+                (key, i)
+            })
+            .collect();
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            let (x, y) = (&jobs[*a].spec, &jobs[*b].spec);
+            let argv = |s: &JobSpec| matches!(s.command, crate::job::Command::Argv(_));
+            ka.cmp(kb)
+                .then_with(|| argv(x).cmp(&argv(y)))
+                .then_with(|| (&x.stdin, &x.shell).cmp(&(&y.stdin, &y.shell)))
+                .then_with(|| x.env.vars().cmp(&y.env.vars()))
+                .then_with(|| x.workdir.cmp(&y.workdir))
         });
+        let members = keyed.into_iter().map(|(_, i)| i);
         // The search for a free suffix goes on where it stopped: names are
         // never freed, so it need not start again at `base` (10,000 jobs
         // named after one script took seconds).
@@ -496,34 +528,42 @@ pub fn derive_name(command: &str) -> String {
     "job".to_string()
 }
 
+/// The name the words of one simple command give. A loop, not recursion:
+/// each wrapper (`env`, `nice`, `sudo -u x`) moves a slice's start forward,
+/// so `env env ... env x` costs one pass over its words, whatever their count.
 fn name_from_words(words: &[&str]) -> Option<String> {
-    let mut i = 0;
-    // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
-    while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
-        i += 1;
-    }
-    let program = *words.get(i)?;
-    let base = basename(program);
-    if GUARDS.contains(&base) || is_redirect(program) {
-        return None;
-    }
-    if WRAPPERS.contains(&base) {
-        return name_from_words(&skip_wrapper_args(base, &words[i + 1..]));
-    }
-    if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
-        let script = words[i + 1..]
-            .iter()
-            .take_while(|w| !is_redirect(w))
-            .find(|w| !w.starts_with('-') && !is_assignment(w));
-        if let Some(script) = script {
-            return Some(strip_extension(basename(script)).to_string());
+    let mut words = words;
+    loop {
+        let mut i = 0;
+        // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
+        while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
+            i += 1;
         }
+        let program = *words.get(i)?;
+        let base = basename(program);
+        if GUARDS.contains(&base) || is_redirect(program) {
+            return None;
+        }
+        if WRAPPERS.contains(&base) {
+            words = skip_wrapper_args(base, &words[i + 1..]);
+            continue;
+        }
+        if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
+            let script = words[i + 1..]
+                .iter()
+                .take_while(|w| !is_redirect(w))
+                .find(|w| !w.starts_with('-') && !is_assignment(w));
+            if let Some(script) = script {
+                return Some(strip_extension(basename(script)).to_string());
+            }
+        }
+        return Some(strip_extension(base).to_string());
     }
-    Some(strip_extension(base).to_string())
 }
 
-/// The words after a wrapper that start the wrapped command.
-fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
+/// The words after a wrapper that start the wrapped command (a sub-slice:
+/// nothing is copied).
+fn skip_wrapper_args<'w, 'a>(wrapper: &str, rest: &'w [&'a str]) -> &'w [&'a str] {
     let mut i = 0;
     while i < rest.len() && (rest[i].starts_with('-') || is_assignment(rest[i])) {
         // Options that take a value: `sudo -u www-data`, `ionice -c 3`, `nice -n 10`.
@@ -538,7 +578,7 @@ fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
     if matches!(wrapper, "timeout" | "flock" | "chrt" | "taskset") && i < rest.len() {
         i += 1;
     }
-    rest.get(i..).map(<[_]>::to_vec).unwrap_or_default()
+    rest.get(i..).unwrap_or_default()
 }
 
 fn is_assignment(word: &str) -> bool {
@@ -679,7 +719,7 @@ mod tests {
         let a = crontab_job("/etc/crontab", 1, "0 9 * * *", "root", "backup");
         let mut b = crontab_job("/etc/crontab", 2, "0 9 * * *", "www-data", "backup");
         let mut c = crontab_job("/etc/crontab", 3, "0 9 * * *", "root", "backup");
-        c.env.insert("X".into(), "1".into());
+        c.env = c.env.with([("X".to_string(), "1".to_string())].into());
         let mut d = crontab_job("/etc/crontab", 4, "0 9 * * *", "root", "backup");
         d.workdir = Some("/srv".into());
         b.user = Some("www-data".into());

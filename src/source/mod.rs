@@ -5,9 +5,12 @@
 //! Schedule expressions are passed through as text for `schedule` to parse;
 //! merging belongs to `plan`. Sources name no SQLite, tokio, process or clock.
 
+pub mod bounded;
 pub mod crontab;
 pub mod system;
 pub mod yaml;
+mod yaml_scan;
+mod yaml_slot;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@ mod daemon;
 mod health;
 mod incidents;
 mod layout;
+mod limits;
 mod pid1;
 mod reload;
 mod sources;
