@@ -39,6 +39,10 @@ pub const DEBOUNCE: Duration = Duration::from_millis(500);
 /// input recurses with its depth; this is the margin, not the fix.)
 const RELOAD_STACK: usize = 8 << 20;
 
+/// A reload running longer than this (settling included: up to three reads
+/// of 30 s each) is reported when another is asked for.
+const SLOW_RELOAD: Duration = Duration::from_secs(120);
+
 /// Reads every source, file by file.
 pub type Reader = Box<dyn Fn() -> Vec<SourceFile> + Send + Sync>;
 
@@ -221,6 +225,8 @@ struct State {
 pub struct Reloads {
     shared: Arc<Shared>,
     running: Option<oneshot::Receiver<Arc<Plan>>>,
+    /// When the running reload started, and whether it was said to be slow.
+    started: Option<(std::time::Instant, bool)>,
     /// A request that came while a reload ran: one more runs after it.
     again: Option<&'static str>,
     /// The plan the loop runs, which the next reload compares with.
@@ -242,6 +248,7 @@ impl Reloads {
                 }),
             }),
             running: None,
+            started: None,
             again: None,
             current: Arc::clone(current),
         }
@@ -252,6 +259,18 @@ impl Reloads {
         if self.running.is_some() {
             debug!(trigger = why, "a reload is running; another follows it");
             self.again = Some(why);
+            // A source that never finishes reading (a FIFO, a hung network
+            // file system) holds every later reload back: said once.
+            if let Some((at, said)) = &mut self.started {
+                if !*said && at.elapsed() > SLOW_RELOAD {
+                    *said = true;
+                    warn!(
+                        trigger = why,
+                        running_for = %humantime::format_duration(Duration::from_secs(at.elapsed().as_secs())),
+                        "a reload is still reading the sources; later reloads wait for it (the current schedule keeps running)"
+                    );
+                }
+            }
             return;
         }
         let (tx, rx) = oneshot::channel();
@@ -266,7 +285,10 @@ impl Reloads {
                 let _ = tx.send(Arc::new(plan));
             });
         match spawned {
-            Ok(_) => self.running = Some(rx),
+            Ok(_) => {
+                self.running = Some(rx);
+                self.started = Some((std::time::Instant::now(), false));
+            }
             Err(e) => {
                 error!(trigger = why, error = %e, "cannot start a reload; the previous schedule keeps running")
             }
