@@ -417,6 +417,45 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A reload that panics (a bug in a reader) leaves the running schedule
+    /// alone, and the next reload works.
+    #[test]
+    fn a_reload_that_panics_keeps_the_schedule_and_the_next_one_works() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let read: Reader = {
+            let calls = calls.clone();
+            Box::new(move || {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a reader bug");
+                }
+                Vec::new()
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reloads = Some(Reloads::new(
+                ReloadOptions {
+                    read,
+                    zone: Tz::UTC,
+                    watch: Vec::new(),
+                    may_be_source: Box::new(|_| true),
+                    started_with: (Vec::new(), Vec::new()),
+                },
+                &Arc::new(Plan::default()),
+            ));
+            request(&mut reloads, "SIGHUP");
+            let failed = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
+            assert!(failed.await.is_err(), "no plan from a failed reload");
+            request(&mut reloads, "SIGHUP");
+            let plan = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
+            assert!(plan.await.is_ok(), "the next reload gives a plan");
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
     /// Requests that come while a reload runs are not run beside it, and
     /// however many they are, one more reload follows.
     #[test]
