@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::watch::{Armer, Prepared};
 use crate::job::Diagnostic;
 use crate::plan::Plan;
 use crate::source::SourceFile;
@@ -209,6 +210,8 @@ struct Shared {
     zone: Tz,
     watch: Vec<PathBuf>,
     may_be_source: SourceFilter,
+    /// Sets up the `watch:` jobs' watches of a new plan, off the loop.
+    armer: Armer,
     /// Only one reload runs at a time ([`Reloads`] sees to it); the lock
     /// moves the state between reload threads.
     state: Mutex<State>,
@@ -224,7 +227,7 @@ struct State {
 /// while one runs, and hands back each new plan.
 pub struct Reloads {
     shared: Arc<Shared>,
-    running: Option<oneshot::Receiver<Arc<Plan>>>,
+    running: Option<oneshot::Receiver<(Arc<Plan>, Prepared)>>,
     /// When the running reload started, and whether it was said to be slow.
     started: Option<(std::time::Instant, bool)>,
     /// A request that came while a reload ran: one more runs after it.
@@ -234,7 +237,7 @@ pub struct Reloads {
 }
 
 impl Reloads {
-    pub fn new(options: ReloadOptions, current: &Arc<Plan>) -> Self {
+    pub fn new(options: ReloadOptions, current: &Arc<Plan>, armer: Armer) -> Self {
         let (files, diagnostics) = options.started_with;
         Reloads {
             shared: Arc::new(Shared {
@@ -242,6 +245,7 @@ impl Reloads {
                 zone: options.zone,
                 watch: options.watch,
                 may_be_source: options.may_be_source,
+                armer,
                 state: Mutex::new(State {
                     loaded: LoadedSources::new(files, &diagnostics),
                     seen: None,
@@ -281,8 +285,9 @@ impl Reloads {
             .stack_size(RELOAD_STACK)
             .spawn(move || {
                 let plan = reload(&shared, &current, why);
+                let prepared = shared.armer.prepare(&current, &plan);
                 // The loop may be gone (shutting down): nothing to hand over.
-                let _ = tx.send(Arc::new(plan));
+                let _ = tx.send((Arc::new(plan), prepared));
             });
         match spawned {
             Ok(_) => {
@@ -295,9 +300,10 @@ impl Reloads {
         }
     }
 
-    /// The next plan, when the running reload ends (never, while none runs).
-    /// A reload that failed leaves the schedule as it was.
-    pub async fn finished(&mut self) -> Arc<Plan> {
+    /// The next plan, when the running reload ends (never, while none runs),
+    /// with the watches of its new `watch:` jobs set up. A reload that failed
+    /// leaves the schedule as it was.
+    pub async fn finished(&mut self) -> (Arc<Plan>, Prepared) {
         loop {
             let Some(running) = self.running.as_mut() else {
                 return std::future::pending().await;
@@ -305,15 +311,15 @@ impl Reloads {
             let result = running.await;
             self.running = None;
             if let Some(why) = self.again.take() {
-                if let Ok(plan) = &result {
+                if let Ok((plan, _)) = &result {
                     self.current = Arc::clone(plan);
                 }
                 self.request(why);
             }
             match result {
-                Ok(plan) => {
+                Ok((plan, prepared)) => {
                     self.current = Arc::clone(&plan);
-                    return plan;
+                    return (plan, prepared);
                 }
                 Err(_) => {
                     error!("the reload failed; the previous schedule keeps running");
@@ -331,7 +337,7 @@ pub fn request(reloads: &mut Option<Reloads>, why: &'static str) {
 }
 
 /// The next plan a reload gives (never, for a daemon that does not reload).
-pub async fn next_plan(reloads: &mut Option<Reloads>) -> Arc<Plan> {
+pub async fn next_plan(reloads: &mut Option<Reloads>) -> (Arc<Plan>, Prepared) {
     match reloads {
         Some(reloads) => reloads.finished().await,
         None => std::future::pending().await,
@@ -445,6 +451,7 @@ mod tests {
                     started_with: (Vec::new(), Vec::new()),
                 },
                 &Arc::new(Plan::default()),
+                super::super::watch::JobWatches::default().armer(),
             ));
             request(&mut reloads, "SIGHUP");
             let failed = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
@@ -493,6 +500,7 @@ mod tests {
                     started_with: (Vec::new(), Vec::new()),
                 },
                 &Arc::new(Plan::default()),
+                super::super::watch::JobWatches::default().armer(),
             ));
             request(&mut reloads, "SIGHUP");
             entered.recv().unwrap();
