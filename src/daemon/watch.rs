@@ -614,7 +614,9 @@ mod tests {
     fn a_path_that_exists_at_the_start_is_no_change() {
         let dir = tempfile::tempdir().unwrap();
         let mut watches = JobWatches::default();
-        let watch = watches.armer.arm("sync", vec![dir.path().to_path_buf()], &[true]);
+        let watch = watches
+            .armer
+            .arm("sync", vec![dir.path().to_path_buf()], &[true]);
         watches.jobs.insert("sync".into(), watch);
         assert!(first_relevant(&mut watches, Duration::from_millis(200)).is_none());
         std::fs::write(dir.path().join("x"), "1").unwrap();
