@@ -64,7 +64,7 @@ const CHANGING: &str = "it was still changing while it was read";
 const DIR_UNREADABLE: &str = "its directory cannot be read";
 
 /// A file of the next plan: the version applied and, when that is the
-/// previous one, the new read that was not, with its errors.
+/// previous one, why, and the errors of the new read that was not applied.
 struct Entry {
     applied: Loaded,
     refused: Vec<Diagnostic>,
