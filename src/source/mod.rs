@@ -199,9 +199,12 @@ fn read_config_path(path: &Path) -> SourceSet {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // One that cannot be looked at (a dangling or looping symlink)
+            // is read, so that its error names it rather than it vanishing;
+            // a directory or FIFO so named is no job file.
             !name.starts_with('.')
                 && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
+                && std::fs::metadata(p).map_or(true, |m| m.is_file())
         })
         .collect();
     files.sort();
@@ -214,6 +217,28 @@ fn read_config_path(path: &Path) -> SourceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dangling_link_in_a_config_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "jobs:\n  - {name: a, schedule: \"@daily\", command: a}\n",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("gone.yaml")).expect("link");
+        std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).expect("link");
+        std::fs::create_dir(dir.path().join("sub.yaml")).expect("mkdir");
+        let set = read_all(&SourceOptions {
+            configs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        });
+        assert_eq!(set.jobs.len(), 1);
+        let errors: Vec<String> = set.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("gone.yaml"), "{errors:?}");
+        assert!(errors[1].contains("loop.yaml"), "{errors:?}");
+    }
 
     #[test]
     fn only_what_may_be_read_counts_as_a_source_entry() {

@@ -451,7 +451,7 @@ mod tests {
         assert!(!snapshot.changed(&Default::default()).is_empty());
         let (jobs, applied) = s.reload();
         assert_eq!(jobs, pairs(&[("a", "new-a")]));
-        assert_eq!(applied.errors, 1, "the cron.d loop is an unreadable file");
+        assert_eq!(applied.errors, 2, "each loop is an unreadable file");
     }
 
     #[test]
