@@ -131,7 +131,7 @@ pub(super) fn parse_field(
         if !field.canonical.is_empty() {
             field.canonical.push(',');
         }
-        parse_item(kind, item, dialect, &mut field)?;
+        parse_item(kind, item, text.len(), dialect, &mut field)?;
     }
     if kind == FieldKind::DayOfWeek && field.values & (1 << 7) != 0 {
         field.values = (field.values & !(1 << 7)) | 1;
@@ -142,6 +142,7 @@ pub(super) fn parse_field(
 fn parse_item(
     kind: FieldKind,
     item: &str,
+    field_text_len: usize,
     dialect: Dialect,
     field: &mut Field,
 ) -> Result<(), ScheduleError> {
@@ -196,8 +197,22 @@ fn parse_item(
         v += step_by;
     }
 
+    // croner reads `*` only as a whole field (`*,1` is its "Invalid number"); classic
+    // cron reads `*` anywhere in a list as first-last. Inside a list it is handed to
+    // croner as that range, which means the same. The day rule does not depend on
+    // this text: it is decided from the field as written (`starts_with_star`).
+    // See: https://github.com/vixie/cron/blob/master/entry.c (get_range: "'*' means \"first-last\"")
+    let in_list = item.len() != field_text_len;
     let out = &mut field.canonical;
+    let (first, last) = if kind == FieldKind::DayOfWeek {
+        // 0 and 7 are both Sunday; croner is given 0-6 so that no day is doubled.
+        (0, 6)
+    } else {
+        (min, max)
+    };
     match (range_text == "*", step) {
+        (true, Some(step)) if in_list => out.push_str(&format!("{first}-{last}/{step}")),
+        (true, None) if in_list => out.push_str(&format!("{first}-{last}")),
         (true, Some(step)) => out.push_str(&format!("*/{step}")),
         (true, None) => out.push('*'),
         (false, Some(step)) => out.push_str(&format!("{lo}-{hi}/{step}")),

@@ -1,0 +1,78 @@
+//! What a user moving from cron meets first (issue 12, items 9 and 10): lines cron
+//! accepts are accepted with a warning, and every error is jobrun's own message with
+//! the place it is about and the exit code it deserves.
+
+use crate::harness::Test;
+
+#[test]
+fn next_of_a_schedule_that_never_fires_prints_no_times_and_says_why() {
+    let out = Test::new()
+        .args(["next", "--expr", "0 0 30 2 *", "--json"])
+        .run()
+        .expect_code(0);
+    let v = out.json();
+    assert_eq!(v["times"], serde_json::json!([]));
+    assert_eq!(v["never_fires"], "February has no day 30");
+
+    // In a crontab: cron accepts the line, so `check` warns (exit 0) at its line,
+    // and `next` names the reason for the job.
+    let t = Test::new().file("tab", "0 0 30 2 * /bin/feb30\n0 1 * * * /bin/daily\n");
+    let check = t
+        .run_args(["--crontab", "{root}/tab", "check"])
+        .expect_code(0);
+    assert!(
+        check
+            .stdout
+            .contains("tab:1: warning: schedule `0 0 30 2 *` never fires"),
+        "{}",
+        check.stdout
+    );
+    let next = t
+        .run_args(["--crontab", "{root}/tab", "next", "--json"])
+        .expect_code(0);
+    let jobs = next.json();
+    let feb30 = jobs
+        .as_array()
+        .and_then(|a| a.iter().find(|j| j["expr"] == "0 0 30 2 *"))
+        .expect("the never-firing job is listed");
+    assert_eq!(feb30["times"], serde_json::json!([]));
+    assert!(feb30["never_fires"]
+        .as_str()
+        .is_some_and(|r| r.contains("February has no day 30")));
+}
+
+#[test]
+fn a_star_in_a_day_list_and_a_large_step_are_read_as_debian_reads_them() {
+    let t = Test::new().file("tab", "0 0 1 * *,1 /bin/first\n*/100 * * * * /bin/hourly\n");
+    let check = t
+        .run_args(["--crontab", "{root}/tab", "check"])
+        .expect_code(0);
+    assert!(check.stdout.contains("0 error(s)"), "{}", check.stdout);
+    let next = t
+        .run_args([
+            "--crontab",
+            "{root}/tab",
+            "next",
+            "--json",
+            "--count",
+            "2",
+            "--from",
+            "2026-01-01T00:30:00Z",
+        ])
+        .expect_code(0);
+    let jobs = next.json();
+    let times = |expr: &str| {
+        jobs.as_array()
+            .and_then(|a| a.iter().find(|j| j["expr"] == expr))
+            .map(|j| j["times"].clone())
+            .unwrap_or_else(|| panic!("{expr} listed: {jobs}"))
+    };
+    assert_eq!(
+        times("0 0 1 * *,1"),
+        serde_json::json!(["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"])
+    );
+    assert_eq!(
+        times("*/100 * * * *"),
+        serde_json::json!(["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"])
+    );
+}
