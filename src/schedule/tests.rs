@@ -525,8 +525,8 @@ fn rejections_have_clear_messages() {
         ("0 0 * * 5#2", Crontab, "day-of-week field: `5#2` is a croner extension that classic cron does not understand; move this job to a YAML file to use it"),
         ("*/0 * * * *", Crontab, "minute field: `*/0` has step 0, which never advances; use a step of 1 or more"),
         ("0 0 1-10/0 * *", Crontab, "day-of-month field: `1-10/0` has step 0, which never advances; use a step of 1 or more"),
-        ("0 5-1 * * *", Crontab, "hour field: range `5-1` runs backwards; write the smaller value first (`1-5`)"),
-        ("0 0 * * fri-sun", Crontab, "day-of-week field: range `fri-sun` runs backwards (Sunday is 0); write `5-7`, where 7 is Sunday too"),
+        ("0 5-1 * * *", Crontab, "hour field: range `5-1` runs backwards, which classic cron refuses; to wrap around from 5 to 1 write `5-23,0-1`"),
+        ("0 0 * * fri-sun", Crontab, "day-of-week field: range `fri-sun` runs backwards (Sunday is 0 and 7), which classic cron refuses; for the days from fri round to sun write `5-7`"),
         ("0 1,,2 * * *", Crontab, "hour field: empty list item in `1,,2`; remove the extra comma"),
         ("0 1, * * *", Crontab, "hour field: empty list item in `1,`; remove the extra comma"),
         ("0 0 * * monday", Crontab, "day-of-week field: `monday` is not a day-of-week (use 0-7 or sun-sat)"),
@@ -1009,4 +1009,50 @@ fn every_field_form_classic_cron_accepts_is_read_without_the_engine_error() {
         }
     }
     assert!(checked > 200, "{checked}");
+}
+
+#[test]
+fn a_backwards_range_is_answered_with_the_days_it_wraps_over_not_their_opposite() {
+    use Dialect::Crontab;
+    // `fri-mon` was answered with `1-5` (Monday to Friday: the other days).
+    let cases = [
+        ("0 0 * * fri-mon", "`5-7,1`"),
+        ("0 0 * * sat-tue", "`6-7,1-2`"),
+        ("0 0 * * 6-0", "`6-7`"),
+        ("0 22-2 * * *", "`22-23,0-2`"),
+        ("0 0 * nov-feb *", "`11-12,1-2`"),
+        ("0 0 28-3 * *", "`28-31,1-3`"),
+        ("59-0 * * * *", "`59,0`"),
+    ];
+    for (expr, hint) in cases {
+        let message = Schedule::parse(expr, Crontab, UTC)
+            .expect_err("classic cron refuses a backwards range")
+            .to_string();
+        assert!(message.contains(hint), "{expr}: {message}");
+        assert!(
+            !message.contains("smaller value first"),
+            "{expr}: {message}"
+        );
+        // The hint itself is accepted and is what the words say.
+        let fields: Vec<&str> = expr.split(' ').collect();
+        let wrapped = hint.trim_matches('`');
+        let fixed: Vec<&str> = fields
+            .iter()
+            .map(|f| if f.contains('-') { wrapped } else { *f })
+            .collect();
+        Schedule::parse(&fixed.join(" "), Crontab, UTC)
+            .unwrap_or_else(|e| panic!("{expr}: the hint {hint} parses: {e}"));
+    }
+    // fri-mon's hint is Friday, Saturday, Sunday and Monday.
+    let s = crontab("0 0 * * 5-7,1", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 5),
+        [
+            "2026-01-02T00:00:00Z",
+            "2026-01-03T00:00:00Z",
+            "2026-01-04T00:00:00Z",
+            "2026-01-05T00:00:00Z",
+            "2026-01-09T00:00:00Z"
+        ]
+    );
 }
