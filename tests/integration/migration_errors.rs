@@ -76,3 +76,32 @@ fn a_star_in_a_day_list_and_a_large_step_are_read_as_debian_reads_them() {
         serde_json::json!(["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"])
     );
 }
+
+#[test]
+fn a_named_source_that_does_not_exist_is_a_usage_error_naming_it() {
+    let t = Test::new();
+    for command in ["list", "check", "next"] {
+        let out = t
+            .run_args(["--config", "{root}/nonexistent.yaml", command])
+            .expect_code(2);
+        assert!(
+            out.stderr.contains("--config")
+                && out
+                    .stderr
+                    .contains("nonexistent.yaml: no such file or directory"),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{command}: {}", out.stdout);
+    }
+    let out = t
+        .run_args(["--crontab", "{root}/nope", "list"])
+        .expect_code(2);
+    assert!(out.stderr.contains("--crontab"), "{}", out.stderr);
+    let out = Test::new()
+        .env("JOBRUN_CONFIG", "/nonexistent/jobs.yaml")
+        .arg("list")
+        .run()
+        .expect_code(2);
+    assert!(out.stderr.contains("JOBRUN_CONFIG"), "{}", out.stderr);
+}
