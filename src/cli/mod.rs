@@ -175,11 +175,18 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
 }
 
 /// `jobrun history | head` closes the pipe early; that is success, not an error.
+/// serde_json's error wraps the io error without naming it as its source (its
+/// `source()` is the io error's own source), so `--json` output is asked for its
+/// io error kind: `history --json | head` said "Broken pipe" and exited 2.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
-        cause
+        let io = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind);
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -105,3 +105,75 @@ fn a_named_source_that_does_not_exist_is_a_usage_error_naming_it() {
         .expect_code(2);
     assert!(out.stderr.contains("JOBRUN_CONFIG"), "{}", out.stderr);
 }
+
+/// Runs jobrun with its stdout a pipe whose reading end is already closed, as
+/// `jobrun ... | head` is once `head` has what it wants: every write fails with
+/// EPIPE, deterministically.
+fn run_into_closed_pipe(t: &Test, args: &[&str]) -> (i32, String) {
+    let (read, write) = nix::unistd::pipe().expect("a pipe");
+    drop(read);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .args(args)
+        .env_remove("JOBRUN_CONFIG")
+        .env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .env("JOBRUN_STATE_DIR", t.path("state"))
+        .current_dir(t.root())
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("running jobrun");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn json_output_into_a_closed_pipe_exits_0_silently_like_a_table() {
+    let t = Test::new().file("tab", "0 1 * * * /bin/daily\n");
+    let tab = t.path("tab").display().to_string();
+    for args in [
+        vec!["history", "--json"],
+        vec!["history"],
+        vec!["--crontab", &tab, "list", "--json"],
+        vec!["--crontab", &tab, "list"],
+        vec!["next", "--expr", "@daily", "--json"],
+    ] {
+        let (code, stderr) = run_into_closed_pipe(&t, &args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_system_crontab_line_for_a_user_that_does_not_exist_fails_check_at_its_line() {
+    let t = Test::new();
+    // `root` exists everywhere; the other name nowhere.
+    t.write(
+        "sys/etc/cron.d/app",
+        "0 1 * * * root /bin/true good\n0 2 * * * no-such-user-jobrun /bin/true orphan\n",
+    );
+    t.write(
+        "sys/etc/crontab",
+        "SHELL=/bin/sh\n0 3 * * * no-such-user-jobrun /bin/true orphan-too\n",
+    );
+    let check = t
+        .run_args(["--system-crontabs={root}/sys", "check"])
+        .expect_code(1);
+    for place in ["etc/cron.d/app:2: error:", "etc/crontab:2: error:"] {
+        assert!(check.stdout.contains(place), "{place}: {}", check.stdout);
+    }
+    assert!(
+        check
+            .stdout
+            .contains("there is no user `no-such-user-jobrun`"),
+        "{}",
+        check.stdout
+    );
+    let list = t
+        .run_args(["--system-crontabs={root}/sys", "list", "--json"])
+        .expect_code(0);
+    let jobs = list.json();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
+}
