@@ -71,15 +71,16 @@ impl Job {
         out
     }
 
-    /// The job's last tick in the window `(after, upto]`.
+    /// The job's last tick in the window `(after, upto]`, in work that does not
+    /// grow with the window (see [`Schedule::latest_in`]).
     pub fn latest_tick(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut latest = None;
-        let mut t = after;
-        while let Some(next) = self.next_after(t).filter(|n| *n <= upto) {
-            latest = Some(next);
-            t = next;
+        if !self.spec.enabled {
+            return None;
         }
-        latest
+        self.schedules
+            .iter()
+            .filter_map(|s| s.schedule.latest_in(after, upto))
+            .max()
     }
 
     /// True when a `@reboot` schedule is among the job's schedules.
@@ -621,6 +622,9 @@ fn sanitize(name: &str) -> String {
         .trim_end_matches(['-', '.', '_'])
         .to_string()
 }
+
+#[cfg(test)]
+mod tick_tests;
 
 #[cfg(test)]
 mod tests {

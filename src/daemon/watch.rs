@@ -285,7 +285,7 @@ impl WatchQueue {
     /// the debounce; later ones join it without postponing it.
     pub fn changed(&mut self, path: PathBuf, now: Instant, debounce: Duration) {
         if self.is_empty() && !self.running {
-            self.due = Some(now + debounce);
+            self.due = Some(crate::clock::deadline(now, debounce));
         }
         if let Some(entry) = self.pending.get_mut(&path) {
             entry.1 = now;
@@ -360,7 +360,7 @@ impl WatchQueue {
             .chain(self.overflow)
             .min();
         if let Some(first) = first {
-            self.due = Some((first + debounce).max(now));
+            self.due = Some(crate::clock::deadline(first, debounce).max(now));
         }
     }
 }

@@ -284,3 +284,59 @@ pub fn wait_for<T>(limit: std::time::Duration, what: &str, mut f: impl FnMut() -
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+impl Test {
+    /// Starts `jobrun daemon` with `args`, running `pre_exec` in the child
+    /// before it executes jobrun (resource limits, signal dispositions: what
+    /// a test can set up without root).
+    pub fn spawn_daemon_with_pre_exec<I, S, F>(&self, args: I, pre_exec: F) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        use std::os::unix::process::CommandExt;
+        let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
+        let stderr_path = self.path("daemon-pre-exec.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("creating the daemon's log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
+        cmd.arg("daemon")
+            .args(&args)
+            .env_remove("JOBRUN_CONFIG")
+            .env("TZ", "UTC")
+            .env("JOBRUN_STATE_DIR", self.path("state"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        // SAFETY: the tests' closures make only async-signal-safe calls
+        // (setrlimit, signal), allocating nothing.
+        unsafe {
+            cmd.pre_exec(pre_exec);
+        }
+        let child = cmd.spawn().expect("starting jobrun daemon");
+        Daemon { child, stderr_path }
+    }
+
+    /// Starts `jobrun daemon` with `args` under an open-file limit of
+    /// `soft`/`hard` descriptors (no root needed to lower a limit).
+    pub fn spawn_daemon_with_nofile<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        soft: u64,
+        hard: u64,
+    ) -> Daemon {
+        self.spawn_daemon_with_pre_exec(args, move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: setrlimit reads the struct it is given.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
