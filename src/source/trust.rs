@@ -3,6 +3,9 @@
 //! is read, so a file swapped in between the check and the read (an atomic
 //! rename, a new link) is never what gets loaded.
 //!
+//! The open itself ([`open_once`]) is shared with the files a user names
+//! (YAML job files, `--crontab` files), whose rules are [`super::trust_named`]'s.
+//!
 //! Owns cron's safety rules on links, owners and modes. Must not know what a
 //! crontab line means (that is [`super::crontab`]) and names no clock, SQLite,
 //! tokio or process.

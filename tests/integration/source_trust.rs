@@ -153,7 +153,7 @@ fn a_configmap_style_data_symlink_tree_still_loads() {
 
 /// A file that loaded before and is now refused (replaced by a world-writable
 /// one) keeps its previous version in a daemon, as a file with errors does,
-/// without holding back its neighbour's change.
+/// without holding back its neighbour's change; fixing its mode applies it.
 #[test]
 fn a_job_file_refused_on_reload_keeps_its_previous_version() {
     let t = Test::new();
@@ -183,6 +183,9 @@ fn a_job_file_refused_on_reload_keeps_its_previous_version() {
         log.contains("a.yaml: not reloaded because it has errors; its previous version stays in force until it is fixed"),
         "{log}"
     );
+    // The fix (a chmod, which the daemon's watch sees) applies the new version.
+    chmod(&t.path("conf/a.yaml"), 0o644);
+    grows("a2.txt", 1, "a's new version once it is safe");
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
