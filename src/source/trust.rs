@@ -3,7 +3,7 @@
 //! is read, so a file swapped in between the check and the read (an atomic
 //! rename, a new link) is never what gets loaded.
 //!
-//! The open itself ([`open_once`]) is shared with the files a user names
+//! The open itself (`open_once`) is shared with the files a user names
 //! (YAML job files, `--crontab` files), whose rules are [`super::trust_named`]'s.
 //!
 //! Owns cron's safety rules on links, owners and modes. Must not know what a
@@ -31,7 +31,7 @@
 //!   not waited on), and the open file is read within the limit of every
 //!   source ([`super::bounded`]).
 //!
-//! See: https://salsa.debian.org/debian/cron/-/blob/master/database.c
+//! See: <https://salsa.debian.org/debian/cron/-/blob/master/database.c>
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
