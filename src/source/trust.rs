@@ -181,7 +181,7 @@ pub(super) fn refusal(path: &Path, owner: Owner<'_>, reason: String) -> Diagnost
 
 fn read_error(path: &Path, owner: Owner<'_>, e: io::Error) -> Diagnostic {
     let what = match owner {
-        Owner::Named => "reading",
+        Owner::Named => "reading the file",
         Owner::System | Owner::User(_) => "reading crontab",
     };
     Diagnostic::error(Some(Origin::new(path, 0)), format!("{what}: {e}"))

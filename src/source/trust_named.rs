@@ -82,7 +82,7 @@ pub fn read_named(path: &Path, euid: u32, naming: Naming) -> Result<Checked, Dia
     if let Some(what) = what {
         return Err(Diagnostic::error(
             Some(Origin::new(path, 0)),
-            format!("reading: {what}; name a regular file"),
+            format!("reading the file: {what}; name a regular file"),
         ));
     }
     let warnings = check(path, &Facts::of(&file, &meta), euid, Kind::File)?;
@@ -90,7 +90,7 @@ pub fn read_named(path: &Path, euid: u32, naming: Naming) -> Result<Checked, Dia
         Ok(bytes) => Ok(Checked { bytes, warnings }),
         Err(e) => Err(Diagnostic::error(
             Some(Origin::new(path, 0)),
-            format!("reading: {e}"),
+            format!("reading the file: {e}"),
         )),
     }
 }
