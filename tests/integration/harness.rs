@@ -183,6 +183,26 @@ impl Test {
         args: I,
         stdout_to: Option<&str>,
     ) -> Daemon {
+        self.spawn_daemon_with(args, stdout_to, None)
+    }
+
+    /// Starts a daemon whose address space is limited to `bytes`
+    /// (`RLIMIT_AS`): an input that makes it allocate without bound fails
+    /// the test instead of exhausting the machine.
+    pub fn spawn_daemon_limited<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        bytes: u64,
+    ) -> Daemon {
+        self.spawn_daemon_with(args, None, Some(bytes))
+    }
+
+    fn spawn_daemon_with<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        stdout_to: Option<&str>,
+        address_space: Option<u64>,
+    ) -> Daemon {
         let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -194,7 +214,26 @@ impl Test {
             ),
             None => std::process::Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
+        if let Some(bytes) = address_space {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            // SAFETY: setrlimit is async-signal-safe and reads only `limit`,
+            // a copy owned by the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = cmd
             .arg("daemon")
             .args(&args)
             .env_remove("JOBRUN_CONFIG")
@@ -214,6 +253,17 @@ impl Test {
 impl Daemon {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The exit code (128+N for signal N) if the daemon has exited.
+    pub fn exited(&mut self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.try_wait().expect("waiting for the daemon")?;
+        Some(
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        )
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -246,6 +296,17 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The last `bytes` or so of the daemon's stderr (a log of a big input
+    /// can run to megabytes).
+    pub fn log_tail(&self, bytes: usize) -> String {
+        let log = self.log();
+        let mut from = log.len().saturating_sub(bytes);
+        while !log.is_char_boundary(from) {
+            from += 1;
+        }
+        log[from..].to_string()
+    }
+
     /// Peak resident memory (VmHWM) in KiB, while it runs.
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -265,7 +326,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("the daemon's log:\n{}", self.log());
+            eprintln!("the daemon's log (its end):\n{}", self.log_tail(16 * 1024));
         }
     }
 }

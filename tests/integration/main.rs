@@ -13,6 +13,7 @@ mod limits;
 mod pid1;
 mod recovery;
 mod reload;
+mod reproducers;
 mod resources;
 mod source_trust;
 mod sources;
