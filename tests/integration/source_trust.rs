@@ -190,3 +190,43 @@ fn a_job_file_refused_on_reload_keeps_its_previous_version() {
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
 }
+
+/// A `--config` directory that becomes world-writable is refused as a whole
+/// on reload: its files keep their previous versions (a new version written
+/// meanwhile is not applied), as when the directory cannot be read.
+#[test]
+fn a_config_directory_refused_on_reload_keeps_its_files_previous_versions() {
+    let t = Test::new();
+    t.write("conf/a.yaml", &writer_job("a", "a1.txt"));
+    let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
+    let grows = |file: &str, more: usize, what: &str| {
+        let from = lines(&t, file);
+        wait_for(Duration::from_secs(20), what, || {
+            (lines(&t, file) >= from + more).then_some(())
+        });
+    };
+    grows("a1.txt", 1, "a at start");
+    chmod(&t.path("conf"), 0o777);
+    t.write("conf/a.yaml", &writer_job("a", "a2.txt"));
+    daemon.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(20), "the refusal", || {
+        daemon
+            .log()
+            .contains("refused: the directory is world-writable")
+            .then_some(())
+    });
+    grows("a1.txt", 2, "a's previous version");
+    assert_eq!(
+        lines(&t, "a2.txt"),
+        0,
+        "a file of the refused directory was applied"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("a.yaml: not reloaded because its directory cannot be read"),
+        "{log}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
