@@ -362,20 +362,7 @@ pub fn chained(job: &Job, result: &FireResult) -> Vec<Firing> {
 /// Runs one firing of `job` to the end and records it. A panic in jobrun
 /// before the claim records the tick `missed`; after it, the run `failed`.
 pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
-    match unwind::CatchUnwind::new(fire_once(ctx, job, firing)).await {
-        Ok(result) => result,
-        Err(panic) => {
-            tracing::error!(job = %job.name, panic = %panic, "the firing panicked before its claim");
-            let error = std::io::Error::other(panic);
-            Ok(missed::missed(
-                ctx,
-                job,
-                firing,
-                "jobrun internal error",
-                &error,
-            ))
-        }
-    }
+    unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing)).await
 }
 
 async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
@@ -437,19 +424,13 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     };
     info!(job = %job.name, run_id, trigger = firing.trigger.as_str(), "claimed");
     // From here the run must end on record, whatever happens to this firing.
-    let guard = unwind::ClaimGuard::new(ctx, run_id);
-    let result = match unwind::CatchUnwind::new(execute(ctx, job, firing, run_id, &mut slot)).await
-    {
-        Ok(result) => result,
-        Err(panic) => {
-            ctx.active.unregister(run_id);
-            let error = format!("jobrun internal error: {panic}");
-            tracing::error!(job = %job.name, run_id, %error, "the firing panicked");
-            unwind::end_if_running(ctx, run_id, RunStatus::Failed, &error);
-            Ok(FireResult::finished(run_id, RunStatus::Failed, Some(error)))
-        }
-    };
-    guard.disarm();
+    let result = unwind::after_claim(
+        ctx,
+        job,
+        run_id,
+        execute(ctx, job, firing, run_id, &mut slot),
+    )
+    .await;
     // The lock is held until the outcome is on record: a running row whose lock
     // is free always means its process died.
     drop(lock);
@@ -732,24 +713,7 @@ async fn run_command(
             running
         }
         Err(e) => {
-            // Out of descriptors or processes is jobrun's failure, not the
-            // job's: the tick is missed, with the reason.
-            let status = if e.is_exhaustion() {
-                RunStatus::Missed
-            } else {
-                RunStatus::Failed
-            };
-            let error = format!("could not start: {e}");
-            // Jobrun's own shortage reads the same for every job: one line
-            // for all. A job's own failure keeps a line (a minute) of its own.
-            let key = if status == RunStatus::Missed {
-                missed::key("could not start", &e)
-            } else {
-                missed::key(&format!("could not start {}", job.name), &e)
-            };
-            missed::warn_limited(ctx, &key, || {
-                warn!(job = %job.name, run_id, %error, status = status.as_str(), "not started");
-            });
+            let (status, error) = missed::start_failed(ctx, job, run_id, &e);
             let ms = i64::try_from(started.elapsed().as_millis()).ok();
             return end_early(ctx, run_id, status, error, ms).await;
         }

@@ -12,7 +12,7 @@
 //! one per run), the waiting outcomes in another (one fsync for the lot).
 //!
 //! What cannot be written because the store refuses writes (a missed tick,
-//! an outcome) is kept in a bounded spool ([`spool`]) and written when it
+//! an outcome) is kept in a bounded spool (`spool`) and written when it
 //! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
 //! the spool holds something.
 //!
@@ -169,14 +169,17 @@ impl Recorder {
         self.shared.ready.notify_one();
     }
 
-    /// Runs `f` on the recorder thread, ahead of waiting outcomes.
-    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> T + Send + 'static) -> T {
+    /// Runs `f` on the recorder thread, ahead of waiting outcomes. A call
+    /// lost with a batch that panicked is an error, never a panic here.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Urgent(Box::new(move |store| {
             let _ = tx.send(f(store));
         })));
-        rx.await
-            .expect("the recorder thread runs while its handle lives and answers every call")
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Claims a run ([`Store::claim`]); claims that wait together are
@@ -364,7 +367,7 @@ fn write_claims_and_starts(
     let alone = |claims: Vec<(Claim, oneshot::Sender<_>)>,
                  starts: Vec<(StartMark, oneshot::Sender<_>)>| {
         for (claim, reply) in claims {
-            let _ = reply.send(store.claim(&claim.as_new_run()));
+            answer_claim(store, &claim, reply, store.claim(&claim.as_new_run()));
         }
         for ((id, pid, at), reply) in starts {
             let _ = reply.send(store.mark_started(id, pid, at));
@@ -377,8 +380,9 @@ fn write_claims_and_starts(
     let marks: Vec<StartMark> = starts.iter().map(|(m, _)| *m).collect();
     match store.claim_and_start_many(&runs, &marks) {
         Ok(ids) => {
-            for ((_, reply), id) in claims.into_iter().zip(ids) {
-                let _ = reply.send(Ok(id));
+            drop(runs);
+            for ((claim, reply), id) in claims.into_iter().zip(ids) {
+                answer_claim(store, &claim, reply, Ok(id));
             }
             for (_, reply) in starts {
                 let _ = reply.send(Ok(()));
@@ -388,6 +392,36 @@ fn write_claims_and_starts(
             drop(runs);
             alone(claims, starts);
         }
+    }
+}
+
+/// Hands a claim's result to its firing. A firing that is gone by then
+/// (dropped while it waited) will never run or record the run it won: the
+/// row is closed here instead of staying `running`.
+fn answer_claim(
+    store: &Store,
+    claim: &Claim,
+    reply: ClaimReply,
+    result: Result<Option<i64>, StoreError>,
+) {
+    let Err(Ok(Some(id))) = reply.send(result) else {
+        return;
+    };
+    if claim.status != RunStatus::Running {
+        return;
+    }
+    let finish = Finish {
+        status: RunStatus::Interrupted,
+        finished_at: claim.at,
+        duration_ms: None,
+        exit_code: None,
+        signal: None,
+        output_bytes: 0,
+        output_tail: &[],
+        error: Some("not started: its firing ended before the claim was answered"),
+    };
+    if let Err(e) = store.finish_if_running(id, &finish) {
+        tracing::warn!(run_id = id, error = %e, "closing a claim nobody waits for");
     }
 }
 
@@ -491,5 +525,30 @@ mod tests {
             .unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].status, RunStatus::Missed);
+    }
+
+    #[test]
+    fn a_claim_whose_firing_is_gone_is_closed_not_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        for batch in [1, 3] {
+            let claims: Vec<(Claim, ClaimReply)> = (0..batch)
+                .map(|i| {
+                    let (tx, rx) = oneshot::channel();
+                    drop(rx); // the firing was dropped while it waited
+                    (claim(&format!("gone{batch}-{i}"), tick), tx)
+                })
+                .collect();
+            write_claims_and_starts(&store, claims, Vec::new());
+        }
+        let rows = store
+            .history(&crate::store::HistoryFilter::default())
+            .unwrap();
+        assert_eq!(rows.len(), 4);
+        for row in rows {
+            assert_eq!(row.status, RunStatus::Interrupted, "{row:?}");
+        }
+        assert!(store.running().unwrap().is_empty());
     }
 }

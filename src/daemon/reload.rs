@@ -6,7 +6,7 @@
 //! own, while the loop keeps firing ticks, and the loop swaps the new plan in
 //! when it is ready. A reload asked for while one runs is not run beside it:
 //! one more runs after it. What is applied is decided file by file
-//! ([`files`]): a file with errors never holds back the others, and a file
+//! (`files`): a file with errors never holds back the others, and a file
 //! that loaded before keeps its previous version until it is fixed. Runs in
 //! progress are never disturbed: they keep the job definition they started
 //! with.

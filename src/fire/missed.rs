@@ -51,6 +51,31 @@ pub(super) fn missed(
     FireResult::Missed { reason }
 }
 
+/// How a claimed run that could not start ends, logged rate-limited. Out of
+/// descriptors or processes is jobrun's failure, not the job's: the tick is
+/// `missed`, with the reason, and one line stands for every job; a job's own
+/// failure (a missing program) is `failed` and keeps a line of its own.
+pub(super) fn start_failed(
+    ctx: &FireContext,
+    job: &Job,
+    run_id: i64,
+    e: &crate::runner::RunError,
+) -> (RunStatus, String) {
+    let (status, key) = if e.is_exhaustion() {
+        (RunStatus::Missed, key("could not start", e))
+    } else {
+        (
+            RunStatus::Failed,
+            key(&format!("could not start {}", job.name), e),
+        )
+    };
+    let error = format!("could not start: {e}");
+    warn_limited(ctx, &key, || {
+        warn!(job = %job.name, run_id, %error, status = status.as_str(), "not started");
+    });
+    (status, error)
+}
+
 /// What identifies "the same error" across jobs: what failed and the
 /// innermost cause (the outer messages name the job).
 pub(super) fn key(what: &str, error: &(dyn std::error::Error + 'static)) -> String {

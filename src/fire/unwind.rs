@@ -20,15 +20,67 @@ use std::task::{Context, Poll};
 
 use tracing::{error, warn};
 
-use super::FireContext;
-use crate::job::RunStatus;
+use super::{missed, FireContext, FireResult};
+use crate::job::{Firing, RunStatus};
+use crate::plan::Job;
 use crate::store::Finish;
 
+/// Runs a firing up to and through its claim: a panic before the claim
+/// records the tick `missed` (after it, [`after_claim`] has recorded it).
+pub(super) async fn before_claim(
+    ctx: &FireContext,
+    job: &Job,
+    firing: &Firing,
+    firing_future: impl Future<Output = anyhow::Result<FireResult>>,
+) -> anyhow::Result<FireResult> {
+    match CatchUnwind::new(firing_future).await {
+        Ok(result) => result,
+        Err(panic) => {
+            error!(job = %job.name, panic = %panic, "the firing panicked before its claim");
+            let error = std::io::Error::other(panic);
+            Ok(missed::missed(
+                ctx,
+                job,
+                firing,
+                "jobrun internal error",
+                &error,
+            ))
+        }
+    }
+}
+
+/// Runs a claimed run to its record: a panic ends it `failed` with the
+/// panic's message, and a drop before the end ends it `interrupted`.
+pub(super) async fn after_claim(
+    ctx: &FireContext,
+    job: &Job,
+    run_id: i64,
+    run: impl Future<Output = anyhow::Result<FireResult>>,
+) -> anyhow::Result<FireResult> {
+    let guard = ClaimGuard::new(ctx, run_id);
+    let result = match CatchUnwind::new(run).await {
+        Ok(result) => result,
+        Err(panic) => {
+            ctx.active.unregister(run_id);
+            let message = format!("jobrun internal error: {panic}");
+            error!(job = %job.name, run_id, error = %message, "the firing panicked");
+            end_if_running(ctx, run_id, RunStatus::Failed, &message);
+            Ok(FireResult::finished(
+                run_id,
+                RunStatus::Failed,
+                Some(message),
+            ))
+        }
+    };
+    guard.disarm();
+    result
+}
+
 /// Polls a future, turning a panic inside it into `Err(message)`.
-pub(super) struct CatchUnwind<F>(Pin<Box<F>>);
+struct CatchUnwind<F>(Pin<Box<F>>);
 
 impl<F: Future> CatchUnwind<F> {
-    pub(super) fn new(future: F) -> Self {
+    fn new(future: F) -> Self {
         CatchUnwind(Box::pin(future))
     }
 }
@@ -50,7 +102,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 /// The text of a panic's payload.
-pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
+fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -63,7 +115,7 @@ pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// Records `run_id` as `status` with `error`, unless it is recorded already.
 /// Written directly (not through the recorder's queue): it may run while
 /// the firing unwinds or is dropped, with nothing left to await it.
-pub(super) fn end_if_running(ctx: &FireContext, run_id: i64, status: RunStatus, error: &str) {
+fn end_if_running(ctx: &FireContext, run_id: i64, status: RunStatus, error: &str) {
     let finish = Finish {
         status,
         finished_at: ctx.clock.now(),
@@ -90,14 +142,14 @@ pub(super) fn end_if_running(ctx: &FireContext, run_id: i64, status: RunStatus, 
 
 /// Armed from the claim until the firing's outcome is settled: dropped
 /// armed, the firing was cancelled, and the run is recorded `interrupted`.
-pub(super) struct ClaimGuard<'a> {
+struct ClaimGuard<'a> {
     ctx: &'a FireContext,
     run_id: i64,
     armed: bool,
 }
 
 impl<'a> ClaimGuard<'a> {
-    pub(super) fn new(ctx: &'a FireContext, run_id: i64) -> Self {
+    fn new(ctx: &'a FireContext, run_id: i64) -> Self {
         ClaimGuard {
             ctx,
             run_id,
@@ -105,7 +157,7 @@ impl<'a> ClaimGuard<'a> {
         }
     }
 
-    pub(super) fn disarm(mut self) {
+    fn disarm(mut self) {
         self.armed = false;
     }
 }

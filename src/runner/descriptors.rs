@@ -23,12 +23,16 @@
 //! Knows only the process's limits; nothing of jobs, runs or the store.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use nix::libc;
 
 /// The limit jobrun was started with: what every job gets.
 static ORIGINAL: OnceLock<libc::rlimit> = OnceLock::new();
+/// Set once jobrun has raised its limit: until then a start costs no
+/// system call to find out.
+static RAISED: AtomicBool = AtomicBool::new(false);
 
 fn current() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
@@ -67,6 +71,7 @@ pub fn raise() -> io::Result<u64> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    RAISED.store(true, Ordering::Release);
     Ok(raised.rlim_max)
 }
 
@@ -74,6 +79,9 @@ pub fn raise() -> io::Result<u64> {
 /// jobrun's own (jobrun raised its limit); `None` when the job inherits
 /// jobrun's as it is.
 pub(super) fn job_limit() -> Option<libc::rlimit> {
+    if !RAISED.load(Ordering::Acquire) {
+        return None;
+    }
     let original = *ORIGINAL.get()?;
     let now = current().ok()?;
     (now.rlim_cur != original.rlim_cur).then_some(original)

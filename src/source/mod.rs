@@ -11,6 +11,7 @@ pub mod system;
 pub mod trust;
 pub mod trust_named;
 pub mod yaml;
+mod yaml_locate;
 mod yaml_scan;
 mod yaml_slot;
 
