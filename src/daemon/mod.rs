@@ -167,7 +167,9 @@ pub async fn run(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
-    let mut reloads = opts.reload.map(|r| reload::Reloads::new(r, &plan));
+    let mut reloads = opts
+        .reload
+        .map(|r| reload::Reloads::new(r, &plan, watches.armer()));
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut ticks = NextTick::default();
     let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
@@ -226,12 +228,12 @@ pub async fn run(
             },
             Ok(()) = changed(&mut moved) => {}
             _ = hangup.recv() => reload::request(&mut reloads, "SIGHUP"),
-            new = reload::next_plan(&mut reloads) => {
+            (new, prepared) = reload::next_plan(&mut reloads) => {
                 plan = new;
                 if let Some(w) = &mut watcher {
                     w.refresh();
                 }
-                watches.update(&plan);
+                watches.update_prepared(&plan, prepared);
                 queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
             }
             Some(change) = watches.changes.recv() => {
