@@ -2,8 +2,8 @@
 //! instant a schedule fires, by the wall clock of its time zone (SPEC 2).
 //!
 //! Owns: [`Schedule`] and [`ScheduleError`]; the macros; the split into fields (whose
-//! grammar is in `vixie`); Vixie's day-of-month/day-of-week rule; rejecting schedules
-//! that can never fire; the fixed-time/wildcard distinction (whose DST rules are in
+//! grammar is in `vixie`); Vixie's day-of-month/day-of-week rule; schedules that can
+//! never fire (an error in YAML; in a crontab, as in cron, a schedule with no times); the fixed-time/wildcard distinction (whose DST rules are in
 //! `dst`). croner is the expression engine: it parses the canonical fields and decides
 //! which wall times match (`wall` searches with croner's own predicates, on naive wall
 //! times, so croner's DST handling never applies); this module decides everything
