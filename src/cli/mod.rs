@@ -175,11 +175,18 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
 }
 
 /// `jobrun history | head` closes the pipe early; that is success, not an error.
+/// serde_json's error wraps the io error without naming it as its source (its
+/// `source()` is the io error's own source), so `--json` output is asked for its
+/// io error kind: `history --json | head` said "Broken pipe" and exited 2.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
-        cause
+        let io = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind);
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -314,10 +321,44 @@ fn configured_sources(global: &GlobalArgs, env: &Env) -> Result<source::SourceOp
     Ok(opts)
 }
 
-/// Reads every source and builds the plan. Fails (exit 2) only when there is
-/// nothing to read at all.
+/// A source named on the command line (or in `$JOBRUN_CONFIG`) that does not
+/// exist is a usage error (exit 2) for the commands that read the sources once:
+/// `list` showed an empty table and exited 0, as if the file had no jobs. (The
+/// daemon keeps reading the rest and reports the file, which may appear later.)
+fn named_sources_exist(global: &GlobalArgs, opts: &source::SourceOptions) -> Result<()> {
+    let configs_from = if global.configs.is_empty() {
+        "JOBRUN_CONFIG names"
+    } else {
+        "--config"
+    };
+    let named = opts
+        .configs
+        .iter()
+        .map(|p| (configs_from, p))
+        .chain(opts.crontabs.iter().map(|p| ("--crontab", p)));
+    for (option, path) in named {
+        if let Err(e) = std::fs::metadata(path) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::bail!(
+                    "{option} {}: no such file or directory; name an existing file{}",
+                    path.display(),
+                    if option == "--crontab" {
+                        ""
+                    } else {
+                        " or directory of YAML job files"
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every source and builds the plan. Fails (exit 2) when there is
+/// nothing to read at all, or a named source does not exist.
 pub fn load_plan(global: &GlobalArgs, env: &Env) -> Result<(Plan, Vec<Diagnostic>, Tz)> {
     let opts = configured_sources(global, env)?;
+    named_sources_exist(global, &opts)?;
     let (zone, zone_note) = default_zone(env);
     let set = source::read_all(&opts);
     let (plan, mut diagnostics) = Plan::build(set, zone);

@@ -12,7 +12,7 @@ use super::table::{local_time, new_table, relative, rfc3339};
 use super::{default_zone, load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
 use crate::job::Dialect;
 use crate::plan::Job;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, ScheduleError};
 
 #[derive(Debug, clap::Args)]
 pub struct NextArgs {
@@ -45,6 +45,9 @@ struct NextJson {
     expr: String,
     timezone: String,
     times: Vec<String>,
+    /// Why there are no times: the schedule can never fire (SPEC 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    never_fires: Option<String>,
 }
 
 pub fn run(
@@ -68,14 +71,19 @@ pub fn run(
     };
 
     if let Some(expr) = &args.expr {
-        let schedule = Schedule::parse(expr, Dialect::Yaml, zone)
-            .map_err(|e| anyhow::anyhow!("--expr {expr:?}: {e}"))?;
-        let times = schedule_times(&schedule, from, args.count);
+        // SPEC 2: a schedule that never fires gets no times and the reason, as
+        // a crontab line that cron accepts would.
+        let (times, never_fires) = match Schedule::parse(expr, Dialect::Yaml, zone) {
+            Ok(schedule) => (schedule_times(&schedule, from, args.count), None),
+            Err(ScheduleError::NeverFires(reason)) => (Vec::new(), Some(reason)),
+            Err(e) => bail!("--expr {expr:?}: {e}"),
+        };
         let entry = NextJson {
             job: None,
-            expr: schedule.expr().to_string(),
+            expr: expr.trim().to_string(),
             timezone: zone.name().to_string(),
             times: times.iter().copied().map(rfc3339).collect(),
+            never_fires,
         };
         return print(out, args.json, vec![entry], vec![times], now, false);
     }
@@ -111,12 +119,30 @@ pub fn run(
             } else {
                 zones.join(" | ")
             },
+            never_fires: never_fires(job, &times),
             times: times.iter().copied().map(rfc3339).collect(),
         });
         all_times.push(times);
     }
     let as_array = args.name.is_none();
     print(out, args.json, entries, all_times, now, as_array)
+}
+
+/// Why a job shows no times, when every schedule it has can never fire.
+fn never_fires(job: &Job, times: &[DateTime<Utc>]) -> Option<String> {
+    if !times.is_empty() || job.schedules.is_empty() {
+        return None;
+    }
+    let reasons: Option<Vec<String>> = job
+        .schedules
+        .iter()
+        .map(|s| {
+            s.schedule
+                .never_fires()
+                .map(|r| format!("`{}`: {r}", s.schedule.expr()))
+        })
+        .collect();
+    reasons.map(|r| r.join("; "))
 }
 
 fn schedule_times(schedule: &Schedule, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
@@ -162,10 +188,14 @@ fn print(
             .unwrap_or(Tz::UTC);
         let job = entry.job.clone().unwrap_or_else(|| "-".to_string());
         if times.is_empty() {
+            let why = match &entry.never_fires {
+                Some(reason) => format!("never fires: {reason}"),
+                None => "no scheduled time".into(),
+            };
             table.add_row(vec![
                 job.clone(),
                 entry.expr.clone(),
-                "no scheduled time".into(),
+                why,
                 String::new(),
                 String::new(),
             ]);

@@ -2,8 +2,8 @@
 //! instant a schedule fires, by the wall clock of its time zone (SPEC 2).
 //!
 //! Owns: [`Schedule`] and [`ScheduleError`]; the macros; the split into fields (whose
-//! grammar is in `vixie`); Vixie's day-of-month/day-of-week rule; rejecting schedules
-//! that can never fire; the fixed-time/wildcard distinction (whose DST rules are in
+//! grammar is in `vixie`); Vixie's day-of-month/day-of-week rule; schedules that can
+//! never fire (an error in YAML; in a crontab, as in cron, a schedule with no times); the fixed-time/wildcard distinction (whose DST rules are in
 //! `dst`). croner is the expression engine: it parses the canonical fields and decides
 //! which wall times match (`wall` searches with croner's own predicates, on naive wall
 //! times, so croner's DST handling never applies); this module decides everything
@@ -60,7 +60,9 @@ pub enum ScheduleError {
     #[error("never fires: {0}")]
     NeverFires(String),
     /// croner refused what this module accepted; a bug here, reported rather than hidden.
-    #[error("the cron engine rejected `{expr}`: {message}")]
+    /// The engine's own text (`message`, for debugging) is not the user's message:
+    /// it names croner's internals, not the field.
+    #[error("`{expr}` uses a form of a field that jobrun cannot read although classic cron may; write each field as numbers, ranges (`1-5`), steps (`*/5`, `1-30/5`) and lists of them (`1,15`), and please report this expression")]
     Engine { expr: String, message: String },
 }
 
@@ -76,6 +78,10 @@ pub struct Schedule {
     wall: Option<Arc<WallMatcher>>,
     fixed_time: bool,
     seconds: bool,
+    /// Why a crontab schedule can never fire (SPEC 2: cron accepts such a line, so it
+    /// is a schedule with no times, not an error); always `None` in YAML, where it is
+    /// an error.
+    never: Option<Arc<str>>,
 }
 
 /// The Vixie cron expansion of each macro, and whether it is `@reboot`.
@@ -119,6 +125,7 @@ impl Schedule {
                         wall: None,
                         fixed_time: false,
                         seconds: false,
+                        never: None,
                     })
                 }
             }
@@ -201,7 +208,13 @@ impl Schedule {
             })?;
 
         let wall = WallMatcher::new(cron);
-        check_fires(dom, month, dow, dom_and_dow, &wall)?;
+        let never = match check_fires(dom, month, dow, dom_and_dow, &wall) {
+            Ok(()) => None,
+            Err(ScheduleError::NeverFires(reason)) if dialect == Dialect::Crontab => {
+                Some(Arc::from(reason))
+            }
+            Err(e) => return Err(e),
+        };
 
         Ok(Schedule {
             expr: expr.to_string(),
@@ -210,14 +223,25 @@ impl Schedule {
             // Debian cron's rule: fixed-time unless the minute or hour field starts with `*`.
             fixed_time: !minute.starts_with_star && !hour.starts_with_star,
             seconds,
+            never,
         })
     }
 
-    /// Next fire instant strictly after `t`; None for @reboot (and never otherwise, since never-firing schedules are rejected by parse).
+    /// Why this (crontab) schedule can never fire, as in "February has no day 30";
+    /// such a schedule has no times.
+    pub fn never_fires(&self) -> Option<&str> {
+        self.never.as_deref()
+    }
+
+    /// Next fire instant strictly after `t`; None for @reboot and for a crontab schedule
+    /// that can never fire ([`Schedule::never_fires`]).
     ///
     /// Whole seconds, by the wall clock of the schedule's zone with SPEC 2's DST rules.
     /// (Past year 5000, croner's horizon, there is no answer either.)
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.never.is_some() {
+            return None;
+        }
         let wall = self.wall.as_ref()?;
         let next_wall = |w| wall.next_at_or_after(w);
         let secs = dst::next_fire(self.tz, self.fixed_time, t.timestamp(), next_wall)?;
@@ -229,6 +253,9 @@ impl Schedule {
     /// the window (a per-second schedule's year-long catch-up window costs a few
     /// searches, not 31 million).
     pub fn latest_in(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.never.is_some() {
+            return None;
+        }
         let wall = self.wall.as_ref()?;
         let next = |t| dst::next_fire(self.tz, self.fixed_time, t, |w| wall.next_at_or_after(w));
         // Ticks are whole seconds: one is after `after` exactly when it is after its
@@ -312,6 +339,41 @@ fn check_fires(
     if !dom_and_dow {
         return Ok(());
     }
+    check_days(dom, month)
+}
+
+/// Why a crontab expression can never fire, without building a schedule: for a
+/// source to warn at the entry's line (SPEC 2) in a few field reads, so that it
+/// costs nothing next to the parse the plan makes anyway. `None` when it fires or
+/// does not parse (the plan reports that).
+pub fn crontab_never_fires(expr: &str) -> Option<String> {
+    let mut words = expr.split_whitespace();
+    let (Some(_), Some(_), Some(dom), Some(month), Some(dow), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return None;
+    };
+    // The OR rule (neither day field starts with `*`) fires in every month, and a
+    // day-of-month starting with `*` always holds day 1.
+    if !dow.starts_with('*') || dom.starts_with('*') {
+        return None;
+    }
+    let dom = parse_field(FieldKind::DayOfMonth, dom, Dialect::Crontab).ok()?;
+    let month = parse_field(FieldKind::Month, month, Dialect::Crontab).ok()?;
+    parse_field(FieldKind::DayOfWeek, dow, Dialect::Crontab).ok()?;
+    match check_days(&dom, &month) {
+        Err(ScheduleError::NeverFires(reason)) => Some(reason),
+        _ => None,
+    }
+}
+
+/// With the AND rule: whether some listed day exists in some listed month.
+fn check_days(dom: &Field, month: &Field) -> Result<(), ScheduleError> {
     let months: Vec<u32> = (1..=12).filter(|m| month.contains(*m)).collect();
     let days: Vec<u32> = (1..=31).filter(|d| dom.contains(*d)).collect();
     let fires = months

@@ -525,8 +525,8 @@ fn rejections_have_clear_messages() {
         ("0 0 * * 5#2", Crontab, "day-of-week field: `5#2` is a croner extension that classic cron does not understand; move this job to a YAML file to use it"),
         ("*/0 * * * *", Crontab, "minute field: `*/0` has step 0, which never advances; use a step of 1 or more"),
         ("0 0 1-10/0 * *", Crontab, "day-of-month field: `1-10/0` has step 0, which never advances; use a step of 1 or more"),
-        ("0 5-1 * * *", Crontab, "hour field: range `5-1` runs backwards; write the smaller value first (`1-5`)"),
-        ("0 0 * * fri-sun", Crontab, "day-of-week field: range `fri-sun` runs backwards (Sunday is 0); write `5-7`, where 7 is Sunday too"),
+        ("0 5-1 * * *", Crontab, "hour field: range `5-1` runs backwards, which classic cron refuses; to wrap around from 5 to 1 write `5-23,0-1`"),
+        ("0 0 * * fri-sun", Crontab, "day-of-week field: range `fri-sun` runs backwards (Sunday is 0 and 7), which classic cron refuses; for the days from fri round to sun write `5-7`"),
         ("0 1,,2 * * *", Crontab, "hour field: empty list item in `1,,2`; remove the extra comma"),
         ("0 1, * * *", Crontab, "hour field: empty list item in `1,`; remove the extra comma"),
         ("0 0 * * monday", Crontab, "day-of-week field: `monday` is not a day-of-week (use 0-7 or sun-sat)"),
@@ -535,14 +535,15 @@ fn rejections_have_clear_messages() {
         ("0 0 * * 5L", Crontab, "day-of-week field: `5L` is a croner extension that classic cron does not understand; move this job to a YAML file to use it"),
         ("*/x * * * *", Crontab, "minute field: `*/x`: the step after `/` must be a number, as in `*/5`"),
         ("*-5 * * * *", Crontab, "minute field: `*` cannot be one end of a range in `*-5`; use `*` alone or `a-b`"),
-        ("0 0 30 2 *", Crontab, "never fires: February has no day 30"),
-        ("0 0 31 4 *", Crontab, "never fires: April has no day 31"),
-        ("0 0 31 4,6 *", Crontab, "never fires: April and June have no day 31"),
-        ("0 0 30,31 feb *", Crontab, "never fires: February has no day 30 or 31"),
+        ("0 0 30 2 *", Yaml, "never fires: February has no day 30"),
+        ("0 0 31 4 *", Yaml, "never fires: April has no day 31"),
+        ("0 0 31 4,6 *", Yaml, "never fires: April and June have no day 31"),
+        ("0 0 30,31 feb *", Yaml, "never fires: February has no day 30 or 31"),
         ("0 0 31 2,4,6 *", Yaml, "never fires: February, April and June have no day 31"),
         ("0 0 0 30 2 *", Yaml, "never fires: February has no day 30"),
         // `*/1` in day-of-week starts with `*`, so AND applies and it still never fires.
-        ("0 0 30 2 */1", Crontab, "never fires: February has no day 30"),
+        // (Errors in YAML; in a crontab such a schedule has no times: see below.)
+        ("0 0 30 2 */1", Yaml, "never fires: February has no day 30"),
         ("0 0 30W 2 *", Yaml, "never fires: no day in the 400-year calendar cycle matches its day-of-month, month and day-of-week fields"),
         ("0 0 * * L", Yaml, "day-of-week field: `L` is not understood; day-of-week accepts `5L` (last Friday of the month) or `5#2` (second Friday)"),
         ("0 0 5L * *", Yaml, "day-of-month field: `5L` is not understood; day-of-month accepts `L` (last day), `LW` (last weekday) or `15W` (weekday nearest the 15th)"),
@@ -559,7 +560,7 @@ fn rejections_have_clear_messages() {
         );
     }
     assert_eq!(
-        Schedule::parse("0 0 30 2 *", Dialect::Crontab, UTC).map(|_| ()),
+        Schedule::parse("0 0 30 2 *", Dialect::Yaml, UTC).map(|_| ()),
         Err(ScheduleError::NeverFires(
             "February has no day 30".to_string()
         ))
@@ -876,4 +877,182 @@ fn day_rules_match_the_naive_reference_over_years() {
         }
         assert_eq!(got, expected, "{expr}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12, item 10: classic cron semantics
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_star_inside_a_day_list_is_first_to_last_and_keeps_the_day_rule() {
+    // Debian reads `*,1` as 0-7 plus 1 and, since the field starts with `*`, sets
+    // DOW_STAR: both day fields must match, so only the 1st of each month fires.
+    let s = crontab("0 0 1 * *,1", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 3),
+        [
+            "2026-02-01T00:00:00Z",
+            "2026-03-01T00:00:00Z",
+            "2026-04-01T00:00:00Z"
+        ]
+    );
+    // The same with the star in day-of-month: Mondays only (January 2026: 5, 12).
+    let s = crontab("0 0 *,1 * 1", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 2),
+        ["2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z"]
+    );
+    // `*/20,5` in the minute field: 0, 5, 20, 40.
+    let s = crontab("*/20,5 1 * * *", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 4),
+        [
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T01:05:00Z",
+            "2026-01-01T01:20:00Z",
+            "2026-01-01T01:40:00Z"
+        ]
+    );
+    // And in the day-of-week field with a step: `*/2,1` is Sun, Mon, Tue, Thu, Sat.
+    let s = crontab("0 0 * * */2,1", UTC);
+    // 2026-01-01 is a Thursday; Friday the 2nd is skipped.
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 3),
+        [
+            "2026-01-03T00:00:00Z",
+            "2026-01-04T00:00:00Z",
+            "2026-01-05T00:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn a_step_larger_than_its_field_selects_only_the_first_value() {
+    // Debian accepts `*/100`: from 0, the next step is past 59, so minute 0 alone.
+    let s = crontab("*/100 * * * *", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:30:00Z", 2),
+        ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"]
+    );
+    let s = crontab("0 0 */45 * *", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-02T00:00:00Z", 1),
+        ["2026-02-01T00:00:00Z"]
+    );
+}
+
+#[test]
+fn a_crontab_schedule_that_never_fires_is_accepted_with_no_times_and_a_reason() {
+    let s = Schedule::parse("0 0 30 2 *", Dialect::Crontab, UTC)
+        .expect("cron accepts a line that never fires");
+    assert_eq!(s.never_fires(), Some("February has no day 30"));
+    assert_eq!(s.next_after(at("2026-01-01T00:00:00Z")), None);
+    assert_eq!(
+        s.latest_in(at("2026-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z")),
+        None
+    );
+    assert!(!s.is_reboot());
+    // The source's cheap check says the same, and nothing for schedules that fire.
+    assert_eq!(
+        super::crontab_never_fires("0 0 30 2 *").as_deref(),
+        Some("February has no day 30")
+    );
+    assert_eq!(
+        super::crontab_never_fires("0 0 31 4,6 */1").as_deref(),
+        Some("April and June have no day 31")
+    );
+    for fires in [
+        "0 0 30 2 1",
+        "0 0 29 2 *",
+        "0 0 * 2 *",
+        "@daily",
+        "0 0 x 2 *",
+    ] {
+        assert_eq!(super::crontab_never_fires(fires), None, "{fires}");
+    }
+    // In YAML it stays an error (SPEC 2).
+    assert!(matches!(
+        Schedule::parse("0 0 30 2 *", Dialect::Yaml, UTC),
+        Err(ScheduleError::NeverFires(_))
+    ));
+}
+
+#[test]
+fn every_field_form_classic_cron_accepts_is_read_without_the_engine_error() {
+    // Each item form (alone and in lists, `*` forms included) in each field: the
+    // validation here and croner must agree, or the user sees croner's text.
+    let items: [&[&str]; 5] = [
+        &["*", "*/7", "*/100", "3", "2-5", "2-50/9", "07"],
+        &["*", "*/5", "4", "1-3", "2-20/6"],
+        &["*", "*/10", "1", "3-9", "1-31/8"],
+        &["*", "*/5", "2", "jan", "mar-may", "1-12/4"],
+        &["*", "*/2", "1", "7", "sun", "mon-fri", "0-7/3", "5-7"],
+    ];
+    let mut checked = 0;
+    for field in 0..5 {
+        let forms = items[field];
+        let mut lists: Vec<String> = forms.iter().map(|f| f.to_string()).collect();
+        for a in forms {
+            for b in forms {
+                lists.push(format!("{a},{b}"));
+            }
+        }
+        for list in lists {
+            let mut fields = ["0", "0", "1", "*", "*"];
+            fields[field] = &list;
+            let expr = fields.join(" ");
+            match Schedule::parse(&expr, Dialect::Crontab, UTC) {
+                Ok(_) | Err(ScheduleError::NeverFires(_)) => {}
+                Err(e) => panic!("{expr}: {e}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "{checked}");
+}
+
+#[test]
+fn a_backwards_range_is_answered_with_the_days_it_wraps_over_not_their_opposite() {
+    use Dialect::Crontab;
+    // `fri-mon` was answered with `1-5` (Monday to Friday: the other days).
+    let cases = [
+        ("0 0 * * fri-mon", "`5-7,1`"),
+        ("0 0 * * sat-tue", "`6-7,1-2`"),
+        ("0 0 * * 6-0", "`6-7`"),
+        ("0 22-2 * * *", "`22-23,0-2`"),
+        ("0 0 * nov-feb *", "`11-12,1-2`"),
+        ("0 0 28-3 * *", "`28-31,1-3`"),
+        ("59-0 * * * *", "`59,0`"),
+    ];
+    for (expr, hint) in cases {
+        let message = Schedule::parse(expr, Crontab, UTC)
+            .expect_err("classic cron refuses a backwards range")
+            .to_string();
+        assert!(message.contains(hint), "{expr}: {message}");
+        assert!(
+            !message.contains("smaller value first"),
+            "{expr}: {message}"
+        );
+        // The hint itself is accepted and is what the words say.
+        let fields: Vec<&str> = expr.split(' ').collect();
+        let wrapped = hint.trim_matches('`');
+        let fixed: Vec<&str> = fields
+            .iter()
+            .map(|f| if f.contains('-') { wrapped } else { *f })
+            .collect();
+        Schedule::parse(&fixed.join(" "), Crontab, UTC)
+            .unwrap_or_else(|e| panic!("{expr}: the hint {hint} parses: {e}"));
+    }
+    // fri-mon's hint is Friday, Saturday, Sunday and Monday.
+    let s = crontab("0 0 * * 5-7,1", UTC);
+    assert_eq!(
+        fires(&s, "2026-01-01T00:00:00Z", 5),
+        [
+            "2026-01-02T00:00:00Z",
+            "2026-01-03T00:00:00Z",
+            "2026-01-04T00:00:00Z",
+            "2026-01-05T00:00:00Z",
+            "2026-01-09T00:00:00Z"
+        ]
+    );
 }

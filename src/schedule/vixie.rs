@@ -131,7 +131,7 @@ pub(super) fn parse_field(
         if !field.canonical.is_empty() {
             field.canonical.push(',');
         }
-        parse_item(kind, item, dialect, &mut field)?;
+        parse_item(kind, item, text.len(), dialect, &mut field)?;
     }
     if kind == FieldKind::DayOfWeek && field.values & (1 << 7) != 0 {
         field.values = (field.values & !(1 << 7)) | 1;
@@ -142,6 +142,7 @@ pub(super) fn parse_field(
 fn parse_item(
     kind: FieldKind,
     item: &str,
+    field_text_len: usize,
     dialect: Dialect,
     field: &mut Field,
 ) -> Result<(), ScheduleError> {
@@ -196,8 +197,22 @@ fn parse_item(
         v += step_by;
     }
 
+    // croner reads `*` only as a whole field (`*,1` is its "Invalid number"); classic
+    // cron reads `*` anywhere in a list as first-last. Inside a list it is handed to
+    // croner as that range, which means the same. The day rule does not depend on
+    // this text: it is decided from the field as written (`starts_with_star`).
+    // See: https://github.com/vixie/cron/blob/master/entry.c (get_range: "'*' means \"first-last\"")
+    let in_list = item.len() != field_text_len;
     let out = &mut field.canonical;
+    let (first, last) = if kind == FieldKind::DayOfWeek {
+        // 0 and 7 are both Sunday; croner is given 0-6 so that no day is doubled.
+        (0, 6)
+    } else {
+        (min, max)
+    };
     match (range_text == "*", step) {
+        (true, Some(step)) if in_list => out.push_str(&format!("{first}-{last}/{step}")),
+        (true, None) if in_list => out.push_str(&format!("{first}-{last}")),
         (true, Some(step)) => out.push_str(&format!("*/{step}")),
         (true, None) => out.push('*'),
         (false, Some(step)) => out.push_str(&format!("{lo}-{hi}/{step}")),
@@ -207,14 +222,37 @@ fn parse_item(
     Ok(())
 }
 
+/// Classic cron refuses a range whose start is past its end (`fri-mon`, `22-2`); the
+/// message says how to write the wrap-around that was probably meant, never the
+/// values swapped (which would be the other days: `1-5` for `fri-mon`).
+/// See: https://github.com/vixie/cron/blob/master/entry.c (get_range: "if (ch == EOF || num1 > num2)")
 fn reversed_range_problem(kind: FieldKind, text: &str, lo: u32, hi: u32) -> String {
-    if kind == FieldKind::DayOfWeek && hi == 0 {
-        // `fri-sun`: Sunday is 0, so the range runs backwards; 7 is Sunday too.
+    let (min, max) = kind.range();
+    let span = |a: u32, b: u32| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    if kind == FieldKind::DayOfWeek {
+        // 7 is Sunday too, so `lo-7` reaches Sunday and the rest starts at Monday.
+        let wrapped = match hi {
+            0 => span(lo, 7),
+            _ => format!("{},{}", span(lo, 7), span(1, hi)),
+        };
         return format!(
-            "range `{text}` runs backwards (Sunday is 0); write `{lo}-7`, where 7 is Sunday too"
+            "range `{text}` runs backwards (Sunday is 0 and 7), which classic cron refuses; \
+             for the days from {} round to {} write `{wrapped}`",
+            WEEKDAY_NAMES[lo as usize % 7],
+            WEEKDAY_NAMES[hi as usize % 7],
         );
     }
-    format!("range `{text}` runs backwards; write the smaller value first (`{hi}-{lo}`)")
+    format!(
+        "range `{text}` runs backwards, which classic cron refuses; to wrap around from {lo} to {hi} write `{},{}`",
+        span(lo, max),
+        span(min, hi)
+    )
 }
 
 fn parse_step(kind: FieldKind, item: &str, step_text: &str) -> Result<u32, ScheduleError> {

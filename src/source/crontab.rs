@@ -185,6 +185,22 @@ pub fn parse_crontab(
                         out.diagnostics
                             .push(Diagnostic::warning(Some(origin.clone()), warning));
                     }
+                    if let Some(hint) = entry.number_command {
+                        out.diagnostics
+                            .push(Diagnostic::warning(Some(origin.clone()), hint));
+                    }
+                    // SPEC 2: cron accepts a schedule that never fires; a warning here,
+                    // and the job has no times.
+                    if let Some(reason) = crate::schedule::crontab_never_fires(&entry.expr) {
+                        out.diagnostics.push(Diagnostic::warning(
+                            Some(origin.clone()),
+                            format!(
+                                "schedule `{}` never fires: {reason}; cron accepts the line, so the job is kept \
+                                 but never runs; check the day-of-month and month fields",
+                                entry.expr
+                            ),
+                        ));
+                    }
                     let (command, stdin) = split_percent(entry.command);
                     if stdin.is_some() {
                         out.diagnostics.push(Diagnostic::warning(
@@ -450,6 +466,8 @@ struct Entry<'a> {
     /// Something cron would accept but that is probably not what was meant (given
     /// once per file).
     warning: Option<String>,
+    /// The command is a number, as a sixth time field would be (given per line).
+    number_command: Option<String>,
 }
 
 /// Fields are separated by blanks (space and tab), as Vixie's `Skip_Blanks`.
@@ -575,9 +593,21 @@ fn parse_entry(body: &str, format: CrontabFormat) -> Result<Entry<'_>, String> {
         });
     }
     let first = next_word(command).map_or("", |(word, _)| word);
-    if looks_like_extra_time_field(first) {
-        return Err(SIX_FIELDS.to_owned());
-    }
+    // cron runs `0 2 * * * 5` as the command `5`, so a command made of digits is
+    // read as cron reads it, with the hint as a warning. A `*` or `?` cannot be
+    // meant as a command (the shell would run whatever file the glob finds first):
+    // that line is a six- or seven-field schedule, refused.
+    let number_command = if looks_like_extra_time_field(first) {
+        if first.contains(['*', '?']) {
+            return Err(SIX_FIELDS.to_owned());
+        }
+        Some(format!(
+            "the command `{first}` looks like a sixth time field; cron runs it as a command named `{first}`, and so does jobrun. \
+             If it is a time field: {SIX_FIELDS}"
+        ))
+    } else {
+        None
+    };
     // A system-format file given as a user crontab would run a command named `root`.
     let warning = (format == CrontabFormat::User && first == "root").then(|| {
         "the command starts with `root`, which looks like the user field of a system crontab: \
@@ -590,6 +620,7 @@ fn parse_entry(body: &str, format: CrontabFormat) -> Result<Entry<'_>, String> {
         user,
         command,
         warning,
+        number_command,
     })
 }
 
@@ -680,6 +711,10 @@ fn split_percent(raw: &str) -> (String, Option<String>) {
     }
     (command, Some(stdin))
 }
+
+#[cfg(test)]
+#[path = "crontab_semantics_tests.rs"]
+mod semantics_tests;
 
 #[cfg(test)]
 mod tests {

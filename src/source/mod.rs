@@ -7,6 +7,7 @@
 
 pub mod bounded;
 pub mod crontab;
+mod known_users;
 pub mod system;
 pub mod trust;
 pub mod trust_named;

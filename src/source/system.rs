@@ -27,6 +27,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::crontab::{parse_crontab, CrontabFormat};
+use super::known_users::{self, KnownUsers};
 use super::trust::{open_crontab, Opened, Owner};
 use crate::job::{Diagnostic, Origin, SourceSet};
 
@@ -47,7 +48,11 @@ pub const WATCHED: &[&str] = &[
 /// refused with a warning saying how to fix it.
 pub fn read_system_crontabs(root: &Path, euid: u32) -> SourceSet {
     let mut out = SourceSet::default();
-    let reader = Reader { euid };
+    // One reader for every file: each user a line names is looked up once.
+    let mut reader = Reader {
+        euid,
+        users: KnownUsers::new(known_users::system_lookup),
+    };
 
     let etc_crontab = root.join("etc/crontab");
     // `symlink_metadata`, so that a dangling link is reported rather than ignored.
@@ -113,11 +118,13 @@ pub fn read_user_crontab(path: &Path, euid: u32) -> SourceSet {
 struct Reader {
     /// The user jobrun runs as: cron's rules trust files it owns.
     euid: u32,
+    /// Whether the users that system crontab lines name exist.
+    users: KnownUsers,
 }
 
 impl Reader {
     /// Checks and parses one file, adding its jobs and findings to `out`.
-    fn read(&self, out: &mut SourceSet, path: &Path, owner: Owner<'_>, format: CrontabFormat) {
+    fn read(&mut self, out: &mut SourceSet, path: &Path, owner: Owner<'_>, format: CrontabFormat) {
         match open_crontab(path, owner, self.euid) {
             Opened::Directory => {}
             Opened::Refused(finding) => out.diagnostics.push(finding),
@@ -126,7 +133,13 @@ impl Reader {
                     Owner::System | Owner::Named => None,
                     Owner::User(name) => Some(name),
                 };
-                out.extend(parse_crontab(path, &bytes, format, user));
+                let mut set = parse_crontab(path, &bytes, format, user);
+                // A spool file's user was checked when it was opened; the user
+                // fields of /etc/crontab and cron.d are checked here.
+                if matches!(owner, Owner::System) {
+                    self.users.check(&mut set);
+                }
+                out.extend(set);
             }
         }
     }

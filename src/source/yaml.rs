@@ -121,7 +121,7 @@ struct DefaultsDef {
 #[serde(deny_unknown_fields)]
 struct JobDef {
     name: String,
-    schedule: Option<OneOrMany>,
+    schedule: Option<ScheduleDef>,
     command: Option<String>,
     argv: Option<Vec<String>>,
     user: Option<String>,
@@ -198,11 +198,71 @@ const SIGNAL_NAMES: &[&str] = &[
     "TTIN", "TTOU", "PWR",
 ];
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// `schedule:`, which says so in its errors (`schedule: 5` was answered with
+/// "data did not match any variant of untagged enum OneOrMany").
+#[derive(Debug)]
+struct ScheduleDef(OneOrMany);
+
+impl<'de> Deserialize<'de> for ScheduleDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OneOrManyVisit(
+            "`schedule:` to be a cron expression in quotes, such as \"0 9 * * *\", or a list of them, such as [\"@daily\", \"0 12 * * *\"]",
+        ))
+        .map(ScheduleDef)
+    }
+}
+
+/// By hand rather than `untagged`, whose error ("data did not match any variant
+/// of untagged enum OneOrMany") named the type, not what to write.
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OneOrManyVisit("a string or a list of strings"))
+    }
+}
+
+/// A string or a list of strings; the text says what was expected, in errors
+/// about the value and about each item.
+struct OneOrManyVisit(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for OneOrManyVisit {
+    type Value = OneOrMany;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<serde_yaml::Value>()? {
+            match item {
+                serde_yaml::Value::String(s) => items.push(s),
+                other => {
+                    let kind = match other {
+                        serde_yaml::Value::Number(_) => "a number in the list",
+                        serde_yaml::Value::Bool(_) => "a boolean in the list",
+                        serde_yaml::Value::Null => "an empty item in the list",
+                        serde_yaml::Value::Sequence(_) => "a list in the list",
+                        _ => "a mapping in the list",
+                    };
+                    return Err(serde::de::Error::invalid_type(
+                        serde::de::Unexpected::Other(kind),
+                        &self,
+                    ));
+                }
+            }
+        }
+        Ok(OneOrMany::Many(items))
+    }
 }
 
 /// `10m`, `1h 30m`, `90s`, or a bare number of seconds.
@@ -360,8 +420,7 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     let top = match serde_yaml::from_str::<TopDef>(text) {
         Ok(top) => top,
         Err(e) => {
-            out.diagnostics
-                .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
+            out.diagnostics.push(syntax_error(path, text, &e));
             return out;
         }
     };
@@ -455,6 +514,32 @@ fn history(h: HistoryDef, loc: &Locator, path: &Path, out: &mut SourceSet) {
             })
         }
     }
+}
+
+/// A parse error of the whole file, at the quote or bracket left open when one
+/// is (the parser stops where the file stops making sense, which for an
+/// unclosed quote is often the end of the file).
+fn syntax_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let line = error_line(e);
+    let Some(open) = yaml_scan::open_at(text, line) else {
+        return Diagnostic::error(Some(Origin::new(path, line.max(1))), yaml_message(e));
+    };
+    let full = e.to_string();
+    let parser = full.split(" at line ").next().unwrap_or(&full);
+    let what = match open.opener {
+        '[' => "a list `[` opened here is not closed by `]`",
+        '{' => "a mapping `{` opened here is not closed by `}`",
+        '"' => "a double-quoted value opened here is not closed by `\"`",
+        _ => "a single-quoted value opened here is not closed by `'`",
+    };
+    Diagnostic::error(
+        Some(Origin::new(path, open.line)),
+        format!(
+            "{what} (column {}): the YAML parser read on and gave up at line {line} ({parser}); \
+             close it on this line",
+            open.column
+        ),
+    )
 }
 
 fn error_line(e: &serde_yaml::Error) -> usize {
@@ -612,7 +697,7 @@ fn build_job(
         .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?;
 
     let schedule_line = loc.key_line(index, "schedule").unwrap_or(item_line);
-    let exprs = match def.schedule {
+    let exprs = match def.schedule.map(|s| s.0) {
         None => Vec::new(),
         Some(OneOrMany::One(s)) => vec![s],
         Some(OneOrMany::Many(v)) => v,

@@ -11,6 +11,11 @@
 //! anchor spans (over-estimated: the rest of its line and the lines indented
 //! under it), so what it refuses is always really deep or really repeated.
 //!
+//! The same pass also says where a quoted scalar or a flow collection that is
+//! still open at some line was opened ([`open_at`]): the parser reports an
+//! unclosed quote or `[` where it gave up, often the end of the file, and the
+//! place to fix is where it opened.
+//!
 //! Knows the YAML text only, not what a job is.
 
 use std::collections::HashMap;
@@ -19,6 +24,32 @@ use crate::limits::{YAML_ALIASES_MAX, YAML_ALIAS_BYTES_MAX, YAML_DEPTH_MAX};
 
 /// Where a limit was passed: a 1-based line and the message.
 pub type ScanError = (usize, String);
+
+/// A quote or bracket still open: where it was opened (1-based line and column)
+/// and the character that opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub line: usize,
+    pub column: usize,
+    pub opener: char,
+}
+
+/// The quoted scalar or flow collection (innermost) still open at the start of
+/// line `at`, if any: scans the lines before it only. `None` when nothing is open
+/// there, or when the text passes a limit first (the caller reports the parser's
+/// own location then).
+pub fn open_at(text: &str, at: usize) -> Option<Opened> {
+    let mut scanner = Scanner::default();
+    let mut offset = 0;
+    for (index, line) in text.split('\n').enumerate().take(at.saturating_sub(1)) {
+        scanner.line(index + 1, offset, line).ok()?;
+        offset += line.len() + 1;
+    }
+    if scanner.quote.is_some() {
+        return scanner.quote_at;
+    }
+    scanner.flow_at.last().copied()
+}
 
 /// Checks nesting depth and alias expansion of `text`.
 pub fn scan(text: &str) -> Result<(), ScanError> {
@@ -52,6 +83,10 @@ struct Scanner {
     block_scalar: Option<usize>,
     /// Inside a quoted scalar that runs over lines.
     quote: Option<u8>,
+    /// Where the quote in `quote` was opened.
+    quote_at: Option<Opened>,
+    /// Where each open `[`/`{` of `flow` was opened, innermost last.
+    flow_at: Vec<Opened>,
     open: Vec<OpenAnchor>,
     /// Size of each closed anchor, expansion included.
     sizes: HashMap<String, usize>,
@@ -142,16 +177,27 @@ impl Scanner {
                 }
                 b'"' | b'\'' if value_start => {
                     self.quote = Some(c);
+                    self.quote_at = Some(Opened {
+                        line: number,
+                        column: i + 1,
+                        opener: char::from(c),
+                    });
                     i += 1;
                     continue;
                 }
                 b'[' | b'{' if self.flow > 0 || value_start => {
                     self.flow += 1;
+                    self.flow_at.push(Opened {
+                        line: number,
+                        column: i + 1,
+                        opener: char::from(c),
+                    });
                     self.check_depth(number, dashes)?;
                     value_start = true;
                 }
                 b']' | b'}' if self.flow > 0 => {
                     self.flow -= 1;
+                    self.flow_at.pop();
                     value_start = false;
                 }
                 b',' if self.flow > 0 => value_start = true,
@@ -301,6 +347,30 @@ mod tests {
         let many = format!("a: &a 1\nb: [{}]\n", ["*a"; 1001].join(", "));
         let (_, message) = scan(&many).expect_err("too many");
         assert!(message.contains("at most 1000"), "{message}");
+    }
+
+    #[test]
+    fn an_unclosed_quote_or_bracket_is_found_where_it_opened() {
+        let quote = "jobs:\n  - name: a\n    schedule: \"0 1 * * *\n    command: echo a\n  - name: b\n    schedule: \"@daily\"\n";
+        let opened = |line, column, opener| {
+            Some(Opened {
+                line,
+                column,
+                opener,
+            })
+        };
+        assert_eq!(open_at(quote, 6), opened(3, 15, '"'));
+        assert_eq!(open_at(quote, 3), None, "nothing open before it");
+        let single = "jobs:\n  - name: a\n    schedule: '0 1 * * *\n    command: echo a\n";
+        assert_eq!(open_at(single, 5), opened(3, 15, '\''));
+        let list =
+            "jobs:\n  - name: a\n    schedule: [\"@daily\", \"@hourly\"\n    command: echo a\n";
+        assert_eq!(open_at(list, 4), opened(3, 15, '['));
+        // Closed quotes, an apostrophe in a plain word, brackets in a block scalar.
+        let fine = "jobs:\n  - name: don't\n    schedule: ['@daily', \"x\"]\n    command: |\n      [ {\n    env: {A: '1'}\n";
+        for line in 1..=8 {
+            assert_eq!(open_at(fine, line), None, "line {line}");
+        }
     }
 
     #[test]

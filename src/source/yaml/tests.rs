@@ -445,3 +445,76 @@ fn names_follow_the_spec_pattern() {
         assert!(!valid_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn an_unclosed_quote_or_bracket_is_reported_where_it_opened() {
+    // Each opened on line 3; the parser gave up at line 6, 4 and the end of file.
+    let cases = [
+        (
+            "jobs:\n  - name: a\n    schedule: \"0 1 * * *\n    command: echo a\n  - name: b\n    schedule: \"@daily\"\n    command: echo b\n",
+            "double-quoted value opened here is not closed by `\"` (column 15)",
+        ),
+        (
+            "jobs:\n  - name: a\n    schedule: [\"0 1 * * *\", \"@daily\"\n    command: echo a\n",
+            "list `[` opened here is not closed by `]` (column 15)",
+        ),
+        (
+            "jobs:\n  - name: a\n    schedule: '0 1 * * *\n    command: echo a\n  - name: b\n    command: echo b\n",
+            "single-quoted value opened here is not closed by `'` (column 15)",
+        ),
+        (
+            "jobs:\n  - name: a\n    env: {A: '1', B: '2'\n    command: echo a\n",
+            "mapping `{` opened here is not closed by `}` (column 10)",
+        ),
+    ];
+    for (text, what) in cases {
+        let set = parse(text);
+        assert_eq!(set.diagnostics.len(), 1, "{:?}", errors(&set));
+        let d = &set.diagnostics[0];
+        assert_eq!(d.origin.as_ref().map(|o| o.line), Some(3), "{d}");
+        assert!(d.message.contains(what), "{d}");
+    }
+    // Other syntax errors keep the parser's own line.
+    let set = parse("jobs:\n  - name: a\n   bad: [\n");
+    assert!(!errors(&set).is_empty());
+}
+
+#[test]
+fn a_schedule_that_is_not_text_says_what_a_schedule_is() {
+    for (text, line) in [
+        (
+            "jobs:\n  - name: a\n    schedule: 5\n    command: echo a\n",
+            3,
+        ),
+        (
+            "jobs:\n  - name: a\n    schedule: [\"@daily\", 5]\n    command: echo a\n",
+            3,
+        ),
+        (
+            "jobs:\n  - name: a\n    schedule: true\n    command: echo a\n",
+            3,
+        ),
+    ] {
+        let set = parse(text);
+        let all = errors(&set);
+        assert_eq!(all.len(), 1, "{all:?}");
+        let d = &set.diagnostics[0];
+        assert_eq!(d.origin.as_ref().map(|o| o.line), Some(line), "{d}");
+        assert!(
+            d.message
+                .contains("`schedule:` to be a cron expression in quotes"),
+            "{d}"
+        );
+        assert!(!d.message.contains("OneOrMany"), "{d}");
+    }
+    // The other lists of strings say so too, without the enum's name.
+    let set = parse(
+        "jobs:\n  - name: a\n    schedule: \"@daily\"\n    command: echo a\n    on_success: 5\n",
+    );
+    let all = errors(&set);
+    assert!(
+        all.iter()
+            .any(|e| e.contains("a string or a list of strings")),
+        "{all:?}"
+    );
+}
