@@ -131,7 +131,7 @@ pub(super) fn parse_field(
         if !field.canonical.is_empty() {
             field.canonical.push(',');
         }
-        parse_item(kind, item, dialect, &mut field)?;
+        parse_item(kind, item, dialect, text.contains(','), &mut field)?;
     }
     if kind == FieldKind::DayOfWeek && field.values & (1 << 7) != 0 {
         field.values = (field.values & !(1 << 7)) | 1;
@@ -139,10 +139,12 @@ pub(super) fn parse_field(
     Ok(field)
 }
 
+/// Reads one item of a field's list; `in_list` when the field has several.
 fn parse_item(
     kind: FieldKind,
     item: &str,
     dialect: Dialect,
+    in_list: bool,
     field: &mut Field,
 ) -> Result<(), ScheduleError> {
     if is_extension(kind, item) {
@@ -197,7 +199,11 @@ fn parse_item(
     }
 
     let out = &mut field.canonical;
-    match (range_text == "*", step) {
+    // Classic cron reads `*` as first-last in any item of a list (`*,15`); croner
+    // accepts `*` only as a whole field, so inside a list it gets the range.
+    // See: https://github.com/vixie/cron/blob/master/entry.c (get_range: "*" is first-last)
+    let star = range_text == "*" && !in_list;
+    match (star, step) {
         (true, Some(step)) => out.push_str(&format!("*/{step}")),
         (true, None) => out.push('*'),
         (false, Some(step)) => out.push_str(&format!("{lo}-{hi}/{step}")),

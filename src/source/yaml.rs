@@ -251,7 +251,9 @@ pub fn read_yaml_file(path: &Path) -> SourceSet {
 pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     let mut out = SourceSet::default();
     let loc = Locator::new(text);
-    let at = |line: usize| Some(Origin::new(path, line.max(1)));
+    // libyaml places an error at the end of the text one line past the last.
+    let last_line = text.lines().count().max(1);
+    let at = |line: usize| Some(Origin::new(path, line.clamp(1, last_line)));
 
     // One strict pass straight into the typed definitions. The whole-file
     // `Value` tree is built only when that fails, to salvage the good jobs:

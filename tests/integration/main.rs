@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod clock_jumps;
 mod daemon;
+mod fuzz_findings;
 mod health;
 mod incidents;
 mod layout;
