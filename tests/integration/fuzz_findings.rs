@@ -75,3 +75,35 @@ fn a_star_inside_a_list_is_run_by_the_engine_as_first_to_last() {
         );
     }
 }
+
+/// A step wider than its field selects only the first value, as in classic cron,
+/// and jobrun accepted any; croner refuses steps above 65,535, so those were
+/// "engine rejected" errors (found by the `expression` target with
+/// `*/3000000000000000000000 * * * *`).
+#[test]
+fn a_step_wider_than_its_field_selects_only_the_first_value() {
+    for (expr, same_as, dialect) in [
+        ("*/65536 * * * *", "0 * * * *", Dialect::Crontab),
+        (
+            "*/3000000000000000000000 * * * *",
+            "0 * * * *",
+            Dialect::Crontab,
+        ),
+        (
+            "0 0 2-5/99999999999999999999 * *",
+            "0 0 2 * *",
+            Dialect::Crontab,
+        ),
+        ("0 1-23/70000 * * *", "0 1 * * *", Dialect::Crontab),
+        ("0 0 * * */100000", "0 0 * * 0", Dialect::Crontab),
+        ("0 0 1 */4294967296 *", "0 0 1 1 *", Dialect::Crontab),
+        ("*/70000 * * * * *", "0 * * * * *", Dialect::Yaml),
+        ("*/60 * * * *", "0 * * * *", Dialect::Crontab),
+    ] {
+        assert_eq!(
+            fire_times(expr, dialect),
+            fire_times(same_as, dialect),
+            "{expr:?} should fire as {same_as:?}"
+        );
+    }
+}
