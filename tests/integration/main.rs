@@ -7,6 +7,7 @@ mod cli;
 mod clock_jumps;
 mod daemon;
 mod fuzz_findings;
+mod fuzz_smoke;
 mod health;
 mod incidents;
 mod layout;
