@@ -4,10 +4,11 @@
 //!
 //! Plain data only: this module knows no parser, no clock, no SQLite and no process.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::job_env::JobEnv;
 
 /// Where a definition was written: a file and a 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,8 +186,9 @@ pub struct JobSpec {
     /// Run as this user (only possible when jobrun runs as root).
     pub user: Option<String>,
     pub workdir: Option<PathBuf>,
-    /// The source's variables, on top of jobrun's own environment.
-    pub env: BTreeMap<String, String>,
+    /// The source's variables, on top of jobrun's own environment (shared
+    /// layers: a file's variables are held once, not once per job).
+    pub env: JobEnv,
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when a timeout or shutdown stops the job.
     pub kill_grace: Option<Duration>,
@@ -223,7 +225,7 @@ impl JobSpec {
             shell: None,
             user: None,
             workdir: None,
-            env: BTreeMap::new(),
+            env: JobEnv::new(),
             timeout: None,
             kill_grace: None,
             concurrency: Concurrency::default(),

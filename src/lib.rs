@@ -11,6 +11,8 @@
 //! ```
 //!
 //! - [`job`]: the domain values every room shares (specs, origins, diagnostics, firings).
+//! - [`job_env`]: a job's variables as shared layers (a file's variables held once).
+//! - [`limits`]: every bound on what a user may write (durations, counts, file sizes).
 //! - [`source`]: YAML job files and crontab files into [`job::JobSpec`]s, with `path:line`.
 //! - [`schedule`]: cron expressions, zones and daylight-saving rules; `next_after(t)`.
 //! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
@@ -34,6 +36,8 @@ pub mod clock;
 pub mod daemon;
 pub mod fire;
 pub mod job;
+pub mod job_env;
+pub mod limits;
 pub mod lock;
 pub mod plan;
 pub mod readiness;

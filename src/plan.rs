@@ -14,6 +14,9 @@ use chrono_tz::Tz;
 use crate::job::{Diagnostic, Dialect, HistorySpec, JobSpec, Origin, SourceKind, SourceSet};
 use crate::schedule::{Schedule, ScheduleError};
 
+mod chains;
+use chains::check_chains;
+
 /// One compiled schedule of a job, with the line that wrote it.
 #[derive(Debug, Clone)]
 pub struct PlannedSchedule {
@@ -54,7 +57,8 @@ impl Job {
     /// The next `count` ticks strictly after `t` (several schedules that fire at
     /// the same instant give one tick).
     pub fn next_n(&self, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::with_capacity(count);
+        // Not `with_capacity(count)`: the count is the user's, the ticks may be fewer.
+        let mut out = Vec::new();
         while out.len() < count {
             match self.next_after(t) {
                 Some(next) => {
@@ -211,8 +215,28 @@ struct MergeKey {
     stdin: Option<String>,
     shell: Option<String>,
     user: Option<String>,
-    env: BTreeMap<String, String>,
+    env: MergeEnv,
     workdir: Option<PathBuf>,
+}
+
+/// The environment as the merge rule sees it: hashed by its digest and
+/// compared by content (SHELL=/bin/sh as unset), never flattened for it, so
+/// 5,000 entries under 5,000 shared variables cost 5,000 steps, not 25 million.
+#[derive(Debug, Clone)]
+struct MergeEnv(crate::job::JobEnv);
+
+impl PartialEq for MergeEnv {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_for_merge(&other.0)
+    }
+}
+
+impl Eq for MergeEnv {}
+
+impl std::hash::Hash for MergeEnv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.merge_digest().hash(state);
+    }
 }
 
 impl MergeKey {
@@ -223,14 +247,9 @@ impl MergeKey {
             stdin: spec.stdin.clone(),
             shell: spec.shell.clone().filter(|s| s != "/bin/sh"),
             user: spec.user.clone(),
-            env: spec
-                .env
-                .iter()
-                // SHELL is already in `shell`; cron passes it to the job too, and a
-                // crontab that sets SHELL=/bin/sh means the same as one that does not.
-                .filter(|(k, v)| !(k.as_str() == "SHELL" && v.as_str() == "/bin/sh"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            // SHELL is already in `shell`; cron passes it to the job too, and a
+            // crontab that sets SHELL=/bin/sh means the same as one that does not.
+            env: MergeEnv(spec.env.clone()),
             workdir: spec.workdir.clone(),
         }
     }
@@ -403,122 +422,6 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
     }
 }
 
-/// Checks `on_success` / `on_failure` (the issue 5 chains): every named job
-/// must exist, and no chain may lead back to where it started (a run would
-/// start itself forever). A link that fails either check is reported with its
-/// line and left out; the jobs themselves stay.
-fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) {
-    let index: HashMap<String, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.name.clone(), i))
-        .collect();
-    for job in jobs.iter_mut() {
-        let name = job.name.clone();
-        for (key, links) in [
-            ("on_success", &mut job.spec.on_success),
-            ("on_failure", &mut job.spec.on_failure),
-        ] {
-            links.retain(|link| {
-                let known = index.contains_key(&link.job);
-                if !known {
-                    diagnostics.push(Diagnostic::error(
-                        Some(link.origin.clone()),
-                        format!(
-                            "job {name}: `{key}` names job {:?}, which is not defined; \
-                             use the name of a job from any source (see `jobrun list`)",
-                            link.job
-                        ),
-                    ));
-                }
-                known
-            });
-        }
-    }
-
-    // Depth-first search over both kinds of link; an edge back to a job on
-    // the current path closes a cycle.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
-    }
-    fn targets(job: &Job) -> Vec<String> {
-        let mut out: Vec<String> = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
-            .map(|l| l.job.clone())
-            .collect();
-        out.dedup();
-        out
-    }
-    fn visit(
-        at: usize,
-        jobs: &[Job],
-        index: &HashMap<String, usize>,
-        marks: &mut [Mark],
-        path: &mut Vec<usize>,
-        cycles: &mut Vec<(usize, String, Vec<usize>)>,
-    ) {
-        marks[at] = Mark::OnPath;
-        path.push(at);
-        for target in targets(&jobs[at]) {
-            let Some(&next) = index.get(&target) else {
-                continue;
-            };
-            match marks[next] {
-                Mark::New => visit(next, jobs, index, marks, path, cycles),
-                Mark::OnPath => {
-                    let from = path.iter().position(|&p| p == next).unwrap_or(0);
-                    cycles.push((at, target, path[from..].to_vec()));
-                }
-                Mark::Done => {}
-            }
-        }
-        path.pop();
-        marks[at] = Mark::Done;
-    }
-    let mut marks = vec![Mark::New; jobs.len()];
-    let mut cycles = Vec::new();
-    for start in 0..jobs.len() {
-        if marks[start] == Mark::New {
-            visit(
-                start,
-                jobs,
-                &index,
-                &mut marks,
-                &mut Vec::new(),
-                &mut cycles,
-            );
-        }
-    }
-    for (from, target, members) in cycles {
-        let mut names: Vec<String> = members.iter().map(|&i| jobs[i].name.clone()).collect();
-        names.push(target.clone());
-        let job = &mut jobs[from];
-        let origin = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
-            .find(|l| l.job == target)
-            .map(|l| l.origin.clone());
-        diagnostics.push(Diagnostic::error(
-            origin,
-            format!(
-                "chained jobs form a cycle: {}; a run would start itself again without end. \
-                 Remove one of these `on_success`/`on_failure` links",
-                names.join(" -> ")
-            ),
-        ));
-        job.spec.on_success.retain(|l| l.job != target);
-        job.spec.on_failure.retain(|l| l.job != target);
-    }
-}
-
 /// Gives crontab jobs readable names (SPEC 3): the script's base name without
 /// extension, made unique with `-2`, `-3`... YAML names are never changed.
 ///
@@ -539,18 +442,34 @@ fn assign_derived_names(jobs: &mut [Job]) {
             .or_default()
             .push(i);
     }
-    for (base, mut members) in groups {
-        members.sort_by_cached_key(|&i| {
-            let spec = &jobs[i].spec;
-            (
-                spec.user.clone().unwrap_or_default(),
-                spec.command.normalized(),
-                // The plainest definition first: fewer variables, no directory.
-                spec.env.len(),
-                spec.workdir.is_some(),
-                format!("{:?}", MergeKey::of(spec)),
-            )
+    for (base, members) in groups {
+        // Cheap keys first, computed once; the environments are only
+        // flattened to break a tie between jobs alike in everything else (a
+        // cached key holding each one's variables grew with jobs x variables).
+        let mut keyed: Vec<_> = members
+            .into_iter()
+            .map(|i| {
+                let spec = &jobs[i].spec;
+                let key = (
+                    spec.user.clone().unwrap_or_default(),
+                    spec.command.normalized(),
+                    // The plainest definition first: fewer variables, no directory.
+                    spec.env.len(),
+                    spec.workdir.is_some(),
+                );
+                (key, i)
+            })
+            .collect();
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            let (x, y) = (&jobs[*a].spec, &jobs[*b].spec);
+            let argv = |s: &JobSpec| matches!(s.command, crate::job::Command::Argv(_));
+            ka.cmp(kb)
+                .then_with(|| argv(x).cmp(&argv(y)))
+                .then_with(|| (&x.stdin, &x.shell).cmp(&(&y.stdin, &y.shell)))
+                .then_with(|| x.env.vars().cmp(&y.env.vars()))
+                .then_with(|| x.workdir.cmp(&y.workdir))
         });
+        let members = keyed.into_iter().map(|(_, i)| i);
         // The search for a free suffix goes on where it stopped: names are
         // never freed, so it need not start again at `base` (10,000 jobs
         // named after one script took seconds).
@@ -609,34 +528,42 @@ pub fn derive_name(command: &str) -> String {
     "job".to_string()
 }
 
+/// The name the words of one simple command give. A loop, not recursion:
+/// each wrapper (`env`, `nice`, `sudo -u x`) moves a slice's start forward,
+/// so `env env ... env x` costs one pass over its words, whatever their count.
 fn name_from_words(words: &[&str]) -> Option<String> {
-    let mut i = 0;
-    // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
-    while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
-        i += 1;
-    }
-    let program = *words.get(i)?;
-    let base = basename(program);
-    if GUARDS.contains(&base) || is_redirect(program) {
-        return None;
-    }
-    if WRAPPERS.contains(&base) {
-        return name_from_words(&skip_wrapper_args(base, &words[i + 1..]));
-    }
-    if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
-        let script = words[i + 1..]
-            .iter()
-            .take_while(|w| !is_redirect(w))
-            .find(|w| !w.starts_with('-') && !is_assignment(w));
-        if let Some(script) = script {
-            return Some(strip_extension(basename(script)).to_string());
+    let mut words = words;
+    loop {
+        let mut i = 0;
+        // Variable assignments and keywords before the command (`LANG=C foo`, `then foo`).
+        while i < words.len() && (is_assignment(words[i]) || KEYWORDS.contains(&words[i])) {
+            i += 1;
         }
+        let program = *words.get(i)?;
+        let base = basename(program);
+        if GUARDS.contains(&base) || is_redirect(program) {
+            return None;
+        }
+        if WRAPPERS.contains(&base) {
+            words = skip_wrapper_args(base, &words[i + 1..]);
+            continue;
+        }
+        if INTERPRETERS.contains(&base) || base.starts_with("python") || base.starts_with("php") {
+            let script = words[i + 1..]
+                .iter()
+                .take_while(|w| !is_redirect(w))
+                .find(|w| !w.starts_with('-') && !is_assignment(w));
+            if let Some(script) = script {
+                return Some(strip_extension(basename(script)).to_string());
+            }
+        }
+        return Some(strip_extension(base).to_string());
     }
-    Some(strip_extension(base).to_string())
 }
 
-/// The words after a wrapper that start the wrapped command.
-fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
+/// The words after a wrapper that start the wrapped command (a sub-slice:
+/// nothing is copied).
+fn skip_wrapper_args<'w, 'a>(wrapper: &str, rest: &'w [&'a str]) -> &'w [&'a str] {
     let mut i = 0;
     while i < rest.len() && (rest[i].starts_with('-') || is_assignment(rest[i])) {
         // Options that take a value: `sudo -u www-data`, `ionice -c 3`, `nice -n 10`.
@@ -651,7 +578,7 @@ fn skip_wrapper_args<'a>(wrapper: &str, rest: &[&'a str]) -> Vec<&'a str> {
     if matches!(wrapper, "timeout" | "flock" | "chrt" | "taskset") && i < rest.len() {
         i += 1;
     }
-    rest.get(i..).map(<[_]>::to_vec).unwrap_or_default()
+    rest.get(i..).unwrap_or_default()
 }
 
 fn is_assignment(word: &str) -> bool {
@@ -792,7 +719,7 @@ mod tests {
         let a = crontab_job("/etc/crontab", 1, "0 9 * * *", "root", "backup");
         let mut b = crontab_job("/etc/crontab", 2, "0 9 * * *", "www-data", "backup");
         let mut c = crontab_job("/etc/crontab", 3, "0 9 * * *", "root", "backup");
-        c.env.insert("X".into(), "1".into());
+        c.env = c.env.with([("X".to_string(), "1".to_string())].into());
         let mut d = crontab_job("/etc/crontab", 4, "0 9 * * *", "root", "backup");
         d.workdir = Some("/srv".into());
         b.user = Some("www-data".into());

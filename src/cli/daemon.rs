@@ -7,28 +7,32 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{
-    default_zone, load_plan, source_options, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK,
+    default_zone, load_files, source_options, state_dir, Env, GlobalArgs, LogFormat, EXIT_OK,
     EXIT_USAGE,
 };
 use crate::clock::SystemClock;
 use crate::daemon::reload::ReloadOptions;
 use crate::daemon::{self, DaemonOptions};
 use crate::job::Severity;
-use crate::plan::Plan;
+use crate::limits;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// How long running jobs get after SIGTERM when the daemon stops, before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// At most 1 day.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = |s: &str| limits::SHUTDOWN_GRACE.parse(s))]
     pub shutdown_grace: Duration,
-    /// How many bytes of the end of each run's output to keep in the history.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_TAIL_BYTES)]
+    /// How many bytes of the end of each run's output to keep in the history
+    /// (at most 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_TAIL_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=limits::OUTPUT_TAIL_MAX as u64))]
     pub output_tail: usize,
     /// A forward clock jump (or suspend) up to this long runs each job that
     /// missed ticks once (trigger catch-up); a longer one only logs a warning.
-    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = humantime::parse_duration)]
+    /// At most 1 year.
+    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = |s: &str| limits::MAX_CATCH_UP.parse(s))]
     pub max_catch_up: Duration,
     /// Where the once-per-boot marker of @reboot jobs is kept. Default:
     /// /run/jobrun as root, else $XDG_RUNTIME_DIR/jobrun, else STATE_DIR/run.
@@ -39,8 +43,8 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub reap: bool,
     /// Remove runs older than this many days (pruned at start and hourly).
-    /// Default: YAML `history: keep_days`, else 90.
-    #[arg(long, value_name = "DAYS")]
+    /// Default: YAML `history: keep_days`, else 90. At most 36500.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=i64::from(limits::KEEP_DAYS_MAX)))]
     pub keep_days: Option<u32>,
     /// Keep at most this many runs per job. Default: YAML `history:
     /// keep_runs`, else 10000.
@@ -50,7 +54,7 @@ pub struct DaemonArgs {
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     daemon::memory::tune_allocator();
-    let (plan, diagnostics, _) = load_plan(global, env)?;
+    let (files, plan, diagnostics) = load_files(global, env)?;
     daemon::memory::release_free_memory();
     for d in &diagnostics {
         match d.severity {
@@ -83,7 +87,9 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let (zone, _) = default_zone(env);
     let reload = ReloadOptions {
         watch: sources.watch_paths(),
-        load: Box::new(move || Plan::build(source::read_all(&sources), zone)),
+        zone,
+        started_with: (files, diagnostics),
+        read: Box::new(move || source::read_files(&sources)),
     };
     let options = DaemonOptions {
         plan,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::table::{local_time, new_table, relative};
@@ -14,10 +14,12 @@ use crate::store::{HistoryFilter, RunRecord, Store};
 pub struct HistoryArgs {
     /// Only this job's runs.
     pub name: Option<String>,
-    /// At most this many runs.
-    #[arg(long, short = 'n', default_value_t = 20)]
+    /// At most this many runs (up to 1000000).
+    #[arg(long, short = 'n', default_value_t = 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::limits::HISTORY_LIMIT_MAX as u64))]
     pub limit: usize,
-    /// Only runs claimed since TIME (RFC 3339) or within DURATION ("2h", "7d").
+    /// Only runs claimed since TIME (RFC 3339) or within DURATION ("2h", "7d";
+    /// at most 100 years).
     #[arg(long, value_name = "TIME|DURATION")]
     pub since: Option<String>,
     /// Only runs with this status (running, succeeded, failed, timed_out,
@@ -41,10 +43,19 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    let span = humantime::parse_duration(text).with_context(|| {
-        format!("--since {text:?}: expected RFC 3339 (2026-03-29T01:00:00Z) or a duration (2h, 7d)")
-    })?;
-    Ok(now - chrono::Duration::from_std(span).context("--since: duration too large")?)
+    let span = match crate::limits::HISTORY_SINCE.parse(text) {
+        Ok(span) => span,
+        Err(e @ crate::limits::DurationError::TooLong { .. }) => bail!("--since: {e}"),
+        Err(_) => bail!(
+            "--since {text:?}: expected RFC 3339 (2026-03-29T01:00:00Z) or a duration (2h, 7d)"
+        ),
+    };
+    // Bounded above, so neither the conversion nor the subtraction can fail;
+    // saturate all the same rather than trust that.
+    let span = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
+    Ok(now
+        .checked_sub_signed(span)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC))
 }
 
 pub fn run(

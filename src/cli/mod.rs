@@ -299,9 +299,8 @@ fn system_zone() -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
-/// Reads every source and builds the plan. Fails (exit 2) only when there is
-/// nothing to read at all.
-pub fn load_plan(global: &GlobalArgs, env: &Env) -> Result<(Plan, Vec<Diagnostic>, Tz)> {
+/// The sources to read; an error (exit 2) when there is nothing to read.
+fn configured_sources(global: &GlobalArgs, env: &Env) -> Result<source::SourceOptions> {
     let opts = source_options(global, env);
     if opts.is_empty() {
         anyhow::bail!(
@@ -309,11 +308,33 @@ pub fn load_plan(global: &GlobalArgs, env: &Env) -> Result<(Plan, Vec<Diagnostic
              set JOBRUN_CONFIG, or create /etc/jobrun/jobs.yaml"
         );
     }
+    Ok(opts)
+}
+
+/// Reads every source and builds the plan. Fails (exit 2) only when there is
+/// nothing to read at all.
+pub fn load_plan(global: &GlobalArgs, env: &Env) -> Result<(Plan, Vec<Diagnostic>, Tz)> {
+    let opts = configured_sources(global, env)?;
     let (zone, zone_note) = default_zone(env);
     let set = source::read_all(&opts);
     let (plan, mut diagnostics) = Plan::build(set, zone);
     diagnostics.extend(zone_note);
     Ok((plan, diagnostics, zone))
+}
+
+/// Reads every source file by file and builds the plan from them, as
+/// [`load_plan`] does: the daemon keeps each file's part, so that a reload
+/// can keep a file's previous version (see `daemon::reload`).
+pub fn load_files(
+    global: &GlobalArgs,
+    env: &Env,
+) -> Result<(Vec<source::SourceFile>, Plan, Vec<Diagnostic>)> {
+    let opts = configured_sources(global, env)?;
+    let (zone, zone_note) = default_zone(env);
+    let files = source::read_files(&opts);
+    let (plan, mut diagnostics) = Plan::build(source::merge(files.iter().cloned()), zone);
+    diagnostics.extend(zone_note);
+    Ok((files, plan, diagnostics))
 }
 
 /// Prints errors and warnings to stderr for commands other than `check`, so a

@@ -18,8 +18,9 @@ use crate::schedule::Schedule;
 pub struct NextArgs {
     /// The job to show (default: every job).
     pub name: Option<String>,
-    /// How many fire times to show.
-    #[arg(long, short = 'n', default_value_t = 5)]
+    /// How many fire times to show (at most 100000).
+    #[arg(long, short = 'n', default_value_t = 5,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::limits::NEXT_COUNT_MAX as u64))]
     pub count: usize,
     /// Start strictly after this time: RFC 3339 (2026-03-29T01:00:00Z), or a
     /// local time "2026-03-29 02:30" in --tz or the default zone. Default: now.

@@ -12,8 +12,8 @@ use crate::store::{Retention, Store};
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
     /// Remove runs older than this many days. Default: the YAML `history:
-    /// keep_days` of the sources, else 90.
-    #[arg(long, value_name = "DAYS")]
+    /// keep_days` of the sources, else 90. At most 36500.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::limits::KEEP_DAYS_MAX)))]
     pub keep_days: Option<u32>,
     /// Keep at most this many runs per job (the newest). Default: YAML
     /// `history: keep_runs`, else 10000.

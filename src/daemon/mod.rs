@@ -156,6 +156,7 @@ pub async fn run(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
+    let mut reloads = opts.reload.map(|r| reload::Reloads::new(r, &plan));
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut moved = clock.moved();
     let mut cursor = started;
@@ -210,14 +211,14 @@ pub async fn run(
                 }
             }
             Ok(()) = changed(&mut moved) => {}
-            _ = hangup.recv() => {
-                if let Some(options) = &opts.reload {
-                    if let Some(new) = reload::reload(options, &plan, "SIGHUP") {
-                        plan = new;
-                        watches.update(&plan);
-                        queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
-                    }
+            _ = hangup.recv() => reload::request(&mut reloads, "SIGHUP"),
+            new = reload::next_plan(&mut reloads) => {
+                plan = new;
+                if let Some(w) = &mut watcher {
+                    w.refresh();
                 }
+                watches.update(&plan);
+                queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
             }
             Some(change) = watches.changes.recv() => {
                 if change.rearm {
@@ -265,13 +266,7 @@ pub async fn run(
             }
             () = sleep_until(reload_at) => {
                 reload_at = None;
-                if let Some(options) = &opts.reload {
-                    if let Some(new) = reload::reload(options, &plan, "file change") {
-                        plan = new;
-                        watches.update(&plan);
-                        queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
-                    }
-                }
+                reload::request(&mut reloads, "file change");
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 match joined {

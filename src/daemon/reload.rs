@@ -1,34 +1,56 @@
 //! Re-reading the sources while the daemon runs: on SIGHUP and when a source
 //! file or directory changes (inotify through `notify`, debounced).
 //!
-//! A new configuration replaces the old one only when it has no errors; else
-//! the errors are logged with `path:line` and the old schedule keeps running.
-//! Runs in progress are never disturbed: they keep the job definition they
-//! started with.
+//! A reload never runs on the scheduler loop: it waits for the files to
+//! settle ([`settle`]), reads them and builds the plan on a thread of its
+//! own, while the loop keeps firing ticks, and the loop swaps the new plan in
+//! when it is ready. A reload asked for while one runs is not run beside it:
+//! one more runs after it. What is applied is decided file by file
+//! ([`files`]): a file with errors never holds back the others, and a file
+//! that loaded before keeps its previous version until it is fixed. Runs in
+//! progress are never disturbed: they keep the job definition they started
+//! with.
 
+mod files;
+pub mod settle;
+
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use chrono_tz::Tz;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
 
-use crate::job::{Diagnostic, Severity};
+use crate::job::Diagnostic;
 use crate::plan::Plan;
+use crate::source::SourceFile;
+use files::LoadedSources;
+use settle::{Settler, Snapshot};
 
 /// How long after a change the sources are read: editors and ConfigMap
 /// updates write several files and renames in a burst. Later changes within
 /// the window do not postpone the reload, so a busy directory cannot starve it.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
-/// Reads every source again and builds a plan from them.
-pub type Loader = Box<dyn Fn() -> (Plan, Vec<Diagnostic>) + Send + Sync>;
+/// The reload thread's stack: the main thread's, which reads the sources at
+/// start, so a configuration that starts also reloads. (No walk over user
+/// input recurses with its depth; this is the margin, not the fix.)
+const RELOAD_STACK: usize = 8 << 20;
+
+/// Reads every source, file by file.
+pub type Reader = Box<dyn Fn() -> Vec<SourceFile> + Send + Sync>;
 
 /// How the daemon re-reads its configuration.
 pub struct ReloadOptions {
-    pub load: Loader,
+    pub read: Reader,
+    /// The zone of schedules that name none.
+    pub zone: Tz,
     /// Files and directories to watch for changes.
     pub watch: Vec<PathBuf>,
+    /// The files the starting plan was built from, and that build's findings.
+    pub started_with: (Vec<SourceFile>, Vec<Diagnostic>),
 }
 
 /// Watches the source paths; every change sends one unit on the channel
@@ -37,6 +59,65 @@ pub struct SourceWatcher {
     // Kept alive for its inotify watches.
     _watcher: Option<notify::RecommendedWatcher>,
     pub changes: mpsc::Receiver<()>,
+    tx: mpsc::Sender<()>,
+    sources: Vec<PathBuf>,
+    /// The directories watched, each with the inode it had: inotify watches
+    /// an inode, so a directory replaced (`mv new conf`, a missing one
+    /// created) must be watched again.
+    dirs: WatchedDirs,
+}
+
+/// Directories watched, each with its (device, inode) when it was watched.
+type WatchedDirs = Vec<(PathBuf, Option<(u64, u64)>)>;
+
+impl SourceWatcher {
+    /// Watches again when a watched directory was replaced, or the
+    /// directories to watch changed (a missing source directory appeared).
+    /// Called after each reload.
+    pub fn refresh(&mut self) {
+        if watch_dirs(&self.sources) == self.dirs {
+            return;
+        }
+        debug!("a watched directory was replaced; watching the sources again");
+        let (watcher, dirs) = arm(&self.sources, self.tx.clone());
+        self._watcher = watcher;
+        self.dirs = dirs;
+        // What changed in the new directory before it was watched is read
+        // by one more reload.
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// The directories to watch for `sources` (absolute), with their inodes:
+/// each source directory, and the directory holding each source (so a
+/// source replaced as a whole is seen); a missing one is watched through its
+/// nearest existing parent.
+fn watch_dirs(sources: &[PathBuf]) -> WatchedDirs {
+    use std::os::unix::fs::MetadataExt;
+    let existing = |p: &std::path::Path| -> Option<PathBuf> {
+        let mut dir = p.to_path_buf();
+        while !dir.is_dir() {
+            dir = dir.parent()?.to_path_buf();
+        }
+        Some(dir)
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for source in sources {
+        if source.is_dir() {
+            dirs.push(source.clone());
+        }
+        if let Some(dir) = source.parent().and_then(existing) {
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|d| {
+            let id = std::fs::metadata(&d).ok().map(|m| (m.dev(), m.ino()));
+            (d, id)
+        })
+        .collect()
 }
 
 /// Starts watching `paths`. A directory is watched for entries added,
@@ -45,30 +126,30 @@ pub struct SourceWatcher {
 /// and ConfigMaps replace files rather than write them in place. Paths that do
 /// not exist are watched from their nearest existing parent.
 pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
-    use notify::Watcher as _;
     let sources: Vec<PathBuf> = paths
         .iter()
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
         .collect();
-    let mut dirs: Vec<PathBuf> = sources
-        .iter()
-        .filter_map(|p| {
-            let mut dir = if p.is_dir() {
-                p.clone()
-            } else {
-                p.parent()?.to_path_buf()
-            };
-            while !dir.is_dir() {
-                dir = dir.parent()?.to_path_buf();
-            }
-            Some(dir)
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-
     let (tx, changes) = mpsc::channel(1);
-    let relevant = sources.clone();
+    let (watcher, dirs) = arm(&sources, tx.clone());
+    SourceWatcher {
+        _watcher: watcher,
+        changes,
+        tx,
+        sources,
+        dirs,
+    }
+}
+
+/// Sets up the inotify watches for `sources`, sending on `tx` for every
+/// relevant change.
+fn arm(
+    sources: &[PathBuf],
+    tx: mpsc::Sender<()>,
+) -> (Option<notify::RecommendedWatcher>, WatchedDirs) {
+    use notify::Watcher as _;
+    let dirs = watch_dirs(sources);
+    let relevant = sources.to_vec();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -83,21 +164,15 @@ pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
         Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "cannot watch the sources for changes; reload with SIGHUP");
-            return SourceWatcher {
-                _watcher: None,
-                changes,
-            };
+            return (None, dirs);
         }
     };
-    for dir in dirs {
-        if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+    for (dir, _) in &dirs {
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
             warn!(dir = %dir.display(), error = %e, "cannot watch for changes");
         }
     }
-    SourceWatcher {
-        _watcher: Some(watcher),
-        changes,
-    }
+    (Some(watcher), dirs)
 }
 
 /// Whether a change at `path` can change what the sources say: the source
@@ -118,50 +193,252 @@ fn affects_sources(path: &std::path::Path, sources: &[PathBuf]) -> bool {
     })
 }
 
-/// Loads the sources again. `Some(plan)` to switch to; `None` keeps the old
-/// schedule (the errors are logged).
-pub fn reload(options: &ReloadOptions, current: &Plan, why: &str) -> Option<Arc<Plan>> {
-    let (plan, diagnostics) = (options.load)();
-    super::memory::release_free_memory();
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    for d in &diagnostics {
-        match d.severity {
-            Severity::Error => error!("{d}"),
-            Severity::Warning => warn!("{d}"),
-            Severity::Note => {}
+/// What a reload thread needs, shared with the loop's [`Reloads`].
+struct Shared {
+    read: Reader,
+    zone: Tz,
+    watch: Vec<PathBuf>,
+    /// Only one reload runs at a time ([`Reloads`] sees to it); the lock
+    /// moves the state between reload threads.
+    state: Mutex<State>,
+}
+
+struct State {
+    loaded: LoadedSources,
+    /// What the files looked like when they were last read whole.
+    seen: Option<Snapshot>,
+}
+
+/// The loop's handle on reloads: starts them, coalesces requests that come
+/// while one runs, and hands back each new plan.
+pub struct Reloads {
+    shared: Arc<Shared>,
+    running: Option<oneshot::Receiver<Arc<Plan>>>,
+    /// A request that came while a reload ran: one more runs after it.
+    again: Option<&'static str>,
+    /// The plan the loop runs, which the next reload compares with.
+    current: Arc<Plan>,
+}
+
+impl Reloads {
+    pub fn new(options: ReloadOptions, current: &Arc<Plan>) -> Self {
+        let (files, diagnostics) = options.started_with;
+        Reloads {
+            shared: Arc::new(Shared {
+                read: options.read,
+                zone: options.zone,
+                watch: options.watch,
+                state: Mutex::new(State {
+                    loaded: LoadedSources::new(files, &diagnostics),
+                    seen: None,
+                }),
+            }),
+            running: None,
+            again: None,
+            current: Arc::clone(current),
         }
     }
-    if errors > 0 {
-        error!(
-            errors,
-            trigger = why,
-            "configuration not reloaded: the previous schedule keeps running"
-        );
-        return None;
+
+    /// Starts a reload, or, while one runs, has one more run after it.
+    pub fn request(&mut self, why: &'static str) {
+        if self.running.is_some() {
+            debug!(trigger = why, "a reload is running; another follows it");
+            self.again = Some(why);
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        let current = Arc::clone(&self.current);
+        let spawned = std::thread::Builder::new()
+            .name("jobrun-reload".into())
+            .stack_size(RELOAD_STACK)
+            .spawn(move || {
+                let plan = reload(&shared, &current, why);
+                // The loop may be gone (shutting down): nothing to hand over.
+                let _ = tx.send(Arc::new(plan));
+            });
+        match spawned {
+            Ok(_) => self.running = Some(rx),
+            Err(e) => {
+                error!(trigger = why, error = %e, "cannot start a reload; the previous schedule keeps running")
+            }
+        }
     }
-    let names = |p: &Plan| -> std::collections::BTreeSet<String> {
-        p.jobs().iter().map(|j| j.name.clone()).collect()
+
+    /// The next plan, when the running reload ends (never, while none runs).
+    /// A reload that failed leaves the schedule as it was.
+    pub async fn finished(&mut self) -> Arc<Plan> {
+        loop {
+            let Some(running) = self.running.as_mut() else {
+                return std::future::pending().await;
+            };
+            let result = running.await;
+            self.running = None;
+            if let Some(why) = self.again.take() {
+                if let Ok(plan) = &result {
+                    self.current = Arc::clone(plan);
+                }
+                self.request(why);
+            }
+            match result {
+                Ok(plan) => {
+                    self.current = Arc::clone(&plan);
+                    return plan;
+                }
+                Err(_) => {
+                    error!("the reload failed; the previous schedule keeps running");
+                }
+            }
+        }
+    }
+}
+
+/// Asks for a reload, if the daemon reloads at all.
+pub fn request(reloads: &mut Option<Reloads>, why: &'static str) {
+    if let Some(reloads) = reloads {
+        reloads.request(why);
+    }
+}
+
+/// The next plan a reload gives (never, for a daemon that does not reload).
+pub async fn next_plan(reloads: &mut Option<Reloads>) -> Arc<Plan> {
+    match reloads {
+        Some(reloads) => reloads.finished().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One reload, on its own thread: waits for the files to settle, reads
+/// them (again, if one changed while it was read), and builds the plan.
+fn reload(shared: &Shared, current: &Plan, why: &str) -> Plan {
+    let mut state = shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut look = || Snapshot::take(&shared.watch);
+    let mut sleep = std::thread::sleep;
+    let mut settler = Settler {
+        settle: settle::SETTLE,
+        max_wait: settle::MAX_SETTLE_WAIT,
+        look: &mut look,
+        sleep: &mut sleep,
     };
-    let (old, new) = (names(current), names(&plan));
+    let mut known = state.seen.clone();
+    let mut attempt = 1;
+    let (files, changing, seen) = loop {
+        let (before, mut changing) = settler.wait(known.as_ref());
+        let files = (shared.read)();
+        let after = (settler.look)();
+        let changed = before.changed(&after);
+        if changed.is_empty() || attempt == settle::READ_ATTEMPTS {
+            changing.extend(changed);
+            break (files, changing, after);
+        }
+        info!(
+            trigger = why,
+            changed = changed.len(),
+            "a source changed while it was read; reading it again once it settles"
+        );
+        known = None;
+        attempt += 1;
+    };
+    let applied = state.loaded.apply(files, &changing, shared.zone);
+    state.seen = changing.is_empty().then_some(seen);
+    drop(state);
+    super::memory::release_free_memory();
+    let names =
+        |p: &Plan| -> BTreeSet<String> { p.jobs().iter().map(|j| j.name.clone()).collect() };
+    let (old, new) = (names(current), names(&applied.plan));
     let added: Vec<&String> = new.difference(&old).collect();
     let removed: Vec<&String> = old.difference(&new).collect();
-    info!(
-        trigger = why,
-        jobs = plan.jobs().len(),
-        added = ?added,
-        removed = ?removed,
-        "configuration reloaded"
+    let line = format!(
+        "configuration reloaded{}",
+        if applied.kept.is_empty() && applied.left_out.is_empty() {
+            ""
+        } else {
+            "; some files keep their previous version (see above)"
+        }
     );
-    Some(Arc::new(plan))
+    if applied.errors > 0 || !applied.kept.is_empty() {
+        warn!(
+            trigger = why,
+            jobs = applied.plan.jobs().len(),
+            added = ?added,
+            removed = ?removed,
+            errors = applied.errors,
+            kept_previous = applied.kept.len(),
+            "{line}"
+        );
+    } else {
+        info!(
+            trigger = why,
+            jobs = applied.plan.jobs().len(),
+            added = ?added,
+            removed = ?removed,
+            "{line}"
+        );
+    }
+    applied.plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Requests that come while a reload runs are not run beside it, and
+    /// however many they are, one more reload follows.
+    #[test]
+    fn reloads_asked_for_during_a_reload_are_coalesced_into_one_more() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most_inside = Arc::new(AtomicUsize::new(0));
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let read: Reader = {
+            let (reads, inside, most_inside) = (reads.clone(), inside.clone(), most_inside.clone());
+            Box::new(move || {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most_inside.fetch_max(now, Ordering::SeqCst);
+                if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = entered_tx.send(());
+                    let _ = released.lock().unwrap().recv();
+                }
+                inside.fetch_sub(1, Ordering::SeqCst);
+                Vec::new()
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reloads = Some(Reloads::new(
+                ReloadOptions {
+                    read,
+                    zone: Tz::UTC,
+                    watch: Vec::new(),
+                    started_with: (Vec::new(), Vec::new()),
+                },
+                &Arc::new(Plan::default()),
+            ));
+            request(&mut reloads, "SIGHUP");
+            entered.recv().unwrap();
+            for _ in 0..5 {
+                request(&mut reloads, "SIGHUP");
+                request(&mut reloads, "file change");
+            }
+            release.send(()).unwrap();
+            next_plan(&mut reloads).await;
+            next_plan(&mut reloads).await;
+            let third = tokio::time::timeout(Duration::from_millis(100), next_plan(&mut reloads));
+            assert!(third.await.is_err(), "no third reload");
+        });
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        assert_eq!(most_inside.load(Ordering::SeqCst), 1, "never two at once");
+    }
 
     #[test]
     fn only_changes_to_sources_reload() {

@@ -29,12 +29,14 @@
 //! - A user-format entry whose command starts with `root` gets a warning (once per
 //!   file): it is almost certainly a system crontab given to `--crontab`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::bounded;
 use crate::job::{
     Command, Diagnostic, Dialect, JobSpec, Origin, ScheduleSpec, SourceKind, SourceSet,
 };
+use crate::job_env::EnvStack;
+use crate::limits;
 
 /// Which layout a crontab file has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +79,13 @@ pub fn parse_crontab(
 ) -> SourceSet {
     let mut out = SourceSet::default();
     let file_origin = Origin::new(path, 0);
+    // What a source may say (README, "Limits on what a source may say"),
+    // whoever read the bytes.
+    if let Err(m) = bounded::check_size(bytes.len()) {
+        out.diagnostics
+            .push(Diagnostic::error(Some(file_origin), m));
+        return out;
+    }
     let text = RawText::split(bytes);
 
     if text.bom {
@@ -117,7 +126,8 @@ pub fn parse_crontab(
         },
     };
 
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    // Shared by the entries that follow, not copied into each (issue 11).
+    let mut env = EnvStack::new();
     let mut shell: Option<String> = None;
     let mut timezone: Option<String> = None;
     let mut mailto_noted = false;
@@ -135,6 +145,18 @@ pub fn parse_crontab(
                 continue;
             }
         };
+        // A line longer than any real one is refused alone, like any bad line.
+        if line.len() > limits::LINE_BYTES_MAX {
+            out.diagnostics.push(Diagnostic::error(
+                Some(origin),
+                format!(
+                    "line: {} bytes is too long; at most {} (128 KiB)",
+                    line.len(),
+                    limits::LINE_BYTES_MAX
+                ),
+            ));
+            continue;
+        }
         match classify(line) {
             LineKind::Ignored => {}
             LineKind::Env(name, value) => {
@@ -153,7 +175,7 @@ pub fn parse_crontab(
                     }
                     _ => {}
                 }
-                env.insert(name, value);
+                env.set(name, value);
             }
             LineKind::Entry(body) => match parse_entry(body, format) {
                 Ok(entry) => {
@@ -186,7 +208,14 @@ pub fn parse_crontab(
                     job.stdin = stdin;
                     job.shell = shell.clone();
                     job.user = user;
-                    job.env = env.clone();
+                    job.env = env.env();
+                    if let Err(m) = limits::check_env_bytes(job.env.bytes()) {
+                        out.diagnostics.push(Diagnostic::error(
+                            Some(job.origin.clone()),
+                            format!("{m}; the variables are set by the lines above this entry"),
+                        ));
+                        continue;
+                    }
                     out.jobs.push(job);
                 }
                 Err(message) => {
@@ -915,20 +944,20 @@ MAILTO=\"\"
         assert_eq!(first.shell.as_deref(), Some("/bin/bash"));
         assert_eq!(first.schedules[0].timezone, None);
         assert_eq!(first.env.len(), 1);
-        assert_eq!(first.env["SHELL"], "/bin/bash");
+        assert_eq!(first.env.get("SHELL"), Some("/bin/bash"));
 
         assert_eq!(second.shell.as_deref(), Some("/bin/bash"));
         assert_eq!(
             second.schedules[0].timezone.as_deref(),
             Some("Europe/Berlin")
         );
-        assert_eq!(second.env["HOME"], "/srv/$USER");
-        assert_eq!(second.env["MAILTO"], "ops@example.com");
-        assert_eq!(second.env["CRON_TZ"], "Europe/Berlin");
+        assert_eq!(second.env.get("HOME"), Some("/srv/$USER"));
+        assert_eq!(second.env.get("MAILTO"), Some("ops@example.com"));
+        assert_eq!(second.env.get("CRON_TZ"), Some("Europe/Berlin"));
 
         assert_eq!(third.shell, None);
         assert_eq!(third.schedules[0].timezone, None);
-        assert_eq!(third.env["MAILTO"], "");
+        assert_eq!(third.env.get("MAILTO"), Some(""));
 
         let notes: Vec<_> = set.diagnostics.iter().collect();
         assert_eq!(notes.len(), 1, "one MAILTO note per file: {notes:?}");
@@ -999,7 +1028,7 @@ MAILTO=\"\"
         assert!(errors(&set).is_empty());
         let commands: Vec<_> = set.jobs.iter().map(shell).collect();
         assert_eq!(commands, ["one", "two", "three"]);
-        assert_eq!(set.jobs[0].env["A"], "1");
+        assert_eq!(set.jobs[0].env.get("A"), Some("1"));
         let notes: Vec<_> = set.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0]
@@ -1141,7 +1170,10 @@ MAILTO=\"\"
         assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
         assert_eq!(set.jobs.len(), 1);
         let job = &set.jobs[0];
-        assert_eq!(job.env["GHLISTER_ROOT"], "$HOME/src/swh-lister-github");
+        assert_eq!(
+            job.env.get("GHLISTER_ROOT"),
+            Some("$HOME/src/swh-lister-github")
+        );
         assert_eq!(job.schedules[0].expr, "0 8 * * *");
         assert!(shell(job).starts_with("PATH=$GHLISTER_ROOT/bin:$PATH PYTHONPATH="));
         assert_eq!(job.user.as_deref(), Some("zack"));

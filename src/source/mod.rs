@@ -5,9 +5,12 @@
 //! Schedule expressions are passed through as text for `schedule` to parse;
 //! merging belongs to `plan`. Sources name no SQLite, tokio, process or clock.
 
+pub mod bounded;
 pub mod crontab;
 pub mod system;
 pub mod yaml;
+mod yaml_scan;
+mod yaml_slot;
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +64,90 @@ pub fn read_all(opts: &SourceOptions) -> SourceSet {
         set.extend(system::read_system_crontabs(root, opts.running_as_root));
     }
     set
+}
+
+/// What one file of the sources says: its jobs and its findings (a finding
+/// about a directory, such as one that cannot be listed, is the directory's).
+/// A reload decides file by file what to apply (see `daemon::reload`).
+#[derive(Debug, Clone, Default)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub set: SourceSet,
+}
+
+impl SourceFile {
+    /// True when nothing in the file is an error.
+    pub fn is_clean(&self) -> bool {
+        !self
+            .set
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == crate::job::Severity::Error)
+    }
+}
+
+/// Reads every source as [`read_all`] does, file by file (what `check` and
+/// the listings show keeps [`read_all`]'s order of findings). A file that
+/// gave neither a job nor a finding (an empty file) is absent.
+pub fn read_files(opts: &SourceOptions) -> Vec<SourceFile> {
+    let mut files = Vec::new();
+    for path in &opts.configs {
+        files.extend(by_file(read_config_path(path)));
+    }
+    for path in &opts.crontabs {
+        files.extend(by_file(system::read_user_crontab(path)));
+    }
+    if let Some(root) = &opts.system_root {
+        files.extend(by_file(system::read_system_crontabs(
+            root,
+            opts.running_as_root,
+        )));
+    }
+    files
+}
+
+/// Everything the files say, as one set, in their order.
+pub fn merge(files: impl IntoIterator<Item = SourceFile>) -> SourceSet {
+    let mut set = SourceSet::default();
+    for file in files {
+        set.extend(file.set);
+    }
+    set
+}
+
+/// Splits what a reader gave by the file each job and finding comes from
+/// (its origin's path), keeping the order of first appearance. Readers keep
+/// their shape: the split is by provenance, which every job and finding has.
+fn by_file(set: SourceSet) -> Vec<SourceFile> {
+    let mut files: Vec<SourceFile> = Vec::new();
+    let mut at: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    let mut slot = |files: &mut Vec<SourceFile>, path: &Path| -> usize {
+        *at.entry(path.to_path_buf()).or_insert_with(|| {
+            files.push(SourceFile {
+                path: path.to_path_buf(),
+                set: SourceSet::default(),
+            });
+            files.len() - 1
+        })
+    };
+    for job in set.jobs {
+        let i = slot(&mut files, &job.origin.path);
+        files[i].set.jobs.push(job);
+    }
+    for d in set.diagnostics {
+        let path = d
+            .origin
+            .as_ref()
+            .map(|o| o.path.clone())
+            .unwrap_or_default();
+        let i = slot(&mut files, &path);
+        files[i].set.diagnostics.push(d);
+    }
+    if let Some(history) = set.history {
+        let i = slot(&mut files, &history.origin.path);
+        files[i].set.history = Some(history);
+    }
+    files
 }
 
 /// A YAML job file, or a directory whose `*.yaml`/`*.yml` files are read in

@@ -102,7 +102,7 @@ pub fn read_system_crontabs(root: &Path, running_as_root: bool) -> SourceSet {
 /// jobrun's own user. A missing or unreadable file is an error naming the path.
 pub fn read_user_crontab(path: &Path) -> SourceSet {
     let mut out = SourceSet::default();
-    match fs::read(path) {
+    match super::bounded::read_file(path) {
         Ok(bytes) => out.extend(parse_crontab(path, &bytes, CrontabFormat::User, None)),
         Err(e) => out.diagnostics.push(Diagnostic::error(
             Some(Origin::new(path, 0)),
@@ -156,7 +156,7 @@ impl Reader {
                 return;
             }
         }
-        match fs::read(path) {
+        match super::bounded::read_file(path) {
             Ok(bytes) => {
                 let user = match owner {
                     Owner::System => None,

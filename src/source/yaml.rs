@@ -14,39 +14,43 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::yaml_slot::{self, Slot};
+use super::{bounded, yaml_scan};
+use crate::limits::{self, DurationLimit};
+
 use crate::job::{
-    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobSpec, Origin,
+    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobEnv, JobSpec, Origin,
     Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, SourceSet, WatchSpec,
     DEFAULT_WATCH_DEBOUNCE,
 };
 
-/// A file with optional defaults and a list of jobs.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A file with optional defaults and a list of jobs. Each job (and
+/// `history:`) is a [`Slot`]: one that cannot be read is reported and left
+/// out, from the same single parse.
+#[derive(Default)]
 struct FileDef {
-    #[serde(default)]
     defaults: Option<DefaultsDef>,
-    #[serde(default)]
-    jobs: Vec<JobDef>,
-    #[serde(default)]
-    history: Option<HistoryDef>,
+    jobs: Vec<Slot<JobDef>>,
+    history: Option<Slot<HistoryDef>>,
+    /// Top-level keys that are none of the above.
+    unknown: Vec<String>,
 }
 
-/// The whole file as the strict parse reads it. Deserialised in one pass,
-/// straight into the typed definitions.
+/// The whole file, deserialised in one pass straight into the typed
+/// definitions.
 enum TopDef {
     /// An empty file (or one of only comments).
     Empty,
     /// `defaults:`, `jobs:` and `history:`.
-    File(FileDef),
+    File(Box<FileDef>),
     /// A bare list of jobs.
-    List(Vec<JobDef>),
+    List(Vec<Slot<JobDef>>),
 }
 
 impl<'de> Deserialize<'de> for TopDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-        use serde::de::{MapAccess, SeqAccess, Visitor};
+        use serde::de::value::SeqAccessDeserializer;
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
         struct Top;
         impl<'de> Visitor<'de> for Top {
@@ -63,10 +67,26 @@ impl<'de> Deserialize<'de> for TopDef {
                 Ok(TopDef::Empty)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TopDef, A::Error> {
-                Vec::<JobDef>::deserialize(SeqAccessDeserializer::new(seq)).map(TopDef::List)
+                Vec::<Slot<JobDef>>::deserialize(SeqAccessDeserializer::new(seq)).map(TopDef::List)
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TopDef, A::Error> {
-                FileDef::deserialize(MapAccessDeserializer::new(map)).map(TopDef::File)
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopDef, A::Error> {
+                let mut file = FileDef::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "defaults" => file.defaults = map.next_value()?,
+                        "jobs" => {
+                            file.jobs = map
+                                .next_value::<Option<Vec<Slot<JobDef>>>>()?
+                                .unwrap_or_default()
+                        }
+                        "history" => file.history = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            file.unknown.push(key);
+                        }
+                    }
+                }
+                Ok(TopDef::File(Box::new(file)))
             }
         }
         d.deserialize_any(Top)
@@ -231,9 +251,17 @@ impl From<ConcurrencyDef> for Concurrency {
     }
 }
 
-/// Reads one YAML job file from disk.
+/// Reads one YAML job file from disk, at most [`limits::FILE_BYTES_MAX`].
 pub fn read_yaml_file(path: &Path) -> SourceSet {
-    match std::fs::read_to_string(path) {
+    let text = bounded::read_file(path).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
+    });
+    match text {
         Ok(text) => parse_yaml(path, &text),
         Err(e) => SourceSet {
             jobs: Vec::new(),
@@ -250,35 +278,61 @@ pub fn read_yaml_file(path: &Path) -> SourceSet {
 /// resolve a relative `workdir` (against the file's directory).
 pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     let mut out = SourceSet::default();
-    let loc = Locator::new(text);
     // libyaml places an error at the end of the text one line past the last.
     let last_line = text.lines().count().max(1);
     let at = |line: usize| Some(Origin::new(path, line.clamp(1, last_line)));
 
-    // One strict pass straight into the typed definitions. The whole-file
-    // `Value` tree is built only when that fails, to salvage the good jobs:
-    // building it every time doubled the parse's peak memory (issue 6).
+    // What a source may say (README, "Limits on what a source may say"),
+    // checked before the parser, whose work grows with nesting and aliases.
+    if let Err(m) = bounded::check_size(text.len()) {
+        out.diagnostics
+            .push(Diagnostic::error(Some(Origin::new(path, 0)), m));
+        return out;
+    }
+    if let Err(d) = bounded::check_lines(path, text.as_bytes()) {
+        out.diagnostics.push(d);
+        return out;
+    }
+    if let Err((line, m)) = yaml_scan::scan(text) {
+        out.diagnostics.push(Diagnostic::error(at(line), m));
+        return out;
+    }
+    let loc = Locator::new(text);
+
+    // One pass, straight into the typed definitions; a job that does not
+    // type-check is a `Slot::Bad` of that same pass. Only a syntax error (or
+    // bad `defaults:`, which change every job) leaves nothing.
+    #[cfg(test)]
+    PARSES.with(|n| n.set(n.get() + 1));
     let top = match serde_yaml::from_str::<TopDef>(text) {
         Ok(top) => top,
         Err(e) => {
             out.diagnostics
                 .push(Diagnostic::error(at(error_line(&e)), yaml_message(&e)));
-            match salvage(text, &e, &loc, path, &mut out) {
-                Some(top) => top,
-                None => return out,
-            }
+            return out;
         }
     };
+    let lines: Vec<&str> = text.lines().collect();
     let (defaults, jobs) = match top {
         TopDef::Empty => return out,
         TopDef::List(jobs) => (DefaultsDef::default(), jobs),
         TopDef::File(file) => {
-            if let Some(h) = file.history {
-                out.history = Some(crate::job::HistorySpec {
-                    keep_days: h.keep_days,
-                    keep_runs: h.keep_runs,
-                    origin: Origin::new(path, loc.top_key_line("history")),
-                });
+            let file = *file;
+            for key in file.unknown {
+                out.diagnostics.push(Diagnostic::error(
+                    at(loc.top_key_line(&key)),
+                    format!("unknown field `{key}`, expected one of `defaults`, `jobs`, `history`"),
+                ));
+            }
+            match file.history {
+                None => {}
+                Some(Slot::Bad { message, .. }) => {
+                    let line = loc.top_key_line("history");
+                    let line = yaml_slot::locate(&lines, line, None, &message).unwrap_or(line);
+                    out.diagnostics
+                        .push(Diagnostic::error(at(line), format!("history: {message}")));
+                }
+                Some(Slot::Good(h)) => history(h, &loc, path, &mut out),
             }
             (file.defaults.unwrap_or_default(), file.jobs)
         }
@@ -301,78 +355,53 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
             return out;
         }
     };
-    for (index, def) in jobs.into_iter().enumerate() {
-        let index = loc.index_of(&def.name).unwrap_or(index);
-        match build_job(def, index, &defaults, path, &loc, base_dir) {
-            Ok(job) => out.jobs.push(job),
-            Err(diag) => out.diagnostics.push(diag),
+    for (index, slot) in jobs.into_iter().enumerate() {
+        match slot {
+            Slot::Good(def) => match build_job(def, index, &defaults, path, &loc, base_dir) {
+                Ok(job) => out.jobs.push(job),
+                Err(diag) => out.diagnostics.push(diag),
+            },
+            Slot::Bad { message, name } => {
+                let line = loc.item_line(index).unwrap_or(1);
+                let end = loc.item_line(index + 1);
+                let line = yaml_slot::locate(&lines, line, end, &message).unwrap_or(line);
+                let job = match name {
+                    Some(name) => format!("job {name}"),
+                    None => format!("job #{}", index + 1),
+                };
+                out.diagnostics
+                    .push(Diagnostic::error(at(line), format!("{job}: {message}")));
+            }
         }
     }
     out
 }
 
-/// After the strict parse failed: what can still be used. A syntax error
-/// leaves nothing; otherwise the jobs that read well on their own, with the
-/// file's defaults when those are sound (they change every job's meaning).
-fn salvage(
-    text: &str,
-    strict: &serde_yaml::Error,
-    loc: &Locator,
-    path: &Path,
-    out: &mut SourceSet,
-) -> Option<TopDef> {
-    match serde_yaml::from_str::<serde_yaml::Value>(text).ok()? {
-        jobs @ serde_yaml::Value::Sequence(_) => {
-            Some(TopDef::List(salvage_jobs(&jobs, strict, loc, path, out)))
-        }
-        serde_yaml::Value::Mapping(map) => {
-            let defaults = match map.get("defaults") {
-                None => DefaultsDef::default(),
-                Some(d) => serde_yaml::from_value::<DefaultsDef>(d.clone()).ok()?,
-            };
-            let jobs = salvage_jobs(map.get("jobs")?, strict, loc, path, out);
-            Some(TopDef::File(FileDef {
-                defaults: Some(defaults),
-                jobs,
-                history: None,
-            }))
-        }
-        _ => None,
-    }
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread ran the YAML parser over a whole file.
+    static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// When the strict parse failed, reads each job on its own so one bad job does
-/// not hide the others. The job the strict error points into is skipped (its
-/// error is already reported); every other failing job gets its own error.
-fn salvage_jobs(
-    jobs: &serde_yaml::Value,
-    strict: &serde_yaml::Error,
-    loc: &Locator,
-    path: &Path,
-    out: &mut SourceSet,
-) -> Vec<JobDef> {
-    let Some(items) = jobs.as_sequence() else {
-        return Vec::new();
-    };
-    let strict_line = error_line(strict);
-    let mut good = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match serde_yaml::from_value::<JobDef>(item.clone()) {
-            Ok(def) => good.push(def),
-            Err(e) => {
-                let line = loc.item_line(i).unwrap_or(1);
-                let holds_strict_error = strict_line >= line
-                    && loc.item_line(i + 1).is_none_or(|next| strict_line < next);
-                if !holds_strict_error {
-                    out.diagnostics.push(Diagnostic::error(
-                        Some(Origin::new(path, line)),
-                        format!("job #{}: {}", i + 1, yaml_message(&e)),
-                    ));
-                }
-            }
+/// `history:` of a file, within its bounds.
+fn history(h: HistoryDef, loc: &Locator, path: &Path, out: &mut SourceSet) {
+    let origin = Origin::new(path, loc.top_key_line("history"));
+    match h.keep_days.filter(|&d| d > limits::KEEP_DAYS_MAX) {
+        Some(days) => out.diagnostics.push(Diagnostic::error(
+            Some(origin),
+            format!(
+                "history.keep_days: {days} is too long; at most {} (100 years)",
+                limits::KEEP_DAYS_MAX
+            ),
+        )),
+        None => {
+            out.history = Some(crate::job::HistorySpec {
+                keep_days: h.keep_days,
+                keep_runs: h.keep_runs,
+                origin,
+            })
         }
     }
-    good
 }
 
 fn error_line(e: &serde_yaml::Error) -> usize {
@@ -398,7 +427,7 @@ struct Defaults {
     user: Option<String>,
     workdir: Option<PathBuf>,
     shell: Option<String>,
-    env: BTreeMap<String, String>,
+    env: JobEnv,
 }
 
 impl Defaults {
@@ -412,15 +441,19 @@ impl Defaults {
         if let Some(tz) = &d.timezone {
             check_zone(tz).map_err(|m| Diagnostic::error(at("timezone"), m))?;
         }
-        let duration = |v: &Option<DurationDef>, key: &str| {
+        let duration = |v: &Option<DurationDef>, limit: DurationLimit| {
             v.as_ref()
-                .map(|v| parse_duration(v).map_err(|m| Diagnostic::error(at(key), m)))
+                .map(|v| parse_duration(v, limit).map_err(|m| Diagnostic::error(at(limit.key), m)))
                 .transpose()
         };
-        let env = resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?;
+        // One layer, shared by every job of the file (issue 11: a copy per
+        // job made memory grow with jobs x variables).
+        let env =
+            JobEnv::new().with(resolve_env(d.env).map_err(|m| Diagnostic::error(at("env"), m))?);
+        limits::check_env_bytes(env.bytes()).map_err(|m| Diagnostic::error(at("env"), m))?;
         Ok(Defaults {
-            timeout: duration(&d.timeout, "timeout")?,
-            kill_grace: duration(&d.kill_grace, "kill_grace")?,
+            timeout: duration(&d.timeout, limits::TIMEOUT)?,
+            kill_grace: duration(&d.kill_grace, limits::KILL_GRACE)?,
             timezone: d.timezone,
             concurrency: d.concurrency.map(Into::into),
             user: d.user,
@@ -501,19 +534,29 @@ fn build_job(
         check_zone(tz)
             .map_err(|m| Diagnostic::error(at("timezone"), format!("job {name}: {m}")))?;
     }
-    let duration = |v: Option<DurationDef>, key: &str, default: Option<Duration>| match v {
-        Some(v) => parse_duration(&v)
+    // `key` is where the line is found (`watch.debounce` is on `watch`'s line).
+    let duration = |v: Option<DurationDef>,
+                    limit: DurationLimit,
+                    key: &str,
+                    default: Option<Duration>| match v {
+        Some(v) => parse_duration(&v, limit)
             .map(Some)
             .map_err(|m| Diagnostic::error(at(key), format!("job {name}: {m}"))),
         None => Ok(default),
     };
-    let timeout = duration(def.timeout, "timeout", defaults.timeout)?;
-    let kill_grace = duration(def.kill_grace, "kill_grace", defaults.kill_grace)?;
-    let mut env = defaults.env.clone();
-    env.extend(
+    let timeout = duration(def.timeout, limits::TIMEOUT, "timeout", defaults.timeout)?;
+    let kill_grace = duration(
+        def.kill_grace,
+        limits::KILL_GRACE,
+        "kill_grace",
+        defaults.kill_grace,
+    )?;
+    let env = defaults.env.with(
         resolve_env(def.env)
             .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?,
     );
+    limits::check_env_bytes(env.bytes())
+        .map_err(|m| Diagnostic::error(at("env"), format!("job {name}: {m}")))?;
 
     let schedule_line = loc.key_line(index, "schedule").unwrap_or(item_line);
     let exprs = match def.schedule {
@@ -557,7 +600,12 @@ fn build_job(
             .collect::<Result<_, _>>()
             .map_err(|m| Diagnostic::error(at("requires"), format!("job {name}: {m}")))?;
     }
-    job.requires_timeout = duration(def.requires_timeout, "requires_timeout", None)?;
+    job.requires_timeout = duration(
+        def.requires_timeout,
+        limits::REQUIRES_TIMEOUT,
+        "requires_timeout",
+        None,
+    )?;
     if job.requires_timeout.is_some() && job.requires.is_empty() {
         return Err(Diagnostic::error(
             at("requires_timeout"),
@@ -570,7 +618,7 @@ fn build_job(
                 .map_err(|m| Diagnostic::error(at("retry"), format!("job {name}: {m}")))?,
         );
     }
-    job.catch_up = duration(def.catch_up, "catch_up", None)?;
+    job.catch_up = duration(def.catch_up, limits::CATCH_UP, "catch_up", None)?;
     if job.catch_up.is_some_and(|d| d.is_zero()) {
         return Err(Diagnostic::error(
             at("catch_up"),
@@ -625,8 +673,13 @@ fn build_job(
         }
         job.watch = Some(WatchSpec {
             paths,
-            debounce: duration(w.debounce, "watch", Some(DEFAULT_WATCH_DEBOUNCE))?
-                .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
+            debounce: duration(
+                w.debounce,
+                limits::WATCH_DEBOUNCE,
+                "watch",
+                Some(DEFAULT_WATCH_DEBOUNCE),
+            )?
+            .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
             origin: Origin::new(path, loc.key_line(index, "watch").unwrap_or(item_line)),
         });
     }
@@ -667,16 +720,23 @@ fn retry_policy(r: RetryDef) -> Result<RetryPolicy, String> {
                 .into(),
         );
     }
+    if r.attempts > limits::RETRY_ATTEMPTS_MAX {
+        return Err(format!(
+            "retry.attempts: {} is too many; at most {}",
+            r.attempts,
+            limits::RETRY_ATTEMPTS_MAX
+        ));
+    }
     let backoff = r
         .backoff
         .as_ref()
-        .map(parse_duration)
+        .map(|d| parse_duration(d, limits::RETRY_BACKOFF))
         .transpose()?
         .unwrap_or(DEFAULT_BACKOFF);
     let max_backoff = r
         .max_backoff
         .as_ref()
-        .map(parse_duration)
+        .map(|d| parse_duration(d, limits::RETRY_MAX_BACKOFF))
         .transpose()?
         .unwrap_or(DEFAULT_MAX_BACKOFF.max(backoff));
     if max_backoff < backoff {
@@ -731,15 +791,13 @@ fn check_zone(tz: &str) -> Result<(), String> {
     })
 }
 
-fn parse_duration(d: &DurationDef) -> Result<Duration, String> {
+/// A duration as written, within its bound; the message names the key.
+fn parse_duration(d: &DurationDef, limit: DurationLimit) -> Result<Duration, String> {
     match d {
-        DurationDef::Seconds(s) => Ok(Duration::from_secs(*s)),
-        DurationDef::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            format!(
-                "duration {t:?} is not valid ({e}): write it like \"90s\", \"10m\" or \"1h 30m\""
-            )
-        }),
+        DurationDef::Seconds(s) => limit.check_secs(*s),
+        DurationDef::Text(t) => limit.parse(t),
     }
+    .map_err(|e| format!("{}: {e}", limit.key))
 }
 
 fn resolve_env(env: BTreeMap<String, ScalarDef>) -> Result<BTreeMap<String, String>, String> {
@@ -767,8 +825,6 @@ struct Locator {
     items: Vec<usize>,
     /// Keys of each job item and their lines.
     item_keys: Vec<HashMap<String, usize>>,
-    /// `name:` value of each item, when written plainly.
-    item_names: Vec<Option<String>>,
     defaults_keys: HashMap<String, usize>,
     top_keys: HashMap<String, usize>,
 }
@@ -778,7 +834,6 @@ impl Locator {
         let mut loc = Locator {
             items: Vec::new(),
             item_keys: Vec::new(),
-            item_names: Vec::new(),
             defaults_keys: HashMap::new(),
             top_keys: HashMap::new(),
         };
@@ -828,7 +883,6 @@ impl Locator {
             if is_dash && indent == si {
                 loc.items.push(line_no);
                 loc.item_keys.push(HashMap::new());
-                loc.item_names.push(None);
                 let rest = trimmed[1..].trim_start();
                 let rest_indent = indent + (trimmed.len() - rest.len());
                 key_indent = Some(rest_indent);
@@ -850,14 +904,6 @@ impl Locator {
         if let Some(keys) = self.item_keys.last_mut() {
             keys.entry(key.to_string()).or_insert(line);
         }
-        if key == "name" {
-            let value = text[text.find(':').map_or(text.len(), |p| p + 1)..].trim();
-            let value = value.split(" #").next().unwrap_or("").trim();
-            let value = value.trim_matches(|c| c == '"' || c == '\'');
-            if let Some(n) = self.item_names.last_mut() {
-                *n = Some(value.to_string());
-            }
-        }
     }
 
     fn item_line(&self, index: usize) -> Option<usize> {
@@ -874,20 +920,6 @@ impl Locator {
 
     fn defaults_key_line(&self, key: &str) -> usize {
         self.defaults_keys.get(key).copied().unwrap_or(1)
-    }
-
-    /// The item index of the job with this name, when salvaging has shifted
-    /// indexes (a failing job was left out).
-    fn index_of(&self, name: &str) -> Option<usize> {
-        let mut found = self
-            .item_names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.as_deref() == Some(name));
-        match (found.next(), found.next()) {
-            (Some((i, _)), None) => Some(i),
-            _ => None,
-        }
     }
 }
 
@@ -926,8 +958,8 @@ mod tests {
         assert_eq!(job.command, Command::Shell("php /app/send.php".into()));
         assert_eq!(job.user.as_deref(), Some("www-data"));
         assert_eq!(job.workdir.as_deref(), Some(Path::new("/app")));
-        assert_eq!(job.env.get("A").map(String::as_str), Some("1"));
-        assert_eq!(job.env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(job.env.get("A"), Some("1"));
+        assert_eq!(job.env.get("PORT"), Some("8080"));
         assert_eq!(job.timeout, Some(Duration::from_secs(300)));
         assert_eq!(job.concurrency, Concurrency::Allow);
         assert_eq!(job.schedules.len(), 1);
@@ -976,7 +1008,8 @@ mod tests {
         );
         assert!(
             errs.iter()
-                .any(|e| e.contains("jobs.yaml:7:") && e.contains("bogus")),
+                .any(|e| e.contains("jobs.yaml:8:")
+                    && e.contains("job worse: unknown field `bogus`")),
             "{errs:?}"
         );
         // The good jobs keep their own lines even though a job before them failed.
@@ -1088,6 +1121,110 @@ mod tests {
             assert!(errs[0].contains(needle), "{text}: {errs:?}");
             assert!(set.jobs.is_empty());
         }
+    }
+
+    #[test]
+    fn every_duration_key_refuses_a_value_that_would_overflow_an_instant() {
+        let keys = [
+            ("timeout: V", "timeout"),
+            ("kill_grace: V", "kill_grace"),
+            ("requires_timeout: V", "requires_timeout"),
+            ("retry: {attempts: 2, backoff: V}", "retry.backoff"),
+            ("retry: {attempts: 2, max_backoff: V}", "retry.max_backoff"),
+            ("catch_up: V", "catch_up"),
+            ("watch: {paths: [d], debounce: V}", "watch.debounce"),
+        ];
+        for value in [
+            "9223372036854775807",
+            "18446744073709551615",
+            "\"300000000000y\"",
+        ] {
+            for (line, key) in keys {
+                let text = format!(
+                    "jobs:\n  - name: a\n    command: x\n    schedule: \"@daily\"\n    \
+                     requires: [{{file: /x}}]\n    {}\n",
+                    line.replace('V', value)
+                );
+                let set = parse(&text);
+                let errs = errors(&set);
+                assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+                let written = value.trim_matches('"');
+                assert_eq!(
+                    errs[0],
+                    format!(
+                        "/etc/jobrun/jobs.yaml:6: error: job a: {key}: {written} is too long; at most {}",
+                        humantime::format_duration(
+                            limits::DURATIONS
+                                .iter()
+                                .find(|l| l.key == key)
+                                .expect("a bound")
+                                .max
+                        )
+                    )
+                );
+                assert!(set.jobs.is_empty());
+            }
+            for key in ["timeout", "kill_grace"] {
+                let set = parse(&format!("defaults:\n  {key}: {value}\njobs: []\n"));
+                let errs = errors(&set);
+                assert_eq!(errs.len(), 1, "{errs:?}");
+                assert!(
+                    errs[0].starts_with(&format!("/etc/jobrun/jobs.yaml:2: error: {key}: ")),
+                    "{errs:?}"
+                );
+                assert!(errs[0].contains("is too long; at most"), "{errs:?}");
+            }
+        }
+        let set = parse("jobs: []\nhistory:\n  keep_days: 4294967295\n");
+        assert!(set.history.is_none());
+        assert!(
+            errors(&set)[0].starts_with("/etc/jobrun/jobs.yaml:2: error: history.keep_days: "),
+            "{:?}",
+            errors(&set)
+        );
+        let set = parse("jobs:\n  - name: a\n    command: x\n    retry: {attempts: 4294967295}\n");
+        assert!(
+            errors(&set)[0].contains("retry.attempts: 4294967295 is too many; at most 100"),
+            "{:?}",
+            errors(&set)
+        );
+    }
+
+    #[test]
+    fn a_file_with_bad_jobs_is_parsed_once() {
+        let before = PARSES.with(std::cell::Cell::get);
+        let set = parse(
+            "jobs:\n  - name: a\n    command: x\n    colour: red\n  - name: b\n    command: y\nhistory: {keep: 1}\nextra: 1\n",
+        );
+        assert_eq!(PARSES.with(std::cell::Cell::get) - before, 1);
+        assert_eq!(set.jobs.len(), 1);
+        let errs = errors(&set);
+        assert_eq!(
+            errs,
+            [
+                "/etc/jobrun/jobs.yaml:8: error: unknown field `extra`, expected one of `defaults`, `jobs`, `history`",
+                "/etc/jobrun/jobs.yaml:7: error: history: unknown field `keep`, expected `keep_days` or `keep_runs`",
+                "/etc/jobrun/jobs.yaml:4: error: job a: unknown field `colour`, expected one of `name`, `schedule`, `command`, `argv`, `user`, `workdir`, `shell`, `env`, `timezone`, `timeout`, `kill_grace`, `concurrency`, `enabled`, `requires`, `requires_timeout`, `retry`, `catch_up`, `run_on_start`, `on_success`, `on_failure`, `watch`, `signal`",
+            ]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_with_its_line() {
+        let before = PARSES.with(std::cell::Cell::get);
+        let text = format!(
+            "jobs: []\nx: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        let errs = errors(&parse(&text));
+        assert_eq!(PARSES.with(std::cell::Cell::get), before, "never parsed");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("/etc/jobrun/jobs.yaml:2: error: nesting: ")
+                && errs[0].contains("at most 64"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -60,7 +60,15 @@ fn pure_rooms_know_no_sqlite_tokio_process_or_higher_room() {
         "Utc::now",
         "SystemTime::now",
     ];
-    for room in ["schedule", "source", "plan.rs", "job.rs"] {
+    for room in [
+        "schedule",
+        "source",
+        "plan.rs",
+        "plan",
+        "job.rs",
+        "job_env.rs",
+        "limits.rs",
+    ] {
         room_does_not_name(room, &io);
         room_does_not_name(room, HIGHER);
     }

@@ -11,6 +11,7 @@ mod fuzz_smoke;
 mod health;
 mod incidents;
 mod layout;
+mod limits;
 mod pid1;
 mod reload;
 mod sources;

@@ -1,0 +1,310 @@
+//! Chained jobs (`on_success` / `on_failure`): every link must name a job of
+//! the plan, and no chain may lead back to where it started.
+//!
+//! The links form a graph that users write, as deep as they like (a chain of
+//! 100,000 jobs is a valid plan), so no walk here recurses: the depth-first
+//! search keeps its path on the heap, and work and output stay linear in the
+//! number of links (a cycle's diagnostic names a bounded number of jobs).
+//! Pure: knows jobs and diagnostics, no clock, tokio or process.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Job;
+use crate::job::Diagnostic;
+
+/// A cycle longer than this is named by its first and last members only:
+/// a diagnostic per back edge that listed every member would make the
+/// output quadratic in the chain's length.
+const CYCLE_NAMES_SHOWN: usize = 12;
+
+/// Checks `on_success` / `on_failure` (the issue 5 chains): every named job
+/// must exist, and no chain may lead back to where it started (a run would
+/// start itself forever). A link that fails either check is reported with its
+/// line and left out; the jobs themselves stay.
+pub(super) fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) {
+    let index: HashMap<String, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.clone(), i))
+        .collect();
+    drop_unknown_targets(jobs, &index, diagnostics);
+    let cycles = find_cycles(jobs, &index);
+    let mut closing: HashSet<(usize, &str)> = HashSet::new();
+    let mut messages = Vec::with_capacity(cycles.len());
+    for cycle in &cycles {
+        let job = &jobs[cycle.from];
+        let origin = job
+            .spec
+            .on_success
+            .iter()
+            .chain(&job.spec.on_failure)
+            .find(|l| l.job == cycle.target)
+            .map(|l| l.origin.clone());
+        messages.push(Diagnostic::error(
+            origin,
+            format!(
+                "chained jobs form a cycle: {}; a run would start itself again without end. \
+                 Remove one of these `on_success`/`on_failure` links",
+                cycle.names
+            ),
+        ));
+        closing.insert((cycle.from, cycle.target.as_str()));
+    }
+    diagnostics.extend(messages);
+    // One pass over each job's links, however many cycles it closes.
+    let closes = |at: usize, target: &str| closing.contains(&(at, target));
+    for (at, job) in jobs.iter_mut().enumerate() {
+        job.spec.on_success.retain(|l| !closes(at, &l.job));
+        job.spec.on_failure.retain(|l| !closes(at, &l.job));
+    }
+}
+
+fn drop_unknown_targets(
+    jobs: &mut [Job],
+    index: &HashMap<String, usize>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for job in jobs.iter_mut() {
+        let name = job.name.clone();
+        for (key, links) in [
+            ("on_success", &mut job.spec.on_success),
+            ("on_failure", &mut job.spec.on_failure),
+        ] {
+            links.retain(|link| {
+                let known = index.contains_key(&link.job);
+                if !known {
+                    diagnostics.push(Diagnostic::error(
+                        Some(link.origin.clone()),
+                        format!(
+                            "job {name}: `{key}` names job {:?}, which is not defined; \
+                             use the name of a job from any source (see `jobrun list`)",
+                            link.job
+                        ),
+                    ));
+                }
+                known
+            });
+        }
+    }
+}
+
+/// A link that closes a cycle: from job `from` to `target`, with the names
+/// of the cycle's members for the diagnostic.
+struct Cycle {
+    from: usize,
+    target: String,
+    names: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mark {
+    New,
+    /// On the current path, at this position.
+    OnPath(usize),
+    Done,
+}
+
+/// One job being visited: its targets and how far through them the walk is.
+struct Frame {
+    at: usize,
+    targets: Vec<usize>,
+    next: usize,
+}
+
+/// Depth-first search over both kinds of link, in plan order; an edge back to
+/// a job on the current path closes a cycle, reported once per such edge.
+/// Iterative: the path is a heap-allocated stack, not the call stack.
+fn find_cycles(jobs: &[Job], index: &HashMap<String, usize>) -> Vec<Cycle> {
+    let targets = |at: usize| -> Vec<usize> {
+        let job = &jobs[at];
+        let mut out: Vec<usize> = job
+            .spec
+            .on_success
+            .iter()
+            .chain(&job.spec.on_failure)
+            .filter_map(|l| index.get(&l.job).copied())
+            .collect();
+        out.dedup();
+        out
+    };
+    let mut marks = vec![Mark::New; jobs.len()];
+    let mut cycles = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    for start in 0..jobs.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        marks[start] = Mark::OnPath(0);
+        stack.push(Frame {
+            at: start,
+            targets: targets(start),
+            next: 0,
+        });
+        while let Some(frame) = stack.last_mut() {
+            let Some(&next) = frame.targets.get(frame.next) else {
+                marks[frame.at] = Mark::Done;
+                stack.pop();
+                continue;
+            };
+            frame.next += 1;
+            let at = frame.at;
+            match marks[next] {
+                Mark::New => {
+                    marks[next] = Mark::OnPath(stack.len());
+                    stack.push(Frame {
+                        at: next,
+                        targets: targets(next),
+                        next: 0,
+                    });
+                }
+                Mark::OnPath(from) => {
+                    let members = stack[from..].iter().map(|f| jobs[f.at].name.as_str());
+                    cycles.push(Cycle {
+                        from: at,
+                        target: jobs[next].name.clone(),
+                        names: cycle_names(members, stack.len() - from, &jobs[next].name),
+                    });
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    cycles
+}
+
+/// `a -> b -> c -> a`; a long cycle shows its start and end around a count,
+/// so each diagnostic stays short.
+fn cycle_names<'a>(members: impl Iterator<Item = &'a str>, len: usize, target: &str) -> String {
+    let mut names: Vec<String> = Vec::new();
+    if len <= CYCLE_NAMES_SHOWN {
+        names.extend(members.map(str::to_string));
+    } else {
+        let head = CYCLE_NAMES_SHOWN / 2;
+        let tail = CYCLE_NAMES_SHOWN - head;
+        let mut members = members;
+        names.extend(members.by_ref().take(head).map(str::to_string));
+        names.push(format!("... ({} more)", len - head - tail));
+        names.extend(members.skip(len - head - tail).map(str::to_string));
+    }
+    names.push(target.to_string());
+    names.join(" -> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Plan;
+    use crate::job::{ChainLink, Command, JobSpec, Origin, Severity, SourceKind, SourceSet};
+
+    fn job(name: &str, links: &[&str]) -> JobSpec {
+        let origin = Origin::new("/etc/jobrun/jobs.yaml", 1);
+        let mut spec = JobSpec::new(
+            Command::Shell(format!("true {name}")),
+            SourceKind::Yaml,
+            origin.clone(),
+        );
+        spec.name = Some(name.into());
+        spec.on_success = links
+            .iter()
+            .map(|l| ChainLink {
+                job: (*l).into(),
+                origin: origin.clone(),
+            })
+            .collect();
+        spec
+    }
+
+    /// `j0 -> j1 -> ... -> j{n-1}`, closed back to `j0` when `cycle`.
+    fn chain(n: usize, cycle: bool) -> SourceSet {
+        let jobs = (0..n)
+            .map(|i| {
+                let next = if i + 1 < n {
+                    Some(format!("j{}", i + 1))
+                } else if cycle {
+                    Some("j0".to_string())
+                } else {
+                    None
+                };
+                job(
+                    &format!("j{i}"),
+                    &next.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        SourceSet {
+            jobs,
+            ..Default::default()
+        }
+    }
+
+    /// Builds on a thread with a small stack: a walk that recursed once per
+    /// link would overflow it (and abort the process) long before the end.
+    fn build_on_small_stack(set: SourceSet) -> (Plan, Vec<crate::job::Diagnostic>) {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || Plan::build(set, chrono_tz::UTC))
+            .expect("spawning a thread")
+            .join()
+            .expect("the build finishes without overflowing its stack")
+    }
+
+    #[test]
+    fn a_long_chain_does_not_overflow_the_stack() {
+        let (plan, diagnostics) = build_on_small_stack(chain(100_000, false));
+        assert!(diagnostics.is_empty(), "{:?}", diagnostics.first());
+        assert_eq!(plan.jobs().len(), 100_000);
+        let last_link = &plan.get("j99998").expect("j99998").spec.on_success;
+        assert_eq!(last_link[0].job, "j99999");
+    }
+
+    #[test]
+    fn a_long_cycle_is_reported_once_with_a_short_message() {
+        let (plan, diagnostics) = build_on_small_stack(chain(100_000, true));
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains(
+                "chained jobs form a cycle: j0 -> j1 -> j2 -> j3 -> j4 -> j5 -> ... (99988 more) \
+                 -> j99994 -> j99995 -> j99996 -> j99997 -> j99998 -> j99999 -> j0;"
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            plan.get("j99999")
+                .expect("j99999")
+                .spec
+                .on_success
+                .is_empty(),
+            "the link closing the cycle is left out"
+        );
+        assert_eq!(plan.get("j0").expect("j0").spec.on_success[0].job, "j1");
+    }
+
+    #[test]
+    fn many_links_back_into_a_long_path_stay_linear() {
+        // Every job of a 20,000-long chain also links back to j0: 20,000
+        // cycles, each reported with a bounded message.
+        let n = 20_000;
+        let jobs = (0..n)
+            .map(|i| {
+                let next = format!("j{}", i + 1);
+                let links: Vec<&str> = if i + 1 < n {
+                    vec![&next, "j0"]
+                } else {
+                    vec!["j0"]
+                };
+                job(&format!("j{i}"), &links)
+            })
+            .collect();
+        let (_, diagnostics) = build_on_small_stack(SourceSet {
+            jobs,
+            ..Default::default()
+        });
+        assert_eq!(diagnostics.len(), n);
+        let bytes: usize = diagnostics.iter().map(|d| d.message.len()).sum();
+        assert!(bytes < n * 300, "{bytes} bytes of diagnostics");
+    }
+}
