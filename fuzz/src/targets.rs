@@ -37,6 +37,11 @@ const STARTS: [i64; 3] = [
     1_792_891_800, // 2026-10-25T00:30:00Z
 ];
 
+/// How many jobs of a plan get the full search: each costs a few dozen searches,
+/// which a rare schedule (Feb 29) makes a few milliseconds under the sanitizer,
+/// so a file of hundreds would time the input out without finding more.
+const SEARCHED_JOBS: usize = 16;
+
 /// Fire times asked for per job and start.
 const TIMES_PER_START: usize = 3;
 
@@ -287,8 +292,12 @@ fn plan_and_search(set: SourceSet, lines: usize) {
     let (plan, diagnostics) = Plan::build(set, DEFAULT_ZONE);
     check_diagnostics(&diagnostics, lines);
     let mut earliest = Vec::new();
-    for job in plan.jobs() {
+    for (i, job) in plan.jobs().iter().enumerate() {
         check_accepted_values(&job.spec);
+        if i >= SEARCHED_JOBS {
+            // The plan-wide checks below still cover it.
+            continue;
+        }
         for &secs in &STARTS {
             let start = DateTime::from_timestamp(secs, 0).expect("a valid start");
             for planned in &job.schedules {
@@ -314,7 +323,12 @@ fn plan_and_search(set: SourceSet, lines: usize) {
         }
     }
     let start = DateTime::from_timestamp(STARTS[0], 0).expect("a valid start");
-    assert_eq!(plan.next_wakeup(start), earliest.iter().min().copied());
+    let wakeup = plan.next_wakeup(start);
+    if plan.jobs().len() <= SEARCHED_JOBS {
+        assert_eq!(wakeup, earliest.iter().min().copied());
+    } else {
+        assert!(earliest.iter().all(|t| wakeup.is_some_and(|w| w <= *t)));
+    }
     // What a daemon asks at each tick: every due job's tick lies in its window.
     let upto = start + TimeDelta::minutes(10);
     for (job, tick) in plan.due(start, upto) {
