@@ -118,7 +118,9 @@ impl Scanner {
                 b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t') => break,
                 b'*' if value_start => {
                     let name = token(&bytes[i + 1..]);
-                    self.alias(number, offset, name)?;
+                    // Measured to the alias itself: an anchor opened earlier on
+                    // this line starts after the line's start.
+                    self.alias(number, offset + i, name)?;
                     i += 1 + name.len();
                     value_start = false;
                     continue;

@@ -107,3 +107,20 @@ fn a_step_wider_than_its_field_selects_only_the_first_value() {
         );
     }
 }
+
+/// The YAML pre-scan measured an alias from the start of its line, so an alias
+/// of an anchor opened earlier on the same line (`{A: &v hi, B: *v}`) made
+/// `line start - anchor offset` underflow: a panic with overflow checks, and in a
+/// release build a wrapped size that refused the file as "aliases repeat more
+/// than 1 MiB" (found by the `values` target on an `env:` map).
+#[test]
+fn an_alias_of_an_anchor_on_the_same_line_is_read() {
+    let text = "jobs:\n  - name: a\n    command: x\n    env: {A: &v hi, B: *v}\n";
+    let set = parse_yaml(Path::new("/etc/jobrun/jobs.yaml"), text);
+    assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
+    assert_eq!(set.jobs[0].env.get("B"), Some("hi"));
+    let flow = "- {name: a, command: &c echo hi, on_success: [b]}\n- {name: b, command: *c}\n";
+    let set = parse_yaml(Path::new("/etc/jobrun/jobs.yaml"), flow);
+    assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
+    assert_eq!(set.jobs.len(), 2);
+}
