@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use clap::Parser;
+use jobrun::cli::{Args, CommandArgs};
 use jobrun::job::{Diagnostic, Dialect, JobSpec, Severity, SourceSet};
+use jobrun::limits;
 use jobrun::plan::Plan;
 use jobrun::schedule::{Schedule, ScheduleError};
 use jobrun::source::crontab::{parse_crontab, CrontabFormat};
@@ -162,8 +165,8 @@ pub fn expression(data: &[u8]) {
     }
 }
 
-/// The values users type into a job file or a crontab line, each put where a
-/// user would write it: `[kind: u8][value: UTF-8]`.
+/// The values users type into a job file, a crontab line or the command line,
+/// each put where a user would write it: `[kind: u8][value: UTF-8]`.
 pub fn values(data: &[u8]) {
     let Some((&kind, rest)) = data.split_first() else {
         return;
@@ -178,7 +181,7 @@ pub fn values(data: &[u8]) {
             "jobs:\n  - name: fuzz\n    schedule: \"*/5 * * * *\"\n    command: \"true\"\n    {key_and_value}\n  - name: next\n    command: \"true\"\n"
         )
     };
-    let text = match kind % 16 {
+    let text = match kind % 18 {
         // Durations, raw (a YAML number or string, as written).
         0 => yaml_job(&format!("timeout: {value}")),
         1 => yaml_job(&format!("kill_grace: {value}")),
@@ -203,13 +206,44 @@ pub fn values(data: &[u8]) {
             crontab(text.as_bytes());
             return;
         }
-        _ => {
+        15 => {
             let text = format!("SHELL=/bin/sh\n*/5 * * * * {value} true\n");
             crontab(text.as_bytes());
             return;
         }
+        // Command-line options, as the shell would split them.
+        16 => {
+            command_line(&["next", "--expr", "* * * * *", "--count"], &value);
+            return;
+        }
+        _ => {
+            command_line(&["daemon", "--max-catch-up"], &value);
+            command_line(&["daemon", "--shutdown-grace"], &value);
+            command_line(&["history", "--limit"], &value);
+            return;
+        }
     };
     yaml(text.as_bytes());
+}
+
+/// Parses `jobrun ARGS VALUE...` (the value split on blanks); what the parser
+/// accepts stays within its documented bound.
+fn command_line(args: &[&str], value: &str) {
+    let argv = std::iter::once("jobrun")
+        .chain(args.iter().copied())
+        .chain(value.split_whitespace());
+    let Ok(parsed) = Args::try_parse_from(argv) else {
+        return;
+    };
+    match parsed.command {
+        CommandArgs::Next(next) => assert!(next.count <= limits::NEXT_COUNT_MAX),
+        CommandArgs::Daemon(daemon) => {
+            assert!(daemon.max_catch_up <= limits::MAX_CATCH_UP.max);
+            assert!(daemon.shutdown_grace <= limits::SHUTDOWN_GRACE.max);
+        }
+        CommandArgs::History(history) => assert!(history.limit <= limits::HISTORY_LIMIT_MAX),
+        _ => {}
+    }
 }
 
 /// Lines of a file as the readers number them (a last line without a newline counts).
@@ -382,20 +416,29 @@ fn check_engine_accepts(set: &SourceSet) {
 /// up to their cap and no further.
 fn check_accepted_values(spec: &JobSpec) {
     let durations = [
-        ("timeout", spec.timeout),
-        ("kill_grace", spec.kill_grace),
-        ("requires_timeout", spec.requires_timeout),
-        ("catch_up", spec.catch_up),
-        ("retry.backoff", spec.retry.map(|r| r.backoff)),
-        ("retry.max_backoff", spec.retry.map(|r| r.max_backoff)),
-        ("watch.debounce", spec.watch.as_ref().map(|w| w.debounce)),
+        (limits::TIMEOUT, spec.timeout),
+        (limits::KILL_GRACE, spec.kill_grace),
+        (limits::REQUIRES_TIMEOUT, spec.requires_timeout),
+        (limits::CATCH_UP, spec.catch_up),
+        (limits::RETRY_BACKOFF, spec.retry.map(|r| r.backoff)),
+        (limits::RETRY_MAX_BACKOFF, spec.retry.map(|r| r.max_backoff)),
+        (
+            limits::WATCH_DEBOUNCE,
+            spec.watch.as_ref().map(|w| w.debounce),
+        ),
     ];
-    for (key, d) in durations {
+    for (limit, d) in durations {
         if let Some(d) = d {
-            assert_fits_instants(key, d);
+            assert!(
+                d <= limit.max,
+                "accepted {} {d:?} is over its bound",
+                limit.key
+            );
+            assert_fits_instants(limit.key, d);
         }
     }
     if let Some(retry) = spec.retry {
+        assert!(retry.attempts <= limits::RETRY_ATTEMPTS_MAX, "{retry:?}");
         let mut before = Duration::ZERO;
         for attempt in 2..=retry.attempts.min(64) {
             let delay = retry.delay_before(attempt);
