@@ -18,6 +18,8 @@
 //! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
 //! - [`clock`]: the only wall-clock reader.
 //! - [`lock`]: the per-job file lock.
+//! - [`procfs`]: the one reader of `/proc/PID/stat`.
+//! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
 //! - [`runner`]: one job process, supervised to its end.
@@ -40,6 +42,8 @@ pub mod job_env;
 pub mod limits;
 pub mod lock;
 pub mod plan;
+pub mod private_dir;
+pub mod procfs;
 pub mod readiness;
 pub mod recorder;
 pub mod runner;

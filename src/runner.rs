@@ -890,40 +890,23 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
-/// The fields of `/proc/PID/stat` after the command name, from the state on
-/// (state, ppid, pgrp, ...). The name is in parentheses and may itself hold
-/// spaces and parentheses, so it is cut at the last `)`.
+/// The fields of `/proc/PID/stat` after the command name (see [`crate::procfs`]).
 pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
+    crate::procfs::stat_fields(pid)
 }
 
 /// When a job process whose group is still there started, in seconds since
-/// the Unix epoch (to about a second: the boot time is whole seconds). `None`
-/// when `pid` is gone, is a zombie, or does not lead its own process group
-/// (every job does: it runs in a group of its own), so a pid that was reused
-/// by some other program is never taken for a job.
+/// the Unix epoch (to about a second). `None` when `pid` is gone, is a
+/// zombie, or does not lead its own process group (every job does: it runs
+/// in a group of its own), so a pid that was reused by some other program is
+/// never taken for a job.
 pub fn job_group_started(pid: u32) -> Option<f64> {
     let fields = proc_stat(pid)?;
-    // state(3) ppid(4) pgrp(5) ... starttime(22), as proc(5) counts them.
-    let (state, pgrp, start_ticks) = (fields.first()?, fields.get(2)?, fields.get(19)?);
-    if *state == "Z" || pgrp.parse::<u32>().ok()? != pid {
+    // pgrp is field 5, as proc(5) counts them.
+    if fields.get(2)?.parse::<u32>().ok()? != pid {
         return None;
     }
-    let boot = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks_per_second <= 0 {
-        return None;
-    }
-    Some(boot + start_ticks.parse::<f64>().ok()? / ticks_per_second as f64)
+    crate::procfs::started(&fields)
 }
 
 /// Stops a job process group that this process does not supervise (a run of

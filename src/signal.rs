@@ -38,12 +38,9 @@ pub fn send(spec: &SignalSpec) -> SignalOutcome {
     let Ok(signal) = Signal::from_str(&format!("SIG{}", spec.signal)) else {
         return SignalOutcome::Failed(format!("unknown signal {}", spec.signal));
     };
-    let text = match std::fs::read_to_string(&spec.pidfile) {
+    let text = match read_pidfile(&spec.pidfile) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return SignalOutcome::NotRunning(format!("pidfile {pidfile} does not exist"))
-        }
-        Err(e) => return SignalOutcome::Failed(format!("reading pidfile {pidfile}: {e}")),
+        Err(outcome) => return outcome,
     };
     let Some(first) = text.split_whitespace().next() else {
         return SignalOutcome::NotRunning(format!("pidfile {pidfile} is empty"));
@@ -106,6 +103,50 @@ pub fn send(spec: &SignalSpec) -> SignalOutcome {
         )),
         Err(e) => SignalOutcome::Failed(format!("signalling process {pid}: {e}")),
     }
+}
+
+/// The most of a pidfile that is read: a pid is a few bytes.
+const PIDFILE_MAX_BYTES: u64 = 4096;
+
+/// Reads a pidfile from one open file: never blocking on a FIFO or reading a
+/// device without end, and refusing one that other users may write (anyone
+/// could then make jobrun signal any process it may signal).
+fn read_pidfile(path: &Path) -> Result<String, SignalOutcome> {
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let shown = path.display();
+    let failed = |e: std::io::Error| SignalOutcome::Failed(format!("reading pidfile {shown}: {e}"));
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SignalOutcome::NotRunning(format!(
+                "pidfile {shown} does not exist"
+            )))
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let meta = file.metadata().map_err(failed)?;
+    if !meta.is_file() {
+        return Err(SignalOutcome::Failed(format!(
+            "pidfile {shown} is not a regular file; point `pidfile:` at the file the service writes"
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(SignalOutcome::Failed(format!(
+            "pidfile {shown} is writable by other users (mode {mode:04o}), so anyone could choose \
+             the process jobrun signals; refused; fix it with `chmod go-w {shown}`"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(PIDFILE_MAX_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A zombie has exited; only its exit status is left for its parent.
@@ -242,5 +283,32 @@ mod tests {
         assert!(name_matches("a-very-long-nam", "a-very-long-name-indeed"));
         assert!(!name_matches("short", "shorter"));
         assert!(name_matches("dovecot", "dovecot"));
+    }
+
+    #[test]
+    fn a_fifo_or_a_world_writable_pidfile_is_refused_without_blocking() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // On a thread: reading a FIFO nobody writes would block for ever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spec_fifo = spec(&fifo, None);
+        std::thread::spawn(move || tx.send(send(&spec_fifo)).unwrap());
+        let outcome = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reading the pidfile blocked");
+        assert!(
+            matches!(&outcome, SignalOutcome::Failed(m) if m.contains("not a regular file")),
+            "{outcome:?}"
+        );
+        let open = dir.path().join("open.pid");
+        std::fs::write(&open, std::process::id().to_string()).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let outcome = send(&spec(&open, None));
+        assert!(
+            matches!(&outcome, SignalOutcome::Failed(m) if m.contains("chmod go-w")),
+            "{outcome:?}"
+        );
     }
 }

@@ -192,6 +192,8 @@ pub struct Env {
     /// `$TZ`.
     pub tz: Option<String>,
     pub running_as_root: bool,
+    /// The effective user id, which cron's file safety rules trust.
+    pub euid: u32,
     /// `$XDG_STATE_HOME` and `$HOME`, for the default state directory.
     pub xdg_state_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
@@ -203,6 +205,7 @@ impl Env {
             jobrun_config: std::env::var("JOBRUN_CONFIG").ok(),
             tz: std::env::var("TZ").ok(),
             running_as_root: nix::unistd::geteuid().is_root(),
+            euid: nix::unistd::geteuid().as_raw(),
             xdg_state_home: std::env::var_os("XDG_STATE_HOME")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -263,7 +266,7 @@ pub fn source_options(global: &GlobalArgs, env: &Env) -> SourceOptions {
         configs,
         crontabs: global.crontabs.clone(),
         system_root: global.system_root.clone(),
-        running_as_root: env.running_as_root,
+        euid: env.euid,
     }
 }
 

@@ -14,7 +14,9 @@
 pub mod memory;
 pub mod output;
 pub mod reboot;
+mod recovery;
 pub mod reload;
+mod state_check;
 mod timer;
 pub mod watch;
 
@@ -32,7 +34,7 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Clock;
 use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
-use crate::lock::{self, LockMode};
+use crate::lock;
 use crate::plan::Plan;
 use crate::recorder::Recorder;
 use crate::runner;
@@ -105,7 +107,8 @@ pub async fn run(
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),
     });
-    recover_abandoned(&ctx)?;
+    state_check::check_state(&store, &ctx.locks_dir)?;
+    recovery::recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
     info!(
         jobs = plan.jobs().len(),
@@ -729,53 +732,6 @@ fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<F
         }
     }
     out
-}
-
-/// How far a process's start (from `/proc`, to about a second) may be from a
-/// run's recorded start for the process to be taken for that run's.
-const ORPHAN_START_SLACK: f64 = 3.0;
-
-/// Marks the `running` rows whose process is gone as `abandoned`. A run holds
-/// its job's lock until it is recorded, so a running row whose lock can be
-/// taken exclusively has no live owner.
-fn recover_abandoned(ctx: &FireContext) -> Result<()> {
-    for run in ctx.store.running().context("reading running runs")? {
-        let Some(_lock) = lock::try_lock(&ctx.locks_dir, &run.job, LockMode::Exclusive)
-            .context("checking a job's lock")?
-        else {
-            continue; // alive in another process sharing this state directory
-        };
-        // Its command may still be running, unsupervised (the daemon was
-        // killed with SIGKILL): no timeout, no output, and the free lock
-        // would let a new tick start beside it. Stop it, if its process
-        // group is still the one this run started.
-        let stopped = match (run.pid, run.started_at) {
-            (Some(pid), Some(started)) if run.host == ctx.host => {
-                let is_the_run = runner::job_group_started(pid).is_some_and(|at| {
-                    (at - started.timestamp_millis() as f64 / 1000.0).abs() < ORPHAN_START_SLACK
-                });
-                if is_the_run {
-                    runner::stop_foreign_group(pid, runner::DEFAULT_KILL_GRACE);
-                    warn!(job = %run.job, run_id = run.id, pid, "stopping the process group a killed jobrun left running");
-                }
-                is_the_run
-            }
-            _ => false,
-        };
-        let reason = format!(
-            "the jobrun process that ran it ({}) ended while it ran{}",
-            run.owner,
-            if stopped {
-                "; its process group, still running, was stopped"
-            } else {
-                ""
-            }
-        );
-        if ctx.store.mark_abandoned(run.id, ctx.clock.now(), &reason)? {
-            warn!(job = %run.job, run_id = run.id, "marked abandoned");
-        }
-    }
-    Ok(())
 }
 
 /// Stops scheduling, sends SIGTERM to every running job's process group, waits

@@ -9,6 +9,8 @@
 use std::io;
 use std::path::Path;
 
+use crate::private_dir::Links;
+
 /// The kernel's id for this boot, or `None` where there is no such file
 /// (then every daemon start counts as a boot, as crond does).
 pub fn boot_id() -> Option<String> {
@@ -20,9 +22,16 @@ pub fn boot_id() -> Option<String> {
 
 /// Claims this boot's `@reboot` runs: true for exactly one caller per boot id
 /// and marker directory (the marker is created with `O_EXCL`, so two daemons
-/// starting at once cannot both win).
+/// starting at once cannot both win). The directory is created 0700, and one
+/// that another user could write to is refused (they could plant the marker
+/// and so cancel the `@reboot` jobs): see [`crate::private_dir`].
 pub fn claim_boot(marker_dir: &Path, boot_id: &str) -> io::Result<bool> {
-    std::fs::create_dir_all(marker_dir)?;
+    let euid = crate::private_dir::euid();
+    if let Some(warning) =
+        crate::private_dir::ensure(marker_dir, Links::Follow, euid).map_err(io::Error::other)?
+    {
+        tracing::warn!("{warning}");
+    }
     let marker = marker_dir.join(format!("reboot-{boot_id}"));
     match std::fs::OpenOptions::new()
         .write(true)
@@ -64,5 +73,18 @@ mod tests {
             let id = boot_id().expect("a boot id");
             assert_eq!(id.len(), 36, "{id}");
         }
+    }
+
+    #[test]
+    fn the_marker_directory_is_private_and_a_world_writable_one_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run/jobrun");
+        assert!(claim_boot(&dir, "b1").unwrap());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = claim_boot(&dir, "b2").unwrap_err().to_string();
+        assert!(err.contains("world-writable"), "{err}");
     }
 }

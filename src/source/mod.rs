@@ -8,6 +8,7 @@
 pub mod bounded;
 pub mod crontab;
 pub mod system;
+pub mod trust;
 pub mod yaml;
 mod yaml_scan;
 mod yaml_slot;
@@ -26,9 +27,9 @@ pub struct SourceOptions {
     pub crontabs: Vec<PathBuf>,
     /// Root of the system crontabs (`--system-crontabs[=ROOT]`).
     pub system_root: Option<PathBuf>,
-    /// Whether cron's ownership and permission rules apply (they do when jobrun
-    /// runs as root, as they do for crond).
-    pub running_as_root: bool,
+    /// The effective user id jobrun runs as: cron's ownership and permission
+    /// rules trust root and this user (they apply whatever user it is).
+    pub euid: u32,
 }
 
 impl SourceOptions {
@@ -61,7 +62,7 @@ pub fn read_all(opts: &SourceOptions) -> SourceSet {
         set.extend(system::read_user_crontab(path));
     }
     if let Some(root) = &opts.system_root {
-        set.extend(system::read_system_crontabs(root, opts.running_as_root));
+        set.extend(system::read_system_crontabs(root, opts.euid));
     }
     set
 }
@@ -98,10 +99,7 @@ pub fn read_files(opts: &SourceOptions) -> Vec<SourceFile> {
         files.extend(by_file(system::read_user_crontab(path)));
     }
     if let Some(root) = &opts.system_root {
-        files.extend(by_file(system::read_system_crontabs(
-            root,
-            opts.running_as_root,
-        )));
+        files.extend(by_file(system::read_system_crontabs(root, opts.euid)));
     }
     files
 }

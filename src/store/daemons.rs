@@ -126,15 +126,28 @@ impl Store {
     }
 
     pub fn daemons(&self) -> Result<Vec<DaemonRecord>, StoreError> {
+        self.query_daemons("WHERE stopped_at IS NULL ORDER BY last_beat DESC", [])
+    }
+
+    /// The daemon `owner` as it last reported itself, stopped or not; `None`
+    /// when it never recorded a heartbeat (a `jobrun run` process does not).
+    pub fn daemon(&self, owner: &str) -> Result<Option<DaemonRecord>, StoreError> {
+        Ok(self.query_daemons("WHERE owner = ?1", [owner])?.pop())
+    }
+
+    fn query_daemons(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<DaemonRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
-                "SELECT owner, pid, host, started_at, last_beat, stopped_at FROM daemons
-                 WHERE stopped_at IS NULL ORDER BY last_beat DESC",
-            )
+            .prepare(&format!(
+                "SELECT owner, pid, host, started_at, last_beat, stopped_at FROM daemons {filter}"
+            ))
             .map_err(sql("querying daemons"))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params, |r| {
                 Ok(DaemonRecord {
                     owner: r.get(0)?,
                     pid: r.get(1)?,
@@ -310,5 +323,8 @@ mod tests {
         assert_eq!(daemons[0].last_beat, t(1, 10));
         store.daemon_stopped("h:1:x", t(1, 11)).unwrap();
         assert!(store.daemons().unwrap().is_empty());
+        let stopped = store.daemon("h:1:x").unwrap().expect("still on record");
+        assert_eq!(stopped.stopped_at, Some(t(1, 11)));
+        assert!(store.daemon("h:2:y").unwrap().is_none());
     }
 }

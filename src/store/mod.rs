@@ -8,9 +8,9 @@ mod daemons;
 mod migrate;
 mod runs;
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,11 +30,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("creating state directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("state directory: {0}")]
+    StateDir(#[from] crate::private_dir::DirError),
+    #[error(
+        "{path} cannot be written ({cause}), and jobrun records every run there; make the state \
+         directory and its files writable by jobrun's user (check the mount, the owner and the \
+         mode), or choose another --state-dir"
+    )]
+    ReadOnly { path: PathBuf, cause: String },
     #[error("opening {path}: {source}")]
     Open {
         path: PathBuf,
@@ -90,43 +93,21 @@ impl Store {
     /// Opens (creating if needed) `STATE_DIR/jobrun.db`: the directory is
     /// created 0700 and the database 0600; the schema is migrated to the latest
     /// version. A file that is not jobrun's, is corrupt, or comes from a newer
-    /// jobrun is refused without being modified.
+    /// jobrun is refused without being modified, and so is a state directory
+    /// that another user could change (see [`crate::private_dir`]).
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        if !state_dir.is_dir() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(state_dir)
-                .map_err(|source| StoreError::CreateDir {
-                    path: state_dir.to_path_buf(),
-                    source,
-                })?;
+        let euid = crate::private_dir::euid();
+        if let Some(warning) =
+            crate::private_dir::ensure(state_dir, crate::private_dir::Links::Follow, euid)?
+        {
+            tracing::warn!("{warning}");
         }
+        Store::open_database(state_dir)
+    }
+
+    fn open_database(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join("jobrun.db");
-        check_header(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql("setting the busy timeout"))?;
-        // Read-only look first: nothing is written before we know the file is ours.
-        let current = migrate::check_identity(&conn, &path)?;
-        // WAL lets readers (list, history) run while the daemon writes;
-        // synchronous=FULL makes a finished run's record survive power loss.
-        enable_wal(&conn)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql("setting synchronous=FULL"))?;
-        let mut conn = conn;
-        if !current {
-            migrate::migrate(&mut conn, &path)?;
-        }
+        let conn = open_connection(&path).map_err(|e| read_only_dir(state_dir, &path, e))?;
         Ok(Store {
             conn: Mutex::new(conn),
             path,
@@ -134,10 +115,13 @@ impl Store {
     }
 
     /// Opens the store only if the state directory already has a database
-    /// (read-only commands must not create state as a side effect).
+    /// (read-only commands must not create state as a side effect). The
+    /// directory's owner and mode are not judged here: reading the history
+    /// of a directory jobrun would not write to (root looking at a user's,
+    /// say) gives nobody a way in.
     pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
         if state_dir.join("jobrun.db").is_file() {
-            Store::open(state_dir).map(Some)
+            Store::open_database(state_dir).map(Some)
         } else {
             Ok(None)
         }
@@ -147,10 +131,82 @@ impl Store {
         &self.path
     }
 
+    /// Proves that the database can be written (a daemon's start): a
+    /// read-only database, file system or directory is refused here, at once,
+    /// rather than failing every tick. Takes the write lock and lets it go;
+    /// nothing is changed.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let read_only = |cause: String| StoreError::ReadOnly {
+            path: self.path.clone(),
+            cause,
+        };
+        if conn
+            .is_readonly(c"main")
+            .map_err(|e| read_only(e.to_string()))?
+        {
+            return Err(read_only("SQLite could open it for reading only".into()));
+        }
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| read_only(e.to_string()))
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the connection leaves no half-done SQL behind
         // (transactions roll back on drop), so the guard is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Opens, identifies and (when needed) migrates the database at `path`.
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    check_header(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql("setting the busy timeout"))?;
+    // Read-only look first: nothing is written before we know the file is ours.
+    let current = migrate::check_identity(&conn, path)?;
+    // WAL lets readers (list, history) run while the daemon writes;
+    // synchronous=FULL makes a finished run's record survive power loss.
+    enable_wal(&conn)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql("setting synchronous=FULL"))?;
+    let mut conn = conn;
+    if !current {
+        migrate::migrate(&mut conn, path)?;
+    }
+    Ok(conn)
+}
+
+/// SQLite cannot open a WAL database whose `-wal`/`-shm` files are missing
+/// and cannot be created: in a directory jobrun may not write, that is a
+/// read-only state directory, not a corrupt database.
+fn read_only_dir(state_dir: &Path, path: &Path, e: StoreError) -> StoreError {
+    let cannot_open = match &e {
+        StoreError::Unreadable { source, .. } | StoreError::Sql { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+        ),
+        _ => false,
+    };
+    match nix::unistd::access(state_dir, nix::unistd::AccessFlags::W_OK) {
+        Err(errno) if cannot_open => StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            cause: format!(
+                "SQLite cannot create its -wal/-shm files beside it: {}",
+                errno.desc()
+            ),
+        },
+        _ => e,
     }
 }
 
@@ -440,5 +496,22 @@ mod tests {
             err.contains(&format!("up to version {LATEST_VERSION}")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_world_writable_state_dir_is_refused_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Store::open(&state).unwrap_err().to_string();
+        assert!(err.contains("world-writable (mode 0777)"), "{err}");
+        assert!(err.contains("chmod 0700"), "{err}");
+        assert!(!state.join("jobrun.db").exists(), "nothing was created");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(Store::open(&state).unwrap().check_writable().is_ok());
+        // Read-only commands still read it.
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(Store::open_existing(&state).unwrap().is_some());
     }
 }

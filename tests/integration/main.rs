@@ -13,6 +13,8 @@ mod incidents;
 mod layout;
 mod limits;
 mod pid1;
+mod recovery;
 mod reload;
 mod sources;
+mod state_dir;
 mod triggers;
