@@ -1,10 +1,15 @@
-//! Build script: marks a build made as root with `cfg(jobrun_root)`.
+//! Build script: marks a build made as root with `cfg(jobrun_root)`, and one
+//! made where libfaketime is installed with `cfg(jobrun_faketime)` (its path in
+//! `JOBRUN_LIBFAKETIME`).
 //!
 //! Some behaviour only exists for root (running a job as another user,
 //! chowned crontabs, a PID namespace for the PID-1 tests). Those tests are
 //! `#[cfg_attr(not(jobrun_root), ignore = "needs root")]`, so a developer's
 //! `cargo test` reports them as ignored rather than as passed, and CI (which
-//! runs as root) runs them. Knows nothing of jobrun itself.
+//! runs as root) runs them. The clock tests that step a real daemon's clock
+//! through libfaketime are ignored the same way where it is not installed
+//! (`apt-get install faketime`; then `touch build.rs`). Knows nothing of
+//! jobrun itself.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(jobrun_root)");
@@ -15,6 +20,24 @@ fn main() {
     if effective_uid() == Some(0) {
         println!("cargo::rustc-cfg=jobrun_root");
     }
+    println!("cargo::rustc-check-cfg=cfg(jobrun_faketime)");
+    if let Some(lib) = libfaketime() {
+        println!("cargo::rustc-cfg=jobrun_faketime");
+        println!("cargo::rustc-env=JOBRUN_LIBFAKETIME={lib}");
+    }
+}
+
+/// Where Debian, Ubuntu, Fedora and a source build put libfaketime.
+fn libfaketime() -> Option<&'static str> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib64/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
 }
 
 /// The effective uid of the build, from /proc (no libc needed at build time).

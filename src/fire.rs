@@ -10,6 +10,16 @@
 //! Composes `lock`, `store`, `readiness`, `signal` and `runner`; knows nothing
 //! of schedules or of the daemon's loop.
 
+pub mod limits;
+mod log_limit;
+mod missed;
+#[cfg(test)]
+mod tests;
+mod unwind;
+
+pub use limits::Limits;
+pub use missed::flush_log_summaries;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -191,6 +201,9 @@ pub struct FireContext {
     pub base_env: BTreeMap<String, String>,
     pub tail_bytes: usize,
     pub active: ActiveRuns,
+    /// How many runs may hold descriptors at once, and the firing path's
+    /// rate-limited warnings.
+    pub limits: Limits,
 }
 
 /// What became of a firing.
@@ -200,6 +213,10 @@ pub enum FireResult {
     Lost,
     /// Recorded as skipped, with the reason.
     Skipped { run_id: i64, reason: String },
+    /// Not claimed through a failure of jobrun's own (out of descriptors,
+    /// the store refusing writes): recorded `missed`, at once or when the
+    /// store accepts writes again, so its row id is not known here.
+    Missed { reason: String },
     /// The run ended (or could not start) and was recorded.
     Finished {
         run_id: i64,
@@ -217,7 +234,7 @@ impl FireResult {
     /// The recorded run, if there is one.
     pub fn run_id(&self) -> Option<i64> {
         match self {
-            FireResult::Lost => None,
+            FireResult::Lost | FireResult::Missed { .. } => None,
             FireResult::Skipped { run_id, .. } | FireResult::Finished { run_id, .. } => {
                 Some(*run_id)
             }
@@ -308,7 +325,7 @@ pub async fn fire_with_retries(
 
 /// Sleeps `delay`; false as soon as the process begins shutting down.
 async fn sleep_unless_stopping(ctx: &FireContext, delay: Duration) -> bool {
-    let until = std::time::Instant::now() + delay;
+    let until = crate::clock::deadline(std::time::Instant::now(), delay);
     loop {
         if ctx.active.is_stopping() {
             return false;
@@ -342,30 +359,53 @@ pub fn chained(job: &Job, result: &FireResult) -> Vec<Firing> {
         .collect()
 }
 
-/// Runs one firing of `job` to the end and records it.
+/// Runs one firing of `job` to the end and records it. A panic in jobrun
+/// before the claim records the tick `missed`; after it, the run `failed`.
 pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing)).await
+}
+
+async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    #[cfg(test)]
+    tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
     let mode = match concurrency {
         Concurrency::Allow => LockMode::Shared,
         Concurrency::Forbid | Concurrency::Replace => LockMode::Exclusive,
     };
-    let lock = match acquire(ctx, job, firing, mode).await? {
-        Acquired::Lock(lock) => lock,
-        Acquired::Lost => {
+    // A slot before the lock, the run's first descriptor: under a low
+    // descriptor limit runs wait here rather than fail (see `limits`).
+    let mut slot = match ctx.limits.slot().await {
+        Ok(slot) => slot,
+        Err(waiting) => {
+            let error = std::io::Error::other(format!(
+                "{waiting} runs already wait for descriptors (jobs outlast their ticks under a low open-file limit)"
+            ));
+            return Ok(missed::missed(ctx, job, firing, "not started", &error));
+        }
+    };
+    let lock = match acquire(ctx, job, firing, mode).await {
+        Ok(Acquired::Lock(lock)) => lock,
+        Ok(Acquired::Lost) => {
             debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
             return Ok(FireResult::Lost);
         }
-        Acquired::Busy(holder) => return skip_busy(ctx, job, firing, holder.as_deref()).await,
+        Ok(Acquired::Busy(holder)) => return skip_busy(ctx, job, firing, holder.as_deref()).await,
+        Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", e.as_ref())),
     };
 
     if let Some(seen) = firing.changes_seen {
         // Checked again now that the lock is ours: a run that held it (a
         // chained reload, another daemon's watch run) may have handled them.
         let name = job.name.clone();
-        let last = ctx
+        let last = match ctx
             .recorder
             .call(move |store| store.last_success_start(&name))
-            .await?;
+            .await
+        {
+            Ok(last) => last,
+            Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
+        };
         if let Some(started) = last {
             if started >= seen {
                 debug!(job = %job.name, "changes already handled by a run that started after them");
@@ -374,12 +414,23 @@ pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Resu
         }
     }
     let claim = new_run(ctx, job, firing, RunStatus::Running, None);
-    let Some(run_id) = ctx.recorder.claim(claim).await? else {
-        debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
-        return Ok(FireResult::Lost);
+    let run_id = match ctx.recorder.claim(claim).await {
+        Ok(Some(run_id)) => run_id,
+        Ok(None) => {
+            debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
+            return Ok(FireResult::Lost);
+        }
+        Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
     };
     info!(job = %job.name, run_id, trigger = firing.trigger.as_str(), "claimed");
-    let result = execute(ctx, job, firing, run_id).await;
+    // From here the run must end on record, whatever happens to this firing.
+    let result = unwind::after_claim(
+        ctx,
+        job,
+        run_id,
+        execute(ctx, job, firing, run_id, &mut slot),
+    )
+    .await;
     // The lock is held until the outcome is on record: a running row whose lock
     // is free always means its process died.
     drop(lock);
@@ -404,13 +455,16 @@ async fn acquire(
     let mut stop_sent = false;
     let grace = job.spec.kill_grace.unwrap_or(DEFAULT_KILL_GRACE);
     loop {
-        if let Some(lock) = lock::try_lock(&ctx.locks_dir, &job.name, mode)? {
+        let lock = lock::try_lock(&ctx.locks_dir, &job.name, mode)
+            .map_err(|e| anyhow::Error::new(e).context("taking the job's lock"))?;
+        if let Some(lock) = lock {
             return Ok(Acquired::Lock(lock));
         }
         let running: Vec<RunRecord> = ctx
             .recorder
             .call(|store| store.running())
-            .await?
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("reading the job's running runs"))?
             .into_iter()
             .filter(|r| r.job == job.name)
             .collect();
@@ -427,7 +481,7 @@ async fn acquire(
                     stop_sent = true;
                 }
                 // Wait for the stopped run to be recorded and let go.
-                if waited > grace + HOLDER_WAIT {
+                if waited > grace.saturating_add(HOLDER_WAIT) {
                     return Ok(Acquired::Busy(Some(Box::new(holder))));
                 }
             }
@@ -512,12 +566,13 @@ async fn skip_busy(
         None => "already running (its lock is held)".to_string(),
     };
     let claim = new_run(ctx, job, firing, RunStatus::Skipped, Some(&reason));
-    match ctx.recorder.claim(claim).await? {
-        Some(run_id) => {
+    match ctx.recorder.claim(claim).await {
+        Ok(Some(run_id)) => {
             info!(job = %job.name, run_id, %reason, "skipped");
             Ok(FireResult::Skipped { run_id, reason })
         }
-        None => Ok(FireResult::Lost),
+        Ok(None) => Ok(FireResult::Lost),
+        Err(e) => Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
     }
 }
 
@@ -528,6 +583,7 @@ async fn execute(
     job: &Job,
     firing: &Firing,
     run_id: i64,
+    slot: &mut limits::Slot,
 ) -> anyhow::Result<FireResult> {
     if ctx.active.is_stopping() {
         // Claimed just as the daemon began to shut down: the command never
@@ -567,7 +623,7 @@ async fn execute(
     match &job.spec.command {
         Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started).await,
         Command::Shell(_) | Command::Argv(_) => {
-            run_command(ctx, job, run_id, request, started).await
+            run_command(ctx, job, run_id, request, started, slot).await
         }
     }
 }
@@ -645,18 +701,21 @@ async fn run_command(
     run_id: i64,
     request: RunRequest,
     started: std::time::Instant,
+    slot: &mut limits::Slot,
 ) -> anyhow::Result<FireResult> {
     let sink = Arc::new(RunOutput {
         run_id,
         inner: Arc::clone(&ctx.sink),
     });
     let running = match runner::start(request, sink) {
-        Ok(running) => running,
+        Ok(running) => {
+            slot.started();
+            running
+        }
         Err(e) => {
-            let error = format!("could not start: {e}");
-            warn!(job = %job.name, run_id, %error, "failed");
+            let (status, error) = missed::start_failed(ctx, job, run_id, &e);
             let ms = i64::try_from(started.elapsed().as_millis()).ok();
-            return end_early(ctx, run_id, RunStatus::Failed, error, ms).await;
+            return end_early(ctx, run_id, status, error, ms).await;
         }
     };
     let pid = running.pid();
@@ -666,7 +725,9 @@ async fn run_command(
         .await
     {
         // The command already runs; its outcome will still be recorded.
-        warn!(job = %job.name, run_id, error = %e, "recording the start failed");
+        missed::warn_limited(ctx, &missed::key("recording a start", &e), || {
+            warn!(job = %job.name, run_id, error = %e, "recording the start failed");
+        });
     }
     let reason = Arc::new(Mutex::new(None));
     ctx.active.register(
@@ -676,6 +737,8 @@ async fn run_command(
             reason: Arc::clone(&reason),
         },
     );
+    #[cfg(test)]
+    tests::panic_if_asked(&job.name, false);
     let outcome = running.wait().await;
     ctx.active.unregister(run_id);
     let stop_reason = *reason.lock().unwrap_or_else(|p| p.into_inner());
@@ -787,23 +850,19 @@ async fn record(
         output_tail: tail.to_vec(),
         error: error.map(str::to_string),
     };
-    // The outcome is known: try hard to record it before the lock is let go
-    // (a run left `running` would later read as abandoned).
-    let mut attempt = 1;
-    loop {
-        match ctx.recorder.finish(run_id, outcome.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 => {
-                warn!(run_id, attempt, error = %e, "recording the outcome failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(run_id, status = status.as_str(), error = %e, "the outcome could not be recorded");
-                return Err(e.into());
-            }
-        }
+    // A store that refuses the write (full, read-only) keeps the outcome
+    // in the recorder's spool, written when it accepts writes again.
+    if let Err(e) = ctx.recorder.finish(run_id, outcome).await {
+        missed::warn_limited(ctx, &missed::key("recording an outcome", &e), || {
+            warn!(
+                run_id,
+                status = status.as_str(),
+                error = %e,
+                "the outcome could not be recorded now; it is kept and written when the store accepts writes again"
+            );
+        });
     }
+    Ok(())
 }
 
 /// The job's environment (SPEC 6): jobrun's own, then the source's variables,

@@ -471,10 +471,13 @@ pub enum RunStatus {
     Skipped,
     Interrupted,
     Abandoned,
+    /// A tick jobrun could not claim or start through a failure of its own
+    /// (out of descriptors, its state unwritable): the reason is in `error`.
+    Missed,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
@@ -483,6 +486,7 @@ impl RunStatus {
         RunStatus::Skipped,
         RunStatus::Interrupted,
         RunStatus::Abandoned,
+        RunStatus::Missed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -495,6 +499,7 @@ impl RunStatus {
             RunStatus::Skipped => "skipped",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Abandoned => "abandoned",
+            RunStatus::Missed => "missed",
         }
     }
 
@@ -511,6 +516,7 @@ impl RunStatus {
                 | RunStatus::Killed
                 | RunStatus::Interrupted
                 | RunStatus::Abandoned
+                | RunStatus::Missed
         )
     }
 }

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// One layer of variables and the layers below it.
@@ -40,14 +39,32 @@ pub struct JobEnv {
     default_shell: bool,
 }
 
+/// A variable's hash: FNV-1a over `name`, a separator and `value`, then
+/// mixed (splitmix64's finaliser) so that sums of them spread well. Written
+/// out rather than std's hasher, whose output may change between Rust
+/// releases: the digest also orders derived names, which must not change.
 fn var_hash(name: &str, value: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    (name, value).hash(&mut h);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0xff]).chain(value.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 fn var_bytes(name: &str, value: &str) -> usize {
     name.len() + value.len() + 2
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Layers this thread walked to flatten environments: the work that must
+    /// not grow with jobs x variables.
+    pub static LAYERS_WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// What a value of `SHELL` means to the merge rule.
@@ -126,6 +143,8 @@ impl JobEnv {
         let mut out = BTreeMap::new();
         let mut layer = self.top.as_deref();
         while let Some(l) = layer {
+            #[cfg(test)]
+            LAYERS_WALKED.with(|n| n.set(n.get() + 1));
             for (k, v) in &l.vars {
                 out.entry(k).or_insert(v);
             }
@@ -229,6 +248,8 @@ impl IntoIterator for JobEnv {
 pub struct EnvStack {
     current: HashMap<String, String>,
     env: JobEnv,
+    /// Layers in `env`'s stack.
+    depth: usize,
 }
 
 impl EnvStack {
@@ -245,6 +266,23 @@ impl EnvStack {
             below: self.env.top.take(),
             vars: BTreeMap::from([(name, value)]),
         }));
+        self.depth += 1;
+        // Overridden values stay in the stack; once they outnumber the
+        // variables in effect, start again from one layer of those. Each
+        // restart costs the variables in effect and comes after as many new
+        // layers, so building stays linear, and flattening an entry's
+        // environment (at each run) walks at most about twice its variables.
+        if self.depth > 2 * self.current.len() + 8 {
+            next.top = Some(Arc::new(Layer {
+                below: None,
+                vars: self
+                    .current
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }));
+            self.depth = 1;
+        }
         self.env = next;
     }
 
@@ -301,5 +339,19 @@ mod tests {
         assert_eq!(plain.merge_digest(), sh.merge_digest());
         assert!(!plain.same_for_merge(&bash));
         assert_ne!(plain, sh);
+    }
+
+    #[test]
+    fn a_variable_set_over_and_over_does_not_deepen_the_stack_without_end() {
+        let mut stack = EnvStack::new();
+        stack.set("A".into(), "a".into());
+        for i in 0..10_000 {
+            stack.set("V".into(), i.to_string());
+        }
+        let before = LAYERS_WALKED.with(std::cell::Cell::get);
+        assert_eq!(stack.env().to_map(), map(&[("A", "a"), ("V", "9999")]));
+        let walked = LAYERS_WALKED.with(std::cell::Cell::get) - before;
+        assert!(walked <= 16, "{walked} layers for 2 variables");
+        assert_eq!(stack.env().len(), 2);
     }
 }

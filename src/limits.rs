@@ -205,6 +205,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_states_every_duration_bound() {
+        let readme = include_str!("../README.md");
+        for limit in DURATIONS {
+            let row = format!(
+                "| `{}` | {} |",
+                limit.key,
+                humantime::format_duration(limit.max)
+            );
+            assert!(readme.contains(&row), "README.md lacks {row}");
+        }
+    }
+
+    #[test]
     fn durations_read_as_before_within_the_bound() {
         assert_eq!(TIMEOUT.parse("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(TIMEOUT.parse(" 90 "), Ok(Duration::from_secs(90)));

@@ -15,7 +15,9 @@ use crate::job::{Diagnostic, Dialect, HistorySpec, JobSpec, Origin, SourceKind, 
 use crate::schedule::{Schedule, ScheduleError};
 
 mod chains;
+mod schedules;
 use chains::check_chains;
+use schedules::ScheduleIndex;
 
 /// One compiled schedule of a job, with the line that wrote it.
 #[derive(Debug, Clone)]
@@ -71,15 +73,16 @@ impl Job {
         out
     }
 
-    /// The job's last tick in the window `(after, upto]`.
+    /// The job's last tick in the window `(after, upto]`, in work that does not
+    /// grow with the window (see [`Schedule::latest_in`]).
     pub fn latest_tick(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut latest = None;
-        let mut t = after;
-        while let Some(next) = self.next_after(t).filter(|n| *n <= upto) {
-            latest = Some(next);
-            t = next;
+        if !self.spec.enabled {
+            return None;
         }
-        latest
+        self.schedules
+            .iter()
+            .filter_map(|s| s.schedule.latest_in(after, upto))
+            .max()
     }
 
     /// True when a `@reboot` schedule is among the job's schedules.
@@ -106,6 +109,7 @@ impl Plan {
         // Where each YAML name was first defined, to report conflicts.
         let mut yaml_names: HashMap<String, (usize, Origin)> = HashMap::new();
         let mut parsed = ParseCache::default();
+        let mut united = ScheduleIndex::default();
 
         for spec in set.jobs {
             let Some(schedules) =
@@ -132,7 +136,10 @@ impl Plan {
                 Some(&index) => {
                     let job = &mut jobs[index];
                     let origin = spec.origin.clone();
-                    merge_into(job, spec, schedules, &mut diagnostics);
+                    merge_into(job, spec, &mut diagnostics);
+                    for (schedule, at) in schedules {
+                        united.add(index, &mut job.schedules, schedule, at);
+                    }
                     // A crontab job that a YAML definition just named now owns that name.
                     if let Some(name) = &job.spec.name {
                         yaml_names.entry(name.clone()).or_insert((index, origin));
@@ -144,11 +151,15 @@ impl Plan {
                         yaml_names.insert(name.clone(), (index, spec.origin.clone()));
                     }
                     by_key.insert(key, index);
+                    let mut planned = Vec::with_capacity(schedules.len());
+                    for (schedule, at) in schedules {
+                        united.add(index, &mut planned, schedule, at);
+                    }
                     jobs.push(Job {
                         name: spec.name.clone().unwrap_or_default(),
                         origins: vec![spec.origin.clone()],
                         spec,
-                        schedules,
+                        schedules: planned,
                     });
                 }
             }
@@ -255,15 +266,16 @@ impl MergeKey {
     }
 }
 
-/// Parses each expression of `spec` in its zone. `None` (with errors pushed)
-/// when any of them is invalid: a job runs as written or not at all.
+/// Parses each expression of `spec` in its zone, with the line that wrote
+/// it. `None` (with errors pushed) when any of them is invalid: a job runs as
+/// written or not at all.
 fn compile_schedules(
     spec: &JobSpec,
     default_tz: Tz,
     parsed: &mut ParseCache,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<Vec<PlannedSchedule>> {
-    let mut out: Vec<PlannedSchedule> = Vec::with_capacity(spec.schedules.len());
+) -> Option<Vec<(Schedule, Origin)>> {
+    let mut out = Vec::with_capacity(spec.schedules.len());
     let mut ok = true;
     for s in &spec.schedules {
         let tz = match &s.timezone {
@@ -284,7 +296,7 @@ fn compile_schedules(
             },
         };
         match parsed.parse(&s.expr, s.dialect, tz) {
-            Ok(schedule) => add_schedule(&mut out, schedule, s.origin.clone()),
+            Ok(schedule) => out.push((schedule, s.origin.clone())),
             Err(e) => {
                 diagnostics.push(Diagnostic::error(
                     Some(s.origin.clone()),
@@ -313,39 +325,8 @@ impl ParseCache {
     }
 }
 
-/// Adds a schedule, uniting it with an identical one (same expression and zone)
-/// so the same tick is never computed twice.
-fn add_schedule(out: &mut Vec<PlannedSchedule>, schedule: Schedule, origin: Origin) {
-    let same = |p: &PlannedSchedule| {
-        p.schedule.timezone() == schedule.timezone()
-            && normalize_expr(p.schedule.expr()) == normalize_expr(schedule.expr())
-    };
-    match out.iter_mut().find(|p| same(p)) {
-        Some(p) => {
-            if !p.origins.contains(&origin) {
-                p.origins.push(origin);
-            }
-        }
-        None => out.push(PlannedSchedule {
-            schedule,
-            origins: vec![origin],
-        }),
-    }
-}
-
-fn normalize_expr(expr: &str) -> String {
-    expr.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase()
-}
-
-fn merge_into(
-    job: &mut Job,
-    spec: JobSpec,
-    schedules: Vec<PlannedSchedule>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
+/// Merges `spec` into `job` (its schedules are united by the caller).
+fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
     // A YAML definition gives the job its name and settings even when a
     // crontab entry for the same command was read first.
     if job.spec.kind == SourceKind::Crontab && spec.kind == SourceKind::Yaml {
@@ -387,11 +368,6 @@ fn merge_into(
         unite_triggers(&mut job.spec, &spec);
     }
     job.origins.push(spec.origin);
-    for s in schedules {
-        for origin in s.origins {
-            add_schedule(&mut job.schedules, s.schedule.clone(), origin);
-        }
-    }
 }
 
 /// Like schedules, what starts a job is united when definitions merge: every
@@ -401,8 +377,10 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
         (&mut job.on_success, &other.on_success),
         (&mut job.on_failure, &other.on_failure),
     ] {
+        // A set of what is there, not a scan per link: both lists may be long.
+        let mut seen: HashSet<String> = mine.iter().map(|l| l.job.clone()).collect();
         for link in theirs {
-            if !mine.iter().any(|l| l.job == link.job) {
+            if seen.insert(link.job.clone()) {
                 mine.push(link.clone());
             }
         }
@@ -412,8 +390,9 @@ fn unite_triggers(job: &mut JobSpec, other: &JobSpec) {
         (_, None) => {}
         (None, Some(w)) => job.watch = Some(w.clone()),
         (Some(mine), Some(theirs)) => {
+            let mut seen: HashSet<PathBuf> = mine.paths.iter().cloned().collect();
             for p in &theirs.paths {
-                if !mine.paths.contains(p) {
+                if seen.insert(p.clone()) {
                     mine.paths.push(p.clone());
                 }
             }
@@ -466,6 +445,10 @@ fn assign_derived_names(jobs: &mut [Job]) {
             ka.cmp(kb)
                 .then_with(|| argv(x).cmp(&argv(y)))
                 .then_with(|| (&x.stdin, &x.shell).cmp(&(&y.stdin, &y.shell)))
+                // A stable digest orders variables without flattening them
+                // (flattening per comparison was jobs x variables x log jobs);
+                // the variables themselves only on a digest collision.
+                .then_with(|| x.env.merge_digest().cmp(&y.env.merge_digest()))
                 .then_with(|| x.env.vars().cmp(&y.env.vars()))
                 .then_with(|| x.workdir.cmp(&y.workdir))
         });
@@ -621,6 +604,9 @@ fn sanitize(name: &str) -> String {
         .trim_end_matches(['-', '.', '_'])
         .to_string()
 }
+
+#[cfg(test)]
+mod tick_tests;
 
 #[cfg(test)]
 mod tests {
@@ -960,5 +946,62 @@ mod tests {
         );
         assert_eq!(watch.debounce, std::time::Duration::from_secs(1));
         assert_eq!(job.spec.on_success[0].job, "notify");
+    }
+
+    #[test]
+    fn merging_many_schedules_of_one_command_is_linear_work() {
+        // 5,000 entries running one command at different times (and each
+        // written twice): one job, its schedules united by look-up. Uniting
+        // once compared each new schedule with every one before it.
+        let n = 5_000;
+        let mut set = SourceSet::default();
+        for copy in 0..2 {
+            for i in 0..n {
+                let expr = format!("{} {} {} * *", i % 60, (i / 60) % 24, (i / 1440) % 28 + 1);
+                set.jobs.push(crontab_job(
+                    "/etc/crontab",
+                    copy * n + i + 1,
+                    &expr,
+                    "root",
+                    "task",
+                ));
+            }
+        }
+        let before = schedules::NORMALIZED.with(std::cell::Cell::get);
+        let (plan, _) = Plan::build(set, chrono_tz::UTC);
+        let work = schedules::NORMALIZED.with(std::cell::Cell::get) - before;
+        assert_eq!(plan.jobs().len(), 1);
+        let job = &plan.jobs()[0];
+        assert_eq!(job.schedules.len(), n);
+        assert!(job.schedules.iter().all(|s| s.origins.len() == 2));
+        assert_eq!(work, 2 * n, "one normalisation per schedule written");
+    }
+
+    #[test]
+    fn jobs_alike_but_for_their_variables_are_named_without_flattening_them() {
+        // 1,000 shared variables, then 1,000 entries of one command, each
+        // after its own `V=i`: 1,000 jobs named x, x-2... Ordering them once
+        // flattened both environments (2,000 layers each) per comparison.
+        let n = 1_000;
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!("A{i}=x\n"));
+        }
+        for i in 0..n {
+            text.push_str(&format!("V={i}\n* * * * * x\n"));
+        }
+        let set = crate::source::crontab::parse_crontab(
+            std::path::Path::new("/etc/cron.d/x"),
+            text.as_bytes(),
+            crate::source::crontab::CrontabFormat::User,
+            Some("root"),
+        );
+        let before = crate::job_env::LAYERS_WALKED.with(std::cell::Cell::get);
+        let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
+        let walked = crate::job_env::LAYERS_WALKED.with(std::cell::Cell::get) - before;
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(plan.jobs().len(), n);
+        assert!(plan.get("x").is_some() && plan.get(&format!("x-{n}")).is_some());
+        assert!(walked < 10 * n, "{walked} layers walked for {n} jobs");
     }
 }

@@ -42,7 +42,7 @@ pub async fn wait_ready(
     command_request: &(dyn Fn(&str) -> RunRequest + Sync),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Readiness {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::clock::deadline(Instant::now(), timeout);
     loop {
         let reason = match first_failure(checks, deadline, command_request, stop).await {
             Round::Passed => return Readiness::Ready,
@@ -55,7 +55,7 @@ pub async fn wait_ready(
                 humantime::format_duration(Duration::from_secs(timeout.as_secs().max(1)))
             ));
         }
-        let resume = (Instant::now() + POLL).min(deadline);
+        let resume = crate::clock::deadline(Instant::now(), POLL).min(deadline);
         while Instant::now() < resume {
             if stop() {
                 return Readiness::Stopped;

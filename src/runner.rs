@@ -34,6 +34,7 @@
 //!   child only makes async-signal-safe system calls: `setgroups`, `setgid`,
 //!   `setuid`, then `chdir` into the working directory with the user's rights.
 
+pub mod descriptors;
 mod spawn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -211,6 +212,19 @@ pub enum RunError {
     },
     #[error("waiting for job {job}: {source}")]
     Wait { job: String, source: io::Error },
+}
+
+impl RunError {
+    /// Whether the start failed for want of a resource of jobrun's or the
+    /// machine's (descriptors, processes, memory), not through the job.
+    pub fn is_exhaustion(&self) -> bool {
+        match self {
+            RunError::Spawn { source, .. } | RunError::Workdir { source, .. } => {
+                descriptors::is_exhaustion(source)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// How the job's direct child process ended.
@@ -456,7 +470,11 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
     let started_child = match (&program, &identity) {
         // The fast way, whenever nothing but what spawn attributes can do is
         // needed between fork and exec (see `spawn`).
-        (Some(program), None) if spawn::available() && !fork_only() => {
+        // A job whose descriptor limit must differ from jobrun's (raised)
+        // forks: spawn attributes cannot set a limit (see `descriptors`).
+        (Some(program), None)
+            if spawn::available() && !fork_only() && descriptors::job_limit().is_none() =>
+        {
             let c = |s: &OsString| {
                 CString::new(s.as_bytes()).map_err(|_| {
                     spawn_error(io::Error::new(
@@ -628,6 +646,7 @@ fn fork(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let last_signal = libc::SIGRTMAX();
+    let nofile = descriptors::job_limit();
     let switch = identity.map(|identity| (identity.groups, identity.gid, identity.uid));
     // SAFETY: the closure runs in the forked child before exec, where only
     // async-signal-safe calls are allowed. It allocates nothing: every value
@@ -636,6 +655,9 @@ fn fork(
     unsafe {
         cmd.pre_exec(move || {
             reset_signals(last_signal);
+            if let Some(limit) = &nofile {
+                descriptors::set_in_child(limit)?;
+            }
             if let Some((groups, gid, uid)) = &switch {
                 // The order matters: groups and gid need the privileges
                 // that setuid gives up.
@@ -701,7 +723,8 @@ impl Running {
             mut guard,
         } = self;
         let mut stop_requested = stop.subscribe();
-        let deadline = timeout.map(|t| tokio::time::Instant::from_std(started + t));
+        let deadline =
+            timeout.map(|t| tokio::time::Instant::from_std(crate::clock::deadline(started, t)));
 
         enum Trigger {
             Exited(io::Result<ExitStatus>),
@@ -800,7 +823,7 @@ async fn terminate(
     stop: &watch::Sender<StopLevel>,
 ) -> io::Result<ExitStatus> {
     signal_group(pgid, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
+    let deadline = tokio::time::Instant::from_std(crate::clock::deadline(Instant::now(), grace));
     let mut level = stop.subscribe();
     // The grace ends early when a kill is requested (the daemon's shutdown
     // grace ran out before this job's kill grace).
@@ -919,7 +942,8 @@ pub fn stop_foreign_group(pgid: u32, grace: Duration) {
     let pgid = Pid::from_raw(raw);
     signal_group(pgid, Signal::SIGTERM);
     tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline =
+            tokio::time::Instant::from_std(crate::clock::deadline(Instant::now(), grace));
         while group_alive(pgid) {
             if tokio::time::Instant::now() >= deadline {
                 signal_group(pgid, Signal::SIGKILL);

@@ -85,8 +85,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
     let retention = super::prune::retention(args.keep_days, args.keep_runs, plan.history.as_ref());
     let sources = source_options(global, env);
     let (zone, _) = default_zone(env);
+    let filter = sources.clone();
     let reload = ReloadOptions {
         watch: sources.watch_paths(),
+        may_be_source: Box::new(move |path| filter.may_be_source(path)),
         zone,
         started_with: (files, diagnostics),
         read: Box::new(move || source::read_files(&sources)),

@@ -23,7 +23,7 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "TIME|DURATION")]
     pub since: Option<String>,
     /// Only runs with this status (running, succeeded, failed, timed_out,
-    /// killed, skipped, interrupted, abandoned).
+    /// killed, skipped, interrupted, abandoned, missed).
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
     pub status: Option<RunStatus>,
     /// Print JSON instead of a table.

@@ -25,6 +25,10 @@ pub fn init(format: LogFormat, default_level: &str) {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is lost;
+        // by default tracing-subscriber reports that with `eprintln!`, which
+        // panics when stderr fails, and took the daemon down (issue 11).
+        .log_internal_errors(false)
         .with_ansi(colour)
         .with_target(false);
     // A second initialisation (a test calling `run` twice) is harmless.

@@ -120,7 +120,9 @@ pub fn run(
 }
 
 fn schedule_times(schedule: &Schedule, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::with_capacity(count);
+    // Not `with_capacity(count)`: the count is the user's, and `@reboot` has
+    // no time at all (that allocation panicked before it computed anything).
+    let mut out = Vec::new();
     while out.len() < count {
         match schedule.next_after(t) {
             Some(next) => {

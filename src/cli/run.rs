@@ -107,6 +107,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         base_env: std::env::vars().collect::<BTreeMap<_, _>>(),
         tail_bytes: DEFAULT_TAIL_BYTES,
         active: ActiveRuns::default(),
+        limits: fire::Limits::for_this_process(),
     };
     let firing = Firing::new(job.name.clone(), None, Trigger::Manual);
     // Two workers: output written to a slow terminal or pipe must not hold up
@@ -176,6 +177,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
                 "jobrun: {} not started: its run was claimed elsewhere",
                 job.name
             );
+            EXIT_FAILURE
+        }
+        FireResult::Missed { reason } => {
+            eprintln!("jobrun: {} not started (missed): {reason}", job.name);
             EXIT_FAILURE
         }
     })

@@ -11,8 +11,11 @@
 //! changes (see [`watch`]), and the chained jobs a finished run names. Every
 //! one goes through `fire` like a scheduled run.
 
+mod clock_watch;
 pub mod memory;
 pub mod output;
+#[cfg(test)]
+mod panic_tests;
 pub mod reboot;
 mod recovery;
 pub mod reload;
@@ -39,12 +42,10 @@ use crate::plan::Plan;
 use crate::recorder::Recorder;
 use crate::runner;
 use crate::store::{Retention, Store};
+use clock_watch::{ClockWatch, Pass};
 
 /// The longest the loop sleeps without reading the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// A difference between wall-clock and monotonic time larger than this at a
-/// wake-up is a clock jump (or a suspend), not scheduling jitter.
-const JUMP_THRESHOLD: chrono::Duration = chrono::Duration::seconds(2);
 
 /// What the daemon needs to run, resolved by the command line.
 pub struct DaemonOptions {
@@ -92,6 +93,12 @@ pub async fn run(
     );
     let host = fire::this_host();
     let started = clock.now();
+    // Read with `started`: start-up work before the loop (recovery, pruning)
+    // must not look like a clock jump at its first pass.
+    let started_mono = clock.monotonic();
+    // Subscribed with `started`: a hand-moved clock moved during start-up
+    // wakes the loop's first sleep.
+    let mut moved = clock.moved();
     let ctx = Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store: Arc::clone(&store),
@@ -106,6 +113,7 @@ pub async fn run(
         base_env: opts.base_env,
         tail_bytes: opts.tail_bytes,
         active: ActiveRuns::default(),
+        limits: fire::Limits::for_this_process(),
     });
     state_check::check_state(&store, &ctx.locks_dir)?;
     recovery::recover_abandoned(&ctx)?;
@@ -159,15 +167,15 @@ pub async fn run(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
-    let mut reloads = opts.reload.map(|r| reload::Reloads::new(r, &plan));
+    let mut reloads = opts
+        .reload
+        .map(|r| reload::Reloads::new(r, &plan, watches.armer()));
     let mut reload_at: Option<tokio::time::Instant> = None;
-    let mut moved = clock.moved();
-    let mut cursor = started;
     let mut ticks = NextTick::default();
-    let mut watch = JumpWatch::new(started);
+    let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
     let pid = std::process::id();
     let mut next_beat = tokio::time::Instant::now();
-    let mut timer = timer::LoopTimer::new();
+    let mut timer = timer::LoopTimer::new(clock.is_system_realtime());
     loop {
         // The heartbeat rides on whatever woke the loop (after the previous
         // pass handed out its firings), so it never costs a wake-up of its own.
@@ -188,6 +196,7 @@ pub async fn run(
             if let Err(e) = beat {
                 warn!(error = %e, "recording the heartbeat");
             }
+            fire::flush_log_summaries(&ctx);
             next_beat = tokio::time::Instant::now() + HEARTBEAT;
         }
         // Hourly; up to a minute late, since it waits for a wake-up.
@@ -197,7 +206,7 @@ pub async fn run(
         }
         let now = clock.now();
         // A tick already due (woken for something else at it) sleeps zero.
-        let next_tick = ticks.after(&plan, cursor);
+        let next_tick = ticks.after(&plan, watch.cursor());
         let sleep = match next_tick {
             // Wake a little early and finish the wait precisely below: the
             // runtime's timer is only as fine as a millisecond, and rounds up.
@@ -205,22 +214,26 @@ pub async fn run(
             None => MAX_SLEEP,
         }
         .min(next_beat.saturating_duration_since(tokio::time::Instant::now()));
+        let deadline = chrono::Duration::from_std(sleep)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let watch_due = queues.values().filter_map(|q| q.due()).min();
         tokio::select! {
             () = &mut shutdown => break,
-            () = timer.sleep(sleep) => {
-                if let Some(next) = next_tick {
-                    wait_precisely(clock.as_ref(), next);
-                }
-            }
+            wake = timer.sleep_until(now, deadline) => match (wake, next_tick) {
+                (timer::Wake::ClockStepped, _) => debug!("the wall clock was set; reading it again"),
+                (timer::Wake::Deadline, Some(next)) => wait_precisely(clock.as_ref(), next),
+                (timer::Wake::Deadline, None) => {}
+            },
             Ok(()) = changed(&mut moved) => {}
             _ = hangup.recv() => reload::request(&mut reloads, "SIGHUP"),
-            new = reload::next_plan(&mut reloads) => {
+            (new, prepared) = reload::next_plan(&mut reloads) => {
                 plan = new;
                 if let Some(w) = &mut watcher {
                     w.refresh();
                 }
-                watches.update(&plan);
+                watches.update_prepared(&plan, prepared);
                 queues.retain(|name, _| plan.get(name).is_some_and(|j| j.spec.watch.is_some()));
             }
             Some(change) = watches.changes.recv() => {
@@ -290,26 +303,20 @@ pub async fn run(
         }
         // Whatever woke the loop, the ticks that came due meanwhile are handled
         // below: a reload or a finished run at a tick must not skip it.
-        let now = clock.now();
-        match watch.observe(now) {
-            Jump::None => {}
-            Jump::Backward(by) => {
-                // Ticks up to `cursor` ran; they are not run again however
-                // far back the clock went (the claims refuse them too).
-                warn!(
-                    by = %fmt_span(by),
-                    "wall clock moved backwards; ticks that already ran are not run again"
-                );
-            }
-            Jump::Forward(by) if now <= cursor => {
-                // Back towards ticks that already ran (after a backward jump).
-                info!(by = %fmt_span(by), "wall clock moved forward; no missed ticks");
-                continue;
-            }
-            Jump::Forward(by) if by.to_std().is_ok_and(|d| d <= opts.max_catch_up) => {
-                let due = plan.due(cursor, now);
+        match watch.pass(clock.now(), clock.monotonic()) {
+            Pass::Idle => {}
+            Pass::CatchUp {
+                after,
+                upto,
+                by,
+                handed_out,
+            } => {
+                let mut due = plan.due(after, upto);
+                due.retain(|(job, tick)| {
+                    !clock_watch::ran_before(&ctx.store, handed_out, &job.name, *tick)
+                });
                 info!(
-                    by = %fmt_span(by),
+                    by = %clock_watch::fmt_span(by),
                     jobs = due.len(),
                     "wall clock jumped forward (or the machine was suspended); running each job that missed ticks once"
                 );
@@ -317,28 +324,25 @@ pub async fn run(
                     let firing = Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp);
                     spawn_firing(&mut tasks, &ctx, &plan, firing);
                 }
-                cursor = now;
-                continue;
             }
-            Jump::Forward(by) => {
-                warn!(
-                    by = %fmt_span(by),
-                    max_catch_up = %humantime::format_duration(opts.max_catch_up),
-                    "wall clock jumped forward by more than --max-catch-up; missed ticks are not run"
-                );
-                cursor = now;
-                continue;
+            Pass::Scheduled {
+                after,
+                upto,
+                handed_out,
+            } => {
+                for (job, tick) in ticks.due(&plan, after, upto) {
+                    if clock_watch::ran_before(&ctx.store, handed_out, &job.name, tick) {
+                        continue;
+                    }
+                    let firing = Firing::new(job.name.clone(), Some(tick), Trigger::Schedule);
+                    spawn_firing(&mut tasks, &ctx, &plan, firing);
+                }
             }
         }
-        if now <= cursor {
-            // Still behind the ticks already handled (after a backward jump).
-            continue;
+        if watch.jumped() {
+            // The heartbeat is by the wall clock: after a jump, beat at once.
+            next_beat = tokio::time::Instant::now();
         }
-        for (job, tick) in ticks.due(&plan, cursor, now) {
-            let firing = Firing::new(job.name.clone(), Some(tick), Trigger::Schedule);
-            spawn_firing(&mut tasks, &ctx, &plan, firing);
-        }
-        cursor = now;
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
@@ -462,54 +466,6 @@ async fn changed(moved: &mut Option<tokio::sync::watch::Receiver<()>>) -> Result
         Some(rx) => rx.changed().await.map_err(|_| ()),
         None => std::future::pending().await,
     }
-}
-
-/// What happened to the wall clock since the last wake-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Jump {
-    None,
-    Forward(chrono::Duration),
-    Backward(chrono::Duration),
-}
-
-/// Compares wall-clock time with monotonic time between wake-ups: the two
-/// advance together unless the wall clock is stepped or the machine sleeps
-/// (monotonic time stands still during suspend).
-struct JumpWatch {
-    wall: DateTime<Utc>,
-    mono: std::time::Instant,
-}
-
-impl JumpWatch {
-    fn new(now: DateTime<Utc>) -> Self {
-        JumpWatch {
-            wall: now,
-            mono: std::time::Instant::now(),
-        }
-    }
-
-    fn observe(&mut self, now: DateTime<Utc>) -> Jump {
-        let mono = std::time::Instant::now();
-        let mono_elapsed =
-            chrono::Duration::from_std(mono - self.mono).unwrap_or(chrono::Duration::MAX);
-        let drift = (now - self.wall) - mono_elapsed;
-        self.wall = now;
-        self.mono = mono;
-        if drift > JUMP_THRESHOLD {
-            Jump::Forward(drift)
-        } else if drift < -JUMP_THRESHOLD {
-            Jump::Backward(-drift)
-        } else {
-            Jump::None
-        }
-    }
-}
-
-fn fmt_span(d: chrono::Duration) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(
-        d.num_seconds().unsigned_abs(),
-    ))
-    .to_string()
 }
 
 /// The last stretch before a tick is waited with the operating system's

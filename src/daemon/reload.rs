@@ -6,7 +6,7 @@
 //! own, while the loop keeps firing ticks, and the loop swaps the new plan in
 //! when it is ready. A reload asked for while one runs is not run beside it:
 //! one more runs after it. What is applied is decided file by file
-//! ([`files`]): a file with errors never holds back the others, and a file
+//! (`files`): a file with errors never holds back the others, and a file
 //! that loaded before keeps its previous version until it is fixed. Runs in
 //! progress are never disturbed: they keep the job definition they started
 //! with.
@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::watch::{Armer, Prepared};
 use crate::job::Diagnostic;
 use crate::plan::Plan;
 use crate::source::SourceFile;
@@ -39,8 +40,15 @@ pub const DEBOUNCE: Duration = Duration::from_millis(500);
 /// input recurses with its depth; this is the margin, not the fix.)
 const RELOAD_STACK: usize = 8 << 20;
 
+/// A reload running longer than this (settling included: up to three reads
+/// of 30 s each) is reported when another is asked for.
+const SLOW_RELOAD: Duration = Duration::from_secs(120);
+
 /// Reads every source, file by file.
 pub type Reader = Box<dyn Fn() -> Vec<SourceFile> + Send + Sync>;
+
+/// Whether a path in a watched directory may be read as a source.
+pub type SourceFilter = Box<dyn Fn(&std::path::Path) -> bool + Send + Sync>;
 
 /// How the daemon re-reads its configuration.
 pub struct ReloadOptions {
@@ -49,6 +57,9 @@ pub struct ReloadOptions {
     pub zone: Tz,
     /// Files and directories to watch for changes.
     pub watch: Vec<PathBuf>,
+    /// Whether an entry of a watched directory may be a source: only those
+    /// must settle before a reload reads.
+    pub may_be_source: SourceFilter,
     /// The files the starting plan was built from, and that build's findings.
     pub started_with: (Vec<SourceFile>, Vec<Diagnostic>),
 }
@@ -198,6 +209,9 @@ struct Shared {
     read: Reader,
     zone: Tz,
     watch: Vec<PathBuf>,
+    may_be_source: SourceFilter,
+    /// Sets up the `watch:` jobs' watches of a new plan, off the loop.
+    armer: Armer,
     /// Only one reload runs at a time ([`Reloads`] sees to it); the lock
     /// moves the state between reload threads.
     state: Mutex<State>,
@@ -213,7 +227,9 @@ struct State {
 /// while one runs, and hands back each new plan.
 pub struct Reloads {
     shared: Arc<Shared>,
-    running: Option<oneshot::Receiver<Arc<Plan>>>,
+    running: Option<oneshot::Receiver<(Arc<Plan>, Prepared)>>,
+    /// When the running reload started, and whether it was said to be slow.
+    started: Option<(std::time::Instant, bool)>,
     /// A request that came while a reload ran: one more runs after it.
     again: Option<&'static str>,
     /// The plan the loop runs, which the next reload compares with.
@@ -221,19 +237,22 @@ pub struct Reloads {
 }
 
 impl Reloads {
-    pub fn new(options: ReloadOptions, current: &Arc<Plan>) -> Self {
+    pub fn new(options: ReloadOptions, current: &Arc<Plan>, armer: Armer) -> Self {
         let (files, diagnostics) = options.started_with;
         Reloads {
             shared: Arc::new(Shared {
                 read: options.read,
                 zone: options.zone,
                 watch: options.watch,
+                may_be_source: options.may_be_source,
+                armer,
                 state: Mutex::new(State {
                     loaded: LoadedSources::new(files, &diagnostics),
                     seen: None,
                 }),
             }),
             running: None,
+            started: None,
             again: None,
             current: Arc::clone(current),
         }
@@ -244,6 +263,18 @@ impl Reloads {
         if self.running.is_some() {
             debug!(trigger = why, "a reload is running; another follows it");
             self.again = Some(why);
+            // A source that never finishes reading (a FIFO, a hung network
+            // file system) holds every later reload back: said once.
+            if let Some((at, said)) = &mut self.started {
+                if !*said && at.elapsed() > SLOW_RELOAD {
+                    *said = true;
+                    warn!(
+                        trigger = why,
+                        running_for = %humantime::format_duration(Duration::from_secs(at.elapsed().as_secs())),
+                        "a reload is still reading the sources; later reloads wait for it (the current schedule keeps running)"
+                    );
+                }
+            }
             return;
         }
         let (tx, rx) = oneshot::channel();
@@ -254,20 +285,25 @@ impl Reloads {
             .stack_size(RELOAD_STACK)
             .spawn(move || {
                 let plan = reload(&shared, &current, why);
+                let prepared = shared.armer.prepare(&current, &plan);
                 // The loop may be gone (shutting down): nothing to hand over.
-                let _ = tx.send(Arc::new(plan));
+                let _ = tx.send((Arc::new(plan), prepared));
             });
         match spawned {
-            Ok(_) => self.running = Some(rx),
+            Ok(_) => {
+                self.running = Some(rx);
+                self.started = Some((std::time::Instant::now(), false));
+            }
             Err(e) => {
                 error!(trigger = why, error = %e, "cannot start a reload; the previous schedule keeps running")
             }
         }
     }
 
-    /// The next plan, when the running reload ends (never, while none runs).
-    /// A reload that failed leaves the schedule as it was.
-    pub async fn finished(&mut self) -> Arc<Plan> {
+    /// The next plan, when the running reload ends (never, while none runs),
+    /// with the watches of its new `watch:` jobs set up. A reload that failed
+    /// leaves the schedule as it was.
+    pub async fn finished(&mut self) -> (Arc<Plan>, Prepared) {
         loop {
             let Some(running) = self.running.as_mut() else {
                 return std::future::pending().await;
@@ -275,15 +311,15 @@ impl Reloads {
             let result = running.await;
             self.running = None;
             if let Some(why) = self.again.take() {
-                if let Ok(plan) = &result {
+                if let Ok((plan, _)) = &result {
                     self.current = Arc::clone(plan);
                 }
                 self.request(why);
             }
             match result {
-                Ok(plan) => {
+                Ok((plan, prepared)) => {
                     self.current = Arc::clone(&plan);
-                    return plan;
+                    return (plan, prepared);
                 }
                 Err(_) => {
                     error!("the reload failed; the previous schedule keeps running");
@@ -301,7 +337,7 @@ pub fn request(reloads: &mut Option<Reloads>, why: &'static str) {
 }
 
 /// The next plan a reload gives (never, for a daemon that does not reload).
-pub async fn next_plan(reloads: &mut Option<Reloads>) -> Arc<Plan> {
+pub async fn next_plan(reloads: &mut Option<Reloads>) -> (Arc<Plan>, Prepared) {
     match reloads {
         Some(reloads) => reloads.finished().await,
         None => std::future::pending().await,
@@ -315,7 +351,7 @@ fn reload(shared: &Shared, current: &Plan, why: &str) -> Plan {
         .state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut look = || Snapshot::take(&shared.watch);
+    let mut look = || Snapshot::take(&shared.watch, &shared.may_be_source);
     let mut sleep = std::thread::sleep;
     let mut settler = Settler {
         settle: settle::SETTLE,
@@ -387,6 +423,46 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A reload that panics (a bug in a reader) leaves the running schedule
+    /// alone, and the next reload works.
+    #[test]
+    fn a_reload_that_panics_keeps_the_schedule_and_the_next_one_works() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let read: Reader = {
+            let calls = calls.clone();
+            Box::new(move || {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a reader bug");
+                }
+                Vec::new()
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reloads = Some(Reloads::new(
+                ReloadOptions {
+                    read,
+                    zone: Tz::UTC,
+                    watch: Vec::new(),
+                    may_be_source: Box::new(|_| true),
+                    started_with: (Vec::new(), Vec::new()),
+                },
+                &Arc::new(Plan::default()),
+                super::super::watch::JobWatches::default().armer(),
+            ));
+            request(&mut reloads, "SIGHUP");
+            let failed = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
+            assert!(failed.await.is_err(), "no plan from a failed reload");
+            request(&mut reloads, "SIGHUP");
+            let plan = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
+            assert!(plan.await.is_ok(), "the next reload gives a plan");
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
     /// Requests that come while a reload runs are not run beside it, and
     /// however many they are, one more reload follows.
     #[test]
@@ -420,9 +496,11 @@ mod tests {
                     read,
                     zone: Tz::UTC,
                     watch: Vec::new(),
+                    may_be_source: Box::new(|_| true),
                     started_with: (Vec::new(), Vec::new()),
                 },
                 &Arc::new(Plan::default()),
+                super::super::watch::JobWatches::default().armer(),
             ));
             request(&mut reloads, "SIGHUP");
             entered.recv().unwrap();

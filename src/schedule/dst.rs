@@ -24,6 +24,13 @@ const DAY: i64 = 86_400;
 /// transition up to croner's year-5000 horizon.
 const MAX_STEPS: usize = 10_000;
 
+#[cfg(test)]
+thread_local! {
+    /// How many searches ([`next_fire`]) this thread made: tests bound the work
+    /// of what calls it by this count, never by time.
+    pub(super) static SEARCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// UTC offset in seconds in effect at the instant `secs` (Unix seconds).
 fn offset_at(tz: Tz, secs: i64) -> Option<i64> {
     let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
@@ -69,8 +76,11 @@ fn first_transition(tz: Tz, lo: i64, off: i64, hi: i64) -> Option<Option<i64>> {
 /// repeated by a fall-back transition. If so, returns the instant where the repeated
 /// range ends, from which a fixed-time schedule resumes.
 fn repeated_until(tz: Tz, u: i64, w: NaiveDateTime, off: i64) -> Option<Option<i64>> {
-    // A repeat is only possible if the offset a day earlier was larger.
-    let before = offset_at(tz, u - DAY)?;
+    // A repeat is only possible if the offset a day earlier was larger. On the
+    // first day of chrono's time line there is no earlier day, and no repeat.
+    let Some(before) = offset_at(tz, u - DAY) else {
+        return Some(None);
+    };
     if before <= off {
         return Some(None);
     }
@@ -87,6 +97,25 @@ fn repeated_until(tz: Tz, u: i64, w: NaiveDateTime, off: i64) -> Option<Option<i
     Some(transition.map(|t| t + shift))
 }
 
+/// `Some(s)` when a spring-forward transition happens exactly at `s` and a wall
+/// time it skips matches: a fixed time in that gap fires at `s`, the first instant
+/// after the gap. The walk below finds gaps at transitions it crosses; a search that
+/// starts exactly at one (from the last second before it, or any instant within
+/// that second) would otherwise begin in the new offset and miss the gap (issue 11).
+fn gap_run_at(
+    tz: Tz,
+    s: i64,
+    next_wall: &impl Fn(NaiveDateTime) -> Option<NaiveDateTime>,
+) -> Option<Option<i64>> {
+    let (before, off) = (offset_at(tz, s.checked_sub(1)?)?, offset_at(tz, s)?);
+    if off <= before {
+        return Some(None);
+    }
+    // The skipped wall times are [s + before, s + off).
+    let in_gap = next_wall(naive(s + before)?).is_some_and(|w| naive_secs(w) < s + off);
+    Some(in_gap.then_some(s))
+}
+
 /// The first instant strictly after `after` (Unix seconds) at which a schedule fires.
 ///
 /// `next_wall(w)` returns the first wall time at or after `w` that the expression
@@ -97,7 +126,14 @@ pub(super) fn next_fire(
     after: i64,
     next_wall: impl Fn(NaiveDateTime) -> Option<NaiveDateTime>,
 ) -> Option<i64> {
+    #[cfg(test)]
+    SEARCHES.with(|n| n.set(n.get() + 1));
     let mut s = after.checked_add(1)?;
+    if fixed_time {
+        if let Some(gap_run) = gap_run_at(tz, s, &next_wall)? {
+            return Some(gap_run);
+        }
+    }
     for _ in 0..MAX_STEPS {
         let off = offset_at(tz, s)?;
         let w = next_wall(naive(s + off)?)?;

@@ -12,11 +12,14 @@
 //! Must not know: the clock (time is always an argument), files, SQLite, tokio, jobs.
 
 mod dst;
+mod latest;
 mod vixie;
 mod wall;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transition_tests;
 
 use std::sync::Arc;
 
@@ -221,6 +224,19 @@ impl Schedule {
         DateTime::from_timestamp(secs, 0)
     }
 
+    /// The latest fire instant in `(after, upto]`: the last one [`Schedule::next_after`]
+    /// would reach walking forward from `after`, found in work that does not grow with
+    /// the window (a per-second schedule's year-long catch-up window costs a few
+    /// searches, not 31 million).
+    pub fn latest_in(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let wall = self.wall.as_ref()?;
+        let next = |t| dst::next_fire(self.tz, self.fixed_time, t, |w| wall.next_at_or_after(w));
+        // Ticks are whole seconds: one is after `after` exactly when it is after its
+        // whole second, and at or before `upto` when at or before its whole second.
+        let secs = latest::latest_in(after.timestamp(), upto.timestamp(), next)?;
+        DateTime::from_timestamp(secs, 0)
+    }
+
     pub fn is_reboot(&self) -> bool {
         self.wall.is_none()
     }
@@ -244,6 +260,13 @@ impl Schedule {
     pub fn has_seconds(&self) -> bool {
         self.seconds
     }
+}
+
+/// How many next-tick searches this thread has made so far (for tests that bound
+/// work by a count).
+#[cfg(test)]
+pub(crate) fn searches_on_this_thread() -> u64 {
+    dst::SEARCHES.with(std::cell::Cell::get)
 }
 
 const MONTHS: [&str; 12] = [

@@ -22,11 +22,11 @@ fn at(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn crontab(expr: &str, tz: Tz) -> Schedule {
+pub(super) fn crontab(expr: &str, tz: Tz) -> Schedule {
     Schedule::parse(expr, Dialect::Crontab, tz).expect("test expression parses")
 }
 
-fn yaml(expr: &str, tz: Tz) -> Schedule {
+pub(super) fn yaml(expr: &str, tz: Tz) -> Schedule {
     Schedule::parse(expr, Dialect::Yaml, tz).expect("test expression parses")
 }
 
@@ -604,7 +604,7 @@ fn accepted_expressions() {
 // ---------------------------------------------------------------------------
 
 /// A classic 5-field expression as plain sets, parsed without croner.
-struct Reference {
+pub(super) struct Reference {
     minute: Vec<bool>,
     hour: Vec<bool>,
     dom: Vec<bool>,
@@ -645,7 +645,7 @@ fn ref_field(text: &str, lo: u32, hi: u32, names: &[&str], first_name: u32) -> V
 }
 
 impl Reference {
-    fn new(expr: &str) -> Reference {
+    pub(super) fn new(expr: &str) -> Reference {
         let expr = match expr {
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
@@ -684,7 +684,7 @@ impl Reference {
     }
 }
 
-fn ref_offset(tz: Tz, secs: i64) -> i64 {
+pub(super) fn ref_offset(tz: Tz, secs: i64) -> i64 {
     let utc = DateTime::from_timestamp(secs, 0)
         .expect("in range")
         .naive_utc();
@@ -699,7 +699,7 @@ fn wall(tz: Tz, secs: i64) -> NaiveDateTime {
 
 /// Every fire instant in `[from, to)` (minute-aligned UTC seconds), by SPEC 2 taken
 /// literally, one UTC minute at a time.
-fn brute_force(r: &Reference, tz: Tz, from: i64, to: i64) -> Vec<i64> {
+pub(super) fn brute_force(r: &Reference, tz: Tz, from: i64, to: i64) -> Vec<i64> {
     let mut out = Vec::new();
     let mut u = from;
     while u < to {

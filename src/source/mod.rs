@@ -10,6 +10,7 @@ pub mod crontab;
 pub mod system;
 pub mod trust;
 pub mod yaml;
+mod yaml_locate;
 mod yaml_scan;
 mod yaml_slot;
 
@@ -43,6 +44,22 @@ impl SourceOptions {
             }
         }
         paths
+    }
+
+    /// Whether `path`, an entry of a watched directory, may be read as a
+    /// source (as [`read_all`] chooses them): a `*.yaml`/`*.yml` file of a
+    /// `--config` directory; any entry of a crontab directory. Hidden names
+    /// never are. What else a job writes into those directories (a log, a
+    /// lock) is no source, and must not hold a reload back while it changes.
+    pub fn may_be_source(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            return false;
+        }
+        let in_config_dir = path
+            .parent()
+            .is_some_and(|dir| self.configs.iter().any(|c| c == dir));
+        !in_config_dir || name.ends_with(".yaml") || name.ends_with(".yml")
     }
 
     /// True when no source of any kind is configured.
@@ -183,9 +200,12 @@ fn read_config_path(path: &Path) -> SourceSet {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // One that cannot be looked at (a dangling or looping symlink)
+            // is read, so that its error names it rather than it vanishing;
+            // a directory or FIFO so named is no job file.
             !name.starts_with('.')
                 && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
+                && std::fs::metadata(p).map_or(true, |m| m.is_file())
         })
         .collect();
     files.sort();
@@ -193,4 +213,56 @@ fn read_config_path(path: &Path) -> SourceSet {
         set.extend(yaml::read_yaml_file(&file));
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dangling_link_in_a_config_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "jobs:\n  - {name: a, schedule: \"@daily\", command: a}\n",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("gone.yaml")).expect("link");
+        std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).expect("link");
+        std::fs::create_dir(dir.path().join("sub.yaml")).expect("mkdir");
+        let set = read_all(&SourceOptions {
+            configs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        });
+        assert_eq!(set.jobs.len(), 1);
+        let errors: Vec<String> = set.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("gone.yaml"), "{errors:?}");
+        assert!(errors[1].contains("loop.yaml"), "{errors:?}");
+    }
+
+    #[test]
+    fn only_what_may_be_read_counts_as_a_source_entry() {
+        let opts = SourceOptions {
+            configs: vec!["/etc/jobrun/jobs.d".into(), "/etc/jobrun/jobs.yaml".into()],
+            system_root: Some("/".into()),
+            ..Default::default()
+        };
+        for yes in [
+            "/etc/jobrun/jobs.d/backup.yaml",
+            "/etc/jobrun/jobs.d/a.yml",
+            "/etc/cron.d/certbot",
+            "/var/spool/cron/crontabs/www-data",
+        ] {
+            assert!(opts.may_be_source(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "/etc/jobrun/jobs.d/output.log",
+            "/etc/jobrun/jobs.d/.backup.yaml.swp",
+            "/etc/jobrun/jobs.d/..data",
+            "/etc/cron.d/.placeholder",
+        ] {
+            assert!(!opts.may_be_source(Path::new(no)), "{no}");
+        }
+    }
 }

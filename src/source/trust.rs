@@ -28,7 +28,7 @@
 //!   not waited on), and the open file is read within the limit of every
 //!   source ([`super::bounded`]).
 //!
-//! See: https://salsa.debian.org/debian/cron/-/blob/master/database.c
+//! See: <https://salsa.debian.org/debian/cron/-/blob/master/database.c>
 
 use std::fs::{Metadata, OpenOptions};
 use std::io;

@@ -183,7 +183,9 @@ impl Scanner {
     }
 
     fn size_of_open(&self, a: &OpenAnchor, offset: usize) -> usize {
-        (offset - a.start).saturating_add(self.expanded - a.expanded_at_start)
+        offset
+            .saturating_sub(a.start)
+            .saturating_add(self.expanded - a.expanded_at_start)
     }
 
     fn alias(&mut self, number: usize, offset: usize, name: &[u8]) -> Result<(), ScanError> {
@@ -242,6 +244,7 @@ mod tests {
             "jobs:\n  - name: a\n    command: |\n      if [ -x x ]; then { [[[[ ; fi\n      {{{{{\n    env: {A: '[[[', B: \"{{\\\"\"}\n",
             "defaults:\n  env: &common {A: 1}\njobs:\n  - {name: a, command: x, env: *common}\n  - {name: b, command: y, env: *common}\n",
             "jobs: [[[[[[[[]]]]]]]]\n",
+            "a: [&x 1, *x, {b: &y [*x, *y]}]\n",
             "- name: a\n  command: echo {a,b} [x] # { [\n",
         ] {
             assert_eq!(scan(text), Ok(()), "{text}");
@@ -298,5 +301,28 @@ mod tests {
         let many = format!("a: &a 1\nb: [{}]\n", ["*a"; 1001].join(", "));
         let (_, message) = scan(&many).expect_err("too many");
         assert!(message.contains("at most 1000"), "{message}");
+    }
+
+    #[test]
+    fn any_text_of_yaml_punctuation_scans_without_a_panic() {
+        // A small deterministic generator (xorshift) over the characters the
+        // scanner acts on: every mix of them ends in Ok or a located error.
+        let alphabet: [&str; 20] = [
+            " ", "\t", "\n", "\r", "- ", "? ", ": ", ",", " #", "&a ", "*a", "!t ", "|", ">", "'",
+            "\"", "\\", "[", "]", "{",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 64) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            if let Err((line, _)) = scan(&text) {
+                assert!(line >= 1 && line <= text.split('\n').count(), "{text:?}");
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_runs.sql"),
     include_str!("../../migrations/0002_daemons.sql"),
     include_str!("../../migrations/0003_followups.sql"),
+    include_str!("../../migrations/0004_missed.sql"),
 ];
 
 /// The schema version this jobrun writes.

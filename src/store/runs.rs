@@ -324,6 +324,39 @@ impl Store {
         finish_on(&self.conn(), id, f)
     }
 
+    /// Makes every write fail as on a read-only database (`PRAGMA
+    /// query_only`), or lets writes through again: how tests make the store
+    /// refuse writes without root (a full disk needs a mount).
+    #[cfg(test)]
+    pub fn refuse_writes_for_tests(&self, refuse: bool) {
+        self.conn()
+            .pragma_update(None, "query_only", refuse)
+            .expect("query_only can always be set");
+    }
+
+    /// Records how a run ended only if it still reads `running`: for an
+    /// ending jobrun infers (a firing that panicked or was dropped), which
+    /// must never overwrite an outcome already recorded. True if it did.
+    pub fn finish_if_running(&self, id: i64, f: &Finish<'_>) -> Result<bool, StoreError> {
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, error = ?5
+                 WHERE id = ?1 AND status = 'running'",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id,
+                    f.status.as_str(),
+                    fmt_time(f.finished_at),
+                    f.duration_ms,
+                    f.error,
+                ])
+            })
+            .map_err(sql("recording how a run ended"))?;
+        Ok(changed == 1)
+    }
+
     pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
             .query_row(
@@ -662,5 +695,52 @@ mod tests {
         let rec = store.get(id).unwrap().unwrap();
         assert_eq!(rec.status, RunStatus::Abandoned);
         assert_eq!(rec.finished_at, Some(t(9, 5, 0)));
+    }
+
+    #[test]
+    fn a_version_3_history_migrates_and_accepts_missed_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("jobrun.db")).unwrap();
+            conn.execute_batch(include_str!("../../migrations/0001_runs.sql"))
+                .unwrap();
+            conn.execute_batch(include_str!("../../migrations/0002_daemons.sql"))
+                .unwrap();
+            conn.execute_batch(include_str!("../../migrations/0003_followups.sql"))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.pragma_update(None, "application_id", super::super::APPLICATION_ID)
+                .unwrap();
+            conn.execute(
+                "INSERT INTO runs (job, trigger, tick, claimed_at, status, host, owner, attempt)
+                 VALUES ('old', 'schedule', '2026-05-01T09:00:00.000Z', '2026-05-01T09:00:00.000Z',
+                         'succeeded', 'h', 'o', 1)",
+                [],
+            )
+            .unwrap();
+            let refused = conn.execute(
+                "INSERT INTO runs (job, trigger, claimed_at, status, host, owner)
+                 VALUES ('x', 'manual', '2026-05-01T09:00:00.000Z', 'missed', 'h', 'o')",
+                [],
+            );
+            assert!(refused.is_err(), "version 3 knows no `missed`");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let old = store.history(&HistoryFilter::default()).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(
+            (old[0].job.as_str(), old[0].status),
+            ("old", RunStatus::Succeeded)
+        );
+        let mut missed = new_run("old", Some(t(9, 1, 0)));
+        missed.status = RunStatus::Missed;
+        missed.error = Some("not claimed: database or disk is full");
+        let id = store.claim(&missed).unwrap().expect("a new tick");
+        assert!(id > old[0].id, "ids keep growing after the rebuild");
+        // The tick key still holds after the rebuild.
+        assert_eq!(store.claim(&missed).unwrap(), None);
+        let rec = store.get(id).unwrap().unwrap();
+        assert_eq!(rec.status, RunStatus::Missed);
+        assert!(rec.finished_at.is_some());
     }
 }

@@ -183,6 +183,26 @@ impl Test {
         args: I,
         stdout_to: Option<&str>,
     ) -> Daemon {
+        self.spawn_daemon_with(args, stdout_to, None)
+    }
+
+    /// Starts a daemon whose address space is limited to `bytes`
+    /// (`RLIMIT_AS`): an input that makes it allocate without bound fails
+    /// the test instead of exhausting the machine.
+    pub fn spawn_daemon_limited<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        bytes: u64,
+    ) -> Daemon {
+        self.spawn_daemon_with(args, None, Some(bytes))
+    }
+
+    fn spawn_daemon_with<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        stdout_to: Option<&str>,
+        address_space: Option<u64>,
+    ) -> Daemon {
         let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -194,7 +214,26 @@ impl Test {
             ),
             None => std::process::Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
+        if let Some(bytes) = address_space {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            // SAFETY: setrlimit is async-signal-safe and reads only `limit`,
+            // a copy owned by the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = cmd
             .arg("daemon")
             .args(&args)
             .env_remove("JOBRUN_CONFIG")
@@ -214,6 +253,17 @@ impl Test {
 impl Daemon {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The exit code (128+N for signal N) if the daemon has exited.
+    pub fn exited(&mut self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.try_wait().expect("waiting for the daemon")?;
+        Some(
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        )
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -246,6 +296,17 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The last `bytes` or so of the daemon's stderr (a log of a big input
+    /// can run to megabytes).
+    pub fn log_tail(&self, bytes: usize) -> String {
+        let log = self.log();
+        let mut from = log.len().saturating_sub(bytes);
+        while !log.is_char_boundary(from) {
+            from += 1;
+        }
+        log[from..].to_string()
+    }
+
     /// Peak resident memory (VmHWM) in KiB, while it runs.
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -265,7 +326,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("the daemon's log:\n{}", self.log());
+            eprintln!("the daemon's log (its end):\n{}", self.log_tail(16 * 1024));
         }
     }
 }
@@ -282,5 +343,61 @@ pub fn wait_for<T>(limit: std::time::Duration, what: &str, mut f: impl FnMut() -
             panic!("timed out after {limit:?} waiting for {what}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl Test {
+    /// Starts `jobrun daemon` with `args`, running `pre_exec` in the child
+    /// before it executes jobrun (resource limits, signal dispositions: what
+    /// a test can set up without root).
+    pub fn spawn_daemon_with_pre_exec<I, S, F>(&self, args: I, pre_exec: F) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        use std::os::unix::process::CommandExt;
+        let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
+        let stderr_path = self.path("daemon-pre-exec.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("creating the daemon's log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
+        cmd.arg("daemon")
+            .args(&args)
+            .env_remove("JOBRUN_CONFIG")
+            .env("TZ", "UTC")
+            .env("JOBRUN_STATE_DIR", self.path("state"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        // SAFETY: the tests' closures make only async-signal-safe calls
+        // (setrlimit, signal), allocating nothing.
+        unsafe {
+            cmd.pre_exec(pre_exec);
+        }
+        let child = cmd.spawn().expect("starting jobrun daemon");
+        Daemon { child, stderr_path }
+    }
+
+    /// Starts `jobrun daemon` with `args` under an open-file limit of
+    /// `soft`/`hard` descriptors (no root needed to lower a limit).
+    pub fn spawn_daemon_with_nofile<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        soft: u64,
+        hard: u64,
+    ) -> Daemon {
+        self.spawn_daemon_with_pre_exec(args, move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: setrlimit reads the struct it is given.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
     }
 }

@@ -336,3 +336,80 @@ fn source_files_over_the_size_and_line_limits_are_refused_with_their_place() {
         out.stdout
     );
 }
+
+/// Issue 11, "done when": a daemon under reload of each input reproducer
+/// keeps firing its other jobs (each is refused with its line, quickly and in
+/// little memory, and nothing of it reaches a timer).
+#[test]
+fn a_daemon_reloading_each_input_reproducer_keeps_firing_its_other_jobs() {
+    use nix::sys::signal::Signal;
+    use std::time::Duration;
+
+    let t = Test::new();
+    t.write(
+        "conf/ticker.yaml",
+        "jobs:\n  - name: ticker\n    schedule: \"* * * * * *\"\n    command: echo \"$JOBRUN_TICK\" >> {root}/ticks.txt\n",
+    );
+    std::fs::create_dir_all(t.path("watched")).expect("creating the watched directory");
+    let ticks = || {
+        std::fs::read_to_string(t.path("ticks.txt"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
+    let grows = |what: &str| {
+        let from = ticks();
+        crate::harness::wait_for(Duration::from_secs(20), what, || {
+            assert!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.pid()), None).is_ok(),
+                "the daemon is gone: {}",
+                daemon.log()
+            );
+            (ticks() >= from + 2).then_some(())
+        });
+    };
+    grows("ticks at start");
+
+    let big = "x".repeat(100_000);
+    let mut aliases = format!("defaults:\n  env:\n    BIG: &big {big}\n");
+    for i in 0..1_000 {
+        aliases.push_str(&format!("    V{i}: *big\n"));
+    }
+    aliases.push_str("jobs:\n  - {name: a, command: x}\n");
+    let reproducers = [
+        (
+            "deep.yaml",
+            format!("jobs: []\nx: {}{}\n", "[".repeat(50_000), "]".repeat(50_000)),
+            "deep.yaml:2",
+        ),
+        ("aliases.yaml", aliases, "aliases.yaml:14"),
+        (
+            "debounce.yaml",
+            format!(
+                "jobs:\n  - name: w\n    command: \"true\"\n    watch: {{paths: [{}], debounce: 18446744073709551615}}\n",
+                t.path("watched").display()
+            ),
+            "debounce.yaml:4",
+        ),
+        (
+            "timeout.yaml",
+            "jobs:\n  - name: slow\n    schedule: \"* * * * * *\"\n    command: \"true\"\n    timeout: \"300000000000y\"\n".to_string(),
+            "timeout.yaml:5",
+        ),
+    ];
+    for (file, text, place) in reproducers {
+        t.write(&format!("conf/{file}"), &text);
+        daemon.signal(Signal::SIGHUP);
+        crate::harness::wait_for(Duration::from_secs(20), place, || {
+            daemon.log().contains(place).then_some(())
+        });
+        grows(file);
+    }
+    // A change in the directory the refused job would have watched.
+    t.write("watched/new", "x");
+    grows("ticks after a change in the watched directory");
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}

@@ -15,6 +15,8 @@ mod limits;
 mod pid1;
 mod recovery;
 mod reload;
+mod reproducers;
+mod resources;
 mod sources;
 mod state_dir;
 mod triggers;

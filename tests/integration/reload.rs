@@ -199,20 +199,25 @@ fn grows(t: &Test, daemon: &crate::harness::Daemon, file: &str, more: usize, wha
     });
 }
 
+/// `j0 -> j1 -> ... -> j{links-1}` by `on_success`.
+fn chain(links: usize) -> String {
+    let mut chain = String::from("jobs:\n");
+    for i in 0..links {
+        chain.push_str(&format!("  - name: j{i}\n    command: \"true {i}\"\n"));
+        if i + 1 < links {
+            chain.push_str(&format!("    on_success: [j{}]\n", i + 1));
+        }
+    }
+    chain
+}
+
 /// Issue 11 #1: the chain check recursed once per link and overflowed the
 /// reload's 2 MiB stack (SIGABRT) at the first SIGHUP.
 #[test]
 fn a_daemon_reloading_a_6000_job_chain_keeps_firing() {
     let t = Test::new();
     t.write("conf/ticker.yaml", &format!("jobs:\n{TICKER}"));
-    let mut chain = String::from("jobs:\n");
-    for i in 0..6_000 {
-        chain.push_str(&format!("  - name: j{i}\n    command: \"true {i}\"\n"));
-        if i + 1 < 6_000 {
-            chain.push_str(&format!("    on_success: [j{}]\n", i + 1));
-        }
-    }
-    t.write("conf/chain.yaml", &chain);
+    t.write("conf/chain.yaml", &chain(6_000));
     let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
     grows(&t, &daemon, "ticks.txt", 1, "ticks at start");
     for _ in 0..2 {
@@ -226,6 +231,43 @@ fn a_daemon_reloading_a_6000_job_chain_keeps_firing() {
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
+}
+
+/// Issue 11 #1: on the main thread's 8 MiB stack, `check` (and a daemon's
+/// start) aborted from about 23,000 chained jobs. Under a 1 MiB stack limit
+/// (which sizes the main thread) 10,000 are enough to show a walk that
+/// recurses with the chain, and take seconds rather than minutes to read.
+#[test]
+fn check_accepts_a_long_chain_on_a_small_main_stack() {
+    use std::os::unix::process::CommandExt;
+    let t = Test::new();
+    t.write("chain.yaml", &chain(10_000));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"));
+    cmd.args(["check", "--config"])
+        .arg(t.path("chain.yaml"))
+        .env("JOBRUN_STATE_DIR", t.path("state"));
+    let limit = libc::rlimit {
+        rlim_cur: 1 << 20,
+        rlim_max: 1 << 20,
+    };
+    // SAFETY: setrlimit is async-signal-safe and reads only `limit`, a copy
+    // owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_STACK, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().expect("running jobrun check");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Issue 11 #4: a reload read its sources on the scheduler loop, so no tick
@@ -461,4 +503,24 @@ fn a_configmap_data_swap_is_applied() {
         let (code, log) = daemon.wait(Duration::from_secs(10));
         assert_eq!(code, 0, "{log}");
     }
+}
+
+/// Only what may be a source has to settle: a job writing its log into a
+/// `--config` directory every second must not hold every reload back for
+/// the longest settle wait (30 s).
+#[test]
+fn a_log_written_into_a_config_directory_does_not_delay_reloads() {
+    let t = Test::new();
+    t.write("conf/a.yaml", &writer_job("a", "a1.txt"));
+    t.write(
+        "conf/noisy.yaml",
+        "jobs:\n  - name: noisy\n    schedule: \"* * * * * *\"\n    command: echo \"$JOBRUN_TICK\" >> {root}/conf/noise.log\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/conf"]);
+    grows(&t, &daemon, "a1.txt", 1, "a at start");
+    t.write("conf/a.yaml", &writer_job("a", "a2.txt"));
+    grows(&t, &daemon, "a2.txt", 2, "a's new content");
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
 }

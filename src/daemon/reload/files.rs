@@ -64,10 +64,10 @@ const CHANGING: &str = "it was still changing while it was read";
 const DIR_UNREADABLE: &str = "its directory cannot be read";
 
 /// A file of the next plan: the version applied and, when that is the
-/// previous one, the new read that was not, with its errors.
+/// previous one, why, and the errors of the new read that was not applied.
 struct Entry {
     applied: Loaded,
-    refused: Option<(PathBuf, Vec<Diagnostic>)>,
+    refused: Vec<Diagnostic>,
     why: Option<&'static str>,
 }
 
@@ -121,13 +121,17 @@ impl LoadedSources {
                         clean: file.is_clean(),
                         file,
                     },
-                    refused: None,
+                    refused: Vec::new(),
                     why: None,
                 }),
                 Choice::KeepPrevious(why) => entries.push(Entry {
                     applied: old.cloned().expect("only a file read before is kept"),
                     // A half-written file's errors are no news.
-                    refused: (why != CHANGING).then_some((file.path, file.set.diagnostics)),
+                    refused: if why == CHANGING {
+                        Vec::new()
+                    } else {
+                        file.set.diagnostics
+                    },
                     why: Some(why),
                 }),
                 Choice::LeaveOut => left_out.push(file.path),
@@ -144,7 +148,7 @@ impl LoadedSources {
         for old in behind_unreadable {
             entries.push(Entry {
                 applied: old.clone(),
-                refused: None,
+                refused: Vec::new(),
                 why: Some(DIR_UNREADABLE),
             });
         }
@@ -174,7 +178,7 @@ impl LoadedSources {
                 .cloned()
                 .collect();
             entry.applied = old.clone();
-            entry.refused = Some((path, refused));
+            entry.refused = refused;
             entry.why = Some(HAS_ERRORS);
             again = true;
         }
@@ -197,7 +201,7 @@ impl LoadedSources {
         for entry in &entries {
             let Some(why) = entry.why else { continue };
             let path = &entry.applied.file.path;
-            for d in entry.refused.iter().flat_map(|(_, ds)| ds) {
+            for d in &entry.refused {
                 if d.severity == Severity::Error {
                     errors += 1;
                     error!("{d}");
@@ -443,11 +447,11 @@ mod tests {
         std::os::unix::fs::symlink("loop", s.root.join("etc/cron.d/loop")).unwrap();
         s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "new-a")));
         let watched = s.opts.watch_paths();
-        let snapshot = super::super::settle::Snapshot::take(&watched);
+        let snapshot = super::super::settle::Snapshot::take(&watched, &|p| s.opts.may_be_source(p));
         assert!(!snapshot.changed(&Default::default()).is_empty());
         let (jobs, applied) = s.reload();
         assert_eq!(jobs, pairs(&[("a", "new-a")]));
-        assert_eq!(applied.errors, 1, "the cron.d loop is an unreadable file");
+        assert_eq!(applied.errors, 2, "each loop is an unreadable file");
     }
 
     #[test]

@@ -63,8 +63,9 @@ pub struct Snapshot(BTreeMap<PathBuf, Stamp>);
 
 impl Snapshot {
     /// Stats every path in `watched`, and each entry of those that are
-    /// directories (not deeper: sources are never read deeper either).
-    pub fn take(watched: &[PathBuf]) -> Snapshot {
+    /// directories (not deeper: sources are never read deeper either) that
+    /// `may_be_source` keeps.
+    pub fn take(watched: &[PathBuf], may_be_source: &dyn Fn(&Path) -> bool) -> Snapshot {
         let mut stamps = BTreeMap::new();
         for path in watched {
             let stamp = Stamp::of(path);
@@ -78,7 +79,9 @@ impl Snapshot {
             };
             for entry in entries.filter_map(Result::ok) {
                 let entry = entry.path();
-                stamps.insert(entry.clone(), Stamp::of(&entry));
+                if may_be_source(&entry) {
+                    stamps.insert(entry.clone(), Stamp::of(&entry));
+                }
             }
         }
         Snapshot(stamps)
@@ -152,7 +155,7 @@ mod tests {
         let pieces = ["jobs:\n", "  - name: a\n", "    command: x\n"];
         let mut written = 0;
         let mut sleeps = 0;
-        let mut look = || Snapshot::take(&watched);
+        let mut look = || Snapshot::take(&watched, &|_| true);
         // Each "sleep" lets the writer add one piece, until it is done.
         let mut sleep = |_: Duration| {
             sleeps += 1;
@@ -177,7 +180,7 @@ mod tests {
             "read only once complete"
         );
         // Nothing changed since: the next reload does not wait.
-        let mut look = || Snapshot::take(&watched);
+        let mut look = || Snapshot::take(&watched, &|_| true);
         let mut no_sleep = |_: Duration| panic!("waited although nothing changed");
         let mut settler = Settler {
             settle: SETTLE,
@@ -196,7 +199,7 @@ mod tests {
         fs::write(&calm, "jobs: []\n").unwrap();
         let watched = vec![dir.path().to_path_buf()];
         let mut f = fs::File::create(&busy).unwrap();
-        let mut look = || Snapshot::take(&watched);
+        let mut look = || Snapshot::take(&watched, &|_| true);
         let mut sleep = |_: Duration| {
             f.write_all(b"#\n").unwrap();
             f.sync_all().unwrap();
@@ -219,10 +222,10 @@ mod tests {
         fs::write(&b, "same").unwrap();
         let link = dir.path().join("jobs.yaml");
         std::os::unix::fs::symlink(&a, &link).unwrap();
-        let before = Snapshot::take(std::slice::from_ref(&link));
+        let before = Snapshot::take(std::slice::from_ref(&link), &|_| true);
         fs::remove_file(&link).unwrap();
         std::os::unix::fs::symlink(&b, &link).unwrap();
-        let after = Snapshot::take(std::slice::from_ref(&link));
+        let after = Snapshot::take(std::slice::from_ref(&link), &|_| true);
         assert!(before.changed(&after).contains(&link));
     }
 }
