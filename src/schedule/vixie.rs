@@ -139,6 +139,7 @@ pub(super) fn parse_field(
     Ok(field)
 }
 
+/// Reads one item of a field's list; `in_list` when the field has several.
 fn parse_item(
     kind: FieldKind,
     item: &str,
@@ -262,12 +263,15 @@ fn parse_step(kind: FieldKind, item: &str, step_text: &str) -> Result<u32, Sched
             format!("`{item}`: the step after `/` must be a number, as in `*/5`"),
         ));
     }
-    // Any step above the field's width selects only the first value; cap the parse
-    // so absurdly long numbers cannot overflow.
+    // Any step of at least the field's width selects only the first value, so it
+    // becomes the width: absurdly long numbers cannot overflow, and croner (which
+    // refuses steps above 65,535) reads the same schedule.
+    let (min, max) = kind.range();
+    let width = max - min + 1;
     let step = if step_text.len() > 6 {
-        u32::MAX / 2
+        width
     } else {
-        step_text.parse::<u32>().unwrap_or(u32::MAX / 2)
+        step_text.parse::<u32>().unwrap_or(width).min(width)
     };
     if step == 0 {
         return Err(err(

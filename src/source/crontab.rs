@@ -1153,24 +1153,21 @@ MAILTO=\"\"
         assert_eq!(errors(&set).len(), 2);
     }
 
-    fn corpus_dir() -> Option<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-        dir.join("index.json").is_file().then_some(dir)
+    /// The real-world crontabs, copied into the repository with their provenance
+    /// (tests/fixtures/corpus/SOURCES.md), so these tests always run.
+    fn corpus_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
     }
 
-    fn corpus_file(name: &str) -> Option<(PathBuf, Vec<u8>)> {
-        let dir = corpus_dir()?;
-        let path = dir.join(name);
+    fn corpus_file(name: &str) -> (PathBuf, Vec<u8>) {
+        let path = corpus_dir().join(name);
         let bytes = std::fs::read(&path).expect("corpus file listed in SOURCES.md");
-        Some((path, bytes))
+        (path, bytes)
     }
 
     #[test]
     fn wallos_in_cron_d_is_read_as_roots_dcron_crontab() {
-        let Some((path, bytes)) = corpus_file("github/ellite__Wallos/cronjobs@7c2e7f0") else {
-            eprintln!("skipped: corpus not found");
-            return;
-        };
+        let (path, bytes) = corpus_file("github/ellite__Wallos/cronjobs@7c2e7f0");
         let set = parse_crontab(&path, &bytes, CrontabFormat::SystemOrDcron, None);
         assert!(errors(&set).is_empty(), "{:?}", set.diagnostics);
         assert_eq!(set.jobs.len(), 3);
@@ -1186,10 +1183,7 @@ MAILTO=\"\"
 
     #[test]
     fn mdadm_escaped_percent() {
-        let Some((path, bytes)) = corpus_file("debian/mdadm/etc/cron.d/mdadm") else {
-            eprintln!("skipped: corpus not found");
-            return;
-        };
+        let (path, bytes) = corpus_file("debian/mdadm/etc/cron.d/mdadm");
         let set = parse_crontab(&path, &bytes, CrontabFormat::SystemOrDcron, None);
         assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
         assert_eq!(set.jobs.len(), 1);
@@ -1206,12 +1200,7 @@ MAILTO=\"\"
 
     #[test]
     fn swh_lister_leading_blanks_and_literal_home() {
-        let Some((path, bytes)) =
-            corpus_file("github/SoftwareHeritage__swh-lister/etc/crontab@28aa210")
-        else {
-            eprintln!("skipped: corpus not found");
-            return;
-        };
+        let (path, bytes) = corpus_file("github/SoftwareHeritage__swh-lister/etc/crontab@28aa210");
         let set = parse_crontab(&path, &bytes, CrontabFormat::User, Some("zack"));
         assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
         assert_eq!(set.jobs.len(), 1);
@@ -1230,19 +1219,56 @@ MAILTO=\"\"
     /// each entry line and no job, in either format.
     #[test]
     fn corpus_matches_the_vixie_model() {
-        let Some(dir) = corpus_dir() else {
-            eprintln!("skipped: corpus not found at ../shared/corpus");
-            return;
-        };
+        let dir = corpus_dir();
         let index = std::fs::read(dir.join("index.json")).expect("readable index.json");
         let index: serde_json::Value = serde_json::from_slice(&index).expect("valid index.json");
         let entries = index.as_array().expect("index.json is a list");
         assert!(entries.len() >= 50, "{} corpus entries", entries.len());
+        // Every copied file is in the index (and so in SOURCES.md), and only those.
+        fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).expect("readable corpus directory") {
+                let path = e.expect("a directory entry").path();
+                if path.is_dir() {
+                    files_under(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut on_disk = Vec::new();
+        files_under(&dir, &mut on_disk);
+        let mut on_disk: Vec<PathBuf> = on_disk
+            .into_iter()
+            .filter(|p| p.parent() != Some(dir.as_path()))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<PathBuf> = entries
+            .iter()
+            .map(|e| dir.join(e["file"].as_str().expect("file")))
+            .collect();
+        listed.sort();
+        assert_eq!(on_disk, listed);
         for entry in entries {
             let file = entry["file"].as_str().expect("file");
             let path = dir.join(file);
             let bytes = std::fs::read(&path).expect("corpus file");
             let expected = entry["vixie_model"]["entries"].as_u64().expect("entries");
+            // What the index records about the bytes is noted, once per file.
+            for (fact, note) in [
+                ("has_crlf", "CRLF line endings"),
+                ("missing_final_newline", "no newline at the end of the file"),
+            ] {
+                let set = parse_crontab(&path, &bytes, CrontabFormat::SystemOrDcron, None);
+                let noted = set
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.message.starts_with(note))
+                    .count();
+                let want = entry["vixie_model"][fact]
+                    .as_bool()
+                    .expect("a recorded fact");
+                assert_eq!(noted, usize::from(want), "{file}: {fact}");
+            }
             match entry["format"].as_str().expect("format") {
                 "supercronic" => {
                     for format in [

@@ -393,7 +393,9 @@ pub fn read_yaml_file(path: &Path, euid: u32, naming: super::trust_named::Naming
 /// resolve a relative `workdir` (against the file's directory).
 pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     let mut out = SourceSet::default();
-    let at = |line: usize| Some(Origin::new(path, line.max(1)));
+    // libyaml places an error at the end of the text one line past the last.
+    let last_line = text.lines().count().max(1);
+    let at = |line: usize| Some(Origin::new(path, line.clamp(1, last_line)));
 
     // What a source may say (README, "Limits on what a source may say"),
     // checked before the parser, whose work grows with nesting and aliases.
@@ -522,7 +524,13 @@ fn history(h: HistoryDef, loc: &Locator, path: &Path, out: &mut SourceSet) {
 fn syntax_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
     let line = error_line(e);
     let Some(open) = yaml_scan::open_at(text, line) else {
-        return Diagnostic::error(Some(Origin::new(path, line.max(1))), yaml_message(e));
+        // The parser can stop one line past the last (at the end of the file):
+        // name the last line the file has.
+        let last_line = text.lines().count().max(1);
+        return Diagnostic::error(
+            Some(Origin::new(path, line.clamp(1, last_line))),
+            yaml_message(e),
+        );
     };
     let full = e.to_string();
     let parser = full.split(" at line ").next().unwrap_or(&full);

@@ -6,6 +6,8 @@ mod harness;
 mod cli;
 mod clock_jumps;
 mod daemon;
+mod fuzz_findings;
+mod fuzz_smoke;
 mod health;
 mod incidents;
 mod layout;
