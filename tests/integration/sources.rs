@@ -111,11 +111,31 @@ fn every_debian_accepted_corpus_file_is_read_and_listed() {
             other => panic!("{file}: unexpected format {other:?}"),
         };
         let check = t.run_args(["check", &source]);
-        assert_eq!(check.code, 0, "{file}:\n{}{}", check.stdout, check.stderr);
-        assert!(
-            !check.stdout.contains(": error:"),
-            "{file}:\n{}",
-            check.stdout
+        // The packages' system users (amavis, munin, ...) do not exist on the
+        // machine running the tests: such a line is a `check` error and is
+        // left out, as cron skips it. Every other error is a failure.
+        let errors: Vec<&str> = check
+            .stdout
+            .lines()
+            .filter(|l| l.contains(": error:"))
+            .collect();
+        let unknown_user = errors
+            .iter()
+            .filter(|l| l.contains("there is no user"))
+            .count();
+        assert_eq!(
+            unknown_user,
+            errors.len(),
+            "{file}:\n{}{}",
+            check.stdout,
+            check.stderr
+        );
+        assert_eq!(
+            check.code,
+            if errors.is_empty() { 0 } else { 1 },
+            "{file}:\n{}{}",
+            check.stdout,
+            check.stderr
         );
         let list = t.run_args(["list", "--json", &source]).expect_code(0);
         let listed: usize = list
@@ -125,7 +145,12 @@ fn every_debian_accepted_corpus_file_is_read_and_listed() {
             .iter()
             .map(|j| j["sources"].as_array().map_or(0, Vec::len))
             .sum();
-        assert_eq!(listed, entries, "{file}: entries listed\n{}", list.stdout);
+        assert_eq!(
+            listed + unknown_user,
+            entries,
+            "{file}: entries listed\n{}",
+            list.stdout
+        );
         checked += 1;
     }
     assert!(checked >= 50, "only {checked} corpus files checked");
