@@ -10,6 +10,7 @@ mod health;
 mod incidents;
 mod layout;
 mod limits;
+mod migration;
 mod pid1;
 mod recovery;
 mod reload;
