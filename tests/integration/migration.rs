@@ -43,3 +43,45 @@ fn crontab_jobs_run_in_the_home_of_their_user() {
         assert!(root.join(home).join("report.log").exists(), "{file}");
     }
 }
+
+/// `@reboot` is once per boot per jobrun instance: a second jobrun (its own
+/// sources and state directory) sharing the marker directory (the default
+/// `/run/jobrun` as root) runs its own `@reboot` jobs, and a restart of
+/// either within the boot runs none again.
+#[test]
+fn each_jobrun_instance_runs_its_reboot_jobs_once_per_boot() {
+    use nix::sys::signal::Signal;
+    use std::time::Duration;
+    let t = Test::new();
+    for name in ["a", "b"] {
+        t.write(
+            &format!("{name}.cron"),
+            &format!("@reboot echo {name} >> {{root}}/boots.txt\n"),
+        );
+    }
+    let boots = || std::fs::read_to_string(t.path("boots.txt")).unwrap_or_default();
+    let start = |name: &str, expected: &'static str| {
+        let daemon = t.spawn_daemon([
+            "--crontab".to_string(),
+            format!("{{root}}/{name}.cron"),
+            "--state-dir".into(),
+            format!("{{root}}/state-{name}"),
+            "--reboot-marker-dir".into(),
+            "{root}/run".into(),
+        ]);
+        crate::harness::wait_for(Duration::from_secs(20), "the @reboot decision", || {
+            let ran = boots() == expected;
+            let skipped = daemon.log().contains("already ran in this boot");
+            (ran || skipped).then_some(())
+        });
+        daemon.signal(Signal::SIGTERM);
+        let (code, log) = daemon.wait(Duration::from_secs(10));
+        assert_eq!(code, 0, "{log}");
+        log
+    };
+    start("a", "a\n");
+    start("b", "a\nb\n");
+    let log = start("a", "never");
+    assert!(log.contains("already ran in this boot"), "{log}");
+    assert_eq!(boots(), "a\nb\n", "each instance ran its @reboot job once");
+}
