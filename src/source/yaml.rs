@@ -320,6 +320,7 @@ pub fn read_yaml_file(path: &Path) -> SourceSet {
                 format!("reading job file: {e}"),
             )],
             history: None,
+            own_user: None,
         },
     }
 }

@@ -85,3 +85,49 @@ fn each_jobrun_instance_runs_its_reboot_jobs_once_per_boot() {
     assert!(log.contains("already ran in this boot"), "{log}");
     assert_eq!(boots(), "a\nb\n", "each instance ran its @reboot job once");
 }
+
+/// A YAML job without `user:` and a `cron.d` copy naming the user jobrun
+/// runs as are one job (the Wallos double email, spelled differently), and
+/// `check` names the job whose copies are scheduled differently.
+#[test]
+fn check_names_a_job_whose_copies_are_scheduled_differently() {
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("the user database")
+        .expect("the test's user has a name")
+        .name;
+    let t = Test::new()
+        .file(
+            "jobs.yaml",
+            "jobs:\n  - name: sendnotifications\n    schedule: \"0 9 * * *\"\n    command: php /app/send.php\n",
+        )
+        .file(
+            "root/etc/cron.d/app",
+            format!("0 8 * * * {me} php /app/send.php\n"),
+        );
+    let args = |cmd: &'static str| {
+        vec![
+            "--config",
+            "{root}/jobs.yaml",
+            "--system-crontabs={root}/root",
+            cmd,
+        ]
+    };
+    let mut list = args("list");
+    list.push("--json");
+    let jobs = t.run_args(list).expect_code(0).json();
+    assert_eq!(
+        crate::harness::names(&jobs),
+        ["sendnotifications"],
+        "{jobs}"
+    );
+    let check = t.run_args(args("check")).expect_code(0);
+    let drift = check
+        .stdout
+        .lines()
+        .find(|l| l.contains("scheduled differently"))
+        .unwrap_or_else(|| panic!("no drift warning:\n{}{}", check.stdout, check.stderr));
+    assert!(drift.contains("warning"), "{drift}");
+    assert!(drift.contains("sendnotifications"), "{drift}");
+    assert!(drift.contains("jobs.yaml:"), "{drift}");
+    assert!(drift.contains("etc/cron.d/app:1"), "{drift}");
+}
