@@ -16,6 +16,7 @@ mod recovery;
 mod reload;
 mod reproducers;
 mod resources;
+mod source_trust;
 mod sources;
 mod state_dir;
 mod triggers;
