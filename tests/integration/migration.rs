@@ -130,4 +130,28 @@ fn check_names_a_job_whose_copies_are_scheduled_differently() {
     assert!(drift.contains("sendnotifications"), "{drift}");
     assert!(drift.contains("jobs.yaml:"), "{drift}");
     assert!(drift.contains("etc/cron.d/app:1"), "{drift}");
+
+    // The daemon says it too, at start.
+    let daemon = t.spawn_daemon([
+        "--config",
+        "{root}/jobs.yaml",
+        "--system-crontabs={root}/root",
+    ]);
+    // Waits for the start (SIGTERM is handled from then on), not only for
+    // the warning, which is logged before.
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the start", || {
+        daemon.log().contains("daemon started").then_some(())
+    });
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("scheduled differently"))
+        .unwrap_or_else(|| panic!("no drift warning in the daemon's log:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("sendnotifications"),
+        "{line}"
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
 }
