@@ -44,6 +44,42 @@ fn crontab_jobs_run_in_the_home_of_their_user() {
     }
 }
 
+/// A system crontab line for another user runs in that user's `HOME` from
+/// the passwd entry (`nobody`'s `/nonexistent` cannot be entered: `/`, as
+/// under Debian's cron), or in the file's `HOME=` when it sets one.
+#[test]
+#[cfg_attr(not(jobrun_root), ignore = "running a job as another user needs root")]
+fn system_crontab_jobs_run_in_the_home_of_the_user_they_run_as() {
+    let t = Test::new()
+        .file("root/etc/cron.d/passwd-home", "* * * * * nobody pwd -P\n")
+        .file(
+            "root/etc/cron.d/set-home",
+            "HOME=/tmp\n* * * * * nobody pwd -P; true\n",
+        );
+    let list = t
+        .run_args(["--system-crontabs={root}/root", "list", "--json"])
+        .expect_code(0)
+        .json();
+    let names = crate::harness::names(&list);
+    assert_eq!(names.len(), 2, "{list}");
+    let mut seen = Vec::new();
+    for name in names {
+        let out = t.run_args(["--system-crontabs={root}/root", "run", name.as_str()]);
+        assert_eq!(out.code, 0, "{name}: {}{}", out.stdout, out.stderr);
+        seen.push(out.stdout);
+    }
+    let tmp = std::fs::canonicalize("/tmp").unwrap().display().to_string();
+    assert!(
+        seen.iter()
+            .any(|o| o.lines().any(|l| l.ends_with(" /") || l == "/")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|o| o.lines().any(|l| l.ends_with(&tmp))),
+        "{seen:?}"
+    );
+}
+
 /// `@reboot` is once per boot per jobrun instance: a second jobrun (its own
 /// sources and state directory) sharing the marker directory (the default
 /// `/run/jobrun` as root) runs its own `@reboot` jobs, and a restart of
