@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::job::{
-    Command, Concurrency, Firing, IfNotRunning, RunStatus, SignalSpec, Trigger,
+    Command, Concurrency, Firing, IfNotRunning, RunStatus, SignalSpec, SourceKind, Trigger,
     DEFAULT_REQUIRES_TIMEOUT,
 };
 use crate::lock::{self, LockMode, RunLock};
@@ -909,6 +909,9 @@ fn build_request(ctx: &FireContext, job: &Job, firing: &Firing, run_id: i64) -> 
         env,
         explicit_env: job.spec.env.keys().cloned().collect(),
         workdir: job.spec.workdir.clone(),
+        // Crontab jobs run in the user's HOME, as cron runs them (SPEC 9);
+        // a YAML job without `workdir` stays in jobrun's directory.
+        home_workdir: job.spec.kind == SourceKind::Crontab,
         user: job.spec.user.clone(),
         stdin: job.spec.stdin.clone().map(String::into_bytes),
         timeout: job.spec.timeout,

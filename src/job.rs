@@ -378,6 +378,25 @@ pub struct SourceSet {
     pub diagnostics: Vec<Diagnostic>,
     /// The YAML `history:` setting, where one file gives it.
     pub history: Option<HistorySpec>,
+    /// The user jobrun runs as, when known: a job without `user:` runs as
+    /// this user, so the merge rule takes it for the same user as one that
+    /// names it (a YAML job and root's crontab when jobrun is root).
+    pub own_user: Option<OwnUser>,
+}
+
+/// Who jobrun runs as, for the merge rule (the plan must not ask the system).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnUser {
+    /// `None` where the user database has no entry for the uid.
+    pub name: Option<String>,
+    pub uid: u32,
+}
+
+impl OwnUser {
+    /// True when `user` (a name or a numeric uid) is this user.
+    pub fn is(&self, user: &str) -> bool {
+        self.name.as_deref() == Some(user) || user.parse::<u32>() == Ok(self.uid)
+    }
 }
 
 /// How much run history to keep, as a YAML file's `history:` key says.
@@ -394,6 +413,9 @@ impl SourceSet {
     pub fn extend(&mut self, other: SourceSet) {
         self.jobs.extend(other.jobs);
         self.diagnostics.extend(other.diagnostics);
+        if self.own_user.is_none() {
+            self.own_user = other.own_user;
+        }
         match (&self.history, other.history) {
             (_, None) => {}
             (None, Some(h)) => self.history = Some(h),

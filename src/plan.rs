@@ -15,6 +15,7 @@ use crate::job::{Diagnostic, Dialect, HistorySpec, JobSpec, Origin, SourceKind, 
 use crate::schedule::{Schedule, ScheduleError};
 
 mod chains;
+mod drift;
 mod schedules;
 use chains::check_chains;
 use schedules::ScheduleIndex;
@@ -117,10 +118,11 @@ impl Plan {
             else {
                 continue;
             };
-            let key = MergeKey::of(&spec);
-            if let Some(name) = spec.name.clone() {
-                if let Some((index, first)) = yaml_names.get(&name) {
-                    if by_key.get(&key) != Some(index) {
+            let key = MergeKey::of(&spec, set.own_user.as_ref());
+            let mut target = by_key.get(&key).copied();
+            if let Some(name) = &spec.name {
+                if let Some((index, first)) = yaml_names.get(name) {
+                    if MergeKey::of(&jobs[*index].spec, set.own_user.as_ref()) != key {
                         diagnostics.push(Diagnostic::error(
                             Some(spec.origin.clone()),
                             format!(
@@ -130,10 +132,25 @@ impl Plan {
                         ));
                         continue;
                     }
+                    target = Some(*index);
+                } else if let Some(other) = target.and_then(|i| jobs[i].spec.name.as_ref()) {
+                    // Two explicit names are two intents: both jobs are kept,
+                    // neither's settings dropped, and the double run is said.
+                    let index = target.expect("`other` came from it");
+                    diagnostics.push(Diagnostic::warning(
+                        Some(spec.origin.clone()),
+                        format!(
+                            "job {name:?} runs the same command as job {other:?} ({}) as the \
+                             same user in the same environment; both are kept and each runs \
+                             it on its own schedule (to run it once, make them one job)",
+                            jobs[index].origins[0]
+                        ),
+                    ));
+                    target = None;
                 }
             }
-            match by_key.get(&key) {
-                Some(&index) => {
+            match target {
+                Some(index) => {
                     let job = &mut jobs[index];
                     let origin = spec.origin.clone();
                     merge_into(job, spec, &mut diagnostics);
@@ -150,7 +167,9 @@ impl Plan {
                     if let Some(name) = &spec.name {
                         yaml_names.insert(name.clone(), (index, spec.origin.clone()));
                     }
-                    by_key.insert(key, index);
+                    // A second YAML name for the same command keeps the
+                    // first as the one crontab copies merge into.
+                    by_key.entry(key).or_insert(index);
                     let mut planned = Vec::with_capacity(schedules.len());
                     for (schedule, at) in schedules {
                         united.add(index, &mut planned, schedule, at);
@@ -166,6 +185,7 @@ impl Plan {
         }
 
         assign_derived_names(&mut jobs);
+        drift::warn_drifted(&jobs, &mut diagnostics);
         check_chains(&mut jobs, &mut diagnostics);
         for job in jobs.iter().filter(|j| j.is_merged()) {
             let places: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
@@ -251,13 +271,18 @@ impl std::hash::Hash for MergeEnv {
 }
 
 impl MergeKey {
-    fn of(spec: &JobSpec) -> Self {
+    /// `own`: the user jobrun runs as, which a job without `user:` runs as
+    /// too, so naming it or not is the same job.
+    fn of(spec: &JobSpec, own: Option<&crate::job::OwnUser>) -> Self {
         MergeKey {
             command: spec.command.normalized(),
             argv: matches!(spec.command, crate::job::Command::Argv(_)),
             stdin: spec.stdin.clone(),
             shell: spec.shell.clone().filter(|s| s != "/bin/sh"),
-            user: spec.user.clone(),
+            user: spec
+                .user
+                .clone()
+                .filter(|u| !own.is_some_and(|own| own.is(u))),
             // SHELL is already in `shell`; cron passes it to the job too, and a
             // crontab that sets SHELL=/bin/sh means the same as one that does not.
             env: MergeEnv(spec.env.clone()),
@@ -334,18 +359,7 @@ fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
         std::mem::swap(&mut job.spec, &mut spec);
         job.name = job.spec.name.clone().unwrap_or_default();
     } else if job.spec.kind == SourceKind::Yaml && spec.kind == SourceKind::Yaml {
-        if job.spec.name != spec.name {
-            diagnostics.push(Diagnostic::warning(
-                Some(spec.origin.clone()),
-                format!(
-                    "job {:?} runs the same command as job {:?} ({}); they are one job, \
-                     kept under the first name",
-                    spec.name.as_deref().unwrap_or_default(),
-                    job.name,
-                    job.origins[0]
-                ),
-            ));
-        }
+        // Only copies under one name get here (two names stay two jobs).
         let (a, b) = (&job.spec, &spec);
         let differs = a.timeout != b.timeout
             || a.kill_grace != b.kill_grace
@@ -605,6 +619,8 @@ fn sanitize(name: &str) -> String {
         .to_string()
 }
 
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod tick_tests;
 
@@ -921,14 +937,15 @@ mod tests {
 
     #[test]
     fn merged_definitions_unite_their_watches_and_chains() {
-        let mut a = yaml_job("reload-a", 1, "@daily", "nginx -s reload");
+        let mut a = yaml_job("reload", 1, "@daily", "nginx -s reload");
         a.schedules.clear();
         a.watch = Some(crate::job::WatchSpec {
             paths: vec!["/certs/a".into()],
             debounce: std::time::Duration::from_secs(2),
             origin: Origin::new("/etc/jobrun/jobs.yaml", 2),
         });
-        let mut b = yaml_job("reload-b", 10, "@daily", "nginx -s reload");
+        // Copies under one name (two names stay two jobs).
+        let mut b = yaml_job("reload", 10, "@daily", "nginx -s reload");
         b.schedules.clear();
         b.watch = Some(crate::job::WatchSpec {
             paths: vec!["/certs/b".into()],
@@ -938,7 +955,7 @@ mod tests {
         b.on_success = vec![link("notify", 12)];
         let notify = yaml_job("notify", 20, "@daily", "notify");
         let (plan, _) = build(vec![a, b, notify]);
-        let job = plan.get("reload-a").expect("merged under the first name");
+        let job = plan.get("reload").expect("merged");
         let watch = job.spec.watch.as_ref().unwrap();
         assert_eq!(
             watch.paths,

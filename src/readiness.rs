@@ -217,6 +217,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             explicit_env: Default::default(),
             workdir: None,
+            home_workdir: false,
             user: None,
             stdin: None,
             timeout: None,

@@ -125,8 +125,13 @@ pub struct RunRequest {
     /// does, overriding what `env` holds (typically jobrun's own values)
     /// except for the names listed here.
     pub explicit_env: BTreeSet<String>,
-    /// Working directory; `None` keeps jobrun's.
+    /// Working directory; `None` keeps jobrun's (or see
+    /// [`home_workdir`](Self::home_workdir)).
     pub workdir: Option<PathBuf>,
+    /// With no [`workdir`](Self::workdir), run in the child's `HOME` (its
+    /// final environment's, after the switch to [`user`](Self::user)), or in
+    /// `/` when that cannot be entered, as Debian's cron does: crontab jobs.
+    pub home_workdir: bool,
     /// Run as this user. Needs jobrun to run as root unless it is the user
     /// jobrun already runs as (then nothing changes, environment included).
     pub user: Option<String>,
@@ -150,6 +155,7 @@ impl RunRequest {
             env: BTreeMap::new(),
             explicit_env: BTreeSet::new(),
             workdir: None,
+            home_workdir: false,
             user: None,
             stdin: None,
             timeout: None,
@@ -414,13 +420,6 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         }
     };
 
-    // Checked here so that a missing directory is reported as such: from
-    // inside the fork, every failure comes back as a bare errno.
-    let workdir = match &req.workdir {
-        Some(path) => Some(check_workdir(&req.job, path)?),
-        None => None,
-    };
-
     let identity = match &req.user {
         Some(user) => resolve_user(&req.job, user, nix::unistd::geteuid())?,
         None => None,
@@ -439,7 +438,19 @@ pub fn start(req: RunRequest, sink: Arc<dyn OutputSink>) -> Result<Running, RunE
         }
     }
 
-    let setup = match (&req.user, &req.workdir) {
+    // Checked here so that a missing directory is reported as such: from
+    // inside the fork, every failure comes back as a bare errno.
+    let dir = match &req.workdir {
+        Some(path) => Some(path.clone()),
+        None if req.home_workdir => Some(home_dir(env.get("HOME").map(String::as_str))),
+        None => None,
+    };
+    let workdir = match &dir {
+        Some(path) => Some(check_workdir(&req.job, path)?),
+        None => None,
+    };
+
+    let setup = match (&req.user, &dir) {
         (Some(user), Some(dir)) if identity.is_some() => {
             format!(" (as user {user}, in {})", dir.display())
         }
@@ -1021,6 +1032,16 @@ fn reset_signals(last_signal: c_int) {
     }
 }
 
+/// A crontab job's directory: its `HOME` when that is a directory, else `/`
+/// (Debian's cron ignores a failed `chdir(HOME)` and stays in `/`; a job
+/// run as `nobody`, whose home is `/nonexistent`, must still run).
+fn home_dir(home: Option<&str>) -> PathBuf {
+    match home {
+        Some(home) if std::path::Path::new(home).is_dir() => PathBuf::from(home),
+        _ => PathBuf::from("/"),
+    }
+}
+
 fn check_workdir(job: &str, path: &std::path::Path) -> Result<CString, RunError> {
     let error = |source| RunError::Workdir {
         job: job.to_string(),
@@ -1383,6 +1404,16 @@ mod tests {
         assert!(!lines
             .iter()
             .any(|l| l.starts_with(&format!("{parent_var}="))));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_crontab_job_whose_home_cannot_be_entered_runs_in_the_root_directory() {
+        let mut req = request("pwd -P");
+        req.home_workdir = true;
+        req.env.insert("HOME".into(), "/nonexistent/home".into());
+        let (outcome, sink) = run(req).await;
+        assert_eq!(outcome.end, RunEnd::Exited(0));
+        assert_eq!(sink.stdout(), ["/"]);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -134,7 +134,13 @@ pub async fn run(
     prune(&ctx, started, opts.retention);
     let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
     let mut tasks: JoinSet<Done> = JoinSet::new();
-    start_reboot_jobs(&mut tasks, &ctx, &plan, &opts.reboot_marker_dir, started);
+    start_reboot_jobs(
+        &mut tasks,
+        &ctx,
+        &plan,
+        (&opts.reboot_marker_dir, &opts.state_dir),
+        started,
+    );
     for job in plan
         .jobs()
         .iter()
@@ -411,36 +417,40 @@ async fn reap_orphans_forever() {
     }
 }
 
-/// Runs the `@reboot` jobs if this is the first daemon start of this boot.
+/// Runs the `@reboot` jobs that have not run yet in this boot for this
+/// state directory (see [`reboot`]).
 fn start_reboot_jobs(
     tasks: &mut JoinSet<Done>,
     ctx: &Arc<FireContext>,
     plan: &Arc<Plan>,
-    marker_dir: &std::path::Path,
+    (marker_dir, state_dir): (&std::path::Path, &std::path::Path),
     started: DateTime<Utc>,
 ) {
     let jobs: Vec<_> = plan.jobs().iter().filter(|j| j.runs_at_reboot()).collect();
     if jobs.is_empty() {
         return;
     }
-    let first_start = match reboot::boot_id() {
-        Some(id) => match reboot::claim_boot(marker_dir, &id) {
-            Ok(first) => first,
+    let names = jobs.iter().map(|j| j.name.as_str());
+    let claimed: Vec<&str> = match reboot::boot_id() {
+        Some(id) => match reboot::claim_boot(marker_dir, &id, state_dir, names) {
+            Ok(claimed) => claimed,
             Err(e) => {
                 // Better to run @reboot jobs again than never.
                 warn!(dir = %marker_dir.display(), error = %e, "cannot keep the @reboot marker; running @reboot jobs");
-                true
+                jobs.iter().map(|j| j.name.as_str()).collect()
             }
         },
-        None => true,
+        None => names.collect(),
     };
-    if !first_start {
-        info!(jobs = jobs.len(), "@reboot jobs already ran in this boot");
-        return;
+    if claimed.len() < jobs.len() {
+        info!(
+            jobs = jobs.len() - claimed.len(),
+            "@reboot jobs already ran in this boot"
+        );
     }
-    for job in jobs {
+    for name in claimed {
         // The daemon's start instant is the tick: one claim per boot.
-        let firing = Firing::new(job.name.clone(), Some(started), Trigger::Reboot);
+        let firing = Firing::new(name.to_string(), Some(started), Trigger::Reboot);
         spawn_firing(tasks, ctx, plan, firing);
     }
 }

@@ -83,6 +83,7 @@ pub fn read_all(opts: &SourceOptions) -> SourceSet {
     if let Some(root) = &opts.system_root {
         set.extend(system::read_system_crontabs(root, opts.euid));
     }
+    set.own_user = Some(own_user());
     set
 }
 
@@ -129,7 +130,20 @@ pub fn merge(files: impl IntoIterator<Item = SourceFile>) -> SourceSet {
     for file in files {
         set.extend(file.set);
     }
+    set.own_user = Some(own_user());
     set
+}
+
+/// The user jobrun runs as (its effective uid), for the merge rule.
+fn own_user() -> crate::job::OwnUser {
+    let uid = nix::unistd::geteuid();
+    crate::job::OwnUser {
+        name: nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name),
+        uid: uid.as_raw(),
+    }
 }
 
 /// Splits what a reader gave by the file each job and finding comes from
@@ -182,6 +196,7 @@ fn read_config_path(path: &Path, euid: u32) -> SourceSet {
                     format!("reading job file: {e}"),
                 )],
                 history: None,
+                own_user: None,
             }
         }
     };

@@ -371,7 +371,7 @@ pub fn read_yaml_file(path: &Path, euid: u32, naming: super::trust_named::Naming
             return SourceSet {
                 jobs: Vec::new(),
                 diagnostics: vec![refused],
-                history: None,
+                ..SourceSet::default()
             }
         }
     };

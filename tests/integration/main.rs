@@ -12,6 +12,7 @@ mod health;
 mod incidents;
 mod layout;
 mod limits;
+mod migration;
 mod migration_errors;
 mod pid1;
 mod recovery;
