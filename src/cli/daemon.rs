@@ -18,11 +18,18 @@ use crate::limits;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
 
+/// Below `docker stop`'s 10 s default: the SIGKILL that follows it must not
+/// race jobrun's record of the runs it interrupted (issue 12).
+pub const DEFAULT_SHUTDOWN_GRACE: &str = "8s";
+
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// How long running jobs get after SIGTERM when the daemon stops, before SIGKILL.
-    /// At most 1 day.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = |s: &str| limits::SHUTDOWN_GRACE.parse(s))]
+    /// At most 1 day. The default, 8s, stays below the 10s `docker stop` (and
+    /// Kubernetes' 30s) gives jobrun before its own SIGKILL, so jobrun has
+    /// time to record the interrupted runs; raise the container's stop
+    /// timeout along with it.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = |s: &str| limits::SHUTDOWN_GRACE.parse(s))]
     pub shutdown_grace: Duration,
     /// How many bytes of the end of each run's output to keep in the history
     /// (at most 16 MiB).
