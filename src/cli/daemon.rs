@@ -53,6 +53,12 @@ pub struct DaemonArgs {
     /// Default: YAML `history: keep_days`, else 90. At most 36500.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=i64::from(limits::KEEP_DAYS_MAX)))]
     pub keep_days: Option<u32>,
+    /// Refuse to start, and refuse a reload (the whole previous schedule
+    /// keeps running), when any source has an error, as supercronic and
+    /// yacron do. Without it a bad entry is left out, the rest runs, and
+    /// `jobrun status` reports "degraded" naming it.
+    #[arg(long, env = "JOBRUN_STRICT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict: bool,
     /// Keep at most this many runs per job. Default: YAML `history:
     /// keep_runs`, else 10000.
     #[arg(long, value_name = "N")]
@@ -74,6 +80,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    if args.strict && errors > 0 {
+        tracing::error!("--strict: {errors} error(s) in the sources (listed above); not starting");
+        return Ok(EXIT_USAGE);
+    }
     if plan.jobs().is_empty() && errors > 0 {
         tracing::error!("no job could be read from the sources ({errors} error(s)); not starting");
         return Ok(EXIT_USAGE);
@@ -99,6 +109,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         zone,
         started_with: (files, diagnostics),
         read: Box::new(move || source::read_files(&sources)),
+        strict: args.strict,
     };
     let options = DaemonOptions {
         plan,
