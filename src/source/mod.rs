@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod crontab;
 pub mod system;
 pub mod trust;
+pub mod trust_named;
 pub mod yaml;
 mod yaml_locate;
 mod yaml_scan;
@@ -73,10 +74,10 @@ impl SourceOptions {
 pub fn read_all(opts: &SourceOptions) -> SourceSet {
     let mut set = SourceSet::default();
     for path in &opts.configs {
-        set.extend(read_config_path(path));
+        set.extend(read_config_path(path, opts.euid));
     }
     for path in &opts.crontabs {
-        set.extend(system::read_user_crontab(path));
+        set.extend(system::read_user_crontab(path, opts.euid));
     }
     if let Some(root) = &opts.system_root {
         set.extend(system::read_system_crontabs(root, opts.euid));
@@ -110,10 +111,10 @@ impl SourceFile {
 pub fn read_files(opts: &SourceOptions) -> Vec<SourceFile> {
     let mut files = Vec::new();
     for path in &opts.configs {
-        files.extend(by_file(read_config_path(path)));
+        files.extend(by_file(read_config_path(path, opts.euid)));
     }
     for path in &opts.crontabs {
-        files.extend(by_file(system::read_user_crontab(path)));
+        files.extend(by_file(system::read_user_crontab(path, opts.euid)));
     }
     if let Some(root) = &opts.system_root {
         files.extend(by_file(system::read_system_crontabs(root, opts.euid)));
@@ -166,8 +167,10 @@ fn by_file(set: SourceSet) -> Vec<SourceFile> {
 }
 
 /// A YAML job file, or a directory whose `*.yaml`/`*.yml` files are read in
-/// name order (hidden files skipped, as editors leave them behind).
-fn read_config_path(path: &Path) -> SourceSet {
+/// name order (hidden files skipped, as editors leave them behind). Each file,
+/// and the directory, is checked first ([`trust_named`]) for a jobrun running
+/// as `euid`.
+fn read_config_path(path: &Path, euid: u32) -> SourceSet {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -182,9 +185,18 @@ fn read_config_path(path: &Path) -> SourceSet {
         }
     };
     if !meta.is_dir() {
-        return yaml::read_yaml_file(path);
+        return yaml::read_yaml_file(path, euid, trust_named::Naming::Given);
     }
     let mut set = SourceSet::default();
+    match trust_named::check_config_dir(path, euid) {
+        Ok(warnings) => set.diagnostics.extend(warnings),
+        // Refused as a whole: its files keep their last good version in a
+        // daemon (a directory with an error is not a removal of its files).
+        Err(refused) => {
+            set.diagnostics.push(refused);
+            return set;
+        }
+    }
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) => {
@@ -210,7 +222,11 @@ fn read_config_path(path: &Path) -> SourceSet {
         .collect();
     files.sort();
     for file in files {
-        set.extend(yaml::read_yaml_file(&file));
+        set.extend(yaml::read_yaml_file(
+            &file,
+            euid,
+            trust_named::Naming::Listed,
+        ));
     }
     set
 }

@@ -93,14 +93,19 @@ pub fn read_system_crontabs(root: &Path, euid: u32) -> SourceSet {
 
 /// Reads a user-format crontab given with `--crontab PATH`: its jobs run as
 /// jobrun's own user. A missing or unreadable file is an error naming the path.
-pub fn read_user_crontab(path: &Path) -> SourceSet {
+pub fn read_user_crontab(path: &Path, euid: u32) -> SourceSet {
     let mut out = SourceSet::default();
-    match super::bounded::read_file(path) {
-        Ok(bytes) => out.extend(parse_crontab(path, &bytes, CrontabFormat::User, None)),
-        Err(e) => out.diagnostics.push(Diagnostic::error(
-            Some(Origin::new(path, 0)),
-            format!("reading crontab: {e}"),
-        )),
+    match super::trust_named::read_named(path, euid, super::trust_named::Naming::Given) {
+        Ok(checked) => {
+            out.diagnostics.extend(checked.warnings);
+            out.extend(parse_crontab(
+                path,
+                &checked.bytes,
+                CrontabFormat::User,
+                None,
+            ));
+        }
+        Err(refused) => out.diagnostics.push(refused),
     }
     out
 }
@@ -118,7 +123,7 @@ impl Reader {
             Opened::Refused(finding) => out.diagnostics.push(finding),
             Opened::Content(bytes) => {
                 let user = match owner {
-                    Owner::System => None,
+                    Owner::System | Owner::Named => None,
                     Owner::User(name) => Some(name),
                 };
                 out.extend(parse_crontab(path, &bytes, format, user));
@@ -366,17 +371,37 @@ mod tests {
     fn user_crontab_missing_is_an_error_with_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope");
-        let set = read_user_crontab(&missing);
+        let set = read_user_crontab(&missing, me());
         assert!(set.jobs.is_empty());
         assert_eq!(set.diagnostics.len(), 1);
         assert_eq!(set.diagnostics[0].severity, Severity::Error);
         assert_eq!(set.diagnostics[0].origin, Some(Origin::new(&missing, 0)));
         assert!(set.diagnostics[0].to_string().contains("nope"));
 
-        let path = write(dir.path(), "mine", "@hourly echo hi\n", 0o666);
-        let set = read_user_crontab(&path);
+        let path = write(dir.path(), "mine", "@hourly echo hi\n", 0o644);
+        let set = read_user_crontab(&path, me());
         assert_eq!(commands(&set), [(None, "echo hi".to_owned())]);
-        assert!(set.diagnostics.is_empty(), "no safety rules for --crontab");
+        assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
+    }
+
+    /// Issue 11 #14: a `--crontab` file's jobs run as jobrun's user, so one
+    /// that anybody can write is refused like a YAML job file, with the fix.
+    #[test]
+    fn a_world_writable_user_crontab_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "mine", "@hourly echo hi\n", 0o666);
+        let set = read_user_crontab(&path, me());
+        assert!(set.jobs.is_empty());
+        assert_eq!(set.diagnostics.len(), 1, "{:?}", set.diagnostics);
+        assert_eq!(set.diagnostics[0].severity, Severity::Error);
+        assert_eq!(set.diagnostics[0].origin, Some(Origin::new(&path, 0)));
+        assert!(
+            set.diagnostics[0]
+                .message
+                .contains(&format!("chmod o-w {}", path.display())),
+            "{:?}",
+            set.diagnostics
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! is read, so a file swapped in between the check and the read (an atomic
 //! rename, a new link) is never what gets loaded.
 //!
+//! The open itself (`open_once`) is shared with the files a user names
+//! (YAML job files, `--crontab` files), whose rules are [`super::trust_named`]'s.
+//!
 //! Owns cron's safety rules on links, owners and modes. Must not know what a
 //! crontab line means (that is [`super::crontab`]) and names no clock, SQLite,
 //! tokio or process.
@@ -30,7 +33,7 @@
 //!
 //! See: <https://salsa.debian.org/debian/cron/-/blob/master/database.c>
 
-use std::fs::{Metadata, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -46,6 +49,10 @@ pub enum Owner<'a> {
     System,
     /// A spool file: the user it is named after (or root, or jobrun's own user).
     User(&'a str),
+    /// A file named by the user: a YAML job file or a `--crontab` file, whose
+    /// jobs run as jobrun's own user: root (or jobrun's own user). Its rules
+    /// are [`super::trust_named`]'s.
+    Named,
 }
 
 /// What opening a crontab came to.
@@ -62,35 +69,80 @@ pub enum Opened {
 /// Opens, checks and reads the crontab at `path` for a jobrun running as
 /// effective user `euid`.
 pub fn open_crontab(path: &Path, owner: Owner<'_>, euid: u32) -> Opened {
-    let origin = || Some(Origin::new(path, 0));
-    let refused = |reason: String| Opened::Refused(Diagnostic::warning(origin(), reason));
-    let failed = |e: io::Error| {
-        Opened::Refused(Diagnostic::error(origin(), format!("reading crontab: {e}")))
+    let (file, meta) = match open_once(path, owner, euid, Wait::Never) {
+        Ok(opened) => opened,
+        Err(finding) => return Opened::Refused(finding),
     };
-    let follow = matches!(owner, Owner::System);
+    if meta.is_dir() {
+        return Opened::Directory;
+    }
+    if !meta.is_file() {
+        return Opened::Refused(Diagnostic::note(
+            Some(Origin::new(path, 0)),
+            "skipped: not a regular file",
+        ));
+    }
+    if let Err(reason) = check_safety(path, &meta, owner, euid) {
+        return Opened::Refused(refusal(path, owner, reason));
+    }
+    match super::bounded::read_from(file) {
+        Ok(bytes) => Opened::Content(bytes),
+        Err(e) => Opened::Refused(read_error(path, owner, e)),
+    }
+}
+
+/// Whether opening may wait (for a FIFO's writer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// `O_NONBLOCK`: a FIFO found in a directory is judged, never waited on.
+    Never,
+    /// A file the user named may be a FIFO (`--config <(cmd)`): it is waited
+    /// on, as the user asked for it.
+    AsNamed,
+}
+
+/// Opens `path` once and `fstat`s the open file: the one open of a source
+/// file whose checks and read follow. A link is followed only for
+/// [`Owner::System`] and [`Owner::Named`], and then only when the link itself
+/// is owned by a trusted user. Whatever the file is (a directory, a FIFO), it
+/// is the caller's to judge.
+pub(super) fn open_once(
+    path: &Path,
+    owner: Owner<'_>,
+    euid: u32,
+    wait: Wait,
+) -> Result<(File, Metadata), Diagnostic> {
+    let follow = !matches!(owner, Owner::User(_));
     if follow {
         // The link itself: otherwise whoever may create links in the directory
         // could point cron at any file a trusted user owns.
         match std::fs::symlink_metadata(path) {
             Ok(link) if link.file_type().is_symlink() && !trusted_owner(link.uid(), euid) => {
-                return refused(format!(
-                    "refused: the symbolic link is owned by uid {}, and {}, link included; \
-                     fix it with `chown -h {} {}`",
-                    link.uid(),
-                    whose(owner, euid),
-                    if euid == 0 {
-                        "root".to_owned()
-                    } else {
-                        euid.to_string()
-                    },
-                    path.display()
+                return Err(refusal(
+                    path,
+                    owner,
+                    format!(
+                        "refused: the symbolic link is owned by uid {}, and {}, link included; \
+                         fix it with `chown -h {} {}`",
+                        link.uid(),
+                        whose(owner, euid),
+                        if euid == 0 {
+                            "root".to_owned()
+                        } else {
+                            euid.to_string()
+                        },
+                        path.display()
+                    ),
                 ));
             }
             Ok(_) => {}
-            Err(e) => return failed(e),
+            Err(e) => return Err(read_error(path, owner, e)),
         }
     }
-    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let mut flags = libc::O_CLOEXEC;
+    if wait == Wait::Never {
+        flags |= libc::O_NONBLOCK;
+    }
     if !follow {
         flags |= libc::O_NOFOLLOW;
     }
@@ -98,40 +150,49 @@ pub fn open_crontab(path: &Path, owner: Owner<'_>, euid: u32) -> Opened {
         Ok(file) => file,
         // O_NOFOLLOW's answer for a link.
         Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
-            return refused(format!(
+            return Err(refusal(
+                path,
+                owner,
+                format!(
                 "refused: a user crontab may not be a symbolic link (cron does not follow links \
                  in its spool, so that nobody can point it at another file); replace the link \
                  with the file itself, e.g. `cp --remove-destination \"$(readlink -f {p})\" {p}`",
                 p = path.display()
+            ),
             ));
         }
-        Err(e) => return failed(e),
+        Err(e) => return Err(read_error(path, owner, e)),
     };
-    let meta = match file.metadata() {
-        Ok(meta) => meta,
-        Err(e) => return failed(e),
+    match file.metadata() {
+        Ok(meta) => Ok((file, meta)),
+        Err(e) => Err(read_error(path, owner, e)),
+    }
+}
+
+/// A refusal: a warning for a crontab cron would skip (as cron logs it), an
+/// error for a file named by the user (it was asked for, and is left out).
+pub(super) fn refusal(path: &Path, owner: Owner<'_>, reason: String) -> Diagnostic {
+    let origin = Some(Origin::new(path, 0));
+    match owner {
+        Owner::Named => Diagnostic::error(origin, reason),
+        Owner::System | Owner::User(_) => Diagnostic::warning(origin, reason),
+    }
+}
+
+fn read_error(path: &Path, owner: Owner<'_>, e: io::Error) -> Diagnostic {
+    let what = match owner {
+        Owner::Named => "reading the file",
+        Owner::System | Owner::User(_) => "reading crontab",
     };
-    if meta.is_dir() {
-        return Opened::Directory;
-    }
-    if !meta.is_file() {
-        return Opened::Refused(Diagnostic::note(origin(), "skipped: not a regular file"));
-    }
-    if let Err(reason) = check_safety(path, &meta, owner, euid) {
-        return refused(reason);
-    }
-    match super::bounded::read_from(file) {
-        Ok(bytes) => Opened::Content(bytes),
-        Err(e) => failed(e),
-    }
+    Diagnostic::error(Some(Origin::new(path, 0)), format!("{what}: {e}"))
 }
 
 /// Root and jobrun's own user are trusted for every file.
-fn trusted_owner(uid: u32, euid: u32) -> bool {
+pub(super) fn trusted_owner(uid: u32, euid: u32) -> bool {
     uid == 0 || uid == euid
 }
 
-fn whose(owner: Owner<'_>, euid: u32) -> String {
+pub(super) fn whose(owner: Owner<'_>, euid: u32) -> String {
     let me = if euid == 0 {
         String::new()
     } else {
@@ -144,6 +205,7 @@ fn whose(owner: Owner<'_>, euid: u32) -> String {
              so another user's file could add jobs that run as jobrun's user"
         ),
         Owner::User(_) => "a user crontab must be owned by its user (or root)".to_owned(),
+        Owner::Named => format!("a job file must be owned by root{me}"),
     }
 }
 
@@ -183,7 +245,7 @@ fn check_safety(path: &Path, meta: &Metadata, owner: Owner<'_>, euid: u32) -> Re
         ));
     }
     let named = match owner {
-        Owner::System => None,
+        Owner::System | Owner::Named => None,
         Owner::User(name) => match User::from_name(name) {
             Ok(Some(user)) => Some(user.uid.as_raw()),
             Ok(None) => {

@@ -301,27 +301,32 @@ impl From<ConcurrencyDef> for Concurrency {
     }
 }
 
-/// Reads one YAML job file from disk, at most [`limits::FILE_BYTES_MAX`].
-pub fn read_yaml_file(path: &Path) -> SourceSet {
-    let text = bounded::read_file(path).and_then(|bytes| {
-        String::from_utf8(bytes).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "stream did not contain valid UTF-8",
-            )
-        })
-    });
-    match text {
-        Ok(text) => parse_yaml(path, &text),
-        Err(e) => SourceSet {
-            jobs: Vec::new(),
-            diagnostics: vec![Diagnostic::error(
-                Some(Origin::new(path, 0)),
-                format!("reading job file: {e}"),
-            )],
-            history: None,
-        },
+/// Reads one YAML job file from disk, at most [`limits::FILE_BYTES_MAX`],
+/// once its owner and mode are found safe for a jobrun running as `euid`
+/// ([`super::trust_named`]): the file checked is the file read.
+pub fn read_yaml_file(path: &Path, euid: u32, naming: super::trust_named::Naming) -> SourceSet {
+    let checked = match super::trust_named::read_named(path, euid, naming) {
+        Ok(checked) => checked,
+        Err(refused) => {
+            return SourceSet {
+                jobs: Vec::new(),
+                diagnostics: vec![refused],
+                history: None,
+            }
+        }
+    };
+    let mut out = SourceSet {
+        diagnostics: checked.warnings,
+        ..SourceSet::default()
+    };
+    match String::from_utf8(checked.bytes) {
+        Ok(text) => out.extend(parse_yaml(path, &text)),
+        Err(_) => out.diagnostics.push(Diagnostic::error(
+            Some(Origin::new(path, 0)),
+            "reading job file: stream did not contain valid UTF-8",
+        )),
     }
+    out
 }
 
 /// Parses the text of one YAML job file. `path` is used for locations and to

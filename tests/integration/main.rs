@@ -15,6 +15,7 @@ mod recovery;
 mod reload;
 mod reproducers;
 mod resources;
+mod source_trust;
 mod sources;
 mod state_dir;
 mod triggers;
