@@ -23,6 +23,11 @@ use crate::runner::Stream;
 /// Formatted output waiting for stdout, at most this many bytes.
 const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
+/// What formatting adds to a line, at most for text (time, stream,
+/// brackets) and roughly for JSON: how close to full the queue may be before
+/// a line is dropped unformatted.
+const FORMAT_ROOM: usize = 128;
+
 /// Prints `TIME [name] stream: line` (text) or JSON events to stdout.
 pub struct StdoutSink {
     json: bool,
@@ -98,6 +103,15 @@ struct LineEvent<'a> {
 
 impl JobOutput for StdoutSink {
     fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]) {
+        // A full queue drops the line: said before formatting it, so a flood
+        // into an unread stdout costs a counter, not a timestamp per line.
+        // (The line, its job's name and room for the rest: a line that would
+        // just have fit in the last few bytes is dropped too.)
+        let at_least = line.len() + job.len() + FORMAT_ROOM;
+        if self.shared.queued.load(Ordering::Relaxed) + at_least > QUEUE_BYTES {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         let ts = self
             .clock

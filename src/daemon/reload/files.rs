@@ -406,6 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn a_strict_reload_with_any_error_keeps_the_whole_previous_schedule() {
+        let mut s = Sources::start(&[
+            ("conf/a.yaml", &format!("jobs:\n{}", job("a", "old-a"))),
+            ("conf/b.yaml", &format!("jobs:\n{}", job("b", "old-b"))),
+        ]);
+        s.loaded.strict = true;
+        // a.yaml broken, b.yaml changed cleanly: leniency would apply b.
+        s.write("conf/a.yaml", "jobs:\n  - name: a\n    command: [new-a\n");
+        s.write("conf/b.yaml", &format!("jobs:\n{}", job("b", "new-b")));
+        let (jobs, applied) = s.reload();
+        assert_eq!(jobs, pairs(&[("a", "old-a"), ("b", "old-b")]));
+        assert_eq!(applied.kept.len(), 2);
+        assert!(applied.errors >= 1);
+        assert!(applied
+            .problems
+            .iter()
+            .any(|d| d.severity == Severity::Error));
+        // Fixed: every change applies.
+        s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "new-a")));
+        let (jobs, applied) = s.reload();
+        assert_eq!(jobs, pairs(&[("a", "new-a"), ("b", "new-b")]));
+        assert!(applied.problems.is_empty());
+    }
+
+    #[test]
     fn a_good_file_that_becomes_broken_keeps_its_jobs_until_fixed() {
         let mut s = Sources::start(&[
             ("conf/a.yaml", &format!("jobs:\n{}", job("a", "old-a"))),
