@@ -793,7 +793,12 @@ async fn run_command(
         duration_ms,
     )
     .await?;
-    info!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
+    // A run that went wrong is a warning, so `RUST_LOG=warn` still shows it.
+    if status.is_failure() {
+        warn!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
+    } else {
+        info!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
+    }
     Ok(FireResult::Finished {
         run_id,
         status,

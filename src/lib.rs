@@ -27,6 +27,7 @@
 //! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
 //! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
 //! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
+//! - [`health`]: the verdict of `status`, from what the state records (pure).
 //! - [`cli`]: the command line; one module per subcommand.
 //!
 //! Lower rooms never know higher ones: `schedule`, `source` and `plan` name no
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod fire;
+pub mod health;
 pub mod job;
 pub mod job_env;
 pub mod limits;

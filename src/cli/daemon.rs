@@ -18,11 +18,18 @@ use crate::limits;
 use crate::runner::DEFAULT_TAIL_BYTES;
 use crate::source;
 
+/// Below `docker stop`'s 10 s default: the SIGKILL that follows it must not
+/// race jobrun's record of the runs it interrupted (issue 12).
+pub const DEFAULT_SHUTDOWN_GRACE: &str = "8s";
+
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// How long running jobs get after SIGTERM when the daemon stops, before SIGKILL.
-    /// At most 1 day.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = |s: &str| limits::SHUTDOWN_GRACE.parse(s))]
+    /// At most 1 day. The default, 8s, stays below the 10s `docker stop` (and
+    /// Kubernetes' 30s) gives jobrun before its own SIGKILL, so jobrun has
+    /// time to record the interrupted runs; raise the container's stop
+    /// timeout along with it.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = |s: &str| limits::SHUTDOWN_GRACE.parse(s))]
     pub shutdown_grace: Duration,
     /// How many bytes of the end of each run's output to keep in the history
     /// (at most 16 MiB).
@@ -46,6 +53,12 @@ pub struct DaemonArgs {
     /// Default: YAML `history: keep_days`, else 90. At most 36500.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=i64::from(limits::KEEP_DAYS_MAX)))]
     pub keep_days: Option<u32>,
+    /// Refuse to start, and refuse a reload (the whole previous schedule
+    /// keeps running), when any source has an error, as supercronic and
+    /// yacron do. Without it a bad entry is left out, the rest runs, and
+    /// `jobrun status` reports "degraded" naming it.
+    #[arg(long, env = "JOBRUN_STRICT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict: bool,
     /// Keep at most this many runs per job. Default: YAML `history:
     /// keep_runs`, else 10000.
     #[arg(long, value_name = "N")]
@@ -67,6 +80,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    if args.strict && errors > 0 {
+        tracing::error!("--strict: {errors} error(s) in the sources (listed above); not starting");
+        return Ok(EXIT_USAGE);
+    }
     if plan.jobs().is_empty() && errors > 0 {
         tracing::error!("no job could be read from the sources ({errors} error(s)); not starting");
         return Ok(EXIT_USAGE);
@@ -92,6 +109,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         zone,
         started_with: (files, diagnostics),
         read: Box::new(move || source::read_files(&sources)),
+        strict: args.strict,
     };
     let options = DaemonOptions {
         plan,

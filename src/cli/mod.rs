@@ -64,6 +64,7 @@ pub struct GlobalArgs {
     #[arg(
         long = "system-crontabs",
         global = true,
+        env = "JOBRUN_SYSTEM_CRONTABS",
         value_name = "ROOT",
         num_args = 0..=1,
         require_equals = true,

@@ -1,6 +1,7 @@
-//! `jobrun status`: is a daemon alive, and how did each job's latest run end?
-//! Exit 0 when a daemon is alive and no job's latest run failed, else 1, so it
-//! serves as a container `HEALTHCHECK`. Reads only; creates nothing.
+//! `jobrun status`: is a daemon alive, did its sources load without error,
+//! and how did each job's latest run end? Exit 0 when healthy (the rule is
+//! `crate::health`), else 1, so it serves as a container `HEALTHCHECK`.
+//! Reads only the state (what the daemon recorded it loaded); creates nothing.
 
 use std::io::Write;
 
@@ -9,8 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::table::{local_time, new_table, relative};
-use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
+use super::{default_zone, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::daemon::HEARTBEAT;
+use crate::health;
 
 /// A beat older than this means the daemon is gone: two missed heartbeats
 /// (a daemon beats every [`HEARTBEAT`], on its once-a-minute wake-up; a
@@ -31,6 +33,10 @@ pub struct StatusArgs {
 #[derive(Serialize)]
 struct StatusJson<'a> {
     healthy: bool,
+    /// `healthy`, `degraded` or `unhealthy`.
+    state: health::State,
+    /// Why it is not healthy, one line each.
+    reasons: &'a [String],
     daemon: Option<&'a DaemonRecord>,
     jobs: Vec<JobStatus<'a>>,
 }
@@ -74,8 +80,9 @@ pub fn run(
     args: &StatusArgs,
     out: &mut dyn Write,
 ) -> Result<i32> {
-    let (plan, diagnostics, zone) = load_plan(global, env)?;
-    report_problems(&diagnostics);
+    // Only the state: the daemon recorded what it loaded, so a HEALTHCHECK
+    // needs none of the daemon's source options (any given are not read).
+    let zone = default_zone(env).0;
     let dir = state_dir(global, env)?;
     let (daemon, latest) = match Store::open_existing(&dir).context("opening the run history")? {
         Some(store) => (
@@ -84,22 +91,38 @@ pub fn run(
         ),
         None => (None, Vec::new()),
     };
-    let jobs: Vec<JobStatus> = plan
-        .jobs()
-        .iter()
-        .map(|j| JobStatus {
-            name: &j.name,
-            last_run: latest.iter().find(|r| r.job == j.name),
-        })
-        .collect();
-    let failing = jobs
-        .iter()
-        .filter(|j| j.last_run.is_some_and(|r| r.status.is_failure()))
-        .count();
-    let healthy = daemon.is_some() && failing == 0;
+    let loaded = daemon.as_ref().and_then(|d| d.loaded.as_ref());
+    // The jobs the daemon runs; without a record of them (no daemon, or an
+    // older one), every job with a run.
+    let jobs: Vec<JobStatus> = match loaded {
+        Some(l) => l
+            .jobs
+            .iter()
+            .map(|name| JobStatus {
+                name,
+                last_run: latest.iter().find(|r| &r.job == name),
+            })
+            .collect(),
+        None => latest
+            .iter()
+            .map(|r| JobStatus {
+                name: &r.job,
+                last_run: Some(r),
+            })
+            .collect(),
+    };
+    let no_errors = Vec::new();
+    let verdict = health::judge(
+        daemon.is_some(),
+        loaded.map_or(&no_errors, |l| &l.errors),
+        jobs.iter()
+            .filter_map(|j| j.last_run.map(|r| (j.name, r.status))),
+    );
     if args.json {
         let status = StatusJson {
-            healthy,
+            healthy: verdict.healthy(),
+            state: verdict.state,
+            reasons: &verdict.reasons,
             daemon: daemon.as_ref(),
             jobs,
         };
@@ -139,17 +162,16 @@ pub fn run(
             };
         }
         writeln!(out, "{table}")?;
-        writeln!(
-            out,
-            "{}",
-            if healthy {
-                "healthy".to_string()
-            } else if daemon.is_none() {
-                "unhealthy: no daemon is running".to_string()
-            } else {
-                format!("unhealthy: {failing} job(s) whose latest run failed")
-            }
-        )?;
+        if verdict.healthy() {
+            writeln!(out, "healthy")?;
+        }
+        for reason in &verdict.reasons {
+            writeln!(out, "{reason}")?;
+        }
     }
-    Ok(if healthy { EXIT_OK } else { EXIT_FAILURE })
+    Ok(if verdict.healthy() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
 }

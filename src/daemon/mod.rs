@@ -12,6 +12,7 @@
 //! one goes through `fire` like a scheduled run.
 
 mod clock_watch;
+mod loaded;
 pub mod memory;
 pub mod output;
 #[cfg(test)]
@@ -176,6 +177,7 @@ pub async fn run(
     let mut reloads = opts
         .reload
         .map(|r| reload::Reloads::new(r, &plan, watches.armer()));
+    loaded::record(&ctx, &plan, &reload::problems(&reloads), started).await;
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut ticks = NextTick::default();
     let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
@@ -236,6 +238,7 @@ pub async fn run(
             _ = hangup.recv() => reload::request(&mut reloads, "SIGHUP"),
             (new, prepared) = reload::next_plan(&mut reloads) => {
                 plan = new;
+                loaded::record(&ctx, &plan, &reload::problems(&reloads), started).await;
                 if let Some(w) = &mut watcher {
                     w.refresh();
                 }

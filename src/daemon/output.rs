@@ -1,5 +1,6 @@
 //! Where job output lines go while the daemon runs: its own stdout, each line
-//! prefixed with the job's name, or one JSON object per line. In a container
+//! prefixed with the time, the job's name and the stream, or one JSON object
+//! per line. In a container
 //! that is `docker logs`, the first place people look.
 //!
 //! Lines are handed to a writer thread through a queue bounded in bytes, so a
@@ -22,7 +23,12 @@ use crate::runner::Stream;
 /// Formatted output waiting for stdout, at most this many bytes.
 const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Prints `[name] line` (text) or JSON events to stdout.
+/// What formatting adds to a line, at most for text (time, stream,
+/// brackets) and roughly for JSON: how close to full the queue may be before
+/// a line is dropped unformatted.
+const FORMAT_ROOM: usize = 128;
+
+/// Prints `TIME [name] stream: line` (text) or JSON events to stdout.
 pub struct StdoutSink {
     json: bool,
     clock: Arc<dyn Clock>,
@@ -97,21 +103,32 @@ struct LineEvent<'a> {
 
 impl JobOutput for StdoutSink {
     fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]) {
+        // A full queue drops the line: said before formatting it, so a flood
+        // into an unread stdout costs a counter, not a timestamp per line.
+        // (The line, its job's name and room for the rest: a line that would
+        // just have fit in the last few bytes is dropped too.)
+        let at_least = line.len() + job.len() + FORMAT_ROOM;
+        if self.shared.queued.load(Ordering::Relaxed) + at_least > QUEUE_BYTES {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let text = String::from_utf8_lossy(line);
-        let mut bytes = Vec::with_capacity(line.len() + job.len() + 4);
+        let ts = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stream = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        let mut bytes = Vec::with_capacity(line.len() + job.len() + ts.len() + 12);
         if self.json {
             let event = LineEvent {
-                ts: self
-                    .clock
-                    .now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ts,
                 level: "INFO",
                 job,
                 run_id,
-                stream: match stream {
-                    Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
-                },
+                stream,
                 line: text,
             };
             if serde_json::to_writer(&mut bytes, &event).is_err() {
@@ -119,9 +136,14 @@ impl JobOutput for StdoutSink {
             }
             bytes.push(b'\n');
         } else {
-            bytes.extend_from_slice(b"[");
+            // `TIME [job] stream: line`: when, which job and which stream, as
+            // supercronic's lines say (issue 12).
+            bytes.extend_from_slice(ts.as_bytes());
+            bytes.extend_from_slice(b" [");
             bytes.extend_from_slice(job.as_bytes());
             bytes.extend_from_slice(b"] ");
+            bytes.extend_from_slice(stream.as_bytes());
+            bytes.extend_from_slice(b": ");
             bytes.extend_from_slice(text.as_bytes());
             bytes.push(b'\n');
         }

@@ -194,6 +194,7 @@ mod tests {
             started_at: at("2026-05-01T09:00:00Z"),
             last_beat: at(last),
             stopped_at: stopped.map(at),
+            loaded: None,
         }
     }
 

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::watch::{Armer, Prepared};
-use crate::job::Diagnostic;
+use crate::job::{Diagnostic, Severity};
 use crate::plan::Plan;
 use crate::source::SourceFile;
 use files::LoadedSources;
@@ -62,6 +62,8 @@ pub struct ReloadOptions {
     pub may_be_source: SourceFilter,
     /// The files the starting plan was built from, and that build's findings.
     pub started_with: (Vec<SourceFile>, Vec<Diagnostic>),
+    /// `--strict`: a reload with any error keeps the whole previous schedule.
+    pub strict: bool,
 }
 
 /// Watches the source paths; every change sends one unit on the channel
@@ -215,6 +217,10 @@ struct Shared {
     /// Only one reload runs at a time ([`Reloads`] sees to it); the lock
     /// moves the state between reload threads.
     state: Mutex<State>,
+    /// The source errors and warnings of the last reload (or the start), for
+    /// `status`: in a lock of its own, held only to swap it, so the loop
+    /// never waits for a reload that is reading.
+    problems: Mutex<Vec<Diagnostic>>,
 }
 
 struct State {
@@ -246,8 +252,15 @@ impl Reloads {
                 watch: options.watch,
                 may_be_source: options.may_be_source,
                 armer,
+                problems: Mutex::new(
+                    diagnostics
+                        .iter()
+                        .filter(|d| d.severity != Severity::Note)
+                        .cloned()
+                        .collect(),
+                ),
                 state: Mutex::new(State {
-                    loaded: LoadedSources::new(files, &diagnostics),
+                    loaded: LoadedSources::new(files, &diagnostics, options.strict),
                     seen: None,
                 }),
             }),
@@ -336,6 +349,18 @@ pub fn request(reloads: &mut Option<Reloads>, why: &'static str) {
     }
 }
 
+/// The source errors and warnings of the plan the last reload (or the start)
+/// gave; none for a daemon that does not reload.
+pub fn problems(reloads: &Option<Reloads>) -> Vec<Diagnostic> {
+    reloads.as_ref().map_or_else(Vec::new, |r| {
+        r.shared
+            .problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    })
+}
+
 /// The next plan a reload gives (never, for a daemon that does not reload).
 pub async fn next_plan(reloads: &mut Option<Reloads>) -> (Arc<Plan>, Prepared) {
     match reloads {
@@ -381,6 +406,10 @@ fn reload(shared: &Shared, current: &Plan, why: &str) -> Plan {
     let applied = state.loaded.apply(files, &changing, shared.zone);
     state.seen = changing.is_empty().then_some(seen);
     drop(state);
+    *shared
+        .problems
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = applied.problems.clone();
     super::memory::release_free_memory();
     let names =
         |p: &Plan| -> BTreeSet<String> { p.jobs().iter().map(|j| j.name.clone()).collect() };
@@ -449,6 +478,7 @@ mod tests {
                     watch: Vec::new(),
                     may_be_source: Box::new(|_| true),
                     started_with: (Vec::new(), Vec::new()),
+                    strict: false,
                 },
                 &Arc::new(Plan::default()),
                 super::super::watch::JobWatches::default().armer(),
@@ -498,6 +528,7 @@ mod tests {
                     watch: Vec::new(),
                     may_be_source: Box::new(|_| true),
                     started_with: (Vec::new(), Vec::new()),
+                    strict: false,
                 },
                 &Arc::new(Plan::default()),
                 super::super::watch::JobWatches::default().armer(),

@@ -1,4 +1,5 @@
-//! The `daemons` table: each daemon's heartbeat, and pruning of the history.
+//! The `daemons` table: each daemon's heartbeat and what it loaded, and
+//! pruning of the history.
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -22,6 +23,22 @@ pub struct DaemonRecord {
         serialize_with = "ser_time_opt"
     )]
     pub stopped_at: Option<DateTime<Utc>>,
+    /// What it loaded at start or its last reload; `None` for a daemon that
+    /// recorded nothing (an older version, or one still starting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<Loaded>,
+}
+
+/// What a daemon runs, as it recorded it, so `status` needs no sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Loaded {
+    /// The names of the jobs it runs.
+    pub jobs: Vec<String>,
+    /// Source errors, `path:line: message` (a job or a file left out, or a
+    /// new version of a file not applied).
+    pub errors: Vec<String>,
+    /// Source warnings, likewise.
+    pub warnings: Vec<String>,
 }
 
 fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -69,6 +86,32 @@ impl Store {
             )
             .map_err(sql("recording a heartbeat"))
         })?;
+        Ok(())
+    }
+
+    /// Records what the daemon `owner` loaded (at start, and after each
+    /// reload); creates its row if it has not beaten yet.
+    pub fn record_loaded(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        loaded: &Loaded,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(loaded).map_err(|e| {
+            sql("recording what the daemon loaded")(rusqlite::Error::ToSqlConversionFailure(
+                Box::new(e),
+            ))
+        })?;
+        self.conn()
+            .execute(
+                "INSERT INTO daemons (owner, pid, host, started_at, last_beat, loaded) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (owner) DO UPDATE SET loaded = excluded.loaded",
+                params![owner, pid, host, fmt_time(started_at), fmt_time(now), json],
+            )
+            .map_err(sql("recording what the daemon loaded"))?;
         Ok(())
     }
 
@@ -143,7 +186,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT owner, pid, host, started_at, last_beat, stopped_at FROM daemons {filter}"
+                "SELECT owner, pid, host, started_at, last_beat, stopped_at, loaded FROM daemons {filter}"
             ))
             .map_err(sql("querying daemons"))?;
         let rows = stmt
@@ -159,6 +202,10 @@ impl Store {
                         .as_deref()
                         .map(parse_time)
                         .transpose()?,
+                    // Unreadable (written by a newer version): as if none.
+                    loaded: r
+                        .get::<_, Option<String>>(6)?
+                        .and_then(|j| serde_json::from_str(&j).ok()),
                 })
             })
             .map_err(sql("querying daemons"))?;
@@ -326,5 +373,33 @@ mod tests {
         let stopped = store.daemon("h:1:x").unwrap().expect("still on record");
         assert_eq!(stopped.stopped_at, Some(t(1, 11)));
         assert!(store.daemon("h:2:y").unwrap().is_none());
+    }
+
+    #[test]
+    fn what_a_daemon_loaded_is_recorded_before_and_after_its_beats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = Loaded {
+            jobs: vec!["a".into()],
+            errors: vec!["/etc/crontab:3: bad".into()],
+            warnings: Vec::new(),
+        };
+        store
+            .record_loaded("h:1:x", 1, "h", t(1, 0), t(1, 0), &loaded)
+            .unwrap();
+        store.beat("h:1:x", 1, "h", t(1, 0), t(1, 10)).unwrap();
+        let d = store.daemon("h:1:x").unwrap().unwrap();
+        assert_eq!(d.loaded.as_ref(), Some(&loaded));
+        assert_eq!(d.last_beat, t(1, 10));
+        let fixed = Loaded {
+            jobs: vec!["a".into(), "b".into()],
+            ..Loaded::default()
+        };
+        store
+            .record_loaded("h:1:x", 1, "h", t(1, 0), t(1, 20), &fixed)
+            .unwrap();
+        let d = store.daemon("h:1:x").unwrap().unwrap();
+        assert_eq!(d.loaded, Some(fixed));
+        assert_eq!(d.last_beat, t(1, 10), "recording what it loaded is no beat");
     }
 }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_daemons.sql"),
     include_str!("../../migrations/0003_followups.sql"),
     include_str!("../../migrations/0004_missed.sql"),
+    include_str!("../../migrations/0005_daemon_loaded.sql"),
 ];
 
 /// The schema version this jobrun writes.

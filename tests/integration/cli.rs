@@ -205,3 +205,34 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_default_shutdown_grace_ends_before_docker_stops_sigkill() {
+    // `docker stop` sends SIGKILL 10 s after SIGTERM; jobrun's own grace must
+    // end first so the interrupted runs are recorded.
+    let out = Test::new().args(["daemon", "--help"]).run().expect_code(0);
+    let line = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("--shutdown-grace"))
+        .find(|l| l.contains("[default: "))
+        .unwrap_or_else(|| panic!("no default for --shutdown-grace:\n{}", out.stdout));
+    let default = line
+        .split("[default: ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("{line}"));
+    let secs: f64 = default
+        .strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("default {default:?} is not in seconds"));
+    assert!(
+        secs < 10.0,
+        "default --shutdown-grace {default} is not below docker stop's 10s"
+    );
+    assert!(
+        out.stdout.contains("docker stop"),
+        "the help says why:\n{}",
+        out.stdout
+    );
+}

@@ -491,8 +491,8 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
     let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
-    assert!(out.contains("[greet] hello\n"), "{out}");
-    assert!(out.contains("[greet] oops\n"), "{out}");
+    assert!(out.contains(" [greet] stdout: hello\n"), "{out}");
+    assert!(out.contains(" [greet] stderr: oops\n"), "{out}");
     assert!(log.contains("claimed"), "the daemon logs to stderr:\n{log}");
     let list = t
         .run_args(["list", "--json", "--config", "{root}/jobs.yaml"])
@@ -675,4 +675,55 @@ fn a_signalled_run_stops_its_job_and_records_it() {
     wait_for(Duration::from_secs(5), "the job to be gone", || {
         (!pid_alive(pid)).then_some(())
     });
+}
+
+#[test]
+fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
+    let t = Test::new().env("RUST_LOG", "warn");
+    let (schedule, _) = once_soon(2);
+    job_file(&t, "broken", &schedule, "exit 3", "");
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(Duration::from_secs(10), "the run to fail", || {
+        history(&t, "broken")
+            .into_iter()
+            .find(|r| r["status"] == "failed")
+    });
+    // The line is logged right after the run is recorded.
+    let line = wait_for(Duration::from_secs(5), "the warning", || {
+        daemon
+            .log()
+            .lines()
+            .find(|l| l.contains("finished") && l.contains("broken"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("failed"), "{line}");
+    daemon.signal(Signal::SIGTERM);
+    let (code, _) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn job_output_lines_say_when_and_from_which_stream() {
+    let t = Test::new();
+    let (schedule, _) = once_soon(2);
+    job_file(&t, "greet", &schedule, "echo hello; echo oops >&2", "");
+    let daemon = t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out"));
+    wait_for(Duration::from_secs(10), "the run to finish", || {
+        history(&t, "greet")
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
+    });
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
+    for (stream, text) in [("stdout", "hello"), ("stderr", "oops")] {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!("[greet] {stream}: {text}")))
+            .unwrap_or_else(|| panic!("no {stream} line:\n{out}"));
+        let ts = line.split(' ').next().expect("a first word");
+        DateTime::parse_from_rfc3339(ts).unwrap_or_else(|e| panic!("{ts:?} in {line:?}: {e}"));
+    }
 }

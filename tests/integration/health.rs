@@ -133,3 +133,146 @@ fn the_database_stops_growing_under_a_per_second_job_with_retention() {
         "the database kept growing under retention: {sizes:?}"
     );
 }
+
+/// `jobrun status`'s exit code and output, with no source option at all.
+fn bare_status(t: &Test) -> crate::harness::Output {
+    t.run_args(["status"])
+}
+
+#[test]
+fn status_needs_only_the_state_not_the_daemons_source_options() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: tick\n    schedule: \"* * * * * *\"\n    command: \"true\"\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    // As `HEALTHCHECK CMD jobrun status` runs it: no --config.
+    let out = wait_for(Duration::from_secs(10), "a healthy bare status", || {
+        let out = bare_status(&t);
+        (out.code == 0).then_some(out)
+    });
+    assert!(
+        out.stdout.contains("tick"),
+        "the daemon's jobs:\n{}",
+        out.stdout
+    );
+    // Source options given are not needed, and do no harm.
+    t.run_args(["status", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn system_crontabs_can_be_named_by_an_environment_variable() {
+    let t = Test::new()
+        .file("sys/etc/crontab", "")
+        .file(
+            "sys/etc/cron.d/backup",
+            "17 3 * * * root /usr/local/bin/backup\n",
+        )
+        .env("JOBRUN_SYSTEM_CRONTABS", "{root}/sys");
+    let out = t.run_args(["list", "--json"]).expect_code(0);
+    assert!(
+        out.stdout.contains("/usr/local/bin/backup"),
+        "{}",
+        out.stdout
+    );
+}
+
+fn two_jobs(good: &str, bad_schedule: &str) -> String {
+    format!(
+        "jobs:\n  - name: {good}\n    schedule: \"* * * * * *\"\n    command: touch {{root}}/{good}.ran\n  - name: broken\n    schedule: \"{bad_schedule}\"\n    command: \"true\"\n"
+    )
+}
+
+#[test]
+fn a_source_error_leaves_the_rest_running_and_status_degraded_until_fixed() {
+    let t = Test::new();
+    t.write("jobs.yaml", &two_jobs("good", "99 * * * *"));
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(Duration::from_secs(10), "the good job to run", || {
+        t.path("good.ran").exists().then_some(())
+    });
+    let out = wait_for(Duration::from_secs(10), "a degraded status", || {
+        let out = bare_status(&t);
+        out.stdout.contains("degraded").then_some(out)
+    });
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("degraded: ") && l.contains("jobs.yaml:6")),
+        "names the bad line:\n{}",
+        out.stdout
+    );
+    let json = t.run_args(["status", "--json"]).expect_code(1).json();
+    assert_eq!(json["state"], "degraded", "{json}");
+
+    t.write("jobs.yaml", &two_jobs("good", "0 3 * * *"));
+    daemon.signal(Signal::SIGHUP);
+    wait_for(
+        Duration::from_secs(15),
+        "a healthy status after the fix",
+        || (bare_status(&t).code == 0).then_some(()),
+    );
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn strict_refuses_to_start_on_a_source_error() {
+    // `--strict`, and the variable that does the same.
+    for (flag, t) in [
+        ("--strict", Test::new()),
+        ("--log-format=text", Test::new().env("JOBRUN_STRICT", "1")),
+    ] {
+        t.write("jobs.yaml", &two_jobs("good", "99 * * * *"));
+        let daemon = t.spawn_daemon([flag, "--config", "{root}/jobs.yaml"]);
+        let (code, log) = daemon.wait(Duration::from_secs(10));
+        assert_eq!(code, 2, "{flag}: {log}");
+        assert!(log.contains("jobs.yaml:6"), "names the error:\n{log}");
+        assert!(!t.path("good.ran").exists());
+    }
+}
+
+#[test]
+fn a_strict_daemon_keeps_its_old_schedule_when_an_edit_breaks_a_source() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: old\n    schedule: \"* * * * * *\"\n    command: echo x >> {root}/old.ran\n",
+    );
+    let daemon = t.spawn_daemon(["--strict", "--config", "{root}/jobs.yaml"]);
+    wait_for(Duration::from_secs(10), "the old job to run", || {
+        t.path("old.ran").exists().then_some(())
+    });
+    // The edit adds a good job and a bad one: lenient mode would run `new`.
+    t.write("jobs.yaml", &two_jobs("new", "99 * * * *"));
+    daemon.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(15), "the reload to be refused", || {
+        daemon
+            .log()
+            .contains("--strict refuses a reload")
+            .then_some(())
+    });
+    let runs = || {
+        std::fs::read_to_string(t.path("old.ran"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let before = runs();
+    wait_for(Duration::from_secs(10), "the old job to run on", || {
+        (runs() > before + 1).then_some(())
+    });
+    assert!(!t.path("new.ran").exists(), "the broken edit was applied");
+    let out = bare_status(&t);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("degraded: "), "{}", out.stdout);
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+}

@@ -68,6 +68,7 @@ fn pure_rooms_know_no_sqlite_tokio_process_or_higher_room() {
         "job.rs",
         "job_env.rs",
         "limits.rs",
+        "health.rs",
     ] {
         room_does_not_name(room, &io);
         room_does_not_name(room, HIGHER);

@@ -12,9 +12,9 @@
 //! - a file that was still changing when it was read keeps its previous
 //!   version (a new one is left out) until a later reload reads it whole.
 //!
-//! `--strict` (refusing a reload on any error, SPEC 8) is the one other rule
-//! planned; it fits in [`LoadedSources::choose`]. Knows sources and plans;
-//! logs through `tracing`; no tokio, clock or store.
+//! With `--strict` (SPEC 8) a reload with any error applies nothing: the
+//! whole previous schedule stays, as supercronic and yacron do. Knows
+//! sources and plans; logs through `tracing`; no tokio, clock or store.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ struct Loaded {
 #[derive(Debug, Default)]
 pub struct LoadedSources {
     files: Vec<Loaded>,
+    /// `--strict`: a reload with any error keeps every file's previous version.
+    strict: bool,
 }
 
 /// What a reload made of the files it read.
@@ -49,6 +51,8 @@ pub struct Applied {
     pub left_out: Vec<PathBuf>,
     /// Errors logged (in files applied, and in new versions not applied).
     pub errors: usize,
+    /// Those errors and the warnings, for `status` to name.
+    pub problems: Vec<Diagnostic>,
 }
 
 /// Which version of a file a reload applies.
@@ -62,6 +66,7 @@ enum Choice {
 const HAS_ERRORS: &str = "it has errors";
 const CHANGING: &str = "it was still changing while it was read";
 const DIR_UNREADABLE: &str = "its directory cannot be read";
+const STRICT: &str = "--strict refuses a reload with any error";
 
 /// A file of the next plan: the version applied and, when that is the
 /// previous one, why, and the errors of the new read that was not applied.
@@ -74,9 +79,10 @@ struct Entry {
 impl LoadedSources {
     /// The files the daemon started with, and the findings of the plan built
     /// from them (which say which files were clean).
-    pub fn new(files: Vec<SourceFile>, diagnostics: &[Diagnostic]) -> Self {
+    pub fn new(files: Vec<SourceFile>, diagnostics: &[Diagnostic], strict: bool) -> Self {
         let dirty = error_paths(diagnostics);
         LoadedSources {
+            strict,
             files: files
                 .into_iter()
                 .map(|file| Loaded {
@@ -97,6 +103,7 @@ impl LoadedSources {
         changing: &BTreeSet<PathBuf>,
         zone: Tz,
     ) -> Applied {
+        let before = self.strict.then(|| self.files.clone());
         let previous: HashMap<PathBuf, Loaded> = self
             .files
             .drain(..)
@@ -186,14 +193,31 @@ impl LoadedSources {
             (plan, diagnostics) = build(&entries, zone);
         }
 
+        if let Some(before) = before {
+            let refused: Vec<Diagnostic> = entries
+                .iter()
+                .flat_map(|e| e.refused.iter())
+                .chain(diagnostics.iter())
+                .filter(|d| d.severity == Severity::Error)
+                .cloned()
+                .collect();
+            if !refused.is_empty() {
+                return self.refuse_all(before, refused, zone);
+            }
+        }
         let mut errors = 0;
+        let mut problems = Vec::new();
         for d in &diagnostics {
             match d.severity {
                 Severity::Error => {
                     errors += 1;
                     error!("{d}");
+                    problems.push(d.clone());
                 }
-                Severity::Warning => warn!("{d}"),
+                Severity::Warning => {
+                    warn!("{d}");
+                    problems.push(d.clone());
+                }
                 Severity::Note => {}
             }
         }
@@ -205,6 +229,7 @@ impl LoadedSources {
                 if d.severity == Severity::Error {
                     errors += 1;
                     error!("{d}");
+                    problems.push(d.clone());
                 }
             }
             if why == CHANGING {
@@ -237,6 +262,37 @@ impl LoadedSources {
             kept,
             left_out,
             errors,
+            problems,
+        }
+    }
+
+    /// `--strict` and the new read has errors: every file keeps the version
+    /// it had, the errors are logged and named for `status`.
+    fn refuse_all(&mut self, before: Vec<Loaded>, refused: Vec<Diagnostic>, zone: Tz) -> Applied {
+        for d in &refused {
+            error!("{d}");
+        }
+        error!("{STRICT}: the previous schedule stays in force until the errors are fixed");
+        let entries: Vec<Entry> = before
+            .into_iter()
+            .map(|applied| Entry {
+                applied,
+                refused: Vec::new(),
+                why: Some(STRICT),
+            })
+            .collect();
+        let (plan, _) = build(&entries, zone);
+        let kept = entries
+            .iter()
+            .map(|e| (e.applied.file.path.clone(), STRICT))
+            .collect();
+        self.files = entries.into_iter().map(|e| e.applied).collect();
+        Applied {
+            plan,
+            kept,
+            left_out: Vec::new(),
+            errors: refused.len(),
+            problems: refused,
         }
     }
 
@@ -307,7 +363,7 @@ mod tests {
             }
             let files = read_files(&s.opts);
             let (_, diagnostics) = Plan::build(crate::source::merge(files.clone()), Tz::UTC);
-            s.loaded = LoadedSources::new(files, &diagnostics);
+            s.loaded = LoadedSources::new(files, &diagnostics, false);
             s
         }
 
@@ -347,6 +403,31 @@ mod tests {
         assert_eq!(jobs, pairs(&[("backup-new", "/usr/bin/backup-new")]));
         assert_eq!(applied.errors, 1, "the dangling link is reported");
         assert!(applied.kept.is_empty());
+    }
+
+    #[test]
+    fn a_strict_reload_with_any_error_keeps_the_whole_previous_schedule() {
+        let mut s = Sources::start(&[
+            ("conf/a.yaml", &format!("jobs:\n{}", job("a", "old-a"))),
+            ("conf/b.yaml", &format!("jobs:\n{}", job("b", "old-b"))),
+        ]);
+        s.loaded.strict = true;
+        // a.yaml broken, b.yaml changed cleanly: leniency would apply b.
+        s.write("conf/a.yaml", "jobs:\n  - name: a\n    command: [new-a\n");
+        s.write("conf/b.yaml", &format!("jobs:\n{}", job("b", "new-b")));
+        let (jobs, applied) = s.reload();
+        assert_eq!(jobs, pairs(&[("a", "old-a"), ("b", "old-b")]));
+        assert_eq!(applied.kept.len(), 2);
+        assert!(applied.errors >= 1);
+        assert!(applied
+            .problems
+            .iter()
+            .any(|d| d.severity == Severity::Error));
+        // Fixed: every change applies.
+        s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "new-a")));
+        let (jobs, applied) = s.reload();
+        assert_eq!(jobs, pairs(&[("a", "new-a"), ("b", "new-b")]));
+        assert!(applied.problems.is_empty());
     }
 
     #[test]
