@@ -6,7 +6,7 @@
 //! the sources, however many lines name it (a cron.d file names `root` on every
 //! line). Must not know what a schedule or a command means, and names no clock,
 //! SQLite, tokio or process.
-//! See: https://github.com/vixie/cron/blob/master/database.c (process_crontab, "ORPHAN")
+//! See: <https://github.com/vixie/cron/blob/master/database.c> (process_crontab, "ORPHAN")
 
 use std::collections::HashMap;
 
