@@ -3,6 +3,7 @@
 //! and turns results into exit codes (SPEC 5).
 
 mod check;
+mod completions;
 mod daemon;
 mod history;
 mod list;
@@ -110,6 +111,8 @@ pub enum CommandArgs {
     Status(status::StatusArgs),
     /// Apply the history retention now.
     Prune(prune::PruneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parses `args` (the program name first) and runs the command. Returns the
@@ -172,6 +175,7 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
         CommandArgs::Logs(a) => logs::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Status(a) => status::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Prune(a) => prune::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::Completions(a) => completions::run(a, out),
     }
 }
 

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod clock_jumps;
+mod completions;
 mod daemon;
 mod fuzz_findings;
 mod fuzz_smoke;
