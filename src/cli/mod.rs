@@ -9,6 +9,7 @@ mod history;
 mod list;
 mod logging;
 mod logs;
+mod man;
 mod next;
 mod prune;
 mod run;
@@ -113,6 +114,8 @@ pub enum CommandArgs {
     Prune(prune::PruneArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) to stdout: `jobrun man | man -l -`.
+    Man(man::ManArgs),
 }
 
 /// Parses `args` (the program name first) and runs the command. Returns the
@@ -176,6 +179,7 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
         CommandArgs::Status(a) => status::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Prune(a) => prune::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Completions(a) => completions::run(a, out),
+        CommandArgs::Man(a) => man::run(a, out),
     }
 }
 
