@@ -91,7 +91,7 @@ pub enum LogFormat {
 pub enum CommandArgs {
     /// Validate every source; errors and warnings with path:line. Exit 0 (clean
     /// or warnings only), 1 (errors), 2 (nothing to check or unusable input).
-    Check,
+    Check(check::CheckArgs),
     /// Show the merged schedule: name, schedules, zone, next run, sources.
     List {
         /// Print JSON instead of a table.
@@ -171,7 +171,7 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
     match &args.command {
         CommandArgs::Daemon(a) => daemon::run(&args.global, &env, a),
         CommandArgs::Run(a) => run::run(&args.global, &env, a),
-        CommandArgs::Check => check::run(&args.global, &env, out),
+        CommandArgs::Check(a) => check::run(&args.global, &env, a, out),
         CommandArgs::List { json } => list::run(&args.global, &env, clock.now(), *json, out),
         CommandArgs::Next(a) => next::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),

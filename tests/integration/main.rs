@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod check_json;
 mod cli;
 mod clock_jumps;
 mod completions;
