@@ -1,13 +1,57 @@
-//! `jobrun check`: validate every source and report with `path:line`.
+//! `jobrun check`: validate every source and report with `path:line`, as text
+//! or (`--json`) as one JSON object a CI pipeline can gate on.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use super::{load_plan, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::job::{Diagnostic, Severity};
 
-pub fn run(global: &GlobalArgs, env: &Env, out: &mut dyn Write) -> Result<i32> {
+#[derive(Debug, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Print one JSON object instead of text: {"diagnostics": [{path, line,
+    /// severity, message}], "jobs", "merged", "errors", "warnings", "notes"}.
+    /// The exit code is the same as without it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `check --json`: every finding, and the counts the text summary line gives.
+#[derive(Serialize)]
+struct Report<'a> {
+    diagnostics: Vec<Finding<'a>>,
+    jobs: usize,
+    merged: usize,
+    errors: usize,
+    warnings: usize,
+    notes: usize,
+}
+
+/// One finding. `path` is null for a finding about no file (such as `TZ`);
+/// `line` is null for one about a whole file or no file.
+#[derive(Serialize)]
+struct Finding<'a> {
+    path: Option<&'a Path>,
+    line: Option<usize>,
+    severity: &'static str,
+    message: &'a str,
+}
+
+impl<'a> From<&'a Diagnostic> for Finding<'a> {
+    fn from(d: &'a Diagnostic) -> Self {
+        Finding {
+            path: d.origin.as_ref().map(|o| o.path.as_path()),
+            line: d.origin.as_ref().map(|o| o.line).filter(|&l| l > 0),
+            severity: d.severity.as_str(),
+            message: &d.message,
+        }
+    }
+}
+
+pub fn run(global: &GlobalArgs, env: &Env, args: &CheckArgs, out: &mut dyn Write) -> Result<i32> {
     let (plan, mut diagnostics, _) = load_plan(global, env)?;
     if !env.running_as_root {
         for job in plan.jobs().iter().filter(|j| j.spec.user.is_some()) {
@@ -28,14 +72,28 @@ pub fn run(global: &GlobalArgs, env: &Env, out: &mut dyn Write) -> Result<i32> {
         count(Severity::Warning),
         count(Severity::Note),
     );
+    let merged = plan.jobs().iter().filter(|j| j.is_merged()).count();
+    let code = if errors > 0 { EXIT_FAILURE } else { EXIT_OK };
+    if args.json {
+        let report = Report {
+            diagnostics: diagnostics.iter().map(Finding::from).collect(),
+            jobs: plan.jobs().len(),
+            merged,
+            errors,
+            warnings,
+            notes,
+        };
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+        return Ok(code);
+    }
     for d in &diagnostics {
         writeln!(out, "{d}")?;
     }
-    let merged = plan.jobs().iter().filter(|j| j.is_merged()).count();
     writeln!(
         out,
         "{} job(s) ({merged} merged from several entries): {errors} error(s), {warnings} warning(s), {notes} note(s)",
         plan.jobs().len()
     )?;
-    Ok(if errors > 0 { EXIT_FAILURE } else { EXIT_OK })
+    Ok(code)
 }

@@ -3,11 +3,13 @@
 //! and turns results into exit codes (SPEC 5).
 
 mod check;
+mod completions;
 mod daemon;
 mod history;
 mod list;
 mod logging;
 mod logs;
+mod man;
 mod next;
 mod prune;
 mod run;
@@ -89,7 +91,7 @@ pub enum LogFormat {
 pub enum CommandArgs {
     /// Validate every source; errors and warnings with path:line. Exit 0 (clean
     /// or warnings only), 1 (errors), 2 (nothing to check or unusable input).
-    Check,
+    Check(check::CheckArgs),
     /// Show the merged schedule: name, schedules, zone, next run, sources.
     List {
         /// Print JSON instead of a table.
@@ -110,6 +112,10 @@ pub enum CommandArgs {
     Status(status::StatusArgs),
     /// Apply the history retention now.
     Prune(prune::PruneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) to stdout: `jobrun man | man -l -`.
+    Man(man::ManArgs),
 }
 
 /// Parses `args` (the program name first) and runs the command. Returns the
@@ -165,13 +171,15 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
     match &args.command {
         CommandArgs::Daemon(a) => daemon::run(&args.global, &env, a),
         CommandArgs::Run(a) => run::run(&args.global, &env, a),
-        CommandArgs::Check => check::run(&args.global, &env, out),
+        CommandArgs::Check(a) => check::run(&args.global, &env, a, out),
         CommandArgs::List { json } => list::run(&args.global, &env, clock.now(), *json, out),
         CommandArgs::Next(a) => next::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Logs(a) => logs::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Status(a) => status::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::Prune(a) => prune::run(&args.global, &env, clock.now(), a, out),
+        CommandArgs::Completions(a) => completions::run(a, out),
+        CommandArgs::Man(a) => man::run(a, out),
     }
 }
 

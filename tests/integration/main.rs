@@ -3,8 +3,10 @@
 
 mod harness;
 
+mod check_json;
 mod cli;
 mod clock_jumps;
+mod completions;
 mod daemon;
 mod fuzz_findings;
 mod fuzz_smoke;
