@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod clock_jumps;
 mod daemon;
+mod examples;
 mod fuzz_findings;
 mod fuzz_smoke;
 mod health;
