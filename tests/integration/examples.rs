@@ -115,3 +115,142 @@ fn the_systemd_unit_lets_jobrun_stop_its_jobs_and_keeps_setuid_jobs_working() {
     assert_eq!(setting(&settings, "CapabilityBoundingSet"), None);
     assert_eq!(setting(&settings, "RestrictSUIDSGID"), None);
 }
+
+/// The README's "Production build" command: (RUSTFLAGS, the cargo command
+/// line, the output path its comment names).
+fn readme_production_build() -> (String, String, String) {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("reading README.md");
+    let section = &readme[readme
+        .find("\n## Production build")
+        .expect("the section exists")..];
+    let block = &section[section.find("```sh\n").expect("a sh block") + 6..];
+    let block = &block[..block.find("```").expect("the block ends")];
+    let (command, comment) = block.split_once('#').expect("the command names its output");
+    let command = command.replace("\\\n", " ");
+    let rest = command
+        .trim()
+        .strip_prefix("RUSTFLAGS=\"")
+        .expect("RUSTFLAGS first");
+    let (rustflags, cargo) = rest.split_once('"').expect("RUSTFLAGS is quoted");
+    let output = comment
+        .trim()
+        .strip_prefix("-> ")
+        .expect("`-> PATH` comment");
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    (
+        rustflags.to_string(),
+        squash(cargo),
+        output.trim().to_string(),
+    )
+}
+
+/// One stage of a Dockerfile: its base, name and instructions (continuation
+/// lines joined, comments left out).
+struct Stage {
+    from: String,
+    name: String,
+    instructions: Vec<(String, String)>,
+}
+
+impl Stage {
+    fn all(&self, keyword: &str) -> Vec<&str> {
+        let found = self.instructions.iter().filter(|(k, _)| k == keyword);
+        found.map(|(_, v)| v.as_str()).collect()
+    }
+
+    fn one(&self, keyword: &str) -> &str {
+        match self.all(keyword)[..] {
+            [value] => value,
+            ref other => panic!("stage {}: {} {keyword} lines", self.name, other.len()),
+        }
+    }
+}
+
+fn dockerfile_stages(text: &str) -> Vec<Stage> {
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => pending.push_str(head),
+            None => lines.push(std::mem::take(&mut pending) + trimmed),
+        }
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    for line in lines {
+        let (keyword, rest) = line
+            .split_once(char::is_whitespace)
+            .expect("INSTRUCTION args");
+        let rest = rest.trim().to_string();
+        if keyword == "FROM" {
+            let (from, name) = rest.split_once(" AS ").expect("every stage is named");
+            stages.push(Stage {
+                from: from.into(),
+                name: name.into(),
+                instructions: Vec::new(),
+            });
+        } else {
+            let stage = stages.last_mut().expect("FROM comes first");
+            stage.instructions.push((keyword.to_string(), rest));
+        }
+    }
+    stages
+}
+
+#[test]
+fn the_dockerfile_builds_the_readmes_production_binary_and_ships_it_alone() {
+    let (_, text) = example("Dockerfile");
+    let stages = dockerfile_stages(&text);
+    let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["build", "debian", "alpine"]);
+    let (rustflags, cargo, output) = readme_production_build();
+
+    // The builder runs exactly the README's command (one source of truth).
+    let build = &stages[0];
+    assert_eq!(build.one("ENV"), format!("RUSTFLAGS=\"{rustflags}\""));
+    assert_eq!(build.one("RUN"), cargo);
+    let triple = cargo.split("--target ").nth(1).expect("a --target triple");
+    assert_eq!(
+        output,
+        format!("target/{triple}/release/jobrun"),
+        "README output path"
+    );
+    let built = format!("{}/{output}", build.one("WORKDIR"));
+
+    for (stage, base) in [(&stages[1], "debian:"), (&stages[2], "alpine:")] {
+        assert!(
+            stage.from.starts_with(base),
+            "stage {} is based on {base}",
+            stage.name
+        );
+        // The binary alone: one COPY, from the builder, of what it built.
+        assert_eq!(stage.all("RUN"), Vec::<&str>::new(), "stage {}", stage.name);
+        assert_eq!(
+            stage.one("COPY"),
+            format!("--from=build {built} /usr/local/bin/jobrun")
+        );
+        assert!(stage
+            .one("HEALTHCHECK")
+            .ends_with(r#"CMD ["jobrun", "status"]"#));
+        assert_eq!(stage.one("ENTRYPOINT"), r#"["jobrun"]"#);
+        assert_eq!(stage.one("STOPSIGNAL"), "SIGTERM");
+        // The default command is one jobrun accepts.
+        let cmd: Vec<String> = serde_json::from_str(stage.one("CMD")).expect("CMD is exec form");
+        assert!(
+            cmd.iter().any(|a| a == "daemon"),
+            "the image runs the daemon"
+        );
+        let help = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+            .args(&cmd)
+            .arg("--help")
+            .output()
+            .expect("running jobrun");
+        assert!(help.status.success(), "jobrun rejects CMD {cmd:?}");
+    }
+    // `docker stop` waits 10 s before SIGKILL: the grace must fit inside.
+    assert!(default_shutdown_grace_secs() < 10);
+}
