@@ -254,3 +254,112 @@ fn the_dockerfile_builds_the_readmes_production_binary_and_ships_it_alone() {
     // `docker stop` waits 10 s before SIGKILL: the grace must fit inside.
     assert!(default_shutdown_grace_secs() < 10);
 }
+
+fn get<'a>(value: &'a serde_yaml::Value, path: &str) -> &'a serde_yaml::Value {
+    path.split('.')
+        .fold(value, |v, key| match key.parse::<usize>() {
+            Ok(i) => &v[i],
+            Err(_) => &v[key],
+        })
+}
+
+fn strings(value: &serde_yaml::Value) -> Vec<String> {
+    let seq = value.as_sequence().expect("a list of strings");
+    seq.iter()
+        .map(|v| v.as_str().expect("a string").to_string())
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_manifest_parses_and_its_jobs_pass_check() {
+    use serde::Deserialize;
+    let (_, text) = example("kubernetes.yaml");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::Value::deserialize(doc).expect("each document is YAML"))
+        .collect();
+    let of_kind = |kind: &str| {
+        let mut found = docs.iter().filter(|d| d["kind"].as_str() == Some(kind));
+        let doc = found.next().unwrap_or_else(|| panic!("a {kind}"));
+        assert!(found.next().is_none(), "one {kind}");
+        doc
+    };
+
+    // The ConfigMap's jobs pass `jobrun check` without an error or warning.
+    let jobs = &get(of_kind("ConfigMap"), "data")["jobs.yaml"];
+    let jobs = jobs.as_str().expect("jobs.yaml is a string");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("jobs.yaml"), jobs).expect("writing jobs.yaml");
+    let check = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .arg("--config")
+        .arg(dir.path())
+        .arg("check")
+        .output()
+        .expect("running jobrun check");
+    let said = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "jobrun check failed:\n{said}");
+    assert!(said.contains("0 error(s), 0 warning(s)"), "{said}");
+
+    of_kind("PersistentVolumeClaim");
+    let deployment = of_kind("Deployment");
+    assert_eq!(get(deployment, "spec.replicas").as_u64(), Some(1));
+    assert_eq!(
+        get(deployment, "spec.strategy.type").as_str(),
+        Some("Recreate")
+    );
+    let pod = get(deployment, "spec.template.spec");
+    let grace = get(pod, "terminationGracePeriodSeconds")
+        .as_u64()
+        .expect("a grace period");
+    assert!(
+        grace > default_shutdown_grace_secs(),
+        "terminationGracePeriodSeconds {grace}"
+    );
+    let container = get(pod, "containers.0");
+    assert!(get(container, "securityContext").is_mapping());
+
+    // The ConfigMap is what the daemon reads.
+    let mounts = get(container, "volumeMounts")
+        .as_sequence()
+        .expect("mounts");
+    let jobs_mount = mounts
+        .iter()
+        .find(|m| m["name"] == "jobs")
+        .expect("jobs mounted");
+    assert_eq!(jobs_mount["mountPath"].as_str(), Some("/etc/jobrun/jobs.d"));
+    let args = strings(get(container, "args"));
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--config", "/etc/jobrun/jobs.d"]),
+        "{args:?}"
+    );
+    let help = Command::new(env!("CARGO_BIN_EXE_jobrun"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .expect("running jobrun");
+    assert!(help.status.success(), "jobrun rejects args {args:?}");
+
+    // Readiness is the full verdict; liveness fails when no daemon is alive.
+    let ready = strings(get(container, "readinessProbe.exec.command"));
+    assert_eq!(ready, ["jobrun", "status"]);
+    let live = strings(get(container, "livenessProbe.exec.command"));
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_jobrun"))
+        .parent()
+        .expect("a directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let probe = Command::new(&live[0])
+        .args(&live[1..])
+        .env("PATH", path)
+        .env("JOBRUN_STATE_DIR", dir.path().join("no-daemon-ever-ran"))
+        .output()
+        .expect("running the liveness probe");
+    assert!(
+        !probe.status.success(),
+        "the liveness probe passes without a daemon"
+    );
+}
