@@ -8,6 +8,7 @@ mod cli;
 mod clock_jumps;
 mod completions;
 mod daemon;
+mod examples;
 mod fuzz_findings;
 mod fuzz_smoke;
 mod health;
