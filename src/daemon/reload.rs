@@ -452,6 +452,23 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// Reloads of an empty plan, reading sources with `read` (no files to
+    /// watch or settle).
+    fn reloads_reading(read: Reader) -> Reloads {
+        Reloads::new(
+            ReloadOptions {
+                read,
+                zone: Tz::UTC,
+                watch: Vec::new(),
+                may_be_source: Box::new(|_| true),
+                started_with: (Vec::new(), Vec::new()),
+                strict: false,
+            },
+            &Arc::new(Plan::default()),
+            super::super::watch::JobWatches::default().armer(),
+        )
+    }
+
     /// A reload that panics (a bug in a reader) leaves the running schedule
     /// alone, and the next reload works.
     #[test]
@@ -471,18 +488,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let mut reloads = Some(Reloads::new(
-                ReloadOptions {
-                    read,
-                    zone: Tz::UTC,
-                    watch: Vec::new(),
-                    may_be_source: Box::new(|_| true),
-                    started_with: (Vec::new(), Vec::new()),
-                    strict: false,
-                },
-                &Arc::new(Plan::default()),
-                super::super::watch::JobWatches::default().armer(),
-            ));
+            let mut reloads = Some(reloads_reading(read));
             request(&mut reloads, "SIGHUP");
             let failed = tokio::time::timeout(Duration::from_secs(5), next_plan(&mut reloads));
             assert!(failed.await.is_err(), "no plan from a failed reload");
@@ -521,18 +527,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let mut reloads = Some(Reloads::new(
-                ReloadOptions {
-                    read,
-                    zone: Tz::UTC,
-                    watch: Vec::new(),
-                    may_be_source: Box::new(|_| true),
-                    started_with: (Vec::new(), Vec::new()),
-                    strict: false,
-                },
-                &Arc::new(Plan::default()),
-                super::super::watch::JobWatches::default().armer(),
-            ));
+            let mut reloads = Some(reloads_reading(read));
             request(&mut reloads, "SIGHUP");
             entered.recv().unwrap();
             for _ in 0..5 {
