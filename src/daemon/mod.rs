@@ -12,14 +12,18 @@
 //! one goes through `fire` like a scheduled run.
 
 mod clock_watch;
+mod executor;
+mod housekeeping;
 mod loaded;
 pub mod memory;
+mod next_tick;
 pub mod output;
 #[cfg(test)]
 mod panic_tests;
 pub mod reboot;
 mod recovery;
 pub mod reload;
+mod start_up;
 mod state_check;
 mod timer;
 pub mod watch;
@@ -36,7 +40,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
+use crate::fire::{self, ActiveRuns, FireContext};
 use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
 use crate::lock;
 use crate::plan::Plan;
@@ -44,6 +48,10 @@ use crate::recorder::Recorder;
 use crate::runner;
 use crate::store::{Retention, Store};
 use clock_watch::{ClockWatch, Pass};
+use executor::{shut_down, spawn_firing, Done};
+use housekeeping::{prune, prune_in_background, reap_orphans_forever};
+use next_tick::NextTick;
+use start_up::{missed_ticks, start_reboot_jobs};
 
 /// The longest the loop sleeps without reading the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -365,99 +373,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Applies the history retention.
-fn prune(ctx: &FireContext, now: DateTime<Utc>, retention: Retention) {
-    match ctx.store.prune(now, retention) {
-        Ok(0) => {}
-        Ok(removed) => info!(removed, "pruned the run history"),
-        Err(e) => warn!(error = %e, "pruning the run history"),
-    }
-}
-
-/// Applies the history retention on a pool thread, so a long deletion never
-/// holds up a tick. (Not its own timer task: the loop's wake-ups start it,
-/// so it costs the idle daemon no wake-up of its own.)
-fn prune_in_background(ctx: &Arc<FireContext>, now: DateTime<Utc>, retention: Retention) {
-    let ctx = Arc::clone(ctx);
-    drop(tokio::task::spawn_blocking(move || {
-        prune(&ctx, now, retention);
-    }));
-}
-
-/// As PID 1, every orphan in the container becomes our child: reap the
-/// zombies on every SIGCHLD, never touching our own jobs (see
-/// `runner::reap_orphans`). Signals that arrive together are merged into
-/// one, but one pass reaps every zombie there is, so nothing waits: no
-/// periodic wake-up is needed (the idle daemon stays asleep), unless SIGCHLD
-/// cannot be watched at all.
-async fn reap_orphans_forever() {
-    let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(error = %e, "cannot watch SIGCHLD; reaping orphans every few seconds");
-            None
-        }
-    };
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    let mut first = true;
-    loop {
-        // The first pass takes the zombies that were there before us.
-        match (&mut sigchld, std::mem::take(&mut first)) {
-            (_, true) => {}
-            (Some(sig), false) => {
-                if sig.recv().await.is_none() {
-                    return;
-                }
-            }
-            (None, false) => {
-                every.tick().await;
-            }
-        }
-        match tokio::task::spawn_blocking(runner::reap_orphans).await {
-            Ok(0) | Err(_) => {}
-            Ok(n) => tracing::debug!(reaped = n, "reaped orphaned processes"),
-        }
-    }
-}
-
-/// Runs the `@reboot` jobs that have not run yet in this boot for this
-/// state directory (see [`reboot`]).
-fn start_reboot_jobs(
-    tasks: &mut JoinSet<Done>,
-    ctx: &Arc<FireContext>,
-    plan: &Arc<Plan>,
-    (marker_dir, state_dir): (&std::path::Path, &std::path::Path),
-    started: DateTime<Utc>,
-) {
-    let jobs: Vec<_> = plan.jobs().iter().filter(|j| j.runs_at_reboot()).collect();
-    if jobs.is_empty() {
-        return;
-    }
-    let names = jobs.iter().map(|j| j.name.as_str());
-    let claimed: Vec<&str> = match reboot::boot_id() {
-        Some(id) => match reboot::claim_boot(marker_dir, &id, state_dir, names) {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                // Better to run @reboot jobs again than never.
-                warn!(dir = %marker_dir.display(), error = %e, "cannot keep the @reboot marker; running @reboot jobs");
-                jobs.iter().map(|j| j.name.as_str()).collect()
-            }
-        },
-        None => names.collect(),
-    };
-    if claimed.len() < jobs.len() {
-        info!(
-            jobs = jobs.len() - claimed.len(),
-            "@reboot jobs already ran in this boot"
-        );
-    }
-    for name in claimed {
-        // The daemon's start instant is the tick: one claim per boot.
-        let firing = Firing::new(name.to_string(), Some(started), Trigger::Reboot);
-        spawn_firing(tasks, ctx, plan, firing);
-    }
-}
-
 /// The next change of a source; never resolves without a watcher.
 async fn source_changed(watcher: &mut Option<reload::SourceWatcher>) -> Option<()> {
     match watcher {
@@ -500,14 +415,6 @@ fn wait_precisely(clock: &dyn Clock, tick: DateTime<Utc>) {
 fn until(now: DateTime<Utc>, t: DateTime<Utc>) -> Duration {
     let micros = (t - now).num_microseconds().unwrap_or(i64::MAX).max(0) as u64;
     Duration::from_millis(micros.div_ceil(1000))
-}
-
-/// What a firing task hands back to the loop when it ends.
-struct Done {
-    job: String,
-    trigger: Trigger,
-    /// The chained runs its outcome starts.
-    chained: Vec<Firing>,
 }
 
 /// When the latest run of `job` started, by any process sharing the state
@@ -568,167 +475,11 @@ async fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool
     }
 }
 
-/// The plan's next tick after the loop's cursor, kept until a tick comes due
-/// or the plan changes. The loop wakes for every finished run (1,000 times
-/// after a 1,000-job tick) and moves its cursor to "now" each time; walking
-/// every job on each of those wake-ups (twice: the next tick, and what is
-/// due) cost a 1,000-job tick about 180 ms of CPU beside its spawns.
-#[derive(Default)]
-struct NextTick {
-    plan: Option<Arc<Plan>>,
-    cursor: Option<DateTime<Utc>>,
-    next: Option<DateTime<Utc>>,
-    /// How many times the plan was walked for the next tick (for tests).
-    walks: u64,
-}
-
-impl NextTick {
-    /// The earliest tick of the plan strictly after `cursor`.
-    fn after(&mut self, plan: &Arc<Plan>, cursor: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let same_plan = self.plan.as_ref().is_some_and(|p| Arc::ptr_eq(p, plan));
-        if !same_plan || self.cursor != Some(cursor) {
-            self.next = plan.next_wakeup(cursor);
-            self.plan = Some(Arc::clone(plan));
-            self.cursor = Some(cursor);
-            self.walks += 1;
-        }
-        self.next
-    }
-
-    /// Each job's latest tick in `(cursor, now]`, as [`Plan::due`]; the
-    /// loop's cursor then moves to `now`. When the next tick is after `now`
-    /// nothing is due and the plan is not walked: with no tick in between,
-    /// the next tick after `now` is the one after `cursor`, so it is kept.
-    fn due<'p>(
-        &mut self,
-        plan: &'p Arc<Plan>,
-        cursor: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Vec<(&'p crate::plan::Job, DateTime<Utc>)> {
-        if self.after(plan, cursor).is_none_or(|next| next > now) {
-            self.cursor = Some(now);
-            return Vec::new();
-        }
-        plan.due(cursor, now)
-    }
-}
-
 fn debounce_of(job: &crate::plan::Job) -> Duration {
     job.spec
         .watch
         .as_ref()
         .map_or(DEFAULT_WATCH_DEBOUNCE, |w| w.debounce)
-}
-
-/// Runs one firing (with its retries) as a task of the loop. A job that a
-/// reload removed, or that is disabled, is not run.
-fn spawn_firing(
-    tasks: &mut JoinSet<Done>,
-    ctx: &Arc<FireContext>,
-    plan: &Arc<Plan>,
-    firing: Firing,
-) {
-    let ctx = Arc::clone(ctx);
-    let plan = Arc::clone(plan);
-    tasks.spawn(async move {
-        let mut done = Done {
-            job: firing.job.clone(),
-            trigger: firing.trigger,
-            chained: Vec::new(),
-        };
-        let Some(job) = plan.get(&firing.job).filter(|j| j.spec.enabled) else {
-            warn!(job = %firing.job, trigger = firing.trigger.as_str(), "not run: no such enabled job (any more)");
-            return done;
-        };
-        match fire::fire_with_retries(&ctx, job, &firing).await {
-            Ok(result) => {
-                if !ctx.active.is_stopping() {
-                    done.chained = fire::chained(job, &result);
-                }
-                if let FireResult::Finished { error: Some(error), .. } = &result {
-                    debug!(job = %job.name, %error, "run ended by jobrun");
-                }
-            }
-            Err(e) => error!(job = %firing.job, error = format!("{e:#}"), "firing failed"),
-        }
-        done
-    });
-}
-
-/// The catch-up firings at start (`catch_up:`): for each job that has it, the
-/// latest tick missed while no daemon ran, if it is within the job's window.
-/// The claim decides whether it was really missed: a tick another process
-/// ran is not run again. A state directory no daemon ever used has no
-/// downtime to catch up on.
-fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<Firing> {
-    if !plan.jobs().iter().any(|j| j.spec.catch_up.is_some()) {
-        return Vec::new();
-    }
-    let last_seen = match ctx.store.last_daemon_seen() {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            info!("no daemon ran in this state directory before; nothing to catch up");
-            return Vec::new();
-        }
-        Err(e) => {
-            warn!(error = %e, "reading when the last daemon ran; nothing caught up");
-            return Vec::new();
-        }
-    };
-    // A daemon that died right after its last heartbeat may have missed the
-    // ticks up to its next one.
-    let down_since = last_seen - chrono::Duration::from_std(HEARTBEAT).unwrap_or_default();
-    let mut out = Vec::new();
-    for job in plan.jobs().iter().filter(|j| j.spec.enabled) {
-        let Some(window) = job.spec.catch_up else {
-            continue;
-        };
-        let window_start = chrono::Duration::from_std(window)
-            .ok()
-            .and_then(|w| started.checked_sub_signed(w))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let from = down_since.max(window_start);
-        let Some(tick) = job.latest_tick(from, started) else {
-            continue;
-        };
-        match ctx.store.tick_claimed(&job.name, tick) {
-            Ok(false) => {
-                info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
-                out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
-            }
-            Ok(true) => {}
-            Err(e) => warn!(job = %job.name, error = %e, "reading a tick's claim; not caught up"),
-        }
-    }
-    out
-}
-
-/// Stops scheduling, sends SIGTERM to every running job's process group, waits
-/// up to `grace`, then SIGKILL; every run is recorded before this returns.
-async fn shut_down(ctx: &FireContext, tasks: &mut JoinSet<Done>, grace: Duration) {
-    let stopping = ctx.active.stop_all(StopReason::Shutdown);
-    info!(running = stopping, "shutting down");
-    let drained =
-        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        warn!(
-            running = ctx.active.len(),
-            "shutdown grace over; killing the remaining jobs"
-        );
-        ctx.active.kill_all();
-        // Killed jobs end at once; only a stuck database could hold this up,
-        // and then the runs are recorded abandoned at the next start.
-        let recorded = tokio::time::timeout(Duration::from_secs(10), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if recorded.is_err() {
-            warn!(
-                "some runs could not be recorded before exit; the next start marks them abandoned"
-            );
-        }
-    }
-    info!("daemon stopped");
 }
 
 #[cfg(test)]

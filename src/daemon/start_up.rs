@@ -1,0 +1,101 @@
+//! The daemon's start-up firings: the `@reboot` jobs and the catch-up of
+//! ticks missed while no daemon ran. It must not know the loop's wake-ups,
+//! reloads or watches.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::executor::{spawn_firing, Done};
+use super::{reboot, HEARTBEAT};
+use crate::fire::FireContext;
+use crate::job::{Firing, Trigger};
+use crate::plan::Plan;
+
+/// Runs the `@reboot` jobs that have not run yet in this boot for this
+/// state directory (see [`reboot`]).
+pub(super) fn start_reboot_jobs(
+    tasks: &mut JoinSet<Done>,
+    ctx: &Arc<FireContext>,
+    plan: &Arc<Plan>,
+    (marker_dir, state_dir): (&std::path::Path, &std::path::Path),
+    started: DateTime<Utc>,
+) {
+    let jobs: Vec<_> = plan.jobs().iter().filter(|j| j.runs_at_reboot()).collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let names = jobs.iter().map(|j| j.name.as_str());
+    let claimed: Vec<&str> = match reboot::boot_id() {
+        Some(id) => match reboot::claim_boot(marker_dir, &id, state_dir, names) {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // Better to run @reboot jobs again than never.
+                warn!(dir = %marker_dir.display(), error = %e, "cannot keep the @reboot marker; running @reboot jobs");
+                jobs.iter().map(|j| j.name.as_str()).collect()
+            }
+        },
+        None => names.collect(),
+    };
+    if claimed.len() < jobs.len() {
+        info!(
+            jobs = jobs.len() - claimed.len(),
+            "@reboot jobs already ran in this boot"
+        );
+    }
+    for name in claimed {
+        // The daemon's start instant is the tick: one claim per boot.
+        let firing = Firing::new(name.to_string(), Some(started), Trigger::Reboot);
+        spawn_firing(tasks, ctx, plan, firing);
+    }
+}
+
+/// The catch-up firings at start (`catch_up:`): for each job that has it, the
+/// latest tick missed while no daemon ran, if it is within the job's window.
+/// The claim decides whether it was really missed: a tick another process
+/// ran is not run again. A state directory no daemon ever used has no
+/// downtime to catch up on.
+pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<Firing> {
+    if !plan.jobs().iter().any(|j| j.spec.catch_up.is_some()) {
+        return Vec::new();
+    }
+    let last_seen = match ctx.store.last_daemon_seen() {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            info!("no daemon ran in this state directory before; nothing to catch up");
+            return Vec::new();
+        }
+        Err(e) => {
+            warn!(error = %e, "reading when the last daemon ran; nothing caught up");
+            return Vec::new();
+        }
+    };
+    // A daemon that died right after its last heartbeat may have missed the
+    // ticks up to its next one.
+    let down_since = last_seen - chrono::Duration::from_std(HEARTBEAT).unwrap_or_default();
+    let mut out = Vec::new();
+    for job in plan.jobs().iter().filter(|j| j.spec.enabled) {
+        let Some(window) = job.spec.catch_up else {
+            continue;
+        };
+        let window_start = chrono::Duration::from_std(window)
+            .ok()
+            .and_then(|w| started.checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let from = down_since.max(window_start);
+        let Some(tick) = job.latest_tick(from, started) else {
+            continue;
+        };
+        match ctx.store.tick_claimed(&job.name, tick) {
+            Ok(false) => {
+                info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
+                out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
+            }
+            Ok(true) => {}
+            Err(e) => warn!(job = %job.name, error = %e, "reading a tick's claim; not caught up"),
+        }
+    }
+    out
+}
