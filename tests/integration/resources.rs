@@ -208,7 +208,7 @@ fn ticks_while_the_state_directory_refuses_writes_end_in_missed_rows() {
 
 #[test]
 fn a_limit_too_low_to_start_jobs_records_every_tick_missed_with_one_warning() {
-    let t = Test::new().file("jobs.yaml", jobs_yaml(20, "true"));
+    let t = Test::new().file("jobs.yaml", jobs_yaml(20, "sleep 0.3"));
     // Too few descriptors left to start a job at all (or at most a few).
     let daemon = t.spawn_daemon_with_nofile(["--config", "{root}/jobs.yaml"], 22, 22);
     wait_for(Duration::from_secs(30), "three complete ticks", || {
