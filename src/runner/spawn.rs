@@ -13,11 +13,11 @@
 //! the child leads its own process group, has no blocked signal and every
 //! signal at its default disposition, and changes into the working directory
 //! (`posix_spawn_file_actions_addchdir_np`, glibc 2.29). Anything more (another
-//! user) still takes the fork path in the parent module.
+//! user) still takes the fork path (`fork`; `launch` chooses).
 //!
 //! The exit is seen through a pidfd (Linux 5.3) registered with the runtime,
 //! then collected with `waitpid` on the child's own pid. [`available`] says
-//! whether this kernel has pidfds; without them the parent module forks.
+//! whether this kernel has pidfds; without them jobs take the fork path.
 
 use std::ffi::{CStr, CString};
 use std::io;
