@@ -77,12 +77,10 @@ fn pure_rooms_know_no_sqlite_tokio_process_or_higher_room() {
 
 #[test]
 fn runner_and_store_do_not_know_each_other() {
-    for room in ["runner.rs", "runner"] {
-        room_does_not_name(
-            room,
-            &["crate::store", "rusqlite", "crate::lock", "crate::plan"],
-        );
-    }
+    room_does_not_name(
+        "runner",
+        &["crate::store", "rusqlite", "crate::lock", "crate::plan"],
+    );
     room_does_not_name(
         "store",
         &[
