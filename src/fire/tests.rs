@@ -14,11 +14,12 @@ pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
     }
 }
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::retry::sleep_unless_stopping;
 use crate::clock::FakeClock;
-use crate::job::Origin;
-use crate::job::{JobSpec, Requirement, RetryPolicy, SourceKind};
+use crate::job::{Command, JobSpec, Origin, Requirement, RetryPolicy, SourceKind, Trigger};
+use crate::store::RunRecord;
 
 struct Quiet;
 
