@@ -17,7 +17,7 @@ impl FireResult {
     /// A run that did not do its work for a reason another attempt may not
     /// meet: it failed, timed out, was not ready, or was killed by something
     /// other than jobrun's `replace`. Shutdown and skips are not retried.
-    fn is_retryable(&self) -> bool {
+    pub(super) fn is_retryable(&self) -> bool {
         matches!(
             self,
             FireResult::Finished { status, replaced: false, .. }
