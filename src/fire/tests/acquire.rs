@@ -171,7 +171,10 @@ async fn a_watch_run_of_a_busy_forbid_job_waits_for_the_current_run() {
 async fn a_watch_run_still_waiting_when_jobrun_shuts_down_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
-    let job = job("reloader", "sleep 30");
+    // The current run outlives the shutdown's SIGTERM, as a slow job does
+    // within its kill grace: the watch run still finds it there.
+    let mut job = job("reloader", "trap '' TERM; sleep 30");
+    job.spec.kill_grace = Some(Duration::from_secs(60));
     let current = spawn_fire(&ctx, &job, scheduled(&job, 0));
     until_started(&ctx, "reloader").await;
     let watch = spawn_fire(&ctx, &job, watch_firing(&job, "/etc/app.conf"));
@@ -181,10 +184,11 @@ async fn a_watch_run_still_waiting_when_jobrun_shuts_down_is_lost() {
     ctx.active.stop_all(StopReason::Shutdown);
     let watched = tokio::time::timeout(Duration::from_secs(20), watch)
         .await
-        .expect("the wait ends with the shutdown")
+        .expect("the wait ends with the shutdown, not with the current run")
         .unwrap()
         .unwrap();
     assert_eq!(watched, FireResult::Lost);
+    ctx.active.kill_all();
     assert_eq!(
         status_of(&current.await.unwrap().unwrap()),
         RunStatus::Interrupted
