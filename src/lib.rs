@@ -23,9 +23,9 @@
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
 //! - [`runner`]: one job process, supervised to its end.
-//! - [`readiness`]: `requires:` checks, waited for before a command starts.
-//! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
 //! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
+//!   In parts: the lock and `replace`, the claim, readiness (`requires:`), the
+//!   command or the `signal:` job, the environment, the active runs, retries.
 //! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
 //! - [`health`]: the verdict of `status`, from what the state records (pure).
 //! - [`cli`]: the command line; one module per subcommand.
@@ -46,10 +46,8 @@ pub mod lock;
 pub mod plan;
 pub mod private_dir;
 pub mod procfs;
-pub mod readiness;
 pub mod recorder;
 pub mod runner;
 pub mod schedule;
-pub mod signal;
 pub mod source;
 pub mod store;

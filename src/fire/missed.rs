@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use super::{new_run, FireContext, FireResult};
+use super::record::new_run;
+use super::{FireContext, FireResult};
 use crate::job::{Firing, RunStatus};
 use crate::plan::Job;
 

@@ -1,6 +1,16 @@
-//! Tests of the firing path against a real store and real processes.
+//! Tests of the firing path against a real store and real processes
+//! (`sh -c`), in this process: a tempdir store, a [`FakeClock`] standing
+//! still at [`tick`]`(0)`. The helpers are here; the tests of each part of
+//! `fire` are in the submodules named after it.
 
 use super::*;
+
+mod acquire;
+mod active;
+mod chain;
+mod env;
+mod execute;
+mod retry;
 
 /// A test-only fault: a job whose name starts with this panics in its firing
 /// once its command runs (compiled into test builds only)...
@@ -14,11 +24,12 @@ pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
     }
 }
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::retry::sleep_unless_stopping;
 use crate::clock::FakeClock;
-use crate::job::Origin;
-use crate::job::{JobSpec, Requirement, RetryPolicy, SourceKind};
+use crate::job::{Command, JobSpec, Origin, Requirement, RetryPolicy, SourceKind, Trigger};
+use crate::store::RunRecord;
 
 struct Quiet;
 
@@ -27,6 +38,11 @@ impl JobOutput for Quiet {
 }
 
 fn context(dir: &std::path::Path) -> Arc<FireContext> {
+    context_with(dir, Arc::new(Quiet))
+}
+
+/// A context whose runs' lines go to `sink`.
+fn context_with(dir: &std::path::Path, sink: Arc<dyn JobOutput>) -> Arc<FireContext> {
     let store = Arc::new(Store::open(&dir.join("state")).unwrap());
     Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).unwrap(),
@@ -35,7 +51,7 @@ fn context(dir: &std::path::Path) -> Arc<FireContext> {
         clock: Arc::new(FakeClock::new(tick(0))),
         host: "h".into(),
         owner: "h:1:t".into(),
-        sink: Arc::new(Quiet),
+        sink,
         base_env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
         tail_bytes: 1024,
         active: ActiveRuns::default(),
@@ -365,4 +381,38 @@ async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
     let run = &runs_of(&ctx, "lockless")[0];
     assert_eq!((run.status, run.tick), (RunStatus::Missed, Some(tick(0))));
     assert_eq!(run.error.as_deref(), Some(reason.as_str()));
+}
+
+/// Fires `firing` of `job` on a task of its own.
+fn spawn_fire(
+    ctx: &Arc<FireContext>,
+    job: &Job,
+    firing: Firing,
+) -> tokio::task::JoinHandle<anyhow::Result<FireResult>> {
+    let ctx = Arc::clone(ctx);
+    let job = job.clone();
+    tokio::spawn(async move { fire(&ctx, &job, &firing).await })
+}
+
+/// A shell command that ends once `marker` exists.
+fn wait_for(marker: &std::path::Path) -> String {
+    format!("while [ ! -e '{}' ]; do sleep 0.02; done", marker.display())
+}
+
+/// Waits until `job`'s newest run has its process id on record, and returns it.
+async fn until_started(ctx: &FireContext, job: &str) -> RunRecord {
+    eventually("the start to be recorded", || {
+        runs_of(ctx, job).first().is_some_and(|r| r.pid.is_some())
+    })
+    .await;
+    runs_of(ctx, job).remove(0)
+}
+
+/// The status of a finished result, or a panic naming what it was instead.
+#[track_caller]
+fn status_of(result: &FireResult) -> RunStatus {
+    match result {
+        FireResult::Finished { status, .. } => *status,
+        other => panic!("not a finished run: {other:?}"),
+    }
 }
