@@ -21,6 +21,9 @@ Measures (see BENCHMARKS.md for what each means and the results):
   memory        peak RSS (VmHWM) with 1,000 jobs loaded, and after 10,000 runs
   cli           `jobrun list` with 10,000 jobs, `jobrun history --limit 50` on
                 1,000,000 runs: wall time
+  output        one job writing 1 GiB in 4 KiB lines and one writing a single
+                100 MiB line: the daemon's peak RSS while it pumps them, and
+                that the history counts every byte (--quick: 64 MiB, 16 MiB)
 
 jobrun's own rounds use seconds-field schedules (a tick every few seconds).
 cron and yacron only fire on minute boundaries, so the comparison rounds give
@@ -594,6 +597,46 @@ class Bench:
         daemon.stop()
         return idle_json(idle, hwm, rss)
 
+    def output_flood(self, flood_bytes: int, line_bytes: int) -> dict:
+        """A job writing `flood_bytes` in 4 KiB lines beside one writing one
+        `line_bytes` line: the daemon's peak RSS while it reads them, and the
+        byte counts the history records (they must be exact)."""
+        d = self.scratch("output")
+        cfg = d / "jobs.yaml"
+        # A tick a few seconds after start; the daemon reads both outputs at once.
+        tick = dt.datetime.now(UTC) + dt.timedelta(seconds=4)
+        sched = f"{tick.second} {tick.minute} {tick.hour} * * *"
+        cfg.write_text(
+            "jobs:\n"
+            f"  - name: flood\n    schedule: \"{sched}\"\n"
+            f"    command: yes \"$(head -c 4095 /dev/zero | tr '\\0' a)\" | head -c {flood_bytes}\n"
+            f"  - name: longline\n    schedule: \"{sched}\"\n"
+            f"    command: head -c {line_bytes} /dev/zero | tr '\\0' b\n")
+        daemon = self.start_jobrun("output", d, ["--config", str(cfg)])
+        base_kib = status_kb(daemon.pid, "VmHWM")
+        db = d / "state" / "jobrun.db"
+
+        def finished():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+                    rows = c.execute("SELECT job, status, output_bytes FROM runs "
+                                     "WHERE status != 'running'").fetchall()
+            except sqlite3.Error:
+                return None
+            return rows if len(rows) >= 2 else None
+
+        started = time.monotonic()
+        rows = wait_until("the output jobs to finish", 600, finished, interval=0.5)
+        seconds = time.monotonic() - started
+        peak_kib = status_kb(daemon.pid, "VmHWM")
+        daemon.stop()
+        counted = {job: (status, n) for job, status, n in rows}
+        want = {"flood": ("succeeded", flood_bytes), "longline": ("succeeded", line_bytes)}
+        if counted != want:
+            raise SystemExit(f"e2e: output jobs recorded {counted}, expected {want}")
+        return {"flood_bytes": flood_bytes, "line_bytes": line_bytes, "seconds": seconds,
+                "rss_before_kib": base_kib, "rss_peak_kib": peak_kib}
+
     def cli_times(self) -> dict:
         """`list` with 10,000 jobs and `history --limit 50` on 1,000,000 runs."""
         n_jobs, n_runs = self.args.cli_jobs, self.args.cli_runs
@@ -854,6 +897,14 @@ def report(result: dict) -> str:
             f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
             f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
         ]
+    if "output" in reps[0]:
+        o = reps[0]["output"]
+        lines += [
+            f"{'output ' + str(o['flood_bytes'] >> 20) + '+' + str(o['line_bytes'] >> 20) + ' MiB line: peak RSS (KiB)':44} "
+            f"{fmt(merged(reps, ['output', 'rss_peak_kib'])):>9}",
+            f"{'output: RSS before the jobs ran (KiB)':44} {fmt(merged(reps, ['output', 'rss_before_kib'])):>9}",
+            f"{'output: start -> both recorded (s)':44} {fmt(merged(reps, ['output', 'seconds'])):>9}",
+        ]
     if "cli" in reps[0]:
         c = "cli"
         lines += [
@@ -928,8 +979,8 @@ def main() -> int:
                    help="the job: benches/stamp.c built static (default), or a bash one-liner")
     p.add_argument("--floor-threads", type=int, default=2,
                    help="threads of the spawn floor (benches/spawn_floor.c); default 2, one per core here")
-    p.add_argument("--only", default="latency,idle,cli",
-                   help="which of latency,idle,cli to measure (default all)")
+    p.add_argument("--only", default="latency,idle,cli,output",
+                   help="which of latency,idle,cli,output to measure (default all)")
     p.add_argument("--json", type=Path, help="also write every number here")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args()
@@ -942,7 +993,9 @@ def main() -> int:
         job_counts, every, ticks = [1, 20], {1: 1, 20: 1}, {1: 3, 20: 2}
         args.cli_jobs, args.cli_runs, args.cli_repeat = 200, 2_000, 1
         idle_jobs = 50
+        flood = (64 << 20, 16 << 20)
     else:
+        flood = (1 << 30, 100 << 20)
         job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: args.ticks_1000}
         args.cli_jobs, args.cli_runs = 10_000, 1_000_000
         idle_jobs = 1000
@@ -966,8 +1019,8 @@ def main() -> int:
         daemons += [n for n, ok in (("cron", have_cron), ("yacron", have_yacron)) if ok]
 
     only = set(args.only.split(","))
-    if only - {"latency", "idle", "cli"}:
-        raise SystemExit(f"e2e: --only takes latency, idle and cli, not {args.only!r}")
+    if only - {"latency", "idle", "cli", "output"}:
+        raise SystemExit(f"e2e: --only takes latency, idle, cli and output, not {args.only!r}")
     work = Path(tempfile.mkdtemp(prefix="jobrun-e2e-"))
     floor = None
     global JOB
@@ -997,6 +1050,9 @@ def main() -> int:
             if "cli" in only:
                 log(f"run {rep + 1}/{args.repeat}: list and history")
                 one["cli"] = bench.cli_times()
+            if "output" in only:
+                log(f"run {rep + 1}/{args.repeat}: output of {flood[0] >> 20} MiB and a {flood[1] >> 20} MiB line")
+                one["output"] = bench.output_flood(*flood)
             result["repeats"].append(one)
         if len(daemons) > 1:
             groups = [1, 100, 1000]

@@ -68,9 +68,12 @@ pub fn run(
         )?,
         None => writeln!(out, "daemon: not running")?,
     }
-    let mut table = new_table(&[
-        "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
-    ]);
+    let mut table = new_table(
+        &[
+            "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
+        ],
+        global.table_width(),
+    );
     for job in plan.jobs() {
         let exprs: Vec<&str> = job.schedules.iter().map(|s| s.schedule.expr()).collect();
         let mut zones: Vec<String> = job

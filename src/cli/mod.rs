@@ -79,6 +79,17 @@ pub struct GlobalArgs {
     /// Log format of the daemon's own messages and job output lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Print tables at full width: one line a row, however wide, as when the
+    /// output is not a terminal (on a terminal, long cells wrap to its width).
+    #[arg(long, global = true)]
+    pub wide: bool,
+}
+
+impl GlobalArgs {
+    /// The width tables are fitted to: the terminal's, unless `--wide` or not a terminal.
+    pub fn table_width(&self) -> Option<u16> {
+        table::table_width(self.wide)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -85,7 +85,15 @@ pub fn run(
             times: times.iter().copied().map(rfc3339).collect(),
             never_fires,
         };
-        return print(out, args.json, vec![entry], vec![times], now, false);
+        return print(
+            out,
+            args.json,
+            vec![entry],
+            vec![times],
+            now,
+            false,
+            global.table_width(),
+        );
     }
 
     let (plan, diagnostics, _) = load_plan(global, env)?;
@@ -125,7 +133,15 @@ pub fn run(
         all_times.push(times);
     }
     let as_array = args.name.is_none();
-    print(out, args.json, entries, all_times, now, as_array)
+    print(
+        out,
+        args.json,
+        entries,
+        all_times,
+        now,
+        as_array,
+        global.table_width(),
+    )
 }
 
 /// Why a job shows no times, when every schedule it has can never fire.
@@ -168,6 +184,7 @@ fn print(
     times: Vec<Vec<DateTime<Utc>>>,
     now: DateTime<Utc>,
     as_array: bool,
+    width: Option<u16>,
 ) -> Result<i32> {
     if json {
         if as_array {
@@ -178,7 +195,7 @@ fn print(
         writeln!(out)?;
         return Ok(EXIT_OK);
     }
-    let mut table = new_table(&["JOB", "EXPR", "LOCAL TIME", "UTC", "WHEN"]);
+    let mut table = new_table(&["JOB", "EXPR", "LOCAL TIME", "UTC", "WHEN"], width);
     for (entry, times) in entries.iter().zip(&times) {
         let zone: Tz = entry
             .timezone

@@ -144,7 +144,10 @@ pub fn run(
                 dir.display()
             )?,
         }
-        let mut table = new_table(&["JOB", "LAST RUN", "STATUS", "RESULT"]);
+        let mut table = new_table(
+            &["JOB", "LAST RUN", "STATUS", "RESULT"],
+            global.table_width(),
+        );
         for job in &jobs {
             match job.last_run {
                 Some(r) => table.add_row(vec![

@@ -236,3 +236,60 @@ fn the_default_shutdown_grace_ends_before_docker_stops_sigkill() {
         out.stdout
     );
 }
+
+/// `list` in a terminal of `cols` columns (a real pty through util-linux's
+/// `script`), with `extra` arguments: its output lines.
+fn list_in_a_terminal(t: &Test, cols: u16, extra: &str) -> Vec<String> {
+    let command = format!(
+        "stty cols {cols} rows 50; TZ=UTC JOBRUN_STATE_DIR={root}/state {bin} --crontab {root}/crontab list {extra}",
+        root = t.root().display(),
+        bin = env!("CARGO_BIN_EXE_jobrun"),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("COLUMNS")
+        .output()
+        .expect("running util-linux script (a pty)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn tables_fit_the_terminal_and_wide_or_a_pipe_gets_whole_lines() {
+    let long = "/usr/local/lib/backups/nightly-database-dump-with-a-long-name.sh --target /srv/backup/databases/primary";
+    let t = Test::new().file(
+        "crontab",
+        format!("30 2 * * * {long}\n*/5 * * * * /usr/bin/true\n"),
+    );
+    // On an 80-column terminal every line fits, and the job is still there.
+    let narrow = list_in_a_terminal(&t, 80, "");
+    assert!(narrow.len() > 3, "{narrow:#?}");
+    for line in &narrow {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        narrow.iter().any(|l| l.contains("30 2 * * *")),
+        "{narrow:#?}"
+    );
+    // `--wide`: one line a job, however long.
+    let wide = list_in_a_terminal(&t, 80, "--wide");
+    assert!(wide.iter().any(|l| l.chars().count() > 80), "{wide:#?}");
+    // Not a terminal: whole lines too, so `grep` sees a job on one line.
+    let piped = t
+        .run_args(["--crontab", "{root}/crontab", "list"])
+        .expect_code(0);
+    let row = piped
+        .stdout
+        .lines()
+        .find(|l| l.contains("30 2 * * *"))
+        .expect("the job's row");
+    assert!(row.chars().count() > 80, "{row}");
+}

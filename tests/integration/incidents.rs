@@ -282,8 +282,11 @@ fn hup_counter(t: &Test, name: &str, pidfile: &str) -> std::process::Child {
              while :; do sleep 0.1; done\n"
         ),
     );
-    std::fs::create_dir_all(t.path(pidfile).parent().unwrap()).unwrap();
-    let child = std::process::Command::new(script).spawn().unwrap();
+    std::fs::create_dir_all(t.path(pidfile).parent().expect("a pidfile in a directory"))
+        .expect("creating the pidfile's directory");
+    let child = std::process::Command::new(script)
+        .spawn()
+        .expect("starting the stand-in");
     wait_for(LIMIT, "the stand-in's pidfile", || {
         t.path(pidfile).exists().then_some(())
     });
@@ -359,9 +362,9 @@ fn mailu_a_certificate_change_hups_dovecot_once_and_a_missing_pidfile_is_skipped
 /// A local port with nothing listening on it (bound, then let go).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .expect("a free local port")
         .local_addr()
-        .unwrap()
+        .expect("its address")
         .port()
 }
 
