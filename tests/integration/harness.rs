@@ -306,17 +306,6 @@ impl Daemon {
         }
         log[from..].to_string()
     }
-
-    /// Peak resident memory (VmHWM) in KiB, while it runs.
-    pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("reading /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc status")
-    }
 }
 
 impl Drop for Daemon {

@@ -33,9 +33,8 @@ const ROOMS: &[(&str, &[&str])] = &[
     // The state.
     ("store", &["job", "limits", "private_dir", "clock"]),
     ("recorder", &["job", "store", "clock"]),
-    // One firing, composed of the rooms below it.
-    ("readiness", &["clock", "job", "runner", "procfs"]),
-    ("signal", &["clock", "job", "runner", "procfs"]),
+    // One firing, composed of the rooms below it (readiness checks and
+    // `signal:` jobs are parts of it: src/fire/readiness.rs, signal_job.rs).
     (
         "fire",
         &[
@@ -47,11 +46,9 @@ const ROOMS: &[(&str, &[&str])] = &[
             "plan",
             "private_dir",
             "procfs",
-            "readiness",
             "recorder",
             "runner",
             "schedule",
-            "signal",
             "store",
         ],
     ),
