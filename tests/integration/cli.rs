@@ -38,11 +38,16 @@ fn no_source_at_all_is_a_usage_error() {
 
 #[test]
 fn unknown_subcommand_and_bad_flags_exit_2() {
-    Test::new().arg("frobnicate").run().expect_code(2);
+    Test::new()
+        .arg("frobnicate")
+        .code(2)
+        .stderr_has("unrecognized subcommand 'frobnicate'")
+        .run();
     Test::new()
         .args(["next", "--count", "many"])
-        .run()
-        .expect_code(2);
+        .code(2)
+        .stderr_has("invalid value 'many'")
+        .run();
 }
 
 #[test]
@@ -51,18 +56,13 @@ fn check_reports_errors_with_path_line_and_exits_1() {
         "jobs.yaml",
         "jobs:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    command: echo a\n  - name: b\n    schedule: \"@daily\"\n    command: echo b\n    colour: red\n",
     );
-    let out = t
-        .args(["check", "--config", "{root}/jobs.yaml"])
-        .run()
-        .expect_code(1);
-    assert!(out.stdout.contains("jobs.yaml:3: error:"), "{}", out.stdout);
-    assert!(out.stdout.contains("never fires"), "{}", out.stdout);
-    assert!(out.stdout.contains("jobs.yaml:8: error:"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("unknown field `colour`"),
-        "{}",
-        out.stdout
-    );
+    t.args(["check", "--config", "{root}/jobs.yaml"])
+        .code(1)
+        .stdout_has("jobs.yaml:3: error:")
+        .stdout_has("never fires")
+        .stdout_has("jobs.yaml:8: error:")
+        .stdout_has("unknown field `colour`")
+        .run();
 }
 
 #[test]
@@ -292,4 +292,27 @@ fn tables_fit_the_terminal_and_wide_or_a_pipe_gets_whole_lines() {
         .find(|l| l.contains("30 2 * * *"))
         .expect("the job's row");
     assert!(row.chars().count() > 80, "{row}");
+}
+
+#[test]
+fn a_background_command_is_stopped_by_sigterm_like_any_command() {
+    // `jobrun run` of a long job, started in the background: SIGTERM stops
+    // the job and jobrun reports it with 128+15, its run recorded.
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: long\n    schedule: \"@yearly\"\n    command: 'touch {root}/started; sleep 30'\n",
+    );
+    let run = t.spawn(["--config", "{root}/jobs.yaml", "run", "long"]);
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(10),
+        "the job to start",
+        || t.path("started").exists().then_some(()),
+    );
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = run.wait(std::time::Duration::from_secs(20));
+    assert_eq!(code, 128 + 15, "{log}");
+    let runs = t.history("long");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_ne!(runs[0]["status"], "running", "{runs:?}");
 }

@@ -55,15 +55,8 @@ fn daemon_before_tick(
     panic!("the daemon never came up within 15 s of starting");
 }
 
-fn history(t: &Test, job: &str) -> Vec<Value> {
-    let out = t
-        .run_args(["history", job, "--json", "--limit", "100000"])
-        .expect_code(0);
-    out.json().as_array().expect("history is an array").clone()
-}
-
 fn running_run(t: &Test, job: &str) -> Option<Value> {
-    history(t, job)
+    t.history(job)
         .into_iter()
         .find(|r| r["status"] == "running" && r["pid"].is_number())
 }
@@ -127,7 +120,7 @@ fn two_daemons_on_one_state_dir_run_every_tick_exactly_once() {
         );
     }
 
-    let rows = history(&t, "tick");
+    let rows = t.history("tick");
     let mut row_ticks: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -195,7 +188,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
         Duration::from_secs(10),
         "the run to be marked abandoned",
         || {
-            history(&t, "slow")
+            t.history("slow")
                 .into_iter()
                 .find(|r| r["status"] == "abandoned")
         },
@@ -212,7 +205,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
     second.signal(Signal::SIGTERM);
     let (code, log) = second.wait(Duration::from_secs(15));
     assert_eq!(code, 0, "{log}");
-    let rows = history(&t, "slow");
+    let rows = t.history("slow");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] != "running"));
     assert_eq!(
@@ -279,7 +272,7 @@ fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
         std::fs::read_to_string(t.path("term.txt")).unwrap_or_default(),
         "TERM\n"
     );
-    let rows = history(&t, "graceful");
+    let rows = t.history("graceful");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["status"], "interrupted");
     assert!(rows[0]["error"]
@@ -310,7 +303,7 @@ fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
-    let rows = history(&t, "stubborn");
+    let rows = t.history("stubborn");
     assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
     assert_eq!(rows[0]["signal"], 9, "{rows:?}");
 }
@@ -332,7 +325,7 @@ fn a_timeout_kills_the_whole_process_group_and_records_timed_out() {
     wait_for(Duration::from_secs(5), "the grandchild to die", || {
         (!pid_alive(grandchild)).then_some(())
     });
-    let rows = history(&t, "hang");
+    let rows = t.history("hang");
     assert_eq!(rows[0]["status"], "timed_out", "{rows:?}");
     assert_eq!(rows[0]["trigger"], "manual");
 }
@@ -353,17 +346,17 @@ fn exit_codes_and_signals_are_recorded_exactly_and_run_returns_them() {
     t.run_args(["run", "fine", "--config", "{root}/jobs.yaml"])
         .expect_code(0);
 
-    let three = &history(&t, "three")[0];
+    let three = &t.history("three")[0];
     assert_eq!(three["status"], "failed");
     assert_eq!(three["exit_code"], 3);
     assert_eq!(three["signal"], Value::Null);
     assert_eq!(three["tick"], Value::Null);
     assert_eq!(three["output_bytes"], 8);
-    let killed = &history(&t, "killed")[0];
+    let killed = &t.history("killed")[0];
     assert_eq!(killed["status"], "killed");
     assert_eq!(killed["signal"], 9);
     assert_eq!(killed["exit_code"], Value::Null);
-    assert_eq!(history(&t, "fine")[0]["status"], "succeeded");
+    assert_eq!(t.history("fine")[0]["status"], "succeeded");
 
     let id = three["id"].as_i64().expect("id").to_string();
     let logs = t.run_args(["logs", &id]).expect_code(0);
@@ -401,7 +394,7 @@ fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree() {
         "{}",
         refused.stderr
     );
-    let rows = history(&t, "busy");
+    let rows = t.history("busy");
     let skipped = rows
         .iter()
         .find(|r| r["status"] == "skipped")
@@ -436,7 +429,7 @@ fn output_of_any_size_is_counted_exactly_and_its_tail_kept() {
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
     let done = |job: &str| {
-        history(&t, job)
+        t.history(job)
             .into_iter()
             .find(|r| r["status"] != "running")
     };
@@ -493,7 +486,8 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]);
     let overlapping = wait_for(Duration::from_secs(10), "overlapping runs", || {
-        let running = history(&t, "overlap")
+        let running = t
+            .history("overlap")
             .into_iter()
             .filter(|r| r["status"] == "running")
             .count();
@@ -501,7 +495,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
     });
     assert!(overlapping >= 2);
     let replaced = wait_for(Duration::from_secs(10), "a replaced run", || {
-        history(&t, "newest")
+        t.history("newest")
             .into_iter()
             .find(|r| r["status"] == "killed")
     });
@@ -514,7 +508,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
     );
     // Never two instances of a `replace` job at once.
     assert!(
-        history(&t, "newest")
+        t.history("newest")
             .iter()
             .filter(|r| r["status"] == "running")
             .count()
@@ -523,10 +517,9 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
-    assert!(history(&t, "newest")
-        .iter()
-        .all(|r| r["status"] != "running"));
-    assert!(history(&t, "overlap")
+    assert!(t.history("newest").iter().all(|r| r["status"] != "running"));
+    assert!(t
+        .history("overlap")
         .iter()
         .all(|r| r["status"] != "running"));
 }
@@ -542,7 +535,7 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
     wait_for(Duration::from_secs(10), "the run to finish", || {
-        history(&t, "greet")
+        t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
     });
@@ -602,7 +595,7 @@ fn reboot_jobs_run_once_per_boot_and_again_in_a_fresh_container() {
         std::fs::read_to_string(t.path("boots.txt")).unwrap_or_default(),
         "reboot\nreboot\n"
     );
-    let rows = history(&t, "boot");
+    let rows = t.history("boot");
     assert!(
         rows.iter()
             .all(|r| r["trigger"] == "reboot" && r["status"] == "succeeded"),
@@ -626,7 +619,7 @@ fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
         },
     );
     let run = wait_for(Duration::from_secs(10), "the run to finish", || {
-        history(&t, "talk")
+        t.history("talk")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
     });
@@ -696,7 +689,7 @@ fn a_flood_of_output_into_an_unread_stdout_never_blocks_the_scheduler() {
             "a tick was missed:\n{text}"
         );
     }
-    let floods = history(&t, "flood");
+    let floods = t.history("flood");
     assert!(
         floods.iter().any(|r| r["output_bytes"] == 50_000_000u64),
         "the flood's output is still counted exactly: {floods:?}"
@@ -733,7 +726,7 @@ fn a_signalled_run_stops_its_job_and_records_it() {
         child.try_wait().expect("wait")
     });
     assert_eq!(status.code(), Some(128 + 15));
-    let rows = history(&t, "slow");
+    let rows = t.history("slow");
     assert_eq!(rows[0]["id"], run["id"]);
     assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
     let pid = run["pid"].as_i64().expect("pid") as i32;
@@ -753,7 +746,7 @@ fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
     wait_for(Duration::from_secs(10), "the run to fail", || {
-        history(&t, "broken")
+        t.history("broken")
             .into_iter()
             .find(|r| r["status"] == "failed")
     });
@@ -783,7 +776,7 @@ fn job_output_lines_say_when_and_from_which_stream() {
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
     wait_for(Duration::from_secs(10), "the run to finish", || {
-        history(&t, "greet")
+        t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
     });

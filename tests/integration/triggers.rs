@@ -17,15 +17,6 @@ fn lines(t: &Test, rel: &str) -> Vec<String> {
         .collect()
 }
 
-fn history(t: &Test, job: &str) -> Vec<serde_json::Value> {
-    let out = t
-        .run_args(["--config", "{root}/jobs.yaml", "history", job, "--json"])
-        .expect_code(0);
-    let mut runs = out.json().as_array().cloned().unwrap_or_default();
-    runs.reverse();
-    runs
-}
-
 #[test]
 fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
     // Fails twice, then succeeds; then its chain runs once.
@@ -47,7 +38,7 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
         ["1 manual", "2 retry", "3 retry"],
         "stops at the first success"
     );
-    let runs = history(&t, "flaky");
+    let runs = t.history_oldest_first("flaky");
     let first = runs[0]["id"].clone();
     let rows: Vec<(String, u64, String)> = runs
         .iter()
@@ -72,7 +63,7 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
     assert_eq!(runs[2]["parent_id"], first);
     // The chain follows the run's final outcome, once, naming the last attempt.
     assert_eq!(lines(&t, "after"), [runs[2]["id"].to_string()]);
-    let after = history(&t, "after");
+    let after = t.history_oldest_first("after");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["trigger"], "chain");
 }
@@ -99,7 +90,7 @@ fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure() {
     });
     daemon.signal(Signal::SIGTERM);
     daemon.wait(Duration::from_secs(15));
-    let runs = history(&t, "flaky");
+    let runs = t.history_oldest_first("flaky");
     let alerted: Vec<String> = lines(&t, "alerts");
     for parent in &alerted {
         let run = runs
@@ -132,7 +123,7 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
     // Three changes while it runs (its command has started): one more run
     // after it, not three.
     let first = wait_for(LIMIT, "the first run's start", || {
-        history(&t, "sync")
+        t.history_oldest_first("sync")
             .into_iter()
             .next()
             .filter(|r| !r["started_at"].is_null())
@@ -141,11 +132,11 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
         t.write(&format!("later/inbox/{name}"), "{}");
     }
     let runs = wait_for(LIMIT, "the second run to end", || {
-        let runs = history(&t, "sync");
+        let runs = t.history_oldest_first("sync");
         (runs.len() == 2 && runs[1]["status"] == "succeeded").then_some(runs)
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(history(&t, "sync").len(), 2, "no burst");
+    assert_eq!(t.history_oldest_first("sync").len(), 2, "no burst");
     daemon.signal(Signal::SIGTERM);
     daemon.wait(Duration::from_secs(15));
 
