@@ -369,7 +369,6 @@ fn step(kind: Kind, s: &str, item: &str) -> Result<u32, ScheduleError> {
 }
 
 fn parse_field(kind: Kind, text: &str) -> Result<Field, ScheduleError> {
-    let lower = text.to_ascii_lowercase();
     let mut field = Field {
         restricted: true,
         ..Field::default()
@@ -378,7 +377,9 @@ fn parse_field(kind: Kind, text: &str) -> Result<Field, ScheduleError> {
     // Values are kept from 0 (years from 1970).
     let base = if kind == Kind::Year { lo } else { 0 };
     let mut items = 0;
-    for item in lower.split(',').filter(|i| !i.is_empty()) {
+    for written in text.split(',').filter(|i| !i.is_empty()) {
+        let lower = written.to_ascii_lowercase();
+        let item = lower.as_str();
         items += 1;
         if item == "*" || item == "?" {
             field.restricted = false;
@@ -391,7 +392,7 @@ fn parse_field(kind: Kind, text: &str) -> Result<Field, ScheduleError> {
             }
             continue;
         }
-        if let Some(done) = extension(kind, item, &mut field)? {
+        if let Some(done) = extension(kind, item, written, &mut field)? {
             field.notes.push(done);
             continue;
         }
@@ -447,10 +448,15 @@ fn parse_field(kind: Kind, text: &str) -> Result<Field, ScheduleError> {
 
 /// Reads `L`, `LW`, `15W` (day-of-month), `5L`, `5#2` (day-of-week) into
 /// `field`; `None` when `item` is none of them.
-fn extension(kind: Kind, item: &str, field: &mut Field) -> Result<Option<String>, ScheduleError> {
+fn extension(
+    kind: Kind,
+    item: &str,
+    written: &str,
+    field: &mut Field,
+) -> Result<Option<String>, ScheduleError> {
     let note = |what: &str| {
         Some(format!(
-            "{} `{item}` ({what}): a supercronic extension that Vixie cron does not accept",
+            "{} `{written}` ({what}): a supercronic extension that Vixie cron does not accept",
             kind.name()
         ))
     };
@@ -476,12 +482,14 @@ fn extension(kind: Kind, item: &str, field: &mut Field) -> Result<Option<String>
                 let d = value(kind, day, item)?;
                 let n = match nth {
                     "1" | "2" | "3" | "4" | "5" => nth.as_bytes()[0] - b'0',
-                    _ => return Err(err(
-                        kind,
-                        format!(
+                    _ => {
+                        return Err(err(
+                            kind,
+                            format!(
                             "`{item}`: the number after `#` must be 1-5 (which week of the month)"
                         ),
-                    )),
+                        ))
+                    }
                 };
                 field.nth[usize::from(n - 1)] |= 1 << d;
                 return Ok(note("that weekday's occurrence in the month"));
