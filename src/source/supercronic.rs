@@ -201,6 +201,11 @@ pub fn parse_supercronic(path: &Path, bytes: &[u8]) -> SourceSet {
         let origin = Origin::new(path, index + 1);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let Ok(text) = std::str::from_utf8(raw) else {
+            // Comments may be in any encoding: nothing reads them.
+            let start = raw.iter().position(|b| !matches!(b, b' ' | b'\t'));
+            if start.is_none_or(|i| raw[i] == b'#') {
+                continue;
+            }
             out.diagnostics.push(Diagnostic::error(
                 Some(origin),
                 "this line is not valid UTF-8, so it cannot be passed on faithfully; save the file as UTF-8",

@@ -177,3 +177,18 @@ fn never_firing_schedules_are_warnings_and_kept() {
     let warnings = messages(&set, Severity::Warning);
     assert!(warnings[0].contains("never fires"), "{warnings:?}");
 }
+
+#[test]
+fn a_comment_in_another_encoding_is_skipped_and_a_bad_entry_is_an_error() {
+    let set = parse_supercronic(
+        Path::new("/etc/crontab"),
+        b"# caf\xe9\n* * * * * echo caf\xe9\n* * * * * echo ok\n",
+    );
+    let errors = messages(&set, Severity::Error);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("/etc/crontab:2: error:"),
+        "{errors:?}"
+    );
+    assert_eq!(set.jobs.len(), 1);
+}
