@@ -321,3 +321,39 @@ fn daylight_saving_follows_jobruns_rules() {
         Some(at("2026-03-29T01:00:00Z"))
     );
 }
+
+/// Where supercronic's reading and croner's (a YAML job) should agree, they
+/// do, over years of fire times: an independent check of the day arithmetic.
+#[test]
+fn agrees_with_croner_on_extensions_where_both_mean_the_same() {
+    for expr in [
+        "0 0 L * *",
+        "0 0 LW * *",
+        "0 12 15W * *",
+        "0 12 1W * *",
+        "0 12 31W * *",
+        "0 0 * * 5L",
+        "0 0 * * 0L",
+        "0 0 * * 5#2",
+        "0 0 * * 1#5,3#1",
+        "0 0 1,L * 3",
+        "0 0 L * 5#3",
+        "0 0 13 * 5",
+        "30 4 1,15 2 *",
+        "0 0 29 2 *",
+    ] {
+        let ours = sc(expr);
+        let croner = Schedule::parse(expr, Dialect::Yaml, Tz::UTC).expect("a YAML schedule");
+        let mut t = at("2026-01-01T00:00:00Z");
+        for _ in 0..200 {
+            let want = croner.next_after(t).expect("fires");
+            if want >= at("2100-01-01T00:00:00Z") {
+                // supercronic's years end with 2099; croner's go on.
+                assert_eq!(ours.next_after(t), None, "{expr} after {t}");
+                break;
+            }
+            assert_eq!(ours.next_after(t), Some(want), "{expr} after {t}");
+            t = want;
+        }
+    }
+}

@@ -222,3 +222,30 @@ fn a_year_field_that_is_over_is_a_warning_from_check() {
         check.stdout
     );
 }
+
+/// supercronic's `-inotify` is the default: a changed file is reloaded.
+#[test]
+fn a_changed_supercronic_file_is_reloaded_without_a_flag() {
+    let t = Test::new();
+    t.write("crontab", "* * * * * * * touch {root}/before\n");
+    let _daemon = t.spawn_daemon(["--supercronic", "{root}/crontab"]);
+    wait_for(Duration::from_secs(20), "the first job to run", || {
+        t.path("before").exists().then_some(())
+    });
+    // Replaced as editors and ConfigMaps do: a new file renamed over the old.
+    t.write("crontab.new", "* * * * * * * touch {root}/after\n");
+    std::fs::rename(t.path("crontab.new"), t.path("crontab")).expect("rename");
+    wait_for(Duration::from_secs(20), "the reloaded job to run", || {
+        t.path("after").exists().then_some(())
+    });
+}
+
+/// supercronic refuses a file with a bad line; so does `daemon --strict`.
+#[test]
+fn strict_refuses_a_file_with_a_bad_line_as_supercronic_does() {
+    let t = Test::new().file("crontab", "* * * * * echo ok\n*/70 * * * * * * echo bad\n");
+    let daemon = t.spawn_daemon(["--supercronic", "{root}/crontab", "--strict"]);
+    let (code, log) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("crontab:2"), "{log}");
+}
