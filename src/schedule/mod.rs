@@ -87,6 +87,20 @@ pub struct Schedule {
     never: Option<Arc<str>>,
 }
 
+/// The Vixie cron expansion of each macro, and whether it is `@reboot`.
+/// See: https://man7.org/linux/man-pages/man5/crontab.5.html ("@weekly Run once a week, \"0 0 * * 0\"")
+fn macro_fields(name: &str) -> Option<Option<&'static str>> {
+    Some(Some(match name.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        "@reboot" => return Some(None),
+        _ => return None,
+    }))
+}
+
 /// Which wall times an expression matches: croner's reading (crontab and
 /// YAML), or supercronic's (its own day rule and a year field).
 /// Held once behind an `Arc` per distinct expression, so a smaller
@@ -114,20 +128,6 @@ impl Wall {
             Wall::Supercronic(_) => panic!("a supercronic schedule has no croner parse"),
         }
     }
-}
-
-/// The Vixie cron expansion of each macro, and whether it is `@reboot`.
-/// See: https://man7.org/linux/man-pages/man5/crontab.5.html ("@weekly Run once a week, \"0 0 * * 0\"")
-fn macro_fields(name: &str) -> Option<Option<&'static str>> {
-    Some(Some(match name.to_ascii_lowercase().as_str() {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        "@reboot" => return Some(None),
-        _ => return None,
-    }))
 }
 
 impl Schedule {
