@@ -36,11 +36,14 @@ impl fmt::Display for Origin {
 ///
 /// Crontab files get exactly what classic (Vixie/Debian) cron understands: five
 /// fields or a macro. YAML also accepts a leading seconds field and croner's
-/// extensions (`L`, `W`, `#`).
+/// extensions (`L`, `W`, `#`). A supercronic crontab (`--supercronic`) is read
+/// as supercronic reads it: 6 fields end with a year, 7 start with seconds,
+/// and its own day rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     Crontab,
     Yaml,
+    Supercronic,
 }
 
 /// One schedule expression as written, not yet parsed.
@@ -170,6 +173,19 @@ pub enum SourceKind {
     Yaml,
     /// A crontab file (user or system format, `/etc/crontab`, `cron.d`, spool).
     Crontab,
+    /// A supercronic crontab (`--supercronic`): its jobs run in jobrun's own
+    /// working directory, as supercronic runs them.
+    Supercronic,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Yaml => "yaml",
+            SourceKind::Crontab => "crontab",
+            SourceKind::Supercronic => "supercronic",
+        }
+    }
 }
 
 /// One job as one source defines it, before merging.

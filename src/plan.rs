@@ -357,7 +357,7 @@ impl ParseCache {
 fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
     // A YAML definition gives the job its name and settings even when a
     // crontab entry for the same command was read first.
-    if job.spec.kind == SourceKind::Crontab && spec.kind == SourceKind::Yaml {
+    if job.spec.kind != SourceKind::Yaml && spec.kind == SourceKind::Yaml {
         let mut spec = spec.clone();
         std::mem::swap(&mut job.spec, &mut spec);
         job.name = job.spec.name.clone().unwrap_or_default();

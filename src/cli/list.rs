@@ -27,6 +27,8 @@ struct JobJson {
     last_run: Option<String>,
     last_status: Option<String>,
     sources: Vec<String>,
+    /// What kind of file defines the job: `yaml`, `crontab` or `supercronic`.
+    kind: &'static str,
     merged: bool,
 }
 
@@ -100,6 +102,10 @@ pub fn run(
         let mut sources: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
         if job.is_merged() {
             sources[0] = format!("[merged] {}", sources[0]);
+        }
+        // A supercronic file reads like a crontab but means something else.
+        if job.spec.kind == crate::job::SourceKind::Supercronic {
+            sources[0] = format!("[supercronic] {}", sources[0]);
         }
         table.add_row(vec![
             job.name.clone(),
@@ -228,6 +234,7 @@ fn job_json(
         last_run: last.map(|r| rfc3339(r.started_at.unwrap_or(r.claimed_at))),
         last_status: last.map(|r| r.status.to_string()),
         sources: job.origins.iter().map(ToString::to_string).collect(),
+        kind: job.spec.kind.as_str(),
         merged: job.is_merged(),
     }
 }

@@ -25,4 +25,5 @@ mod resources;
 mod source_trust;
 mod sources;
 mod state_dir;
+mod supercronic;
 mod triggers;
