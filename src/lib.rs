@@ -22,6 +22,7 @@
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
+//! - [`users`]: users and groups (`/etc/passwd` and `/etc/group` read directly in the static build, NSS otherwise).
 //! - [`runner`]: one job process, supervised to its end.
 //! - [`readiness`]: `requires:` checks, waited for before a command starts.
 //! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
@@ -53,3 +54,4 @@ pub mod schedule;
 pub mod signal;
 pub mod source;
 pub mod store;
+pub mod users;

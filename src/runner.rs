@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::libc::{self, c_int};
 use nix::sys::signal::{self, killpg, SigSet, SigmaskHow, Signal};
-use nix::unistd::{Gid, Pid, Uid, User};
+use nix::unistd::{Gid, Pid, Uid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -202,7 +202,7 @@ pub enum RunError {
     UserLookup {
         job: String,
         user: String,
-        source: Errno,
+        source: crate::users::UsersError,
     },
     #[error("starting job {job}: running as user {user} needs jobrun to run as root")]
     NotRoot { job: String, user: String },
@@ -1082,10 +1082,10 @@ fn resolve_user(job: &str, user: &str, euid: Uid) -> Result<Option<Identity>, Ru
         job: job.to_string(),
         user: user.to_string(),
     };
-    let entry = User::from_name(user)
+    let entry = crate::users::user_by_name(user)
         .map_err(lookup_error)?
         .ok_or_else(unknown)?;
-    if entry.uid == euid {
+    if entry.uid == euid.as_raw() {
         return Ok(None);
     }
     if !euid.is_root() {
@@ -1094,17 +1094,16 @@ fn resolve_user(job: &str, user: &str, euid: Uid) -> Result<Option<Identity>, Ru
             user: user.to_string(),
         });
     }
-    let c_name = CString::new(user).map_err(|_| unknown())?;
-    // getgrouplist reads /etc/group (and NSS), which is not safe after fork
-    // in a threaded process; setgroups with its result in the child is what
-    // initgroups would do there.
-    let groups = nix::unistd::getgrouplist(&c_name, entry.gid).map_err(lookup_error)?;
+    // Computing the groups reads /etc/group (or NSS), which is not safe after
+    // fork in a threaded process; setgroups with the result in the child is
+    // what initgroups would do there.
+    let groups = crate::users::supplementary_groups(&entry).map_err(lookup_error)?;
     Ok(Some(Identity {
+        uid: Uid::from_raw(entry.uid),
+        gid: Gid::from_raw(entry.gid),
+        groups: groups.into_iter().map(Gid::from_raw).collect(),
         name: entry.name,
-        uid: entry.uid,
-        gid: entry.gid,
-        groups,
-        home: entry.dir.to_string_lossy().into_owned(),
+        home: entry.home,
     }))
 }
 
@@ -1799,18 +1798,18 @@ mod tests {
 
     #[test]
     fn another_user_needs_root() {
-        let Ok(Some(nobody)) = User::from_name("nobody") else {
+        let Ok(Some(nobody)) = crate::users::user_by_name("nobody") else {
             eprintln!("skipped: no user `nobody` on this system");
             return;
         };
-        let other = Uid::from_raw(nobody.uid.as_raw().wrapping_add(1).max(1));
+        let other = Uid::from_raw(nobody.uid.wrapping_add(1).max(1));
         let err = resolve_user("testjob", "nobody", other).unwrap_err();
         assert_eq!(
             err.to_string(),
             "starting job testjob: running as user nobody needs jobrun to run as root"
         );
         // The user jobrun already runs as needs no privilege and no change.
-        assert!(resolve_user("testjob", "nobody", nobody.uid)
+        assert!(resolve_user("testjob", "nobody", Uid::from_raw(nobody.uid))
             .unwrap()
             .is_none());
     }
@@ -1821,7 +1820,7 @@ mod tests {
         ignore = "running as another user needs the tests to run as root"
     )]
     async fn user_is_set_with_groups_and_identity_variables() {
-        let Ok(Some(nobody)) = User::from_name("nobody") else {
+        let Ok(Some(nobody)) = crate::users::user_by_name("nobody") else {
             eprintln!("skipped: no user `nobody` on this system");
             return;
         };
@@ -1834,7 +1833,7 @@ mod tests {
         let lines = sink.stdout();
         assert_eq!(lines[0], nobody.uid.to_string());
         assert!(!lines[1].split_whitespace().any(|g| g == "0"), "{lines:?}");
-        let home = nobody.dir.display();
+        let home = &nobody.home;
         assert_eq!(lines[2], format!("{home} nobody nobody"));
 
         // A directory the user may not enter is refused with the user's rights.

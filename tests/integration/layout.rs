@@ -69,6 +69,7 @@ fn pure_rooms_know_no_sqlite_tokio_process_or_higher_room() {
         "job_env.rs",
         "limits.rs",
         "health.rs",
+        "users.rs",
     ] {
         room_does_not_name(room, &io);
         room_does_not_name(room, HIGHER);
