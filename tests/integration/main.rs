@@ -25,4 +25,5 @@ mod resources;
 mod source_trust;
 mod sources;
 mod state_dir;
+mod static_build;
 mod triggers;
