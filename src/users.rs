@@ -75,6 +75,51 @@ pub const SOURCE: &str = if cfg!(target_feature = "crt-static") {
     "nss"
 };
 
+/// In the static glibc build, points every glibc name-service database at
+/// the modules built into libc (`files`, and `dns` for host and network
+/// names) whatever `/etc/nsswitch.conf` says, so that nothing jobrun or a
+/// dependency still asks glibc (`getaddrinfo` for a `requires: tcp:` check)
+/// can load a module. The cost: a host name from mDNS, `myhostname` or a
+/// directory does not resolve in the static build; `/etc/hosts` and DNS do
+/// (systemd-resolved answers through its DNS stub). Call it first in `main`,
+/// before any thread exists (glibc's rule for changing the configuration).
+/// Nothing to do in other builds.
+pub fn builtin_name_services_only() {
+    #[cfg(all(target_feature = "crt-static", target_env = "gnu"))]
+    {
+        use std::ffi::{c_char, c_int, CStr};
+        extern "C" {
+            // glibc's <nss.h>: "to be used in statically linked programs".
+            fn __nss_configure_lookup(dbname: *const c_char, service_line: *const c_char) -> c_int;
+        }
+        const BUILT_IN: [(&CStr, &CStr); 14] = [
+            (c"aliases", c"files"),
+            (c"ethers", c"files"),
+            (c"group", c"files"),
+            (c"gshadow", c"files"),
+            (c"hosts", c"files dns"),
+            (c"initgroups", c"files"),
+            (c"netgroup", c"files"),
+            (c"networks", c"files dns"),
+            (c"passwd", c"files"),
+            (c"protocols", c"files"),
+            (c"publickey", c"files"),
+            (c"rpc", c"files"),
+            (c"services", c"files"),
+            (c"shadow", c"files"),
+        ];
+        for (database, services) in BUILT_IN {
+            // SAFETY: both are NUL-terminated strings that live for the
+            // whole program, and the caller runs this before any other
+            // thread exists. A database this glibc does not know is refused
+            // with -1 and stays as it was, which harms nothing.
+            unsafe {
+                __nss_configure_lookup(database.as_ptr(), services.as_ptr());
+            }
+        }
+    }
+}
+
 /// The user named `name`, if there is one.
 pub fn user_by_name(name: &str) -> Result<Option<UserEntry>, UsersError> {
     #[cfg(target_feature = "crt-static")]

@@ -7,8 +7,9 @@
 //!
 //! Each command runs in a mount namespace of its own (`unshare -m`) with
 //! `tests/fixtures/nss/` bind-mounted over `/etc/nsswitch.conf`,
-//! `/etc/passwd` and `/etc/group`, so the host is never changed and the user
-//! `jobrun-test` (with its supplementary groups) exists only there. The
+//! `/etc/passwd`, `/etc/group` and `/etc/resolv.conf`, so the host is never
+//! changed and the user `jobrun-test` (with its supplementary groups) exists
+//! only there. The
 //! binary is the one `.ci/run` builds with the README's command, named by
 //! `JOBRUN_STATIC_BIN` (building it here would take minutes per run).
 
@@ -38,7 +39,7 @@ fn static_binary() -> PathBuf {
 fn in_namespace(t: &Test, args: &[&str]) -> Command {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nss");
     let mut script = String::new();
-    for file in ["nsswitch.conf", "passwd", "group"] {
+    for file in ["nsswitch.conf", "passwd", "group", "resolv.conf"] {
         script += &format!(
             "mount --bind '{}' /etc/{file} && ",
             fixtures.join(file).display()
@@ -154,7 +155,9 @@ fn the_static_build_reports_an_unknown_user_instead_of_crashing() {
 /// A job run as another user, by `jobrun run` and by the daemon, gets the
 /// uid, primary group and supplementary groups of the fixture's
 /// `/etc/passwd` and `/etc/group`, and the daemon maps no shared library
-/// (it segfaulted at the first such run: exit 139).
+/// (it segfaulted at the first such run: exit 139), also after a `requires:
+/// tcp:` check looked a host name up (glibc's `getaddrinfo` follows the
+/// `hosts:` line, which names the systemd module).
 #[test]
 #[cfg_attr(
     not(all(jobrun_root, jobrun_static_bin)),
@@ -164,7 +167,9 @@ fn the_static_build_runs_a_job_as_another_user_from_the_files() {
     let t = Test::new().file(
         "jobs.yaml",
         "jobs:\n  - name: as-test-user\n    schedule: \"* * * * * *\"\n    user: jobrun-test\n    \
-         workdir: /\n    command: echo \"uid=$(id -u) gid=$(id -g) groups=$(id -G)\"\n",
+         workdir: /\n    command: echo \"uid=$(id -u) gid=$(id -g) groups=$(id -G)\"\n  \
+         - name: needs-host\n    schedule: \"* * * * * *\"\n    requires:\n      \
+         - tcp: jobrun-no-such-host.invalid:9\n    requires_timeout: 1s\n    command: \"true\"\n",
     );
     let config = t.path("jobs.yaml").display().to_string();
     // 4242 primary (listed in its own group too: once), 4243 and 4244 list
@@ -195,7 +200,8 @@ fn the_static_build_runs_a_job_as_another_user_from_the_files() {
                 read("daemon.err")
             );
         }
-        (read("daemon.out").matches(expected).count() >= 2).then_some(())
+        let host_looked_up = read("daemon.err").contains("jobrun-no-such-host.invalid");
+        (read("daemon.out").matches(expected).count() >= 2 && host_looked_up).then_some(())
     });
     let libraries = shared_libraries(pid);
     assert!(
