@@ -67,14 +67,6 @@ pub enum UsersError {
     Nss(nix::errno::Errno),
 }
 
-/// Where the answers come from in this build: `"files"` (the static build
-/// reads `/etc/passwd` and `/etc/group`) or `"nss"` (glibc's name service).
-pub const SOURCE: &str = if cfg!(target_feature = "crt-static") {
-    "files"
-} else {
-    "nss"
-};
-
 /// In the static glibc build, points every glibc name-service database at
 /// the modules built into libc (`files`, and `dns` for host and network
 /// names) whatever `/etc/nsswitch.conf` says, so that nothing jobrun or a
