@@ -22,6 +22,7 @@
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
 //! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
 //! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
+//! - [`users`]: users and groups (`/etc/passwd` and `/etc/group` read directly in the static build, NSS otherwise).
 //! - [`runner`]: one job process, supervised to its end.
 //! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
 //!   In parts: the lock and `replace`, the claim, readiness (`requires:`), the
@@ -51,3 +52,4 @@ pub mod runner;
 pub mod schedule;
 pub mod source;
 pub mod store;
+pub mod users;

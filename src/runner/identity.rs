@@ -2,13 +2,11 @@
 //! home) and its supplementary groups, looked up before the fork so that the
 //! forked child only makes async-signal-safe system calls.
 //!
-//! All user and group look-ups of the runner are here, so a change in how
-//! they are made (another source than glibc's NSS) lands in this one file.
-//! Must not know jobs' schedules, runs or the store.
+//! The look-ups themselves are `crate::users`' (the static build reads
+//! /etc/passwd and /etc/group itself, never NSS). Must not know jobs'
+//! schedules, runs or the store.
 
-use std::ffi::CString;
-
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Uid};
 
 use super::RunError;
 
@@ -35,10 +33,10 @@ pub(super) fn resolve_user(job: &str, user: &str, euid: Uid) -> Result<Option<Id
         job: job.to_string(),
         user: user.to_string(),
     };
-    let entry = User::from_name(user)
+    let entry = crate::users::user_by_name(user)
         .map_err(lookup_error)?
         .ok_or_else(unknown)?;
-    if entry.uid == euid {
+    if entry.uid == euid.as_raw() {
         return Ok(None);
     }
     if !euid.is_root() {
@@ -47,16 +45,15 @@ pub(super) fn resolve_user(job: &str, user: &str, euid: Uid) -> Result<Option<Id
             user: user.to_string(),
         });
     }
-    let c_name = CString::new(user).map_err(|_| unknown())?;
-    // getgrouplist reads /etc/group (and NSS), which is not safe after fork
-    // in a threaded process; setgroups with its result in the child is what
-    // initgroups would do there.
-    let groups = nix::unistd::getgrouplist(&c_name, entry.gid).map_err(lookup_error)?;
+    // Computing the groups reads /etc/group (or NSS), which is not safe after
+    // fork in a threaded process; setgroups with the result in the child is
+    // what initgroups would do there.
+    let groups = crate::users::supplementary_groups(&entry).map_err(lookup_error)?;
     Ok(Some(Identity {
+        uid: Uid::from_raw(entry.uid),
+        gid: Gid::from_raw(entry.gid),
+        groups: groups.into_iter().map(Gid::from_raw).collect(),
         name: entry.name,
-        uid: entry.uid,
-        gid: entry.gid,
-        groups,
-        home: entry.dir.to_string_lossy().into_owned(),
+        home: entry.home,
     }))
 }

@@ -61,7 +61,6 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::unistd::Pid;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -212,7 +211,7 @@ pub enum RunError {
     UserLookup {
         job: String,
         user: String,
-        source: Errno,
+        source: crate::users::UsersError,
     },
     #[error("starting job {job}: running as user {user} needs jobrun to run as root")]
     NotRoot { job: String, user: String },

@@ -3,7 +3,7 @@
 
 use nix::libc;
 use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
-use nix::unistd::{Uid, User};
+use nix::unistd::Uid;
 
 use super::identity::resolve_user;
 use super::output::LineSplitter;
@@ -564,18 +564,18 @@ async fn start_failures_say_what_is_wrong() {
 
 #[test]
 fn another_user_needs_root() {
-    let Ok(Some(nobody)) = User::from_name("nobody") else {
+    let Ok(Some(nobody)) = crate::users::user_by_name("nobody") else {
         eprintln!("skipped: no user `nobody` on this system");
         return;
     };
-    let other = Uid::from_raw(nobody.uid.as_raw().wrapping_add(1).max(1));
+    let other = Uid::from_raw(nobody.uid.wrapping_add(1).max(1));
     let err = resolve_user("testjob", "nobody", other).unwrap_err();
     assert_eq!(
         err.to_string(),
         "starting job testjob: running as user nobody needs jobrun to run as root"
     );
     // The user jobrun already runs as needs no privilege and no change.
-    assert!(resolve_user("testjob", "nobody", nobody.uid)
+    assert!(resolve_user("testjob", "nobody", Uid::from_raw(nobody.uid))
         .unwrap()
         .is_none());
 }
@@ -586,7 +586,7 @@ fn another_user_needs_root() {
     ignore = "running as another user needs the tests to run as root"
 )]
 async fn user_is_set_with_groups_and_identity_variables() {
-    let Ok(Some(nobody)) = User::from_name("nobody") else {
+    let Ok(Some(nobody)) = crate::users::user_by_name("nobody") else {
         eprintln!("skipped: no user `nobody` on this system");
         return;
     };
@@ -599,7 +599,7 @@ async fn user_is_set_with_groups_and_identity_variables() {
     let lines = sink.stdout();
     assert_eq!(lines[0], nobody.uid.to_string());
     assert!(!lines[1].split_whitespace().any(|g| g == "0"), "{lines:?}");
-    let home = nobody.dir.display();
+    let home = &nobody.home;
     assert_eq!(lines[2], format!("{home} nobody nobody"));
 
     // A directory the user may not enter is refused with the user's rights.

@@ -156,7 +156,7 @@ pub fn merge(files: impl IntoIterator<Item = SourceFile>) -> SourceSet {
 fn own_user() -> crate::job::OwnUser {
     let uid = nix::unistd::geteuid();
     crate::job::OwnUser {
-        name: nix::unistd::User::from_uid(uid)
+        name: crate::users::user_by_uid(uid.as_raw())
             .ok()
             .flatten()
             .map(|u| u.name),

@@ -38,7 +38,7 @@ fn watching(daemon: &Daemon) {
 }
 
 fn user_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
+    jobrun::users::user_by_uid(nix::unistd::getuid().as_raw())
         .ok()
         .flatten()
         .map(|u| u.name)

@@ -19,9 +19,11 @@ const ROOMS: &[(&str, &[&str])] = &[
     // Values and rules every room shares; pure.
     ("job_env", &[]),
     ("limits", &[]),
+    // The passwd and group files, read as text (NSS only in dynamic builds).
+    ("users", &[]),
     ("job", &["job_env", "limits"]),
     ("schedule", &["job", "limits"]),
-    ("source", &["job", "job_env", "limits", "schedule"]),
+    ("source", &["job", "job_env", "limits", "schedule", "users"]),
     ("plan", &["job", "job_env", "limits", "schedule", "source"]),
     ("health", &["job"]),
     // The machine: time, processes, directories, locks.
@@ -29,7 +31,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("procfs", &[]),
     ("private_dir", &[]),
     ("lock", &["private_dir", "procfs"]),
-    ("runner", &["clock", "procfs", "job_env", "limits"]),
+    ("runner", &["clock", "procfs", "job_env", "limits", "users"]),
     // The state.
     ("store", &["job", "limits", "private_dir", "clock"]),
     ("recorder", &["job", "store", "clock"]),
@@ -50,6 +52,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "runner",
             "schedule",
             "store",
+            "users",
         ],
     ),
     (
@@ -70,6 +73,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "schedule",
             "source",
             "store",
+            "users",
         ],
     ),
     (
@@ -91,6 +95,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "schedule",
             "source",
             "store",
+            "users",
         ],
     ),
 ];
