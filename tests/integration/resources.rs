@@ -58,9 +58,17 @@ fn two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick() {
         let rows: usize = statuses.values().sum();
         assert_eq!(rows, 200, "tick {tick}: {statuses:?}\n{log}");
     }
-    // Queued for a slot rather than failed: the ticks before the last ran.
+    // Queued for a slot rather than failed: every run of the ticks before
+    // the last succeeded, or (on a machine too loaded to start 200 jobs in
+    // a second) was skipped because the job's previous run still held it.
+    for statuses in &full {
+        assert!(
+            statuses.keys().all(|s| s == "succeeded" || s == "skipped"),
+            "{ticks:?}"
+        );
+    }
     let succeeded: usize = full.iter().map(|s| s.get("succeeded").unwrap_or(&0)).sum();
-    assert_eq!(succeeded, 200 * full.len(), "{ticks:?}");
+    assert!(succeeded >= 200, "{ticks:?}");
     let alarms = alarms(&log);
     assert!(
         alarms.len() <= 5,
