@@ -36,6 +36,8 @@ Usage:
   benches/e2e.py --quick                 # CI smoke: jobrun only, ~20 s
   benches/e2e.py                         # jobrun rounds; cron/yacron when installed
   benches/e2e.py --compare=no --repeat 3 --json out.json
+  benches/e2e.py --compare=no --baseline OLD/jobrun   # an older build beside this one,
+                                         # round by round, in one run
 """
 
 from __future__ import annotations
@@ -856,6 +858,33 @@ def merged(reps: list[dict], path: list[str]):
     return med(vals)
 
 
+def baseline_report(result: dict) -> list[str]:
+    """Old beside new, the medians of each, for the measures both took."""
+    old, new = result["baseline_repeats"], result["repeats"]
+    rows = []
+    for n in result["job_counts"]:
+        key = f"latency_{n}"
+        if key in old[0] and key in new[0]:
+            for stat in ("p50_ms", "p99_ms"):
+                rows.append((f"fire latency, {n} job(s), {stat[:3]} (ms)", [key, stat], 2))
+            if "daemon_cpu_per_tick_ms" in old[0][key]:
+                rows.append((f"daemon CPU per tick, {n} job(s) (ms)", [key, "daemon_cpu_per_tick_ms"], 1))
+    big = f"latency_{max(result['job_counts'])}"
+    if big in old[0] and big in new[0]:
+        rows.append(("peak RSS after the runs (KiB)", [big, "rss_peak_kib"], 0))
+    if "idle" in old[0] and "idle" in new[0]:
+        rows += [("idle: wake-ups per minute", ["idle", "wakeups_per_min"], 2),
+                 ("idle: % of one core", ["idle", "core_percent"], 4),
+                 (f"peak RSS, {result['idle_jobs']} jobs loaded (KiB)", ["idle", "rss_peak_kib"], 0)]
+    lines = ["", f"old beside new, same run (old: {result['baseline']})",
+             f"{'measure':44} {'old':>9} {'new':>9} {'new/old':>8}"]
+    for label, path, digits in rows:
+        o, n = merged(old, path), merged(new, path)
+        ratio = f"{n / o:.2f}" if isinstance(o, (int, float)) and isinstance(n, (int, float)) and o else "-"
+        lines.append(f"{label:44} {fmt(o, '', digits):>9} {fmt(n, '', digits):>9} {ratio:>8}")
+    return lines
+
+
 def report(result: dict) -> str:
     reps = result["repeats"]
     lines = [f"jobrun e2e benchmark: {result['machine']}",
@@ -915,6 +944,8 @@ def report(result: dict) -> str:
             f"{'history --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_limit_50_ms', 'median'])):>9}",
             f"{'history NAME --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_job_limit_50_ms', 'median'])):>9}",
         ]
+    if result.get("baseline_repeats"):
+        lines += baseline_report(result)
     if result.get("comparison"):
         cmp = result["comparison"]
         names = list(cmp[0].keys())
@@ -975,6 +1006,9 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
     p.add_argument("--skip-build", action="store_true", help="use the jobrun the last build made")
     p.add_argument("--jobrun", type=Path, help="the jobrun binary to measure (implies --skip-build)")
+    p.add_argument("--baseline", type=Path,
+                   help="an older jobrun binary measured beside this one in the same run, each round "
+                        "of each repeat run by both in turn (old first); the report adds old vs new")
     p.add_argument("--job", choices=["stamp", "bash"], default="stamp",
                    help="the job: benches/stamp.c built static (default), or a bash one-liner")
     p.add_argument("--floor-threads", type=int, default=2,
@@ -1036,7 +1070,21 @@ def main() -> int:
               "idle_jobs": idle_jobs, "repeats": []}
     try:
         bench = Bench(args, jobrun, work, floor)
+        old_bench = None
+        if args.baseline:
+            old_bench = Bench(args, args.baseline.resolve(), work, floor)
+            result["baseline"] = str(args.baseline.resolve())
+            result["baseline_repeats"] = []
         for rep in range(args.repeat):
+            if old_bench:
+                old = {}
+                for n in job_counts if "latency" in only else []:
+                    log(f"run {rep + 1}/{args.repeat}: baseline fire latency, {n} job(s), {ticks[n]} ticks")
+                    old[f"latency_{n}"] = old_bench.jobrun_rounds(n, every[n], ticks[n])
+                if "idle" in only:
+                    log(f"run {rep + 1}/{args.repeat}: baseline idle, {idle_jobs} jobs")
+                    old["idle"] = old_bench.jobrun_idle(idle_jobs, args.idle_seconds)
+                result["baseline_repeats"].append(old)
             one = {}
             for n in job_counts if "latency" in only else []:
                 log(f"run {rep + 1}/{args.repeat}: fire latency, {n} job(s), {ticks[n]} ticks")
