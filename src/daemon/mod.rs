@@ -451,18 +451,7 @@ const WATCH_PARENT_POLL: Duration = Duration::from_secs(1);
 
 /// Whether a run of a job that chains to `job` is going, in any process.
 async fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
-    let parents: Vec<&str> = plan
-        .jobs()
-        .iter()
-        .filter(|p| {
-            p.spec
-                .on_success
-                .iter()
-                .chain(&p.spec.on_failure)
-                .any(|l| l.job == job)
-        })
-        .map(|p| p.name.as_str())
-        .collect();
+    let parents: Vec<&str> = plan.chain_parents(job).map(|p| p.name.as_str()).collect();
     if parents.is_empty() {
         return false;
     }
