@@ -49,12 +49,11 @@ pub fn run(
     let (plan, diagnostics, zone) = load_plan(global, env)?;
     report_problems(&diagnostics);
     let (last, daemon) = last_runs(global, env, now);
-    let parents = chain_parents(&plan);
     if json {
         let jobs: Vec<JobJson> = plan
             .jobs()
             .iter()
-            .map(|j| job_json(j, now, last.get(&j.name), other_triggers(&parents, j)))
+            .map(|j| job_json(j, now, last.get(&j.name), other_triggers(&plan, j)))
             .collect();
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
@@ -84,7 +83,7 @@ pub fn run(
             .map(|s| s.schedule.timezone().name().to_string())
             .collect();
         zones.dedup();
-        let triggers = other_triggers(&parents, job);
+        let triggers = other_triggers(&plan, job);
         let next = match job.next_after(now) {
             Some(t) if triggers.is_empty() => {
                 format!("{} ({})", local_time(t, zone), relative(t, now))
@@ -134,31 +133,8 @@ pub fn run(
     Ok(EXIT_OK)
 }
 
-/// The jobs whose outcome starts each job (`on_success`, `on_failure`), in
-/// plan order; gathered once rather than by a pass over every job for each
-/// job (quadratic: 10,000 jobs are 100,000,000 look-ups).
-fn chain_parents(plan: &Plan) -> HashMap<&str, Vec<&str>> {
-    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
-    for p in plan.jobs() {
-        let mut children: Vec<&str> = p
-            .spec
-            .on_success
-            .iter()
-            .chain(&p.spec.on_failure)
-            .map(|l| l.job.as_str())
-            .collect();
-        // A parent that names a job twice is listed once, as before.
-        children.sort_unstable();
-        children.dedup();
-        for child in children {
-            parents.entry(child).or_default().push(p.name.as_str());
-        }
-    }
-    parents
-}
-
 /// What starts an enabled job besides its schedule.
-fn other_triggers(parents: &HashMap<&str, Vec<&str>>, job: &Job) -> Vec<String> {
+fn other_triggers(plan: &Plan, job: &Job) -> Vec<String> {
     if !job.spec.enabled {
         return Vec::new();
     }
@@ -177,7 +153,11 @@ fn other_triggers(parents: &HashMap<&str, Vec<&str>>, job: &Job) -> Vec<String> 
             .collect();
         out.push(format!("on change: {}", paths.join(", ")));
     }
-    if let Some(parents) = parents.get(job.name.as_str()) {
+    let parents: Vec<&str> = plan
+        .chain_parents(&job.name)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !parents.is_empty() {
         out.push(format!("after {}", parents.join(", ")));
     }
     out

@@ -74,7 +74,9 @@ pub fn run(
         // SPEC 2: a schedule that never fires gets no times and the reason, as
         // a crontab line that cron accepts would.
         let (times, never_fires) = match Schedule::parse(expr, Dialect::Yaml, zone) {
-            Ok(schedule) => (schedule_times(&schedule, from, args.count), None),
+            // Not `with_capacity(count)`: the count is the user's, and
+            // `@reboot` has no time at all.
+            Ok(schedule) => (schedule.iter_after(from).take(args.count).collect(), None),
             Err(ScheduleError::NeverFires(reason)) => (Vec::new(), Some(reason)),
             Err(e) => bail!("--expr {expr:?}: {e}"),
         };
@@ -159,22 +161,6 @@ fn never_fires(job: &Job, times: &[DateTime<Utc>]) -> Option<String> {
         })
         .collect();
     reasons.map(|r| r.join("; "))
-}
-
-fn schedule_times(schedule: &Schedule, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-    // Not `with_capacity(count)`: the count is the user's, and `@reboot` has
-    // no time at all (that allocation panicked before it computed anything).
-    let mut out = Vec::new();
-    while out.len() < count {
-        match schedule.next_after(t) {
-            Some(next) => {
-                out.push(next);
-                t = next;
-            }
-            None => break,
-        }
-    }
-    out
 }
 
 fn print(

@@ -40,13 +40,11 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::fire::{self, ActiveRuns, FireContext};
+use crate::fire::{self, FireContext};
 use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
-use crate::lock;
 use crate::plan::Plan;
-use crate::recorder::Recorder;
 use crate::runner;
-use crate::store::{Retention, Store};
+use crate::store::Retention;
 use clock_watch::{ClockWatch, Pass};
 use executor::{shut_down, spawn_firing, Done};
 use housekeeping::{prune, prune_in_background, reap_orphans_forever};
@@ -96,11 +94,6 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let store = Arc::new(
-        Store::open(&opts.state_dir)
-            .with_context(|| format!("opening state directory {}", opts.state_dir.display()))?,
-    );
-    let host = fire::this_host();
     let started = clock.now();
     // Read with `started`: start-up work before the loop (recovery, pruning)
     // must not look like a clock jump at its first pass.
@@ -108,23 +101,18 @@ pub async fn run(
     // Subscribed with `started`: a hand-moved clock moved during start-up
     // wakes the loop's first sleep.
     let mut moved = clock.moved();
-    let ctx = Arc::new(FireContext {
-        recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
-        store: Arc::clone(&store),
-        locks_dir: lock::locks_dir(&opts.state_dir),
-        clock: Arc::clone(&clock),
-        owner: fire::owner_id(&host, started),
-        host,
-        sink: Arc::new(output::StdoutSink::new(
+    let ctx = Arc::new(FireContext::open(
+        &opts.state_dir,
+        Arc::clone(&clock),
+        started,
+        Arc::new(output::StdoutSink::new(
             opts.json_output,
             Arc::clone(&clock),
         )),
-        base_env: opts.base_env,
-        tail_bytes: opts.tail_bytes,
-        active: ActiveRuns::default(),
-        limits: fire::Limits::for_this_process(),
-    });
-    state_check::check_state(&store, &ctx.locks_dir)?;
+        opts.base_env,
+        opts.tail_bytes,
+    )?);
+    state_check::check_state(&ctx.store, &ctx.locks_dir)?;
     recovery::recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
     info!(
@@ -451,18 +439,7 @@ const WATCH_PARENT_POLL: Duration = Duration::from_secs(1);
 
 /// Whether a run of a job that chains to `job` is going, in any process.
 async fn chain_parent_running(ctx: &FireContext, plan: &Plan, job: &str) -> bool {
-    let parents: Vec<&str> = plan
-        .jobs()
-        .iter()
-        .filter(|p| {
-            p.spec
-                .on_success
-                .iter()
-                .chain(&p.spec.on_failure)
-                .any(|l| l.job == job)
-        })
-        .map(|p| p.name.as_str())
-        .collect();
+    let parents: Vec<&str> = plan.chain_parents(job).map(|p| p.name.as_str()).collect();
     if parents.is_empty() {
         return false;
     }

@@ -34,21 +34,22 @@ mod tests;
 mod unwind;
 
 pub use active::{ActiveRuns, StopReason};
-pub use chain::chained;
+pub use chain::{chained, fire_and_chain, runnable};
 pub use limits::Limits;
 pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info};
 
 use crate::clock::Clock;
 use crate::job::{Concurrency, Firing, RunStatus};
-use crate::lock::LockMode;
+use crate::lock::{self, LockMode};
 use crate::plan::Job;
 use crate::recorder::Recorder;
 use crate::runner::Stream;
@@ -100,6 +101,41 @@ pub struct FireContext {
     /// How many runs may hold descriptors at once, and the firing path's
     /// rate-limited warnings.
     pub limits: Limits,
+}
+
+impl FireContext {
+    /// Opens the state directory `state_dir` and starts its recorder thread:
+    /// the one set-up of the daemon and of `jobrun run`. `started` is when
+    /// this process started (part of its owner id); lines of runs go to
+    /// `sink`; `base_env` is jobrun's own environment.
+    pub fn open(
+        state_dir: &Path,
+        clock: Arc<dyn Clock>,
+        started: DateTime<Utc>,
+        sink: Arc<dyn JobOutput>,
+        base_env: BTreeMap<String, String>,
+        tail_bytes: usize,
+    ) -> anyhow::Result<FireContext> {
+        let store = Arc::new(
+            Store::open(state_dir)
+                .with_context(|| format!("opening state directory {}", state_dir.display()))?,
+        );
+        let host = this_host();
+        Ok(FireContext {
+            recorder: Recorder::start(Arc::clone(&store))
+                .context("starting the recorder thread")?,
+            store,
+            locks_dir: lock::locks_dir(state_dir),
+            clock,
+            owner: owner_id(&host, started),
+            host,
+            sink,
+            base_env,
+            tail_bytes,
+            active: ActiveRuns::default(),
+            limits: Limits::for_this_process(),
+        })
+    }
 }
 
 /// What became of a firing.

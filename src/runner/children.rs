@@ -37,29 +37,9 @@ pub(super) fn spawning() -> RwLockReadGuard<'static, ()> {
 pub fn reap_orphans() -> usize {
     let _exclusive = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
     let own = own_children().clone();
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
     let mut reaped = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in crate::procfs::zombie_children(std::process::id()) {
         if own.contains(&pid) {
-            continue;
-        }
-        let Some(stat) = proc_stat(pid) else {
-            continue;
-        };
-        let (Some(state), Some(ppid)) = (stat.first(), stat.get(1)) else {
-            continue;
-        };
-        if state != "Z" || ppid.parse::<u32>() != Ok(me) {
             continue;
         }
         let Ok(raw) = i32::try_from(pid) else {
@@ -77,18 +57,13 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
-/// The fields of `/proc/PID/stat` after the command name (see [`crate::procfs`]).
-pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
-    crate::procfs::stat_fields(pid)
-}
-
 /// When a job process whose group is still there started, in seconds since
 /// the Unix epoch (to about a second). `None` when `pid` is gone, is a
 /// zombie, or does not lead its own process group (every job does: it runs
 /// in a group of its own), so a pid that was reused by some other program is
 /// never taken for a job.
 pub fn job_group_started(pid: u32) -> Option<f64> {
-    let fields = proc_stat(pid)?;
+    let fields = crate::procfs::stat_fields(pid)?;
     // pgrp is field 5, as proc(5) counts them.
     if fields.get(2)?.parse::<u32>().ok()? != pid {
         return None;

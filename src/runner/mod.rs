@@ -66,7 +66,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-pub use children::{job_group_started, proc_stat, reap_orphans};
+pub use children::{job_group_started, reap_orphans};
 pub use supervise::stop_foreign_group;
 
 use children::own_children;

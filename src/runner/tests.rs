@@ -78,12 +78,7 @@ async fn run(req: RunRequest) -> (RunOutcome, Arc<Collect>) {
 
 /// Gone, or a zombie nobody reaped yet (the test's PID 1 may not reap).
 fn process_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
+    !u32::try_from(pid).is_ok_and(crate::procfs::is_running)
 }
 
 async fn wait_until_gone(pid: i32) -> bool {

@@ -311,6 +311,17 @@ impl Schedule {
         DateTime::from_timestamp(secs, 0)
     }
 
+    /// Every fire instant strictly after `t`, in order: [`Schedule::next_after`]
+    /// walked forward. Ends (rather than loops) for `@reboot`, for a schedule
+    /// that can never fire, and past croner's horizon; each item costs one
+    /// search. Take what you need: a per-second schedule has no end.
+    pub fn iter_after(&self, t: DateTime<Utc>) -> FireTimes<'_> {
+        FireTimes {
+            schedule: self,
+            after: Some(t),
+        }
+    }
+
     /// The latest fire instant in `(after, upto]`: the last one [`Schedule::next_after`]
     /// would reach walking forward from `after`, found in work that does not grow with
     /// the window (a per-second schedule's year-long catch-up window costs a few
@@ -386,6 +397,28 @@ pub struct SupercronicReading {
     pub notes: Vec<String>,
     pub never: Option<String>,
 }
+
+/// The fire instants of a schedule after a time ([`Schedule::iter_after`]).
+#[derive(Clone, Debug)]
+pub struct FireTimes<'a> {
+    schedule: &'a Schedule,
+    /// The last instant given (or the start); `None` once the schedule ended.
+    after: Option<DateTime<Utc>>,
+}
+
+impl Iterator for FireTimes<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        let after = self.after?;
+        // Strictly later, or the end: an answer that did not move forward
+        // would give the same instant for ever.
+        self.after = self.schedule.next_after(after).filter(|&next| next > after);
+        self.after
+    }
+}
+
+impl std::iter::FusedIterator for FireTimes<'_> {}
 
 /// How many next-tick searches this thread has made so far (for tests that bound
 /// work by a count).

@@ -63,14 +63,7 @@ fn running_run(t: &Test, job: &str) -> Option<Value> {
 
 fn pid_alive(pid: i32) -> bool {
     // A zombie has exited; only its table entry is left for its parent.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
+    u32::try_from(pid).is_ok_and(jobrun::procfs::is_running)
 }
 
 fn job_file(t: &Test, name: &str, schedule: &str, command: &str, extra: &str) {
@@ -214,18 +207,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
     );
     // The job the killed daemon left running was stopped by the new one
     // (gone, or a zombie waiting for whoever adopted it).
-    let gone = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| {
-                stat.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
-    let stopped = gone(job_pid);
+    let stopped = !pid_alive(job_pid);
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(job_pid), Signal::SIGKILL);
     assert!(stopped, "the orphaned job {job_pid} is still running");
     assert!(

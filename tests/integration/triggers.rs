@@ -69,6 +69,57 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
 }
 
 #[test]
+fn jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them() {
+    // README, Triggers: `on_success: [b, c]` starts b and c at once. Each
+    // waits (up to 30 s) for the other to have started: one after the other,
+    // the first would give up and fail; side by side both succeed at once.
+    let t = Test::new();
+    let sibling = |me: &str, other: &str| {
+        format!(
+            "touch {{root}}/{me}.started; i=0; \
+             while [ ! -e {{root}}/{other}.started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -e {{root}}/{other}.started ] && echo \"$JOBRUN_PARENT_RUN_ID\" > {{root}}/{me}.parent"
+        )
+    };
+    t.write(
+        "jobs.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - name: a\n\
+             \x20   command: exit 3\n\
+             \x20   on_failure: [b, c]\n\
+             \x20 - name: b\n\
+             \x20   command: '{}'\n\
+             \x20   on_success: [d]\n\
+             \x20 - name: c\n\
+             \x20   command: '{}'\n\
+             \x20 - name: d\n\
+             \x20   command: sleep 0.5; touch {{root}}/d.done\n",
+            sibling("b", "c"),
+            sibling("c", "b"),
+        ),
+    );
+    // The named job's exit code, once the whole chain has ended.
+    t.run_args(["--config", "{root}/jobs.yaml", "run", "a"])
+        .expect_code(3);
+    assert!(
+        t.path("d.done").exists(),
+        "b's own chain ended before the exit"
+    );
+    let a = t.history_oldest_first("a");
+    let parent = a[0]["id"].to_string();
+    for job in ["b", "c"] {
+        let runs = t.history_oldest_first(job);
+        assert_eq!(runs.len(), 1, "{job}: {runs:?}");
+        assert_eq!(runs[0]["status"], "succeeded", "{job}: {:?}", runs[0]);
+        assert_eq!(runs[0]["trigger"], "chain");
+        assert_eq!(lines(&t, &format!("{job}.parent")), [parent.as_str()]);
+    }
+    let d = t.history_oldest_first("d");
+    assert_eq!((d.len(), d[0]["status"].as_str()), (1, Some("succeeded")));
+}
+
+#[test]
 fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure() {
     // Each run fails after 2.5 s; its retry (1 s later) meets the next tick's
     // run holding the job: the retry is moot, the failure must still alert.

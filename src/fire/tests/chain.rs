@@ -50,3 +50,44 @@ fn a_run_starts_its_success_or_failure_jobs_linked_to_it() {
     assert_eq!(firing.parent, Some(12));
     assert_eq!((firing.tick, firing.attempt), (None, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_chain_gives_every_chained_firing_at_once_and_none_when_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let mut parent = job("parent", "true");
+    parent.spec.on_success = vec![link("b"), link("c")];
+    let firing = Firing::new("parent", None, Trigger::Manual);
+    let (result, next) = fire_and_chain(&ctx, &parent, &firing).await.unwrap();
+    assert_eq!(status_of(&result), RunStatus::Succeeded);
+    let names: Vec<&str> = next.iter().map(|f| f.job.as_str()).collect();
+    assert_eq!(names, ["b", "c"], "both, to be started together");
+    assert!(next.iter().all(|f| f.parent == result.run_id()));
+
+    // A stopping process runs what it was given, but starts no chain.
+    ctx.active.stop_all(StopReason::Shutdown);
+    let (_, next) = fire_and_chain(&ctx, &parent, &firing).await.unwrap();
+    assert!(next.is_empty());
+}
+
+#[test]
+fn only_a_job_in_the_plan_and_enabled_is_runnable() {
+    let yaml = |name: &str, enabled: bool| {
+        let mut j = job(name, "true").spec;
+        j.enabled = enabled;
+        j
+    };
+    let (plan, _) = crate::plan::Plan::build(
+        crate::job::SourceSet {
+            jobs: vec![yaml("on", true), yaml("off", false)],
+            ..Default::default()
+        },
+        chrono_tz::UTC,
+    );
+    let runnable_name = |name: &str| {
+        runnable(&plan, &Firing::new(name, None, Trigger::Chain)).map(|j| j.name.clone())
+    };
+    assert_eq!(runnable_name("on").as_deref(), Some("on"));
+    assert_eq!(runnable_name("off"), None, "disabled");
+    assert_eq!(runnable_name("gone"), None, "not in the plan (any more)");
+}
