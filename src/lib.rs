@@ -20,8 +20,9 @@
 //! - [`lock`]: the per-job file lock.
 //! - [`procfs`]: the one reader of `/proc/PID/stat`.
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
-//! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
-//! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
+//! - [`store`]: the state behind one backend-neutral API: claims, run history, heartbeats,
+//!   retention; SQLite (`store::sqlite`) is its backend, and `store::recorder` the thread
+//!   that makes the firing path's store calls, so async tasks await them.
 //! - [`runner`]: one job process, supervised to its end.
 //! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
 //!   In parts: the lock and `replace`, the claim, readiness (`requires:`), the
@@ -46,7 +47,7 @@ pub mod lock;
 pub mod plan;
 pub mod private_dir;
 pub mod procfs;
-pub mod recorder;
+
 pub mod runner;
 pub mod schedule;
 pub mod source;

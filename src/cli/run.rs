@@ -14,9 +14,9 @@ use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, RunStatus, Trigger};
 use crate::lock;
 use crate::plan::{Job, Plan};
-use crate::recorder::Recorder;
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
+use crate::store::recorder::Recorder;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

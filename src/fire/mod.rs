@@ -50,8 +50,8 @@ use crate::clock::Clock;
 use crate::job::{Concurrency, Firing, RunStatus};
 use crate::lock::LockMode;
 use crate::plan::Job;
-use crate::recorder::Recorder;
 use crate::runner::Stream;
+use crate::store::recorder::Recorder;
 use crate::store::Store;
 
 use acquire::{acquire, skip_busy, Acquired};

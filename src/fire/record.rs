@@ -7,7 +7,7 @@ use tracing::warn;
 use super::{missed, FireContext, FireResult};
 use crate::job::{Firing, RunStatus};
 use crate::plan::Job;
-use crate::recorder::{Claim, Outcome};
+use crate::store::recorder::{Claim, Outcome};
 
 /// The claim of `firing`, to run (`Running`) or to record as `Skipped`.
 pub(super) fn new_run(

@@ -1,101 +1,13 @@
 //! The `runs` table: claiming ticks, recording outcomes, and the queries behind
-//! `history`, `logs`, `list` and abandoned-run recovery.
+//! `history`, `logs`, `list` and abandoned-run recovery; times as fixed-width
+//! RFC 3339 text.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use serde::Serialize;
 
-use super::{sql, Store, StoreError};
-use crate::job::{RunStatus, Trigger};
-
-/// A run to claim: a (job, tick) for scheduled triggers, or a manual run
-/// (no tick, so never in conflict).
-#[derive(Debug, Clone)]
-pub struct NewRun<'a> {
-    pub job: &'a str,
-    pub trigger: Trigger,
-    pub tick: Option<DateTime<Utc>>,
-    /// `Running` for a run about to start; `Skipped` to record a tick that will
-    /// not run (with `error` saying why).
-    pub status: RunStatus,
-    pub at: DateTime<Utc>,
-    pub host: &'a str,
-    pub owner: &'a str,
-    pub error: Option<&'a str>,
-    /// The first attempt (for a retry) or the run that started a chain.
-    pub parent_id: Option<i64>,
-    /// 1 for a first attempt.
-    pub attempt: u32,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub struct Finish<'a> {
-    pub status: RunStatus,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: Option<i64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub output_bytes: u64,
-    pub output_tail: &'a [u8],
-    pub error: Option<&'a str>,
-}
-
-/// One row of the history, as `history --json` prints it (SPEC 5).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub job: String,
-    pub trigger: String,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub tick: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub started_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub finished_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    #[serde(serialize_with = "ser_status")]
-    pub status: RunStatus,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub pid: Option<u32>,
-    pub host: String,
-    pub output_bytes: u64,
-    pub error: Option<String>,
-    /// The first attempt of a retry, or the run whose outcome started a chain.
-    pub parent_id: Option<i64>,
-    /// 1 for a first attempt, 2 for the first retry, ...
-    pub attempt: u32,
-    #[serde(skip)]
-    pub claimed_at: DateTime<Utc>,
-    #[serde(skip)]
-    pub owner: String,
-}
-
-pub(super) fn ser_time_opt<S: serde::Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        // Whole seconds print as `...:00Z` (ticks always are), fractions only
-        // when there are some.
-        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        None => s.serialize_none(),
-    }
-}
-
-fn ser_status<S: serde::Serializer>(status: &RunStatus, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(status.as_str())
-}
-
-/// Which runs `history` shows.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryFilter {
-    pub job: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub status: Option<RunStatus>,
-    pub limit: Option<usize>,
-}
+use super::{sql, SqliteStore};
+use crate::job::RunStatus;
+use crate::store::{Finish, HistoryFilter, NewRun, Operation, RunRecord, StoreError};
 
 /// Inserts a claim; `None` when the (job, tick) key is already taken.
 fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
@@ -124,7 +36,7 @@ fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, Stor
                 run.attempt,
             ])
         })
-        .map_err(sql("claiming a tick"))?;
+        .map_err(sql(Operation::Claim, "claiming a tick"))?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
 
@@ -136,7 +48,7 @@ fn start_on(
 ) -> Result<usize, StoreError> {
     conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
         .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
-        .map_err(sql("recording a start"))
+        .map_err(sql(Operation::Start, "recording a start"))
 }
 
 fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
@@ -158,7 +70,7 @@ fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreErro
             f.error,
         ])
     })
-    .map_err(sql("recording a finished run"))?;
+    .map_err(sql(Operation::Finish, "recording a finished run"))?;
     Ok(())
 }
 
@@ -213,23 +125,24 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Claims a run in one immediate transaction against the UNIQUE (job, tick)
     /// key. `Ok(None)` means another process (or an earlier run of this one)
     /// already claimed that tick: the caller must not run it.
     ///
     /// Not flushed to disk before it returns (see `store::unflushed`).
     pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
-        super::unflushed(&mut self.conn(), |conn| Store::claim_on(conn, run))
+        super::unflushed(&mut self.conn(), |conn| SqliteStore::claim_on(conn, run))
     }
 
     /// The claim's transaction, on the store's one connection.
     fn claim_on(conn: &mut Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting a claim"))?;
+            .map_err(sql(Operation::Claim, "starting a claim"))?;
         let id = insert_claim(&tx, run)?;
-        tx.commit().map_err(sql("committing a claim"))?;
+        tx.commit()
+            .map_err(sql(Operation::Claim, "committing a claim"))?;
         Ok(id)
     }
 
@@ -246,7 +159,7 @@ impl Store {
         super::unflushed(&mut self.conn(), |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql("starting a claim"))?;
+                .map_err(sql(Operation::Claim, "starting a claim"))?;
             let ids = claims
                 .iter()
                 .map(|run| insert_claim(&tx, run))
@@ -254,7 +167,8 @@ impl Store {
             for (id, pid, at) in starts {
                 start_on(&tx, *id, *pid, *at)?;
             }
-            tx.commit().map_err(sql("committing claims"))?;
+            tx.commit()
+                .map_err(sql(Operation::Claim, "committing claims"))?;
             Ok(ids)
         })
     }
@@ -287,11 +201,11 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql("reading a job's last start"))?;
+            .map_err(sql(Operation::History, "reading a job's last start"))?;
         at.as_deref()
             .map(parse_time)
             .transpose()
-            .map_err(sql("reading a job's last start"))
+            .map_err(sql(Operation::History, "reading a job's last start"))
     }
 
     /// Whether a run of `job` for `tick` (a first attempt) is on record.
@@ -304,7 +218,7 @@ impl Store {
             )
             .optional()
             .map(|found| found.is_some())
-            .map_err(sql("reading a tick's claim"))
+            .map_err(sql(Operation::History, "reading a tick's claim"))
     }
 
     /// Records how several runs ended, in one transaction: one fsync for all.
@@ -312,11 +226,12 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting to record finished runs"))?;
+            .map_err(sql(Operation::Finish, "starting to record finished runs"))?;
         for (id, f) in runs {
             finish_on(&tx, *id, f)?;
         }
-        tx.commit().map_err(sql("committing finished runs"))
+        tx.commit()
+            .map_err(sql(Operation::Finish, "committing finished runs"))
     }
 
     /// Records how a run ended.
@@ -353,7 +268,7 @@ impl Store {
                     f.error,
                 ])
             })
-            .map_err(sql("recording how a run ended"))?;
+            .map_err(sql(Operation::Finish, "recording how a run ended"))?;
         Ok(changed == 1)
     }
 
@@ -365,7 +280,7 @@ impl Store {
                 record,
             )
             .optional()
-            .map_err(sql("reading a run"))
+            .map_err(sql(Operation::History, "reading a run"))
     }
 
     /// The stored tail of a run's output.
@@ -376,7 +291,7 @@ impl Store {
                 r.get(0)
             })
             .optional()
-            .map_err(sql("reading a run's output"))?;
+            .map_err(sql(Operation::History, "reading a run's output"))?;
         Ok(tail.flatten().unwrap_or_default())
     }
 
@@ -406,12 +321,14 @@ impl Store {
             query.push_str(&format!(" LIMIT {limit}"));
         }
         let conn = self.conn();
-        let mut stmt = conn.prepare(&query).map_err(sql("querying history"))?;
+        let mut stmt = conn
+            .prepare(&query)
+            .map_err(sql(Operation::History, "querying history"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(values.iter()), record)
-            .map_err(sql("querying history"))?;
+            .map_err(sql(Operation::History, "querying history"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading history"))
+            .map_err(sql(Operation::History, "reading history"))
     }
 
     /// The latest run of every job that has one.
@@ -421,12 +338,12 @@ impl Store {
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY job)"
             ))
-            .map_err(sql("querying latest runs"))?;
+            .map_err(sql(Operation::History, "querying latest runs"))?;
         let rows = stmt
             .query_map([], record)
-            .map_err(sql("querying latest runs"))?;
+            .map_err(sql(Operation::History, "querying latest runs"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading latest runs"))
+            .map_err(sql(Operation::History, "reading latest runs"))
     }
 
     /// Runs recorded as running, oldest first.
@@ -436,12 +353,12 @@ impl Store {
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
             ))
-            .map_err(sql("querying running runs"))?;
+            .map_err(sql(Operation::History, "querying running runs"))?;
         let rows = stmt
             .query_map([], record)
-            .map_err(sql("querying running runs"))?;
+            .map_err(sql(Operation::History, "querying running runs"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading running runs"))
+            .map_err(sql(Operation::History, "reading running runs"))
     }
 
     /// Marks a run whose process died with its owner: only if it still reads
@@ -459,7 +376,7 @@ impl Store {
                  WHERE id = ?1 AND status = 'running'",
                 params![id, fmt_time(at), reason],
             )
-            .map_err(sql("marking a run abandoned"))?;
+            .map_err(sql(Operation::Finish, "marking a run abandoned"))?;
         Ok(changed == 1)
     }
 }
@@ -467,6 +384,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Trigger;
     use chrono::TimeZone;
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
@@ -492,9 +410,9 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         (dir, store)
     }
 
@@ -521,10 +439,25 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_write_names_its_operation_and_keeps_sqlites_words() {
+        let (_dir, store) = store();
+        store.refuse_writes_for_tests(true);
+        let err = store.claim(&new_run("a", Some(t(9, 0, 0)))).unwrap_err();
+        assert_eq!(err.operation(), Operation::Claim);
+        let text = err.to_string();
+        assert!(text.starts_with("database starting a claim: "), "{text}");
+        assert!(text.contains("readonly"), "SQLite's own words: {text}");
+        let StoreError::Failed { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+    }
+
+    #[test]
     fn claims_from_two_connections_never_both_win() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Store::open(dir.path()).unwrap();
-        let second = Store::open(dir.path()).unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let second = SqliteStore::open(dir.path()).unwrap();
         let mut wins = 0;
         for minute in 0..50 {
             let tick = Some(t(10, minute, 0));
@@ -702,12 +635,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(dir.path().join("jobrun.db")).unwrap();
-            conn.execute_batch(include_str!("../../migrations/0001_runs.sql"))
+            conn.execute_batch(include_str!("../../../migrations/sqlite/0001_runs.sql"))
                 .unwrap();
-            conn.execute_batch(include_str!("../../migrations/0002_daemons.sql"))
+            conn.execute_batch(include_str!("../../../migrations/sqlite/0002_daemons.sql"))
                 .unwrap();
-            conn.execute_batch(include_str!("../../migrations/0003_followups.sql"))
-                .unwrap();
+            conn.execute_batch(include_str!(
+                "../../../migrations/sqlite/0003_followups.sql"
+            ))
+            .unwrap();
             conn.pragma_update(None, "user_version", 3).unwrap();
             conn.pragma_update(None, "application_id", super::super::APPLICATION_ID)
                 .unwrap();
@@ -725,7 +660,7 @@ mod tests {
             );
             assert!(refused.is_err(), "version 3 knows no `missed`");
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let old = store.history(&HistoryFilter::default()).unwrap();
         assert_eq!(old.len(), 1);
         assert_eq!(

@@ -16,6 +16,9 @@
 //! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
 //! the spool holds something.
 //!
+//! The store's async door, not one backend's: it makes its calls through the
+//! backend-neutral [`Store`] (see the module doc of [`crate::store`]).
+//!
 //! Knows the store and a reply channel; nothing of jobs, locks or processes.
 
 mod spool;
@@ -27,8 +30,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
+use super::{Finish, NewRun, Operation, Store, StoreError};
 use crate::job::{RunStatus, Trigger};
-use crate::store::{Finish, NewRun, Store, StoreError};
 
 /// A claim to make, owning its values (it crosses to the recorder thread).
 #[derive(Debug, Clone)]
@@ -344,11 +347,10 @@ fn serve_batch(
 /// The error a caller gets when its call was lost with a batch that
 /// panicked on the recorder thread.
 fn unanswered() -> StoreError {
-    StoreError::Sql {
-        operation: "recording",
-        source: rusqlite::Error::ToSqlConversionFailure(
-            "the recorder thread failed while serving this call (a bug in jobrun)".into(),
-        ),
+    StoreError::Failed {
+        operation: Operation::Lost,
+        doing: "recording",
+        source: "the recorder thread failed while serving this call (a bug in jobrun)".into(),
     }
 }
 
