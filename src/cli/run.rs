@@ -11,7 +11,7 @@ use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE
 use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
 use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
-use crate::job::{Firing, RunStatus, Trigger};
+use crate::job::{Firing, RunId, RunOutcome, RunStatus, Trigger};
 use crate::lock;
 use crate::plan::{Job, Plan};
 use crate::runner::Stream;
@@ -29,7 +29,7 @@ pub struct RunArgs {
 struct PassThrough;
 
 impl JobOutput for PassThrough {
-    fn line(&self, _job: &str, _run_id: i64, stream: Stream, line: &[u8]) {
+    fn line(&self, _job: &str, _run_id: RunId, stream: Stream, line: &[u8]) {
         // A closed terminal must not stop the job; its output is still recorded.
         let _ = match stream {
             Stream::Stdout => {
@@ -65,10 +65,13 @@ async fn run_with_chain(
         eprintln!("jobrun: starting chained job {}", chained.name);
         match fire::fire_with_retries(ctx, chained, &next).await {
             Ok(r) => {
-                if let FireResult::Finished { run_id, status, .. } = &r {
+                if let FireResult::Finished {
+                    run_id, outcome, ..
+                } = &r
+                {
                     eprintln!(
-                        "jobrun: chained job {} (run {run_id}): {status}",
-                        chained.name
+                        "jobrun: chained job {} (run {run_id}): {}",
+                        chained.name, outcome.status
                     );
                 }
                 queue.extend(fire::chained(chained, &r));
@@ -139,10 +142,14 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     Ok(match result {
         FireResult::Finished {
             run_id,
-            status,
-            exit_code,
-            signal,
-            error,
+            outcome:
+                RunOutcome {
+                    status,
+                    exit_code,
+                    signal,
+                    error,
+                    ..
+                },
             ..
         } => {
             if status != RunStatus::Succeeded {

@@ -310,7 +310,7 @@ pub async fn run(
                             }
                         }
                         for firing in done.chained {
-                            info!(job = %firing.job, parent = firing.parent.unwrap_or_default(), "starting chained job");
+                            info!(job = %firing.job, parent = firing.parent.map_or(0, |p| p.0), "starting chained job");
                             spawn_firing(&mut tasks, &ctx, &plan, firing);
                         }
                     }

@@ -116,7 +116,7 @@ pub(super) fn recover_abandoned(ctx: &FireContext) -> Result<()> {
         };
         let why = match owner_state(&run, &evidence) {
             Owner::Alive(why) => {
-                info!(job = %run.job, run_id = run.id, owner = %run.owner, why = %why,
+                info!(job = %run.job, run_id = run.id.0, owner = %run.owner, why = %why,
                     "a running run's lock is free but its owner is alive; left to it");
                 continue;
             }
@@ -133,7 +133,7 @@ pub(super) fn recover_abandoned(ctx: &FireContext) -> Result<()> {
                 });
                 if is_the_run {
                     runner::stop_foreign_group(pid, runner::DEFAULT_KILL_GRACE);
-                    warn!(job = %run.job, run_id = run.id, pid, "stopping the process group a killed jobrun left running");
+                    warn!(job = %run.job, run_id = run.id.0, pid, "stopping the process group a killed jobrun left running");
                 }
                 is_the_run
             }
@@ -149,7 +149,7 @@ pub(super) fn recover_abandoned(ctx: &FireContext) -> Result<()> {
             }
         );
         if ctx.store.mark_abandoned(run.id, ctx.clock.now(), &reason)? {
-            warn!(job = %run.job, run_id = run.id, "marked abandoned");
+            warn!(job = %run.job, run_id = run.id.0, "marked abandoned");
         }
     }
     Ok(())
@@ -165,7 +165,7 @@ mod tests {
 
     fn run(owner: &str) -> RunRecord {
         RunRecord {
-            id: 1,
+            id: crate::job::RunId(1),
             job: "j".into(),
             trigger: "schedule".into(),
             tick: None,

@@ -108,7 +108,7 @@ fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
         return;
     }
     if holder.host != ctx.host {
-        warn!(job = %holder.job, run_id = holder.id, host = %holder.host, "cannot replace a run on another host");
+        warn!(job = %holder.job, run_id = holder.id.0, host = %holder.host, "cannot replace a run on another host");
         return;
     }
     if let Some(pid) = holder.pid {
@@ -138,7 +138,7 @@ pub(super) async fn skip_busy(
     let claim = new_run(ctx, job, firing, RunStatus::Skipped, Some(&reason));
     match ctx.recorder.claim(claim).await {
         Ok(Some(run_id)) => {
-            info!(job = %job.name, run_id, %reason, "skipped");
+            info!(job = %job.name, run_id = run_id.0, %reason, "skipped");
             Ok(FireResult::Skipped { run_id, reason })
         }
         Ok(None) => Ok(FireResult::Lost),

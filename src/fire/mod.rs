@@ -47,7 +47,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info};
 
 use crate::clock::Clock;
-use crate::job::{Concurrency, Firing, RunStatus};
+use crate::job::{Concurrency, Firing, RunId, RunOutcome, RunStatus};
 use crate::lock::LockMode;
 use crate::plan::Job;
 use crate::runner::Stream;
@@ -61,7 +61,7 @@ use record::new_run;
 /// Where the lines of every run go (the daemon's stdout, a terminal): like the
 /// runner's sink, plus the run's id for structured logs.
 pub trait JobOutput: Send + Sync {
-    fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]);
+    fn line(&self, job: &str, run_id: RunId, stream: Stream, line: &[u8]);
 }
 
 /// This machine's name, recorded with every run and heartbeat.
@@ -108,19 +108,16 @@ pub enum FireResult {
     /// Another process (or an earlier firing) has this tick; nothing recorded.
     Lost,
     /// Recorded as skipped, with the reason.
-    Skipped { run_id: i64, reason: String },
+    Skipped { run_id: RunId, reason: String },
     /// Not claimed through a failure of jobrun's own (out of descriptors,
     /// the store refusing writes): recorded `missed`, at once or when the
     /// store accepts writes again, so its row id is not known here.
     Missed { reason: String },
-    /// The run ended (or could not start) and was recorded.
+    /// The run ended (or could not start) and was recorded: how, as the
+    /// store has it.
     Finished {
-        run_id: i64,
-        status: RunStatus,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        /// Why jobrun ended or failed the run itself ("not ready: ...").
-        error: Option<String>,
+        run_id: RunId,
+        outcome: RunOutcome,
         /// Stopped because a newer run took its place (`concurrency: replace`).
         replaced: bool,
     },
@@ -128,7 +125,7 @@ pub enum FireResult {
 
 impl FireResult {
     /// The recorded run, if there is one.
-    pub fn run_id(&self) -> Option<i64> {
+    pub fn run_id(&self) -> Option<RunId> {
         match self {
             FireResult::Lost | FireResult::Missed { .. } => None,
             FireResult::Skipped { run_id, .. } | FireResult::Finished { run_id, .. } => {
@@ -137,13 +134,18 @@ impl FireResult {
         }
     }
 
-    fn finished(run_id: i64, status: RunStatus, error: Option<String>) -> FireResult {
+    /// How the run ended, if it was run (or could not start).
+    pub fn outcome(&self) -> Option<&RunOutcome> {
+        match self {
+            FireResult::Finished { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    fn finished(run_id: RunId, outcome: RunOutcome) -> FireResult {
         FireResult::Finished {
             run_id,
-            status,
-            exit_code: None,
-            signal: None,
-            error,
+            outcome,
             replaced: false,
         }
     }
@@ -212,7 +214,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         }
         Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
     };
-    info!(job = %job.name, run_id, trigger = firing.trigger.as_str(), "claimed");
+    info!(job = %job.name, run_id = run_id.0, trigger = firing.trigger.as_str(), "claimed");
     // From here the run must end on record, whatever happens to this firing.
     let result = unwind::after_claim(
         ctx,

@@ -47,7 +47,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-pub use records::{DaemonRecord, Finish, HistoryFilter, Loaded, NewRun, Retention, RunRecord};
+use crate::job::{RunId, RunOutcome};
+
+pub use records::{DaemonRecord, HistoryFilter, Loaded, NewRun, Retention, RunRecord, Started};
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
 /// What a backend said went wrong: its own error, boxed, so its message and
@@ -181,7 +183,7 @@ impl Store {
     /// Claims a run against the (job, tick, attempt) key. `Ok(None)` means
     /// another process (or an earlier run of this one) already claimed that
     /// tick: the caller must not run it.
-    pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+    pub fn claim(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
         on_backend!(self, b => b.claim(run))
     }
 
@@ -190,21 +192,16 @@ impl Store {
     /// is written.
     pub fn claim_and_start_many(
         &self,
-        claims: &[NewRun<'_>],
-        starts: &[(i64, Option<u32>, DateTime<Utc>)],
-    ) -> Result<Vec<Option<i64>>, StoreError> {
+        claims: &[NewRun],
+        starts: &[Started],
+    ) -> Result<Vec<Option<RunId>>, StoreError> {
         on_backend!(self, b => b.claim_and_start_many(claims, starts))
     }
 
     /// Records that the claimed run's command started (`pid`: its process
     /// group; `None` for a run with no process of its own).
-    pub fn mark_started(
-        &self,
-        id: i64,
-        pid: Option<u32>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, b => b.mark_started(id, pid, at))
+    pub fn mark_started(&self, start: Started) -> Result<(), StoreError> {
+        on_backend!(self, b => b.mark_started(start))
     }
 
     /// When the latest run of `job` that started and succeeded started.
@@ -218,18 +215,18 @@ impl Store {
     }
 
     /// Records how several runs ended, together.
-    pub fn finish_many(&self, runs: &[(i64, Finish<'_>)]) -> Result<(), StoreError> {
+    pub fn finish_many(&self, runs: &[(RunId, RunOutcome)]) -> Result<(), StoreError> {
         on_backend!(self, b => b.finish_many(runs))
     }
 
     /// Records how a run ended.
-    pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+    pub fn finish(&self, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
         on_backend!(self, b => b.finish(id, f))
     }
 
     /// Records how a run ended only if it still reads `running` (an ending
     /// jobrun infers must never overwrite a recorded one). True if it did.
-    pub fn finish_if_running(&self, id: i64, f: &Finish<'_>) -> Result<bool, StoreError> {
+    pub fn finish_if_running(&self, id: RunId, f: &RunOutcome) -> Result<bool, StoreError> {
         on_backend!(self, b => b.finish_if_running(id, f))
     }
 
@@ -241,12 +238,12 @@ impl Store {
     }
 
     /// One run, if it is on record.
-    pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+    pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         on_backend!(self, b => b.get(id))
     }
 
     /// The stored tail of a run's output.
-    pub fn output_tail(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+    pub fn output_tail(&self, id: RunId) -> Result<Vec<u8>, StoreError> {
         on_backend!(self, b => b.output_tail(id))
     }
 
@@ -269,7 +266,7 @@ impl Store {
     /// `running`. True if it did.
     pub fn mark_abandoned(
         &self,
-        id: i64,
+        id: RunId,
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {

@@ -6,45 +6,42 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::job::{RunStatus, Trigger};
+use crate::job::{RunId, RunStatus, Trigger};
 
 /// A run to claim: a (job, tick) for scheduled triggers, or a manual run
-/// (no tick, so never in conflict).
-#[derive(Debug, Clone)]
-pub struct NewRun<'a> {
-    pub job: &'a str,
+/// (no tick, so never in conflict). Owns its values: it may wait in the
+/// recorder's queue or spool after its firing is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub job: String,
     pub trigger: Trigger,
     pub tick: Option<DateTime<Utc>>,
-    /// `Running` for a run about to start; `Skipped` to record a tick that will
-    /// not run (with `error` saying why).
+    /// `Running` for a run about to start; `Skipped` or `Missed` to record a
+    /// tick that will not run (with `error` saying why).
     pub status: RunStatus,
     pub at: DateTime<Utc>,
-    pub host: &'a str,
-    pub owner: &'a str,
-    pub error: Option<&'a str>,
+    pub host: String,
+    pub owner: String,
+    pub error: Option<String>,
     /// The first attempt (for a retry) or the run that started a chain.
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<RunId>,
     /// 1 for a first attempt.
     pub attempt: u32,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub struct Finish<'a> {
-    pub status: RunStatus,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: Option<i64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub output_bytes: u64,
-    pub output_tail: &'a [u8],
-    pub error: Option<&'a str>,
+/// That a claimed run's command started: its process group (`None` for a
+/// run with no process of its own, a `signal:` job) and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub run: RunId,
+    pub pid: Option<u32>,
+    pub at: DateTime<Utc>,
 }
 
 /// One row of the history, as `history --json` prints it (SPEC 5).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
-    pub id: i64,
+    pub id: RunId,
     pub job: String,
     pub trigger: String,
     #[serde(serialize_with = "ser_time_opt")]
@@ -63,7 +60,7 @@ pub struct RunRecord {
     pub output_bytes: u64,
     pub error: Option<String>,
     /// The first attempt of a retry, or the run whose outcome started a chain.
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<RunId>,
     /// 1 for a first attempt, 2 for the first retry, ...
     pub attempt: u32,
     #[serde(skip)]

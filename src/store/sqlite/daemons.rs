@@ -218,24 +218,24 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{RunStatus, Trigger};
-    use crate::store::{Finish, HistoryFilter, NewRun};
+    use crate::job::{RunId, RunOutcome, RunStatus, Trigger};
+    use crate::store::{HistoryFilter, NewRun};
     use chrono::TimeZone;
 
     fn t(day: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, day, 0, 0, s).unwrap()
     }
 
-    fn add(store: &SqliteStore, job: &str, at: DateTime<Utc>, finished: bool) -> i64 {
+    fn add(store: &SqliteStore, job: &str, at: DateTime<Utc>, finished: bool) -> RunId {
         let id = store
             .claim(&NewRun {
-                job,
+                job: job.into(),
                 trigger: Trigger::Schedule,
                 tick: Some(at),
                 status: RunStatus::Running,
                 at,
-                host: "h",
-                owner: "o",
+                host: "h".into(),
+                owner: "o".into(),
                 error: None,
                 parent_id: None,
                 attempt: 1,
@@ -246,14 +246,14 @@ mod tests {
             store
                 .finish(
                     id,
-                    &Finish {
+                    &RunOutcome {
                         status: RunStatus::Succeeded,
                         finished_at: at,
                         duration_ms: Some(1),
                         exit_code: Some(0),
                         signal: None,
                         output_bytes: 0,
-                        output_tail: b"",
+                        output_tail: std::sync::Arc::from(&b""[..]),
                         error: None,
                     },
                 )
@@ -289,7 +289,7 @@ mod tests {
                 })
                 .unwrap()
         };
-        let a: Vec<i64> = left("a").iter().map(|r| r.id).collect();
+        let a: Vec<RunId> = left("a").iter().map(|r| r.id).collect();
         assert_eq!(a.len(), 4, "3 newest + the running one: {a:?}");
         assert!(a.contains(&old_running), "a running run is never pruned");
         assert_eq!(left("b").len(), 3);

@@ -326,32 +326,38 @@ mod tests {
         let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let id = store
             .claim(&NewRun {
-                job: "a",
+                job: "a".into(),
                 trigger: crate::job::Trigger::Schedule,
                 tick: Some(at),
                 status: crate::job::RunStatus::Running,
                 at,
-                host: "h",
-                owner: "o",
+                host: "h".into(),
+                owner: "o".into(),
                 error: None,
                 parent_id: None,
                 attempt: 1,
             })
             .unwrap()
             .unwrap();
-        store.mark_started(id, Some(42), at).unwrap();
+        store
+            .mark_started(crate::store::Started {
+                run: id,
+                pid: Some(42),
+                at,
+            })
+            .unwrap();
         store.beat("o", 1, "h", at, at).unwrap();
         // A lost claim (same tick again) goes through the same path.
         assert_eq!(
             store
                 .claim(&NewRun {
-                    job: "a",
+                    job: "a".into(),
                     trigger: crate::job::Trigger::Schedule,
                     tick: Some(at),
                     status: crate::job::RunStatus::Running,
                     at,
-                    host: "h",
-                    owner: "o",
+                    host: "h".into(),
+                    owner: "o".into(),
                     error: None,
                     parent_id: None,
                     attempt: 1,

@@ -6,11 +6,24 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{sql, SqliteStore};
-use crate::job::RunStatus;
-use crate::store::{Finish, HistoryFilter, NewRun, Operation, RunRecord, StoreError};
+use crate::job::{RunId, RunOutcome, RunStatus};
+use crate::store::{HistoryFilter, NewRun, Operation, RunRecord, Started, StoreError};
+
+/// A run id is the `runs` table's `INTEGER PRIMARY KEY`.
+impl rusqlite::ToSql for RunId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for RunId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(value).map(RunId)
+    }
+}
 
 /// Inserts a claim; `None` when the (job, tick) key is already taken.
-fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+fn insert_claim(conn: &Connection, run: &NewRun) -> Result<Option<RunId>, StoreError> {
     let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
     // Cached: the statements of the firing path are compiled once, not for
     // every run (a 1,000-job tick makes 3,000 of them).
@@ -37,21 +50,16 @@ fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, Stor
             ])
         })
         .map_err(sql(Operation::Claim, "claiming a tick"))?;
-    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+    Ok((inserted == 1).then(|| RunId(conn.last_insert_rowid())))
 }
 
-fn start_on(
-    conn: &Connection,
-    id: i64,
-    pid: Option<u32>,
-    at: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+fn start_on(conn: &Connection, start: &Started) -> Result<usize, StoreError> {
     conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
+        .and_then(|mut stmt| stmt.execute(params![start.run, start.pid, fmt_time(start.at)]))
         .map_err(sql(Operation::Start, "recording a start"))
 }
 
-fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+fn finish_on(conn: &Connection, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
                 signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
@@ -66,7 +74,7 @@ fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreErro
             f.exit_code,
             f.signal,
             i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
-            f.output_tail,
+            &*f.output_tail,
             f.error,
         ])
     })
@@ -131,12 +139,12 @@ impl SqliteStore {
     /// already claimed that tick: the caller must not run it.
     ///
     /// Not flushed to disk before it returns (see `store::unflushed`).
-    pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+    pub fn claim(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
         super::unflushed(&mut self.conn(), |conn| SqliteStore::claim_on(conn, run))
     }
 
     /// The claim's transaction, on the store's one connection.
-    fn claim_on(conn: &mut Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+    fn claim_on(conn: &mut Connection, run: &NewRun) -> Result<Option<RunId>, StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql(Operation::Claim, "starting a claim"))?;
@@ -153,9 +161,9 @@ impl SqliteStore {
     /// whole transaction commits. Not flushed to disk before it returns.
     pub fn claim_and_start_many(
         &self,
-        claims: &[NewRun<'_>],
-        starts: &[(i64, Option<u32>, DateTime<Utc>)],
-    ) -> Result<Vec<Option<i64>>, StoreError> {
+        claims: &[NewRun],
+        starts: &[Started],
+    ) -> Result<Vec<Option<RunId>>, StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -164,8 +172,8 @@ impl SqliteStore {
                 .iter()
                 .map(|run| insert_claim(&tx, run))
                 .collect::<Result<Vec<_>, _>>()?;
-            for (id, pid, at) in starts {
-                start_on(&tx, *id, *pid, *at)?;
+            for start in starts {
+                start_on(&tx, start)?;
             }
             tx.commit()
                 .map_err(sql(Operation::Claim, "committing claims"))?;
@@ -178,13 +186,8 @@ impl SqliteStore {
     /// its own (a `signal:` job). Not flushed to disk before it returns: a
     /// lost start leaves a `running` row without a pid, which the next
     /// daemon start marks `abandoned`.
-    pub fn mark_started(
-        &self,
-        id: i64,
-        pid: Option<u32>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        super::unflushed(&mut self.conn(), |conn| start_on(conn, id, pid, at))?;
+    pub fn mark_started(&self, start: Started) -> Result<(), StoreError> {
+        super::unflushed(&mut self.conn(), |conn| start_on(conn, &start))?;
         Ok(())
     }
 
@@ -222,7 +225,7 @@ impl SqliteStore {
     }
 
     /// Records how several runs ended, in one transaction: one fsync for all.
-    pub fn finish_many(&self, runs: &[(i64, Finish<'_>)]) -> Result<(), StoreError> {
+    pub fn finish_many(&self, runs: &[(RunId, RunOutcome)]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -235,7 +238,7 @@ impl SqliteStore {
     }
 
     /// Records how a run ended.
-    pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+    pub fn finish(&self, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
         finish_on(&self.conn(), id, f)
     }
 
@@ -252,7 +255,7 @@ impl SqliteStore {
     /// Records how a run ended only if it still reads `running`: for an
     /// ending jobrun infers (a firing that panicked or was dropped), which
     /// must never overwrite an outcome already recorded. True if it did.
-    pub fn finish_if_running(&self, id: i64, f: &Finish<'_>) -> Result<bool, StoreError> {
+    pub fn finish_if_running(&self, id: RunId, f: &RunOutcome) -> Result<bool, StoreError> {
         let changed = self
             .conn()
             .prepare_cached(
@@ -272,7 +275,7 @@ impl SqliteStore {
         Ok(changed == 1)
     }
 
-    pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+    pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"),
@@ -284,7 +287,7 @@ impl SqliteStore {
     }
 
     /// The stored tail of a run's output.
-    pub fn output_tail(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+    pub fn output_tail(&self, id: RunId) -> Result<Vec<u8>, StoreError> {
         let tail: Option<Option<Vec<u8>>> = self
             .conn()
             .query_row("SELECT output_tail FROM runs WHERE id = ?1", [id], |r| {
@@ -365,7 +368,7 @@ impl SqliteStore {
     /// `running`, so a run that finished meanwhile keeps its real outcome.
     pub fn mark_abandoned(
         &self,
-        id: i64,
+        id: RunId,
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {
@@ -391,9 +394,9 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 5, 1, h, m, s).unwrap()
     }
 
-    fn new_run(job: &str, tick: Option<DateTime<Utc>>) -> NewRun<'_> {
+    fn new_run(job: &str, tick: Option<DateTime<Utc>>) -> NewRun {
         NewRun {
-            job,
+            job: job.into(),
             trigger: if tick.is_some() {
                 Trigger::Schedule
             } else {
@@ -402,8 +405,8 @@ mod tests {
             tick,
             status: RunStatus::Running,
             at: t(9, 0, 0),
-            host: "host-a",
-            owner: "host-a:1:x",
+            host: "host-a".into(),
+            owner: "host-a:1:x".into(),
             error: None,
             parent_id: None,
             attempt: 1,
@@ -482,7 +485,11 @@ mod tests {
                     new_run("b", Some(t(9, 0, 0))), // taken within the batch
                     new_run("c", Some(t(9, 0, 0))),
                 ],
-                &[(early, Some(4242), t(9, 0, 1))],
+                &[Started {
+                    run: early,
+                    pid: Some(4242),
+                    at: t(9, 0, 1),
+                }],
             )
             .unwrap();
         assert_eq!(ids.len(), 4);
@@ -504,21 +511,27 @@ mod tests {
             .claim(&new_run("a", Some(t(9, 0, 0))))
             .unwrap()
             .unwrap();
-        store.mark_started(id, Some(4242), t(9, 0, 0)).unwrap();
+        store
+            .mark_started(Started {
+                run: id,
+                pid: Some(4242),
+                at: t(9, 0, 0),
+            })
+            .unwrap();
         let running = store.running().unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].pid, Some(4242));
         store
             .finish(
                 id,
-                &Finish {
+                &RunOutcome {
                     status: RunStatus::Failed,
                     finished_at: t(9, 0, 3),
                     duration_ms: Some(3000),
                     exit_code: Some(3),
                     signal: None,
                     output_bytes: 12,
-                    output_tail: b"hello\nworld\n",
+                    output_tail: std::sync::Arc::from(&b"hello\nworld\n"[..]),
                     error: None,
                 },
             )
@@ -542,7 +555,7 @@ mod tests {
         let (_dir, store) = store();
         let mut run = new_run("a", Some(t(9, 0, 0)));
         run.status = RunStatus::Skipped;
-        run.error = Some("already running (run 1)");
+        run.error = Some("already running (run 1)".into());
         let id = store.claim(&run).unwrap().unwrap();
         let rec = store.get(id).unwrap().unwrap();
         assert_eq!(rec.status, RunStatus::Skipped);
@@ -565,14 +578,14 @@ mod tests {
                 store
                     .finish(
                         id,
-                        &Finish {
+                        &RunOutcome {
                             status: RunStatus::Succeeded,
                             finished_at: t(9, 4, 1),
                             duration_ms: Some(1000),
                             exit_code: Some(0),
                             signal: None,
                             output_bytes: 0,
-                            output_tail: b"",
+                            output_tail: std::sync::Arc::from(&b""[..]),
                             error: None,
                         },
                     )
@@ -580,7 +593,7 @@ mod tests {
             }
         }
         let all = store.history(&HistoryFilter::default()).unwrap();
-        let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
+        let ids: Vec<i64> = all.iter().map(|r| r.id.0).collect();
         assert_eq!(ids, [5, 4, 3, 2, 1]);
         let a = store
             .history(&HistoryFilter {
@@ -588,7 +601,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(a.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 3, 1]);
+        assert_eq!(a.iter().map(|r| r.id.0).collect::<Vec<_>>(), [5, 3, 1]);
         let recent = store
             .history(&HistoryFilter {
                 since: Some(t(9, 3, 0)),
@@ -602,7 +615,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(ok.iter().map(|r| r.id).collect::<Vec<_>>(), [5]);
+        assert_eq!(ok.iter().map(|r| r.id.0).collect::<Vec<_>>(), [5]);
         let limited = store
             .history(&HistoryFilter {
                 limit: Some(2),
@@ -611,7 +624,7 @@ mod tests {
             .unwrap();
         assert_eq!(limited.len(), 2);
         let latest = store.latest_runs().unwrap();
-        let mut latest: Vec<(String, i64)> = latest.into_iter().map(|r| (r.job, r.id)).collect();
+        let mut latest: Vec<(String, i64)> = latest.into_iter().map(|r| (r.job, r.id.0)).collect();
         latest.sort();
         assert_eq!(latest, [("a".to_string(), 5), ("b".to_string(), 4)]);
     }
@@ -669,7 +682,7 @@ mod tests {
         );
         let mut missed = new_run("old", Some(t(9, 1, 0)));
         missed.status = RunStatus::Missed;
-        missed.error = Some("not claimed: database or disk is full");
+        missed.error = Some("not claimed: database or disk is full".into());
         let id = store.claim(&missed).unwrap().expect("a new tick");
         assert!(id > old[0].id, "ids keep growing after the rebuild");
         // The tick key still holds after the rebuild.
