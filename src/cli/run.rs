@@ -12,7 +12,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
 use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
 use crate::job::{Firing, RunId, RunOutcome, RunStatus, Trigger};
-use crate::lock;
 use crate::plan::{Job, Plan};
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
@@ -102,7 +101,6 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     let ctx = FireContext {
         recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store,
-        locks_dir: lock::locks_dir(&dir),
         owner: fire::owner_id(&host, clock.now()),
         clock,
         host,

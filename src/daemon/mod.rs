@@ -42,7 +42,6 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Clock;
 use crate::fire::{self, ActiveRuns, FireContext};
 use crate::job::{Firing, Trigger, DEFAULT_WATCH_DEBOUNCE};
-use crate::lock;
 use crate::plan::Plan;
 use crate::runner;
 use crate::store::recorder::Recorder;
@@ -111,7 +110,6 @@ pub async fn run(
     let ctx = Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
         store: Arc::clone(&store),
-        locks_dir: lock::locks_dir(&opts.state_dir),
         clock: Arc::clone(&clock),
         owner: fire::owner_id(&host, started),
         host,
@@ -124,7 +122,7 @@ pub async fn run(
         active: ActiveRuns::default(),
         limits: fire::Limits::for_this_process(),
     });
-    state_check::check_state(&store, &ctx.locks_dir)?;
+    state_check::check_state(&store)?;
     recovery::recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
     info!(

@@ -1,4 +1,4 @@
-//! One firing from start to end: lock -> claim -> wait until ready -> run ->
+//! One firing from start to end: lease -> claim -> wait until ready -> run ->
 //! record, then its retries.
 //!
 //! Every trigger (schedule, manual, reboot, catch-up, chain, watch, retry,
@@ -7,15 +7,15 @@
 //! across every process sharing the state directory, and every claimed run
 //! ends with a recorded outcome.
 //!
-//! In parts, in the order a firing meets them: `acquire` (the job's lock,
-//! its holder, `replace`), `record` (the claim and the outcome), `execute`
+//! In parts, in the order a firing meets them: `acquire` (the job's lease
+//! from the store, its holder, `replace`), `record` (the claim and the outcome), `execute`
 //! (readiness, then the command or the `signal:` job), with `env` (the run's
 //! environment), `readiness` (`requires:` checks), `signal_job` (`signal:`
 //! jobs), `active` (the runs this process supervises), `retry`, `chain`,
 //! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed).
 //!
-//! Composes `lock`, `store`, the recorder and `runner`; knows nothing of
-//! schedules or of the daemon's loop.
+//! Composes `store` (leases, claims, the recorder) and `runner`; knows
+//! nothing of schedules or of the daemon's loop.
 
 mod acquire;
 mod active;
@@ -40,7 +40,6 @@ pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -48,11 +47,10 @@ use tracing::{debug, info};
 
 use crate::clock::Clock;
 use crate::job::{Concurrency, Firing, RunId, RunOutcome, RunStatus};
-use crate::lock::LockMode;
 use crate::plan::Job;
 use crate::runner::Stream;
 use crate::store::recorder::Recorder;
-use crate::store::Store;
+use crate::store::{LeaseMode, Store};
 
 use acquire::{acquire, skip_busy, Acquired};
 use execute::execute;
@@ -73,13 +71,9 @@ pub fn this_host() -> String {
 }
 
 /// The identity of this jobrun process in the runs it claims:
-/// `host:pid:start`, unique even when a container restarts as PID 1 again.
+/// `host:pid:start` (see [`crate::store::owner::owner_id`]).
 pub fn owner_id(host: &str, started: DateTime<Utc>) -> String {
-    format!(
-        "{host}:{}:{}",
-        std::process::id(),
-        started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    )
+    crate::store::owner::owner_id(host, std::process::id(), started)
 }
 
 /// Everything a firing needs besides the job.
@@ -87,7 +81,6 @@ pub struct FireContext {
     pub store: Arc<Store>,
     /// Makes the firing path's store calls on a thread of its own.
     pub recorder: Recorder,
-    pub locks_dir: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub host: String,
     /// Identifies this jobrun process in the runs it claims (`host:pid:start`).
@@ -162,8 +155,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
     let mode = match concurrency {
-        Concurrency::Allow => LockMode::Shared,
-        Concurrency::Forbid | Concurrency::Replace => LockMode::Exclusive,
+        Concurrency::Allow => LeaseMode::Shared,
+        Concurrency::Forbid | Concurrency::Replace => LeaseMode::Exclusive,
     };
     // A slot before the lock, the run's first descriptor: under a low
     // descriptor limit runs wait here rather than fail (see `limits`).
@@ -176,8 +169,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
             return Ok(missed::missed(ctx, job, firing, "not started", &error));
         }
     };
-    let lock = match acquire(ctx, job, firing, mode).await {
-        Ok(Acquired::Lock(lock)) => lock,
+    let lease = match acquire(ctx, job, firing, mode).await {
+        Ok(Acquired::Lease(lease)) => lease,
         Ok(Acquired::Lost) => {
             debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
             return Ok(FireResult::Lost);
@@ -187,7 +180,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     };
 
     if let Some(seen) = firing.changes_seen {
-        // Checked again now that the lock is ours: a run that held it (a
+        // Checked again now that the lease is ours: a run that held it (a
         // chained reload, another daemon's watch run) may have handled them.
         let name = job.name.clone();
         let last = match ctx
@@ -223,8 +216,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         execute(ctx, job, firing, run_id, &mut slot),
     )
     .await;
-    // The lock is held until the outcome is on record: a running row whose lock
-    // is free always means its process died.
-    drop(lock);
+    // The lease is held until the outcome is on record: a running row whose
+    // lease is free always means its owner died.
+    drop(lease);
     result
 }

@@ -24,6 +24,7 @@ pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
     }
 }
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::retry::sleep_unless_stopping;
@@ -47,7 +48,6 @@ fn context_with(dir: &std::path::Path, sink: Arc<dyn JobOutput>) -> Arc<FireCont
     Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).unwrap(),
         store,
-        locks_dir: dir.join("state/locks"),
         clock: Arc::new(FakeClock::new(tick(0))),
         host: "h".into(),
         owner: "h:1:t".into(),
@@ -389,7 +389,7 @@ async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     // The locks directory cannot be made: a file stands in its place.
-    std::fs::write(&ctx.locks_dir, "").unwrap();
+    std::fs::write(dir.path().join("state/locks"), "").unwrap();
     let job = job("lockless", "true");
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Missed { reason } = result else {

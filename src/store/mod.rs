@@ -1,8 +1,16 @@
-//! The state behind every run: claims, run history, heartbeats, retention,
-//! behind one backend-neutral API (SPEC 4). `cli`, `daemon` and `fire` know
-//! only this module's [`Store`], its owned values ([`records`]) and
-//! [`StoreError`]; no backend's types (a `rusqlite::Error`, a text time, a
-//! pragma) cross it.
+//! The state behind every run: leases, claims, run history, heartbeats,
+//! retention, behind one backend-neutral API (SPEC 4). `cli`, `daemon` and
+//! `fire` know only this module's [`Store`], its owned values ([`records`]),
+//! [`StoreError`], a job's [`Lease`] and the one answer to "is this owner
+//! alive?" ([`owner::owner_alive`]); no backend's types (a `rusqlite::Error`,
+//! a text time, a pragma) cross it (the layout test keeps `rusqlite` inside
+//! `store/sqlite/`).
+//!
+//! At most once rests on two things, both handed out here: the job's
+//! [`Lease`] (held from before the claim until the outcome is recorded;
+//! a `flock` for SQLite, a session advisory lock for PostgreSQL: both die
+//! with their holder, see [`lease`]) and the claim (a unique (job, tick,
+//! attempt) key, [`Store::claim`]).
 //!
 //! Backends, each in a room of its own: [`sqlite`] (the state directory's
 //! `jobrun.db`, migrations in `migrations/sqlite/`), the embedded default;
@@ -39,6 +47,8 @@
 //! Must not know processes, schedules or the clock: times come in as
 //! values.
 
+pub mod lease;
+pub mod owner;
 pub mod recorder;
 pub mod records;
 pub mod sqlite;
@@ -49,6 +59,7 @@ use chrono::{DateTime, Utc};
 
 use crate::job::{RunId, RunOutcome};
 
+pub use lease::{Lease, LeaseMode};
 pub use records::{DaemonRecord, HistoryFilter, Loaded, NewRun, Retention, RunRecord, Started};
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
@@ -64,6 +75,8 @@ pub enum Operation {
     Open,
     /// Bringing the schema to this jobrun's version.
     Migrate,
+    /// Taking a job's lease.
+    Lease,
     /// Claiming a run (or recording a tick as skipped or missed).
     Claim,
     /// Recording that a claimed run started.
@@ -117,6 +130,14 @@ pub enum StoreError {
         version: i64,
         source: BackendError,
     },
+    /// Where the leases live cannot be used (SQLite: `locks/`), as checked.
+    #[error(transparent)]
+    LeaseDir(crate::private_dir::DirError),
+    /// A lease could not be taken (not: is held by another run); the
+    /// backend's error as it says it (SQLite's leases are files, so an I/O
+    /// error; another backend wraps its own with `io::Error::other`).
+    #[error(transparent)]
+    Lease(std::io::Error),
     /// An operation the backend failed; `doing` says it in words.
     #[error("database {doing}: {source}")]
     Failed {
@@ -132,6 +153,7 @@ impl StoreError {
         match self {
             StoreError::Failed { operation, .. } => *operation,
             StoreError::Migrate { .. } => Operation::Migrate,
+            StoreError::LeaseDir(_) | StoreError::Lease(_) => Operation::Lease,
             StoreError::StateDir(_)
             | StoreError::ReadOnly { .. }
             | StoreError::Open { .. }
@@ -178,6 +200,25 @@ impl Store {
     /// nothing.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         on_backend!(self, b => b.check_writable())
+    }
+
+    /// Takes `job`'s lease without waiting (see [`lease`]
+    /// for what a lease is on each backend). `Ok(None)` when another run
+    /// holds it: that is not an error, it is the answer. The caller holds
+    /// it from before the claim until the outcome is recorded.
+    pub fn lease(&self, job: &str, mode: LeaseMode) -> Result<Option<Lease>, StoreError> {
+        on_backend!(self, b => b.lease(job, mode))
+    }
+
+    /// Makes ready where the leases live and checks it (a daemon's start);
+    /// `Ok(Some(warning))` when it is usable but others may change it.
+    pub fn prepare_leases(&self) -> Result<Option<String>, StoreError> {
+        on_backend!(self, b => b.prepare_leases())
+    }
+
+    /// Where the leases live, for messages (SQLite: the locks directory).
+    pub fn lease_location(&self) -> String {
+        on_backend!(self, b => b.lease_location())
     }
 
     /// Claims a run against the (job, tick, attempt) key. `Ok(None)` means

@@ -1,14 +1,16 @@
 //! The SQLite backend: the state directory's `jobrun.db`, opened safely,
 //! migrated (`migrations/sqlite/`), and its tables (`runs`: claims and the
-//! history; `daemons`: heartbeats and retention).
+//! history; `daemons`: heartbeats and retention), and its leases: flocks
+//! in `STATE_DIR/locks/` (`lock`).
 //!
 //! Owns every SQL statement and every SQLite setting (WAL, `synchronous`,
 //! the busy timeout, the text form of times); none of them leaves this room:
 //! errors leave as [`StoreError`] with the `rusqlite` error boxed.
-//! Must not know processes, schedules, locks or the clock: times come in as
+//! Must not know processes, schedules or the clock: times come in as
 //! values.
 
 mod daemons;
+pub(in crate::store) mod lock;
 mod migrate;
 mod runs;
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Operation, StoreError};
+use super::{Lease, LeaseMode, Operation, StoreError};
 
 pub use migrate::LATEST_VERSION;
 
@@ -45,6 +47,8 @@ fn sql(operation: Operation, doing: &'static str) -> impl FnOnce(rusqlite::Error
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Where the leases' lock files live (`STATE_DIR/locks`).
+    locks_dir: PathBuf,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,6 +81,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            locks_dir: lock::locks_dir(state_dir),
         })
     }
 
@@ -115,6 +120,26 @@ impl SqliteStore {
         }
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| read_only(e.to_string()))
+    }
+
+    /// Takes `job`'s lease without waiting: its lock file's flock.
+    /// `Ok(None)` when another run holds it.
+    pub fn lease(&self, job: &str, mode: LeaseMode) -> Result<Option<Lease>, StoreError> {
+        lock::try_lock(&self.locks_dir, job, mode)
+            .map(|held| held.map(Lease::flock))
+            .map_err(StoreError::Lease)
+    }
+
+    /// Creates the locks directory (0700) if it is missing and checks it:
+    /// a link, another owner or a world-writable directory is refused.
+    /// `Ok(Some(warning))` when others may write to it.
+    pub fn prepare_leases(&self) -> Result<Option<String>, StoreError> {
+        lock::prepare_dir(&self.locks_dir, crate::private_dir::euid()).map_err(StoreError::LeaseDir)
+    }
+
+    /// Where the leases live, for messages: the locks directory.
+    pub fn lease_location(&self) -> String {
+        self.locks_dir.display().to_string()
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
