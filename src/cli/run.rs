@@ -12,7 +12,7 @@ use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE
 use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
 use crate::fire::{self, FireContext, FireResult, StopReason};
-use crate::job::{Firing, RunStatus, Trigger};
+use crate::job::{Firing, RunId, RunOutcome, RunStatus, Trigger};
 use crate::plan::{Job, Plan};
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
@@ -27,7 +27,7 @@ pub struct RunArgs {
 struct PassThrough;
 
 impl JobOutput for PassThrough {
-    fn line(&self, _job: &str, _run_id: i64, stream: Stream, line: &[u8]) {
+    fn line(&self, _job: &str, _run_id: RunId, stream: Stream, line: &[u8]) {
         // A closed terminal must not stop the job; its output is still recorded.
         let _ = match stream {
             Stream::Stdout => {
@@ -75,8 +75,14 @@ async fn run_with_chain(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(Some((name, Ok((r, chained))))) => {
-                if let FireResult::Finished { run_id, status, .. } = &r {
-                    eprintln!("jobrun: chained job {name} (run {run_id}): {status}");
+                if let FireResult::Finished {
+                    run_id, outcome, ..
+                } = &r
+                {
+                    eprintln!(
+                        "jobrun: chained job {name} (run {run_id}): {}",
+                        outcome.status
+                    );
                 }
                 for next in chained {
                     start(&mut tasks, next);
@@ -143,10 +149,14 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     Ok(match result {
         FireResult::Finished {
             run_id,
-            status,
-            exit_code,
-            signal,
-            error,
+            outcome:
+                RunOutcome {
+                    status,
+                    exit_code,
+                    signal,
+                    error,
+                    ..
+                },
             ..
         } => {
             if status != RunStatus::Succeeded {

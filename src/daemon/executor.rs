@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::fire::{self, FireContext, FireResult, StopReason};
+use crate::fire::{self, FireContext, StopReason};
 use crate::job::{Firing, Trigger};
 use crate::plan::Plan;
 
@@ -45,7 +45,7 @@ pub(super) fn spawn_firing(
         match fire::fire_and_chain(&ctx, job, &firing).await {
             Ok((result, chained)) => {
                 done.chained = chained;
-                if let FireResult::Finished { error: Some(error), .. } = &result {
+                if let Some(error) = result.outcome().and_then(|o| o.error.as_ref()) {
                     debug!(job = %job.name, %error, "run ended by jobrun");
                 }
             }

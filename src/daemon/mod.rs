@@ -112,7 +112,7 @@ pub async fn run(
         opts.base_env,
         opts.tail_bytes,
     )?);
-    state_check::check_state(&ctx.store, &ctx.locks_dir)?;
+    state_check::check_state(&ctx.store)?;
     recovery::recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
     info!(
@@ -298,7 +298,7 @@ pub async fn run(
                             }
                         }
                         for firing in done.chained {
-                            info!(job = %firing.job, parent = firing.parent.unwrap_or_default(), "starting chained job");
+                            info!(job = %firing.job, parent = firing.parent.map_or(0, |p| p.0), "starting chained job");
                             spawn_firing(&mut tasks, &ctx, &plan, firing);
                         }
                     }

@@ -1,13 +1,15 @@
-//! Taking a job's lock before its claim: the lock is free (run), held by a
-//! run of this very tick (lost), or held by another run (busy). A busy lock
-//! is answered by the job's `concurrency:`: `forbid` records a skip with the
-//! holder's run, `replace` stops the holder and waits for its lock, and a
-//! `watch:` run of a `forbid` job waits for the holder to end, so that no
-//! change is ever lost.
+//! Taking a job's lease from the store before its claim: the lease is free
+//! (run), held by a run of this very tick (lost), or held by another run
+//! (busy). A busy lease is answered by the job's `concurrency:`: `forbid`
+//! records a skip with the holder's run, `replace` stops the holder and
+//! waits for its lease, and a `watch:` run of a `forbid` job waits for the
+//! holder to end, so that no change is ever lost.
 //!
-//! The holder is found through the store's `running` rows, polled every
-//! [`HOLDER_POLL`] for up to [`HOLDER_WAIT`]: between another process's lock
-//! and its claim there is a moment with no record yet.
+//! The holder is found through the store's `running` rows whose owner is
+//! alive ([`crate::store::owner::owner_alive`]: a row a dead owner left is
+//! nobody's, and its pid must never be signalled), polled every
+//! [`HOLDER_POLL`] for up to [`HOLDER_WAIT`]: between another process's
+//! lease and its claim there is a moment with no record yet.
 
 use std::time::Duration;
 
@@ -17,10 +19,10 @@ use super::active::StopReason;
 use super::record::new_run;
 use super::{missed, FireContext, FireResult};
 use crate::job::{Concurrency, Firing, RunStatus, Trigger};
-use crate::lock::{self, LockMode, RunLock};
 use crate::plan::Job;
 use crate::runner::{self, DEFAULT_KILL_GRACE};
-use crate::store::RunRecord;
+use crate::store::owner::{owner_alive, Evidence};
+use crate::store::{Lease, LeaseMode, RunRecord, Store, StoreError};
 
 /// How long a firing waits for a process that holds a job's lock to record
 /// what it is doing, before calling the job busy.
@@ -30,10 +32,10 @@ const HOLDER_POLL: Duration = Duration::from_millis(10);
 const WATCH_WAIT_POLL: Duration = Duration::from_millis(200);
 
 pub(super) enum Acquired {
-    Lock(RunLock),
-    /// The lock is held by a run of this very tick.
+    Lease(Lease),
+    /// The lease is held by a run of this very tick.
     Lost,
-    /// The lock is held by another run (the record of it, once visible).
+    /// The lease is held by another run (the record of it, once visible).
     Busy(Option<Box<RunRecord>>),
 }
 
@@ -41,30 +43,30 @@ pub(super) async fn acquire(
     ctx: &FireContext,
     job: &Job,
     firing: &Firing,
-    mode: LockMode,
+    mode: LeaseMode,
 ) -> anyhow::Result<Acquired> {
     let mut waited = Duration::ZERO;
     let mut stop_sent = false;
     let grace = job.spec.kill_grace.unwrap_or(DEFAULT_KILL_GRACE);
     loop {
-        let lock = lock::try_lock(&ctx.locks_dir, &job.name, mode)
+        let lease = ctx
+            .store
+            .lease(&job.name, mode)
             .map_err(|e| anyhow::Error::new(e).context("taking the job's lock"))?;
-        if let Some(lock) = lock {
-            return Ok(Acquired::Lock(lock));
+        if let Some(lease) = lease {
+            return Ok(Acquired::Lease(lease));
         }
+        let (name, host, me) = (job.name.clone(), ctx.host.clone(), ctx.owner.clone());
+        let now = ctx.clock.now();
         let running: Vec<RunRecord> = ctx
             .recorder
-            .call(|store| store.running())
+            .call(move |store| live_runs_of(store, &name, &host, &me, now))
             .await
-            .map_err(|e| anyhow::Error::new(e).context("reading the job's running runs"))?
-            .into_iter()
-            .filter(|r| r.job == job.name)
-            .collect();
+            .map_err(|e| anyhow::Error::new(e).context("reading the job's running runs"))?;
         if firing.tick.is_some() && running.iter().any(|r| r.tick == firing.tick) {
             return Ok(Acquired::Lost);
         }
-        // The newest: an older `running` row may belong to a process that died
-        // (recorded `abandoned` only at the next daemon start).
+        // The newest live one: the lease admits one exclusive holder.
         let holder = running.into_iter().next_back();
         match (job.spec.concurrency, holder) {
             (Concurrency::Replace, Some(holder)) => {
@@ -101,14 +103,40 @@ pub(super) async fn acquire(
     }
 }
 
-/// Stops the run holding a `replace` job's lock: through our own supervisor when
+/// The `running` rows of `job` whose owner is alive, oldest first: a row
+/// whose owner died (recorded `abandoned` only at the next daemon start)
+/// holds no lease.
+fn live_runs_of(
+    store: &Store,
+    job: &str,
+    host: &str,
+    me: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let mut live = Vec::new();
+    for run in store.running()?.into_iter().filter(|r| r.job == job) {
+        // Our own runs need no evidence; another process's may need its beat.
+        let heartbeat = if run.owner == me {
+            None
+        } else {
+            store.daemon(&run.owner)?
+        };
+        let evidence = Evidence::here(host, Some(me), now, heartbeat.as_ref());
+        if owner_alive(&run.owner, &evidence).is_alive() {
+            live.push(run);
+        }
+    }
+    Ok(live)
+}
+
+/// Stops the run holding a `replace` job's lease: through our own supervisor when
 /// it is ours, by signalling its process group when it runs elsewhere on this host.
 fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
     if ctx.active.stop_run(holder.id, StopReason::Replaced) {
         return;
     }
     if holder.host != ctx.host {
-        warn!(job = %holder.job, run_id = holder.id, host = %holder.host, "cannot replace a run on another host");
+        warn!(job = %holder.job, run_id = holder.id.0, host = %holder.host, "cannot replace a run on another host");
         return;
     }
     if let Some(pid) = holder.pid {
@@ -138,7 +166,7 @@ pub(super) async fn skip_busy(
     let claim = new_run(ctx, job, firing, RunStatus::Skipped, Some(&reason));
     match ctx.recorder.claim(claim).await {
         Ok(Some(run_id)) => {
-            info!(job = %job.name, run_id, %reason, "skipped");
+            info!(job = %job.name, run_id = run_id.0, %reason, "skipped");
             Ok(FireResult::Skipped { run_id, reason })
         }
         Ok(None) => Ok(FireResult::Lost),

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::job::RunId;
 use crate::runner::Stopper;
 
 /// Why a running run is being stopped by jobrun.
@@ -31,7 +32,7 @@ pub struct ActiveRuns {
 
 #[derive(Default)]
 struct Registry {
-    runs: HashMap<i64, Active>,
+    runs: HashMap<RunId, Active>,
     /// Set by [`ActiveRuns::stop_all`]: runs registered afterwards (a firing
     /// that was already past its claim) are stopped as they start.
     stopping: Option<StopReason>,
@@ -76,7 +77,7 @@ impl ActiveRuns {
         self.lock().stopping.is_some()
     }
 
-    pub(super) fn register(&self, run_id: i64, run: Active) {
+    pub(super) fn register(&self, run_id: RunId, run: Active) {
         let mut registry = self.lock();
         if let Some(reason) = registry.stopping {
             request_stop(&run, reason);
@@ -87,11 +88,11 @@ impl ActiveRuns {
         registry.runs.insert(run_id, run);
     }
 
-    pub(super) fn unregister(&self, run_id: i64) {
+    pub(super) fn unregister(&self, run_id: RunId) {
         self.lock().runs.remove(&run_id);
     }
 
-    pub(super) fn stop_run(&self, id: i64, reason: StopReason) -> bool {
+    pub(super) fn stop_run(&self, id: RunId, reason: StopReason) -> bool {
         match self.lock().runs.get(&id) {
             Some(run) => {
                 request_stop(run, reason);

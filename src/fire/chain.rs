@@ -39,10 +39,13 @@ pub fn runnable<'a>(plan: &'a Plan, firing: &Firing) -> Option<&'a Job> {
 /// jobs, as `chain` firings linked to it. A skipped, lost or interrupted
 /// run starts none.
 pub fn chained(job: &Job, result: &FireResult) -> Vec<Firing> {
-    let FireResult::Finished { run_id, status, .. } = result else {
+    let FireResult::Finished {
+        run_id, outcome, ..
+    } = result
+    else {
         return Vec::new();
     };
-    let links = match status {
+    let links = match outcome.status {
         RunStatus::Succeeded => &job.spec.on_success,
         RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed => &job.spec.on_failure,
         _ => return Vec::new(),

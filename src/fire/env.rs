@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use super::{FireContext, Firing};
-use crate::job::{Command, SourceKind};
+use crate::job::{Command, RunId, SourceKind};
 use crate::plan::Job;
 use crate::runner::{Program, RunRequest, DEFAULT_KILL_GRACE, DEFAULT_SHELL};
 
@@ -17,7 +17,7 @@ pub(super) fn build_request(
     ctx: &FireContext,
     job: &Job,
     firing: &Firing,
-    run_id: i64,
+    run_id: RunId,
 ) -> RunRequest {
     let mut env = ctx.base_env.clone();
     env.extend(job.spec.env.clone());

@@ -12,13 +12,17 @@ use super::readiness::{self, Readiness};
 use super::record::{end_early, record};
 use super::signal_job::{self, SignalOutcome};
 use super::{limits, missed, FireContext, FireResult, JobOutput};
-use crate::job::{Command, Firing, IfNotRunning, RunStatus, SignalSpec, DEFAULT_REQUIRES_TIMEOUT};
+use crate::job::{
+    Command, Firing, IfNotRunning, RunId, RunOutcome, RunStatus, SignalSpec,
+    DEFAULT_REQUIRES_TIMEOUT,
+};
 use crate::plan::Job;
 use crate::runner::{self, OutputSink, RunEnd, RunRequest, Stream};
+use crate::store::Started;
 
 /// Adapts a [`JobOutput`] to one run.
 struct RunOutput {
-    run_id: i64,
+    run_id: RunId,
     inner: Arc<dyn JobOutput>,
 }
 
@@ -34,7 +38,7 @@ pub(super) async fn execute(
     ctx: &FireContext,
     job: &Job,
     firing: &Firing,
-    run_id: i64,
+    run_id: RunId,
     slot: &mut limits::Slot,
 ) -> anyhow::Result<FireResult> {
     if ctx.active.is_stopping() {
@@ -67,10 +71,10 @@ pub(super) async fn execute(
             ),
         };
         if let Some(status) = status {
-            warn!(job = %job.name, run_id, %error, "not started");
+            warn!(job = %job.name, run_id = run_id.0, %error, "not started");
             return end_early(ctx, run_id, status, error, ms).await;
         }
-        debug!(job = %job.name, run_id, "ready");
+        debug!(job = %job.name, run_id = run_id.0, "ready");
     }
     match &job.spec.command {
         Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started).await,
@@ -84,7 +88,7 @@ pub(super) async fn execute(
 async fn send_signal(
     ctx: &FireContext,
     job: &Job,
-    run_id: i64,
+    run_id: RunId,
     spec: &SignalSpec,
     started: std::time::Instant,
 ) -> anyhow::Result<FireResult> {
@@ -94,53 +98,41 @@ async fn send_signal(
         SignalOutcome::Sent { pid, detail } => {
             // The run has no process of its own: the signalled pid is in its
             // output, never in `pid` (which `replace` would signal).
-            if let Err(e) = ctx
-                .recorder
-                .mark_started(run_id, None, ctx.clock.now())
-                .await
-            {
-                warn!(job = %job.name, run_id, error = %e, "recording the start failed");
+            let start = Started {
+                run: run_id,
+                pid: None,
+                at: ctx.clock.now(),
+            };
+            if let Err(e) = ctx.recorder.mark_started(start).await {
+                warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
             }
-            info!(job = %job.name, run_id, pid, "{detail}");
-            let tail = format!("{detail}\n");
-            record(
-                ctx,
-                run_id,
-                RunStatus::Succeeded,
-                None,
-                None,
-                0,
-                tail.as_bytes(),
-                None,
-                ms,
-            )
-            .await?;
-            Ok(FireResult::finished(run_id, RunStatus::Succeeded, None))
+            info!(job = %job.name, run_id = run_id.0, pid, "{detail}");
+            let outcome = RunOutcome {
+                output_tail: format!("{detail}\n").into_bytes().into(),
+                ..RunOutcome::ended_early(RunStatus::Succeeded, ctx.clock.now(), ms, None)
+            };
+            record(ctx, run_id, &outcome).await;
+            Ok(FireResult::finished(run_id, outcome))
         }
         SignalOutcome::NotRunning(why) if spec.if_not_running == IfNotRunning::Skip => {
             let reason = format!("not running: {why}");
-            info!(job = %job.name, run_id, %reason, "skipped");
-            record(
-                ctx,
-                run_id,
+            info!(job = %job.name, run_id = run_id.0, %reason, "skipped");
+            let outcome = RunOutcome::ended_early(
                 RunStatus::Skipped,
-                None,
-                None,
-                0,
-                &[],
-                Some(&reason),
+                ctx.clock.now(),
                 ms,
-            )
-            .await?;
+                Some(reason.clone()),
+            );
+            record(ctx, run_id, &outcome).await;
             Ok(FireResult::Skipped { run_id, reason })
         }
         SignalOutcome::NotRunning(why) => {
             let error = format!("not running: {why}");
-            warn!(job = %job.name, run_id, %error, "failed");
+            warn!(job = %job.name, run_id = run_id.0, %error, "failed");
             end_early(ctx, run_id, RunStatus::Failed, error, ms).await
         }
         SignalOutcome::Failed(error) => {
-            warn!(job = %job.name, run_id, %error, "failed");
+            warn!(job = %job.name, run_id = run_id.0, %error, "failed");
             end_early(ctx, run_id, RunStatus::Failed, error, ms).await
         }
     }
@@ -150,7 +142,7 @@ async fn send_signal(
 async fn run_command(
     ctx: &FireContext,
     job: &Job,
-    run_id: i64,
+    run_id: RunId,
     request: RunRequest,
     started: std::time::Instant,
     slot: &mut limits::Slot,
@@ -171,14 +163,15 @@ async fn run_command(
         }
     };
     let pid = running.pid();
-    if let Err(e) = ctx
-        .recorder
-        .mark_started(run_id, Some(pid), ctx.clock.now())
-        .await
-    {
+    let start = Started {
+        run: run_id,
+        pid: Some(pid),
+        at: ctx.clock.now(),
+    };
+    if let Err(e) = ctx.recorder.mark_started(start).await {
         // The command already runs; its outcome will still be recorded.
         missed::warn_limited(ctx, &missed::key("recording a start", &e), || {
-            warn!(job = %job.name, run_id, error = %e, "recording the start failed");
+            warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
         });
     }
     let reason = Arc::new(Mutex::new(None));
@@ -199,7 +192,7 @@ async fn run_command(
         Err(e) => {
             // The exit could not be observed; the runner has killed the group.
             let error = e.to_string();
-            warn!(job = %job.name, run_id, %error, "lost track of the job");
+            warn!(job = %job.name, run_id = run_id.0, %error, "lost track of the job");
             let ms = i64::try_from(started.elapsed().as_millis()).ok();
             return end_early(ctx, run_id, RunStatus::Killed, error, ms).await;
         }
@@ -232,31 +225,27 @@ async fn run_command(
             Some("stopped by a shutdown of jobrun (SIGTERM, SIGINT or SIGHUP)".to_string()),
         ),
     };
-    let duration_ms = i64::try_from(started.elapsed().as_millis()).ok();
-    record(
-        ctx,
-        run_id,
+    // The one shape of how the run ended: recorded and returned as is.
+    let ended = RunOutcome {
         status,
+        finished_at: ctx.clock.now(),
+        duration_ms: i64::try_from(started.elapsed().as_millis()).ok(),
         exit_code,
         signal,
-        outcome.output_bytes,
-        &outcome.tail,
-        error.as_deref(),
-        duration_ms,
-    )
-    .await?;
+        output_bytes: outcome.output_bytes,
+        output_tail: outcome.tail.into(),
+        error,
+    };
+    record(ctx, run_id, &ended).await;
     // A run that went wrong is a warning, so `RUST_LOG=warn` still shows it.
     if status.is_failure() {
-        warn!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
+        warn!(job = %job.name, run_id = run_id.0, status = status.as_str(), exit_code, signal, "finished");
     } else {
-        info!(job = %job.name, run_id, status = status.as_str(), exit_code, signal, "finished");
+        info!(job = %job.name, run_id = run_id.0, status = status.as_str(), exit_code, signal, "finished");
     }
     Ok(FireResult::Finished {
         run_id,
-        status,
-        exit_code,
-        signal,
-        error,
+        outcome: ended,
         replaced,
     })
 }

@@ -1,4 +1,4 @@
-//! One firing from start to end: lock -> claim -> wait until ready -> run ->
+//! One firing from start to end: lease -> claim -> wait until ready -> run ->
 //! record, then its retries.
 //!
 //! Every trigger (schedule, manual, reboot, catch-up, chain, watch, retry,
@@ -7,15 +7,15 @@
 //! across every process sharing the state directory, and every claimed run
 //! ends with a recorded outcome.
 //!
-//! In parts, in the order a firing meets them: `acquire` (the job's lock,
-//! its holder, `replace`), `record` (the claim and the outcome), `execute`
+//! In parts, in the order a firing meets them: `acquire` (the job's lease
+//! from the store, its holder, `replace`), `record` (the claim and the outcome), `execute`
 //! (readiness, then the command or the `signal:` job), with `env` (the run's
 //! environment), `readiness` (`requires:` checks), `signal_job` (`signal:`
 //! jobs), `active` (the runs this process supervises), `retry`, `chain`,
 //! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed).
 //!
-//! Composes `lock`, `store`, the recorder and `runner`; knows nothing of
-//! schedules or of the daemon's loop.
+//! Composes `store` (leases, claims, the recorder) and `runner`; knows
+//! nothing of schedules or of the daemon's loop.
 
 mod acquire;
 mod active;
@@ -40,7 +40,7 @@ pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -48,12 +48,11 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info};
 
 use crate::clock::Clock;
-use crate::job::{Concurrency, Firing, RunStatus};
-use crate::lock::{self, LockMode};
+use crate::job::{Concurrency, Firing, RunId, RunOutcome, RunStatus};
 use crate::plan::Job;
-use crate::recorder::Recorder;
 use crate::runner::Stream;
-use crate::store::Store;
+use crate::store::recorder::Recorder;
+use crate::store::{LeaseMode, Store};
 
 use acquire::{acquire, skip_busy, Acquired};
 use execute::execute;
@@ -62,7 +61,7 @@ use record::new_run;
 /// Where the lines of every run go (the daemon's stdout, a terminal): like the
 /// runner's sink, plus the run's id for structured logs.
 pub trait JobOutput: Send + Sync {
-    fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]);
+    fn line(&self, job: &str, run_id: RunId, stream: Stream, line: &[u8]);
 }
 
 /// This machine's name, recorded with every run and heartbeat.
@@ -74,13 +73,9 @@ pub fn this_host() -> String {
 }
 
 /// The identity of this jobrun process in the runs it claims:
-/// `host:pid:start`, unique even when a container restarts as PID 1 again.
+/// `host:pid:start` (see [`crate::store::owner::owner_id`]).
 pub fn owner_id(host: &str, started: DateTime<Utc>) -> String {
-    format!(
-        "{host}:{}:{}",
-        std::process::id(),
-        started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    )
+    crate::store::owner::owner_id(host, std::process::id(), started)
 }
 
 /// Everything a firing needs besides the job.
@@ -88,7 +83,6 @@ pub struct FireContext {
     pub store: Arc<Store>,
     /// Makes the firing path's store calls on a thread of its own.
     pub recorder: Recorder,
-    pub locks_dir: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub host: String,
     /// Identifies this jobrun process in the runs it claims (`host:pid:start`).
@@ -125,7 +119,6 @@ impl FireContext {
             recorder: Recorder::start(Arc::clone(&store))
                 .context("starting the recorder thread")?,
             store,
-            locks_dir: lock::locks_dir(state_dir),
             clock,
             owner: owner_id(&host, started),
             host,
@@ -144,19 +137,16 @@ pub enum FireResult {
     /// Another process (or an earlier firing) has this tick; nothing recorded.
     Lost,
     /// Recorded as skipped, with the reason.
-    Skipped { run_id: i64, reason: String },
+    Skipped { run_id: RunId, reason: String },
     /// Not claimed through a failure of jobrun's own (out of descriptors,
     /// the store refusing writes): recorded `missed`, at once or when the
     /// store accepts writes again, so its row id is not known here.
     Missed { reason: String },
-    /// The run ended (or could not start) and was recorded.
+    /// The run ended (or could not start) and was recorded: how, as the
+    /// store has it.
     Finished {
-        run_id: i64,
-        status: RunStatus,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        /// Why jobrun ended or failed the run itself ("not ready: ...").
-        error: Option<String>,
+        run_id: RunId,
+        outcome: RunOutcome,
         /// Stopped because a newer run took its place (`concurrency: replace`).
         replaced: bool,
     },
@@ -164,7 +154,7 @@ pub enum FireResult {
 
 impl FireResult {
     /// The recorded run, if there is one.
-    pub fn run_id(&self) -> Option<i64> {
+    pub fn run_id(&self) -> Option<RunId> {
         match self {
             FireResult::Lost | FireResult::Missed { .. } => None,
             FireResult::Skipped { run_id, .. } | FireResult::Finished { run_id, .. } => {
@@ -173,13 +163,18 @@ impl FireResult {
         }
     }
 
-    fn finished(run_id: i64, status: RunStatus, error: Option<String>) -> FireResult {
+    /// How the run ended, if it was run (or could not start).
+    pub fn outcome(&self) -> Option<&RunOutcome> {
+        match self {
+            FireResult::Finished { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    fn finished(run_id: RunId, outcome: RunOutcome) -> FireResult {
         FireResult::Finished {
             run_id,
-            status,
-            exit_code: None,
-            signal: None,
-            error,
+            outcome,
             replaced: false,
         }
     }
@@ -196,8 +191,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
     let mode = match concurrency {
-        Concurrency::Allow => LockMode::Shared,
-        Concurrency::Forbid | Concurrency::Replace => LockMode::Exclusive,
+        Concurrency::Allow => LeaseMode::Shared,
+        Concurrency::Forbid | Concurrency::Replace => LeaseMode::Exclusive,
     };
     // A slot before the lock, the run's first descriptor: under a low
     // descriptor limit runs wait here rather than fail (see `limits`).
@@ -210,8 +205,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
             return Ok(missed::missed(ctx, job, firing, "not started", &error));
         }
     };
-    let lock = match acquire(ctx, job, firing, mode).await {
-        Ok(Acquired::Lock(lock)) => lock,
+    let lease = match acquire(ctx, job, firing, mode).await {
+        Ok(Acquired::Lease(lease)) => lease,
         Ok(Acquired::Lost) => {
             debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
             return Ok(FireResult::Lost);
@@ -221,7 +216,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
     };
 
     if let Some(seen) = firing.changes_seen {
-        // Checked again now that the lock is ours: a run that held it (a
+        // Checked again now that the lease is ours: a run that held it (a
         // chained reload, another daemon's watch run) may have handled them.
         let name = job.name.clone();
         let last = match ctx
@@ -248,7 +243,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         }
         Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
     };
-    info!(job = %job.name, run_id, trigger = firing.trigger.as_str(), "claimed");
+    info!(job = %job.name, run_id = run_id.0, trigger = firing.trigger.as_str(), "claimed");
     // From here the run must end on record, whatever happens to this firing.
     let result = unwind::after_claim(
         ctx,
@@ -257,8 +252,8 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         execute(ctx, job, firing, run_id, &mut slot),
     )
     .await;
-    // The lock is held until the outcome is on record: a running row whose lock
-    // is free always means its process died.
-    drop(lock);
+    // The lease is held until the outcome is on record: a running row whose
+    // lease is free always means its owner died.
+    drop(lease);
     result
 }

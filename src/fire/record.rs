@@ -5,9 +5,9 @@
 use tracing::warn;
 
 use super::{missed, FireContext, FireResult};
-use crate::job::{Firing, RunStatus};
+use crate::job::{Firing, RunId, RunOutcome, RunStatus};
 use crate::plan::Job;
-use crate::recorder::{Claim, Outcome};
+use crate::store::NewRun;
 
 /// The claim of `firing`, to run (`Running`) or to record as `Skipped`.
 pub(super) fn new_run(
@@ -16,8 +16,8 @@ pub(super) fn new_run(
     firing: &Firing,
     status: RunStatus,
     error: Option<&str>,
-) -> Claim {
-    Claim {
+) -> NewRun {
+    NewRun {
         job: job.name.clone(),
         trigger: firing.trigger,
         tick: firing.tick,
@@ -35,59 +35,29 @@ pub(super) fn new_run(
 /// started, not ready, a signal job's failure, a lost child), and its result.
 pub(super) async fn end_early(
     ctx: &FireContext,
-    run_id: i64,
+    run_id: RunId,
     status: RunStatus,
     error: String,
     duration_ms: Option<i64>,
 ) -> anyhow::Result<FireResult> {
-    record(
-        ctx,
-        run_id,
-        status,
-        None,
-        None,
-        0,
-        &[],
-        Some(&error),
-        duration_ms,
-    )
-    .await?;
-    Ok(FireResult::finished(run_id, status, Some(error)))
+    let outcome = RunOutcome::ended_early(status, ctx.clock.now(), duration_ms, Some(error));
+    record(ctx, run_id, &outcome).await;
+    Ok(FireResult::finished(run_id, outcome))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn record(
-    ctx: &FireContext,
-    run_id: i64,
-    status: RunStatus,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    output_bytes: u64,
-    tail: &[u8],
-    error: Option<&str>,
-    duration_ms: Option<i64>,
-) -> anyhow::Result<()> {
-    let outcome = Outcome {
-        status,
-        finished_at: ctx.clock.now(),
-        duration_ms,
-        exit_code,
-        signal,
-        output_bytes,
-        output_tail: tail.to_vec(),
-        error: error.map(str::to_string),
-    };
-    // A store that refuses the write (full, read-only) keeps the outcome
-    // in the recorder's spool, written when it accepts writes again.
-    if let Err(e) = ctx.recorder.finish(run_id, outcome).await {
+/// Records how the run `run_id` ended. A store that refuses the write (full,
+/// read-only) keeps the outcome in the recorder's spool, written when it
+/// accepts writes again, so this never fails.
+pub(super) async fn record(ctx: &FireContext, run_id: RunId, outcome: &RunOutcome) {
+    // A clone of a few words: the output tail is shared, not copied.
+    if let Err(e) = ctx.recorder.finish(run_id, outcome.clone()).await {
         missed::warn_limited(ctx, &missed::key("recording an outcome", &e), || {
             warn!(
-                run_id,
-                status = status.as_str(),
+                run_id = run_id.0,
+                status = outcome.status.as_str(),
                 error = %e,
                 "the outcome could not be recorded now; it is kept and written when the store accepts writes again"
             );
         });
     }
-    Ok(())
 }

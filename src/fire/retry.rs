@@ -20,8 +20,8 @@ impl FireResult {
     pub(super) fn is_retryable(&self) -> bool {
         matches!(
             self,
-            FireResult::Finished { status, replaced: false, .. }
-                if matches!(status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed)
+            FireResult::Finished { outcome, replaced: false, .. }
+                if matches!(outcome.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed)
         )
     }
 }
@@ -61,14 +61,14 @@ pub async fn fire_with_retries(
         let delay = policy.delay_before(next);
         info!(
             job = %job.name,
-            run_id,
+            run_id = run_id.0,
             attempt = next,
             of = policy.attempts,
             after = %humantime::format_duration(delay),
             "retrying"
         );
         if !sleep_unless_stopping(ctx, delay).await {
-            info!(job = %job.name, run_id, "no retry: jobrun is shutting down");
+            info!(job = %job.name, run_id = run_id.0, "no retry: jobrun is shutting down");
             return Ok(result);
         }
         let first = if firing.attempt == 1 {

@@ -24,17 +24,18 @@ pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
     }
 }
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::retry::sleep_unless_stopping;
 use crate::clock::FakeClock;
-use crate::job::{Command, JobSpec, Origin, Requirement, RetryPolicy, SourceKind, Trigger};
+use crate::job::{Command, JobSpec, Origin, Requirement, RetryPolicy, RunId, SourceKind, Trigger};
 use crate::store::RunRecord;
 
 struct Quiet;
 
 impl JobOutput for Quiet {
-    fn line(&self, _: &str, _: i64, _: Stream, _: &[u8]) {}
+    fn line(&self, _: &str, _: RunId, _: Stream, _: &[u8]) {}
 }
 
 fn context(dir: &std::path::Path) -> Arc<FireContext> {
@@ -47,7 +48,6 @@ fn context_with(dir: &std::path::Path, sink: Arc<dyn JobOutput>) -> Arc<FireCont
     Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).unwrap(),
         store,
-        locks_dir: dir.join("state/locks"),
         clock: Arc::new(FakeClock::new(tick(0))),
         host: "h".into(),
         owner: "h:1:t".into(),
@@ -124,7 +124,10 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
         matches!(
             result,
             FireResult::Finished {
-                status: RunStatus::Succeeded,
+                outcome: RunOutcome {
+                    status: RunStatus::Succeeded,
+                    ..
+                },
                 ..
             }
         ),
@@ -146,7 +149,10 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
         matches!(
             result,
             FireResult::Finished {
-                status: RunStatus::Interrupted,
+                outcome: RunOutcome {
+                    status: RunStatus::Interrupted,
+                    ..
+                },
                 ..
             }
         ),
@@ -176,8 +182,12 @@ async fn a_panic_in_a_firing_still_records_its_run() {
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Finished {
         run_id,
-        status: RunStatus::Failed,
-        error: Some(error),
+        outcome:
+            RunOutcome {
+                status: RunStatus::Failed,
+                error: Some(error),
+                ..
+            },
         ..
     } = result
     else {
@@ -208,7 +218,10 @@ async fn a_panic_in_a_firing_still_records_its_run() {
     assert!(matches!(
         next,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -268,7 +281,10 @@ async fn ticks_missed_while_the_store_refuses_writes_are_recorded_when_it_accept
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -301,7 +317,10 @@ async fn an_outcome_the_store_refuses_is_written_when_it_accepts_writes_again() 
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -356,7 +375,10 @@ async fn a_panicking_store_call_does_not_end_the_recorder_thread() {
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -367,7 +389,7 @@ async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     // The locks directory cannot be made: a file stands in its place.
-    std::fs::write(&ctx.locks_dir, "").unwrap();
+    std::fs::write(dir.path().join("state/locks"), "").unwrap();
     let job = job("lockless", "true");
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Missed { reason } = result else {
@@ -412,7 +434,10 @@ async fn until_started(ctx: &FireContext, job: &str) -> RunRecord {
 #[track_caller]
 fn status_of(result: &FireResult) -> RunStatus {
     match result {
-        FireResult::Finished { status, .. } => *status,
+        FireResult::Finished {
+            outcome: RunOutcome { status, .. },
+            ..
+        } => *status,
         other => panic!("not a finished run: {other:?}"),
     }
 }

@@ -7,7 +7,8 @@
 //! This room knows processes, signals and bytes of output. It must not know
 //! SQLite, the schedule, locks or the store: `fire` composes
 //! lock -> claim -> [`start`] -> [`Running::wait`] -> store, and decides what
-//! a [`RunOutcome`] means for the run's recorded status.
+//! a [`Report`] means for the run's recorded status (the one
+//! `job::RunOutcome`).
 //!
 //! Decisions worth knowing before changing anything here:
 //!
@@ -327,9 +328,11 @@ impl fmt::Display for RunEnd {
     }
 }
 
-/// The result of a run that was started.
+/// What the runner saw of a run it started and supervised to its end: the
+/// process's end and its output. Not how the run is recorded: `fire` turns
+/// it into the one `job::RunOutcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunOutcome {
+pub struct Report {
     pub end: RunEnd,
     /// Every byte read from stdout and stderr until the run finished.
     pub output_bytes: u64,

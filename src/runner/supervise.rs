@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::children::own_children;
 use super::launch::Child;
 use super::output::lock;
-use super::{Exit, RunEnd, RunError, RunOutcome, Running, StopLevel, Stopper, DRAIN_GRACE};
+use super::{Exit, Report, RunEnd, RunError, Running, StopLevel, Stopper, DRAIN_GRACE};
 
 /// How often the group is probed while waiting for it to die after SIGTERM.
 const GROUP_POLL: Duration = Duration::from_millis(50);
@@ -42,7 +42,7 @@ impl Running {
     ///
     /// An error means the exit could not be observed (someone else reaped the
     /// child); the job's group has then been killed.
-    pub async fn wait(self) -> Result<RunOutcome, RunError> {
+    pub async fn wait(self) -> Result<Report, RunError> {
         let Running {
             job,
             pid,
@@ -127,7 +127,7 @@ impl Running {
             (Some(Ending::Stopped), exit) => RunEnd::Stopped { exit },
         };
         debug!(job = %job, pid, %end, output_bytes, "finished");
-        Ok(RunOutcome {
+        Ok(Report {
             end,
             output_bytes,
             tail,

@@ -66,7 +66,7 @@ fn request(command: &str) -> RunRequest {
 /// Generous upper bound so a broken runner fails instead of hanging.
 const HANG: Duration = Duration::from_secs(120);
 
-async fn run(req: RunRequest) -> (RunOutcome, Arc<Collect>) {
+async fn run(req: RunRequest) -> (Report, Arc<Collect>) {
     let sink = Arc::new(Collect::default());
     let running = start(req, sink.clone()).expect("start");
     let outcome = tokio::time::timeout(HANG, running.wait())

@@ -27,15 +27,18 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("source", &["job", "job_env", "limits", "schedule", "users"]),
     ("plan", &["job", "job_env", "limits", "schedule", "source"]),
     ("health", &["job"]),
-    // The machine: time, processes, directories, locks.
+    // The machine: time, processes, directories.
     ("clock", &[]),
     ("procfs", &[]),
     ("private_dir", &[]),
-    ("lock", &["private_dir", "procfs"]),
     ("runner", &["clock", "procfs", "job_env", "limits", "users"]),
-    // The state.
-    ("store", &["job", "limits", "private_dir", "clock"]),
-    ("recorder", &["job", "store", "clock"]),
+    // The state, behind its backend-neutral API: claims, history,
+    // heartbeats, leases (SQLite's flocks in store/sqlite/lock.rs) and the
+    // one "is this owner alive?" (store/owner.rs, through procfs).
+    (
+        "store",
+        &["job", "limits", "private_dir", "clock", "procfs"],
+    ),
     // One firing, composed of the rooms below it (readiness checks and
     // `signal:` jobs are parts of it: src/fire/readiness.rs, signal_job.rs).
     (
@@ -45,11 +48,9 @@ const ROOMS: &[(&str, &[&str])] = &[
             "job",
             "job_env",
             "limits",
-            "lock",
             "plan",
             "private_dir",
             "procfs",
-            "recorder",
             "runner",
             "schedule",
             "store",
@@ -85,6 +86,11 @@ const IO_WORDS: &[&str] = &[
     "SystemTime::now",
     "Instant::now",
 ];
+
+/// Each backend's crate and the only folder of `src/` that may name it: the
+/// rest of `store` (its backend-neutral API) and every other room see the
+/// store only through that API, never a backend's types.
+const BACKEND_CRATES: &[(&str, &str)] = &[("rusqlite", "store/sqlite/")];
 
 /// Lines of code (tests excluded: a `mod tests` block, or a whole
 /// `tests.rs` / `*_tests.rs` file) a file may hold; STYLE says "about 600",
@@ -408,6 +414,19 @@ fn check_tree(sources: &[Source]) -> Vec<String> {
                 ));
             }
         }
+        for (krate, home) in BACKEND_CRATES {
+            if source.path.starts_with(home) {
+                continue;
+            }
+            let code = blank_non_code(&source.text);
+            if let Some(at) = code.find(krate) {
+                let line = code[..at].lines().count().max(1);
+                problems.push(format!(
+                    "src/{}:{line}: names `{krate}`, which only src/{home} may (use the store's API)",
+                    source.path
+                ));
+            }
+        }
         if PURE.contains(&room.as_str()) {
             let code = blank_non_code(&source.text);
             for word in IO_WORDS {
@@ -532,12 +551,23 @@ fn checker_catches_runner_naming_fire() {
 }
 
 #[test]
-fn checker_catches_the_store_naming_the_recorder_or_its_callers() {
-    for room in ["recorder", "fire", "daemon"] {
+fn checker_catches_the_store_naming_its_callers() {
+    for room in ["fire", "daemon", "cli"] {
         let text = format!("//! Runs.\nuse crate::{room}::Thing;\n");
-        let found = problems_of("store/runs.rs", &text);
+        let found = problems_of("store/sqlite/runs.rs", &text);
         assert_eq!(found.len(), 1, "{room}: {found:?}");
     }
+}
+
+#[test]
+fn checker_catches_a_backend_type_outside_its_backend() {
+    let text = "//! Errors.\npub enum E { Sql(rusqlite::Error) }\n";
+    for path in ["store/mod.rs", "store/recorder.rs", "fire/record.rs"] {
+        let found = problems_of(path, text);
+        assert_eq!(found.len(), 1, "{path}: {found:?}");
+        assert!(found[0].contains("only src/store/sqlite/ may"), "{found:?}");
+    }
+    assert!(problems_of("store/sqlite/runs.rs", text).is_empty());
 }
 
 #[test]

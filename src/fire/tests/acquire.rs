@@ -99,9 +99,8 @@ async fn replace_stops_the_older_run_and_runs_the_newer() {
     let older = older.await.unwrap().unwrap();
     let FireResult::Finished {
         run_id,
-        status,
         replaced,
-        error,
+        outcome: RunOutcome { status, error, .. },
         ..
     } = &older
     else {

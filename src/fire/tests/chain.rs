@@ -17,11 +17,8 @@ fn a_run_starts_its_success_or_failure_jobs_linked_to_it() {
     parent.spec.on_success = vec![link("report"), link("cleanup")];
     parent.spec.on_failure = vec![link("alert")];
     let finished = |status| FireResult::Finished {
-        run_id: 12,
-        status,
-        exit_code: None,
-        signal: None,
-        error: None,
+        run_id: RunId(12),
+        outcome: RunOutcome::ended_early(status, tick(0), None, None),
         replaced: false,
     };
     let names = |result: &FireResult| -> Vec<String> {
@@ -39,7 +36,7 @@ fn a_run_starts_its_success_or_failure_jobs_linked_to_it() {
     }
     assert!(names(&finished(RunStatus::Interrupted)).is_empty());
     let skipped = FireResult::Skipped {
-        run_id: 12,
+        run_id: RunId(12),
         reason: "already running".into(),
     };
     assert!(names(&skipped).is_empty());
@@ -47,7 +44,7 @@ fn a_run_starts_its_success_or_failure_jobs_linked_to_it() {
 
     let firing = chained(&parent, &finished(RunStatus::Succeeded)).remove(0);
     assert_eq!(firing.trigger, Trigger::Chain);
-    assert_eq!(firing.parent, Some(12));
+    assert_eq!(firing.parent, Some(RunId(12)));
     assert_eq!((firing.tick, firing.attempt), (None, 1));
 }
 

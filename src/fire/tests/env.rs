@@ -46,7 +46,7 @@ async fn the_job_layers_over_jobrun_and_jobrun_variables_over_both() {
         ("LANG", "C"),
     ]);
     let job = layered_job();
-    let request = build_request(&ctx, &job, &scheduled(&job, 0), 42);
+    let request = build_request(&ctx, &job, &scheduled(&job, 0), RunId(42));
     assert_eq!(
         env_of(&request),
         [
@@ -92,12 +92,12 @@ async fn a_retry_of_a_watch_run_carries_its_parent_and_its_changes() {
     let ctx = context(dir.path());
     let job = job("watcher", "true");
     let firing = Firing {
-        parent: Some(7),
+        parent: Some(RunId(7)),
         attempt: 2,
         changed: ["/a", "/b", "/a"].map(PathBuf::from).to_vec(),
         ..Firing::new("watcher", None, Trigger::Retry)
     };
-    let request = build_request(&ctx, &job, &firing, 9);
+    let request = build_request(&ctx, &job, &firing, RunId(9));
     let get = |name: &str| request.env.get(name).map(String::as_str);
     assert_eq!(get("JOBRUN_PARENT_RUN_ID"), Some("7"));
     assert_eq!(get("JOBRUN_ATTEMPT"), Some("2"));
@@ -110,7 +110,7 @@ async fn a_retry_of_a_watch_run_carries_its_parent_and_its_changes() {
         changed_truncated: true,
         ..firing
     };
-    let request = build_request(&ctx, &job, &truncated, 9);
+    let request = build_request(&ctx, &job, &truncated, RunId(9));
     assert_eq!(
         request
             .env
@@ -119,7 +119,7 @@ async fn a_retry_of_a_watch_run_carries_its_parent_and_its_changes() {
         Some("1")
     );
     // A first attempt of a schedule has no parent and no changes.
-    let plain = build_request(&ctx, &job, &scheduled(&job, 0), 1);
+    let plain = build_request(&ctx, &job, &scheduled(&job, 0), RunId(1));
     assert!(!plain.env.contains_key("JOBRUN_PARENT_RUN_ID"));
     assert!(!plain.env.contains_key("JOBRUN_CHANGED"));
 }
@@ -137,7 +137,7 @@ async fn changed_paths_past_the_cap_are_cut_at_a_whole_path_and_flagged() {
         changed,
         ..Firing::new("watcher", None, Trigger::Watch)
     };
-    let request = build_request(&ctx, &job, &firing, 1);
+    let request = build_request(&ctx, &job, &firing, RunId(1));
     let paths = &request.env["JOBRUN_CHANGED"];
     assert!(paths.len() <= 64 * 1024, "{}", paths.len());
     assert!(
@@ -163,7 +163,7 @@ async fn the_program_and_directory_follow_the_jobs_kind() {
     cron.spec.kind = SourceKind::Crontab;
     cron.spec.shell = Some("/bin/bash".into());
     cron.spec.kill_grace = Some(Duration::from_secs(3));
-    let request = build_request(&ctx, &cron, &scheduled(&cron, 0), 1);
+    let request = build_request(&ctx, &cron, &scheduled(&cron, 0), RunId(1));
     assert!(
         request.home_workdir,
         "crontab jobs run in HOME, as cron runs them"
@@ -179,7 +179,7 @@ async fn the_program_and_directory_follow_the_jobs_kind() {
 
     let mut argv = job("argv", "");
     argv.spec.command = Command::Argv(vec!["echo".into(), "a b".into()]);
-    let request = build_request(&ctx, &argv, &scheduled(&argv, 0), 1);
+    let request = build_request(&ctx, &argv, &scheduled(&argv, 0), RunId(1));
     assert_eq!(
         request.program,
         Program::Argv(vec!["echo".into(), "a b".into()])

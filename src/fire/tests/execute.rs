@@ -7,7 +7,7 @@ use super::*;
 use crate::job::{IfNotRunning, SignalSpec};
 
 /// A claimed run of `job` (tick 0), as `fire` claims it before executing.
-async fn claimed(ctx: &FireContext, job: &Job) -> i64 {
+async fn claimed(ctx: &FireContext, job: &Job) -> RunId {
     let claim = new_run(ctx, job, &scheduled(job, 0), RunStatus::Running, None);
     ctx.recorder.claim(claim).await.unwrap().expect("claimed")
 }
@@ -31,10 +31,12 @@ async fn end_early_records_the_reason_and_no_output() {
         result,
         FireResult::Finished {
             run_id,
-            status: RunStatus::Failed,
-            exit_code: None,
-            signal: None,
-            error: Some("not ready: db:5432 refused".into()),
+            outcome: RunOutcome::ended_early(
+                RunStatus::Failed,
+                tick(0),
+                Some(1234),
+                Some("not ready: db:5432 refused".into()),
+            ),
             replaced: false,
         }
     );
@@ -56,7 +58,11 @@ async fn a_run_claimed_as_jobrun_shuts_down_never_starts_its_command() {
     let job = job("late", &format!("touch '{}'", marker.display()));
     ctx.active.stop_all(StopReason::Shutdown);
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
-    let FireResult::Finished { status, error, .. } = &result else {
+    let FireResult::Finished {
+        outcome: RunOutcome { status, error, .. },
+        ..
+    } = &result
+    else {
         panic!("not finished: {result:?}");
     };
     assert_eq!(*status, RunStatus::Interrupted);
@@ -78,7 +84,11 @@ async fn a_job_whose_requirement_never_holds_fails_not_ready_without_running() {
     job.spec.requires = vec![Requirement::File(missing.clone())];
     job.spec.requires_timeout = Some(Duration::from_millis(100));
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
-    let FireResult::Finished { status, error, .. } = &result else {
+    let FireResult::Finished {
+        outcome: RunOutcome { status, error, .. },
+        ..
+    } = &result
+    else {
         panic!("not finished: {result:?}");
     };
     assert_eq!(*status, RunStatus::Failed);
@@ -132,7 +142,11 @@ async fn a_signal_job_with_no_process_is_skipped_or_failed_as_it_says() {
 
     let fail = signal_job("hup-fail", pidfile, IfNotRunning::Fail);
     let result = fire(&ctx, &fail, &scheduled(&fail, 0)).await.unwrap();
-    let FireResult::Finished { status, error, .. } = &result else {
+    let FireResult::Finished {
+        outcome: RunOutcome { status, error, .. },
+        ..
+    } = &result
+    else {
         panic!("not finished: {result:?}");
     };
     assert_eq!(*status, RunStatus::Failed);
@@ -177,10 +191,14 @@ async fn each_way_a_command_ends_is_recorded_as_its_status() {
     let failed = job("exits-7", "exit 7");
     let result = fire(&ctx, &failed, &scheduled(&failed, 0)).await.unwrap();
     let FireResult::Finished {
-        status,
-        exit_code,
-        signal,
-        error,
+        outcome:
+            RunOutcome {
+                status,
+                exit_code,
+                signal,
+                error,
+                ..
+            },
         ..
     } = result
     else {
@@ -193,7 +211,11 @@ async fn each_way_a_command_ends_is_recorded_as_its_status() {
 
     let killed = job("kills-itself", "kill -KILL $$");
     let result = fire(&ctx, &killed, &scheduled(&killed, 0)).await.unwrap();
-    let FireResult::Finished { status, signal, .. } = result else {
+    let FireResult::Finished {
+        outcome: RunOutcome { status, signal, .. },
+        ..
+    } = result
+    else {
         panic!("not finished: {result:?}");
     };
     assert_eq!((status, signal), (RunStatus::Killed, Some(9)));
@@ -202,7 +224,11 @@ async fn each_way_a_command_ends_is_recorded_as_its_status() {
     slow.spec.timeout = Some(Duration::from_millis(200));
     slow.spec.kill_grace = Some(Duration::from_secs(5));
     let result = fire(&ctx, &slow, &scheduled(&slow, 0)).await.unwrap();
-    let FireResult::Finished { status, error, .. } = result else {
+    let FireResult::Finished {
+        outcome: RunOutcome { status, error, .. },
+        ..
+    } = result
+    else {
         panic!("not finished: {result:?}");
     };
     assert_eq!(status, RunStatus::TimedOut);
@@ -210,4 +236,45 @@ async fn each_way_a_command_ends_is_recorded_as_its_status() {
     let run = &runs_of(&ctx, "too-slow")[0];
     assert_eq!(run.status, RunStatus::TimedOut);
     assert!(run.pid.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_a_firing_returns_is_the_one_the_store_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let job = job("shape", "echo one; echo two >&2; exit 3");
+    let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
+    let (Some(run_id), Some(outcome)) = (result.run_id(), result.outcome()) else {
+        panic!("not finished: {result:?}");
+    };
+    let run = ctx.store.get(run_id).unwrap().unwrap();
+    assert_eq!(
+        (outcome.status, outcome.exit_code, outcome.signal),
+        (RunStatus::Failed, Some(3), None)
+    );
+    assert_eq!(
+        (
+            run.status,
+            run.exit_code,
+            run.signal,
+            run.finished_at,
+            run.duration_ms,
+            run.output_bytes,
+            run.error.as_ref(),
+        ),
+        (
+            outcome.status,
+            outcome.exit_code,
+            outcome.signal,
+            Some(outcome.finished_at),
+            outcome.duration_ms,
+            outcome.output_bytes,
+            outcome.error.as_ref(),
+        )
+    );
+    assert_eq!(
+        ctx.store.output_tail(run_id).unwrap(),
+        &*outcome.output_tail
+    );
+    assert_eq!(outcome.output_bytes, 8);
 }

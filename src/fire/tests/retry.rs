@@ -7,10 +7,10 @@ use std::sync::Mutex;
 
 /// Records when each line of each run arrived.
 #[derive(Default)]
-struct Lines(Mutex<Vec<(i64, Instant, String)>>);
+struct Lines(Mutex<Vec<(RunId, Instant, String)>>);
 
 impl JobOutput for Lines {
-    fn line(&self, _: &str, run_id: i64, _: Stream, line: &[u8]) {
+    fn line(&self, _: &str, run_id: RunId, _: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line).trim_end().to_string();
         self.0.lock().unwrap().push((run_id, Instant::now(), text));
     }
@@ -94,7 +94,7 @@ async fn a_failing_run_is_retried_after_each_backoff_as_linked_attempts() {
     let lines = lines.0.lock().unwrap().clone();
     let texts: Vec<&str> = lines.iter().map(|(_, _, t)| t.as_str()).collect();
     assert_eq!(texts, ["attempt 1", "attempt 2", "attempt 3"]);
-    let ids: Vec<i64> = lines.iter().map(|(id, _, _)| *id).collect();
+    let ids: Vec<RunId> = lines.iter().map(|(id, _, _)| *id).collect();
     assert_eq!(ids, runs.iter().map(|r| r.id).collect::<Vec<_>>());
     for (pair, delay) in lines.windows(2).zip([200, 300]) {
         let gap = pair[1].1 - pair[0].1;
@@ -160,11 +160,8 @@ async fn no_retry_is_started_once_jobrun_shuts_down() {
 #[test]
 fn only_runs_that_failed_on_their_own_are_retried() {
     let finished = |status, replaced| FireResult::Finished {
-        run_id: 1,
-        status,
-        exit_code: None,
-        signal: None,
-        error: None,
+        run_id: RunId(1),
+        outcome: RunOutcome::ended_early(status, tick(0), None, None),
         replaced,
     };
     for status in [RunStatus::Failed, RunStatus::TimedOut, RunStatus::Killed] {
@@ -176,7 +173,7 @@ fn only_runs_that_failed_on_their_own_are_retried() {
         assert!(!finished(status, false).is_retryable(), "{status:?}");
     }
     let skipped = FireResult::Skipped {
-        run_id: 1,
+        run_id: RunId(1),
         reason: "already running".into(),
     };
     assert!(!skipped.is_retryable());
