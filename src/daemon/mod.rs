@@ -13,6 +13,7 @@
 
 mod clock_watch;
 mod executor;
+mod heartbeat;
 mod housekeeping;
 mod loaded;
 pub mod memory;
@@ -49,6 +50,7 @@ use crate::runner;
 use crate::store::{Retention, Store};
 use clock_watch::{ClockWatch, Pass};
 use executor::{shut_down, spawn_firing, Done};
+use heartbeat::{Beater, Heartbeat};
 use housekeeping::{prune, prune_in_background, reap_orphans_forever};
 use next_tick::NextTick;
 use start_up::{missed_ticks, start_reboot_jobs};
@@ -189,29 +191,24 @@ pub async fn run(
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut ticks = NextTick::default();
     let mut watch = ClockWatch::new(started, started_mono, opts.max_catch_up);
-    let pid = std::process::id();
+    let heartbeat = Heartbeat::start(
+        &store,
+        Beater {
+            owner: ctx.owner.clone(),
+            host: ctx.host.clone(),
+            pid: std::process::id(),
+            started,
+        },
+    )
+    .context("starting the heartbeat")?;
     let mut next_beat = tokio::time::Instant::now();
     let mut timer = timer::LoopTimer::new(clock.is_system_realtime());
     loop {
         // The heartbeat rides on whatever woke the loop (after the previous
-        // pass handed out its firings), so it never costs a wake-up of its own.
+        // pass handed out its firings), so it never costs a wake-up of its
+        // own; its thread writes it, so a held write lock never stalls a tick.
         if tokio::time::Instant::now() + BEAT_SLACK >= next_beat {
-            let now = clock.now();
-            // With no run going, the write is made right here: nothing on
-            // the runtime waits for it, and waking the recorder thread (or a
-            // `block_in_place` pool thread) would be a second wake-up of an
-            // idle daemon. With runs going, it queues with their records.
-            let beat = if tasks.is_empty() {
-                ctx.store.beat(&ctx.owner, pid, &ctx.host, started, now)
-            } else {
-                let (owner, host) = (ctx.owner.clone(), ctx.host.clone());
-                ctx.recorder
-                    .call(move |store| store.beat(&owner, pid, &host, started, now))
-                    .await
-            };
-            if let Err(e) = beat {
-                warn!(error = %e, "recording the heartbeat");
-            }
+            heartbeat.beat(clock.now());
             fire::flush_log_summaries(&ctx);
             next_beat = tokio::time::Instant::now() + HEARTBEAT;
         }
@@ -363,6 +360,7 @@ pub async fn run(
     }
 
     shut_down(&ctx, &mut tasks, opts.shutdown_grace).await;
+    heartbeat.stop();
     if let Err(e) = ctx.store.daemon_stopped(&ctx.owner, clock.now()) {
         warn!(error = %e, "recording the daemon's stop");
     }

@@ -63,6 +63,51 @@ impl Default for Retention {
     }
 }
 
+/// The daemon's heartbeat on a connection of its own (see
+/// [`Store::heartbeat_writer`]); owned by the one thread that beats.
+pub struct BeatWriter {
+    conn: rusqlite::Connection,
+}
+
+impl BeatWriter {
+    /// As [`Store::beat`], on this connection.
+    pub fn beat(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        write_beat(&self.conn, owner, pid, host, started_at, now)
+    }
+}
+
+fn write_beat(
+    conn: &rusqlite::Connection,
+    owner: &str,
+    pid: u32,
+    host: &str,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            owner,
+            pid,
+            host,
+            fmt_time(started_at),
+            fmt_time(now)
+        ])
+    })
+    .map(drop)
+    .map_err(sql("recording a heartbeat"))
+}
+
 /// Rows deleted per statement, so other processes' claims never wait long
 /// for the write lock.
 const PRUNE_BATCH: i64 = 2_000;
@@ -79,14 +124,27 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
-            conn.execute(
-                "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
-                params![owner, pid, host, fmt_time(started_at), fmt_time(now)],
-            )
-            .map_err(sql("recording a heartbeat"))
-        })?;
-        Ok(())
+            write_beat(conn, owner, pid, host, started_at, now)
+        })
+    }
+
+    /// A connection of its own for the daemon's heartbeat, waiting at most
+    /// `busy` for another process's write lock: a beat must never queue
+    /// behind this process's claims (which share the store's connection) nor
+    /// wait long for a `jobrun prune`; one that cannot be written is written
+    /// at the next beat.
+    pub fn heartbeat_writer(&self, busy: std::time::Duration) -> Result<BeatWriter, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql("opening the heartbeat's connection"))?;
+        conn.busy_timeout(busy)
+            .map_err(sql("setting the heartbeat's busy timeout"))?;
+        // Beats are never flushed (see `beat`); the WAL is already on.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("setting synchronous=NORMAL"))?;
+        Ok(BeatWriter { conn })
     }
 
     /// Records what the daemon `owner` loaded (at start, and after each

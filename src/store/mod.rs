@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use daemons::{DaemonRecord, Loaded, Retention};
+pub use daemons::{BeatWriter, DaemonRecord, Loaded, Retention};
 pub use migrate::LATEST_VERSION;
 pub use runs::{Finish, HistoryFilter, NewRun, RunRecord};
 
