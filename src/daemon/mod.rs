@@ -13,6 +13,7 @@
 
 mod clock_watch;
 mod executor;
+mod file_watch;
 mod heartbeat;
 mod housekeeping;
 mod loaded;
@@ -170,7 +171,9 @@ pub async fn run(
     for firing in catch_up {
         spawn_firing(&mut tasks, &ctx, &plan, firing);
     }
-    let mut watches = watch::JobWatches::default();
+    // One watcher (one inotify instance) for every `watch:` job and the reload.
+    let files = file_watch::FileWatch::default();
+    let mut watches = watch::JobWatches::new(files.clone());
     watches.update(&plan);
     if !watches.is_empty() {
         info!(
@@ -183,7 +186,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    let mut watcher = opts.reload.as_ref().map(|r| reload::watch(&r.watch));
+    let mut watcher = opts
+        .reload
+        .as_ref()
+        .map(|r| reload::watch(&files, &r.watch));
     let mut reloads = opts
         .reload
         .map(|r| reload::Reloads::new(r, &plan, watches.armer()));
