@@ -158,10 +158,15 @@ impl Drop for Subscription {
             // Gone already (the directory was removed) is fine.
             let _ = watcher.unwatch(path);
         }
-        // Unwatching a directory watched recursively drops every watch below
-        // it, some of which other subscriptions still want.
+        // Unwatching a directory drops the watches below it (when watched
+        // recursively) and its own, which a recursive watch of a parent
+        // shares: watch again what other subscriptions still want there.
         for (path, wants) in &watched.paths {
-            if released.iter().any(|r| path.starts_with(r)) {
+            let recursive = effective(wants) == RecursiveMode::Recursive;
+            if released
+                .iter()
+                .any(|r| path.starts_with(r) || (recursive && r.starts_with(path)))
+            {
                 let _ = watcher.watch(path, effective(wants));
             }
         }
@@ -240,6 +245,28 @@ mod tests {
         std::fs::write(&first, "x").unwrap();
         assert!(seen(&rx, &first));
         assert!(inotify_fds() >= 1);
+    }
+
+    #[test]
+    fn dropping_a_watch_inside_a_recursive_one_keeps_the_recursive_one_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let files = FileWatch::default();
+        let (tx, rx) = mpsc::channel();
+        let all = vec![(dir.path().to_path_buf(), RecursiveMode::Recursive)];
+        let (_all, _) = files
+            .subscribe(&all, route(tx.clone(), all.clone()))
+            .unwrap();
+        let inner = vec![(sub.clone(), RecursiveMode::NonRecursive)];
+        let (inner_sub, _) = files
+            .subscribe(&inner, route(tx.clone(), inner.clone()))
+            .unwrap();
+        drop(inner_sub);
+        while rx.try_recv().is_ok() {}
+        let file = sub.join("x");
+        std::fs::write(&file, "x").unwrap();
+        assert!(seen(&rx, &file), "the recursive watch still covers sub/");
     }
 
     #[test]
