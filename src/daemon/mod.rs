@@ -183,10 +183,14 @@ pub async fn run(
         moved,
         next_beat: tokio::time::Instant::now(),
         next_prune: tokio::time::Instant::now() + PRUNE_EVERY,
+        recording_loaded: None,
     };
     scheduler.run(shutdown).await;
 
     shut_down(&ctx, &mut scheduler.tasks, opts.shutdown_grace).await;
+    if let Some(recording) = scheduler.recording_loaded.take() {
+        let _ = recording.await;
+    }
     // No beat after this may overwrite the recorded stop.
     scheduler.heartbeat.stop();
     if let Err(e) = ctx.store.daemon_stopped(&ctx.owner, clock.now()) {

@@ -61,6 +61,8 @@ pub(super) struct Scheduler {
     pub(super) moved: Option<tokio::sync::watch::Receiver<()>>,
     pub(super) next_beat: Instant,
     pub(super) next_prune: Instant,
+    /// The record of what the last reload loaded, while it is written.
+    pub(super) recording_loaded: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Scheduler {
@@ -85,7 +87,7 @@ impl Scheduler {
                 Ok(()) = changed(&mut self.moved) => {}
                 (plan, prepared) = self.sources.next_plan() => {
                     self.plan = plan;
-                    loaded::record(&self.ctx, &self.plan, &self.sources.problems(), self.started).await;
+                    self.record_loaded();
                     self.watch_runs.update(&self.plan, prepared);
                 }
                 Some(change) = self.watch_runs.next_change() => self.watch_runs.changed(&self.plan, change),
@@ -135,6 +137,21 @@ impl Scheduler {
             .ok()
             .and_then(|d| now.checked_add_signed(d))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// Records what the new plan runs (for `status`) on a task of its own,
+    /// after the previous record: the recorder may be waiting for a write
+    /// lock, which must not hold up the loop.
+    fn record_loaded(&mut self) {
+        let (ctx, plan) = (Arc::clone(&self.ctx), Arc::clone(&self.plan));
+        let (problems, started) = (self.sources.problems(), self.started);
+        let previous = self.recording_loaded.take();
+        self.recording_loaded = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            loaded::record(&ctx, &plan, &problems, started).await;
+        }));
     }
 
     /// A firing ended: its watch queue is told, and its chained runs start.
