@@ -174,6 +174,28 @@ pub enum Store {
 }
 
 /// Calls the same method on whichever backend `$store` is.
+/// The daemon's heartbeat on a connection of its own, for the one thread
+/// that beats (see [`Store::heartbeat_writer`]).
+pub enum BeatWriter {
+    Sqlite(sqlite::SqliteBeatWriter),
+}
+
+impl BeatWriter {
+    /// As [`Store::beat`], on the writer's own connection.
+    pub fn beat(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            BeatWriter::Sqlite(w) => w.beat(owner, pid, host, started_at, now),
+        }
+    }
+}
+
 macro_rules! on_backend {
     ($store:expr, $b:ident => $call:expr) => {
         match $store {
@@ -324,6 +346,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_backend!(self, b => b.beat(owner, pid, host, started_at, now))
+    }
+
+    /// Holds the database's write lock from another connection until the
+    /// guard is dropped, as another process's `jobrun prune` would (tests).
+    #[cfg(test)]
+    pub fn hold_write_lock(&self) -> Result<impl Drop, StoreError> {
+        on_backend!(self, b => b.hold_write_lock())
+    }
+
+    /// A writer of the daemon's heartbeat on a connection of its own, which
+    /// waits at most `busy` for another process's write lock (see
+    /// `SqliteStore::heartbeat_writer`).
+    pub fn heartbeat_writer(&self, busy: std::time::Duration) -> Result<BeatWriter, StoreError> {
+        on_backend!(self, b => b.heartbeat_writer(busy).map(BeatWriter::Sqlite))
     }
 
     /// Records what the daemon `owner` loaded (at start, after each reload).

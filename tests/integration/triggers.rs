@@ -205,6 +205,93 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
     assert!(!lines(&t, &format!("run-{}", first["id"])).is_empty());
 }
 
+/// The inotify instances a process holds (`/proc/PID/fd` links).
+fn inotify_instances(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|l| l.to_string_lossy() == "anon_inode:inotify")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// One watcher serves every `watch:` job and the reload (issue 13): fifty
+/// jobs cost one inotify instance and one thread, not fifty.
+#[test]
+fn fifty_watch_jobs_and_the_reload_share_one_inotify_instance() {
+    let t = Test::new();
+    let mut yaml = String::from("jobs:\n");
+    for i in 0..50 {
+        std::fs::create_dir_all(t.path(&format!("in/{i}"))).unwrap();
+        yaml.push_str(&format!(
+            "  - {{name: w{i}, command: \"echo $JOBRUN_TRIGGER >> {{root}}/ran-{i}\", watch: {{paths: [{{root}}/in/{i}], debounce: 100ms}}}}\n"
+        ));
+    }
+    t.write("jobs.yaml", &yaml);
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(LIMIT, "the watches", || {
+        daemon.log().contains("watching files").then_some(())
+    });
+    assert_eq!(inotify_instances(daemon.pid()), 1, "{}", daemon.log());
+    // Every job still gets its own events, and only its own.
+    t.write("in/7/a", "x");
+    t.write("in/49/a", "x");
+    for i in [7, 49] {
+        wait_for(LIMIT, &format!("w{i}'s run"), || {
+            (lines(&t, &format!("ran-{i}")) == ["watch"]).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!t.path("ran-0").exists());
+    // A reload (a change of the sources) keeps to the same instance.
+    t.write(
+        "jobs.yaml",
+        &format!("{yaml}  - {{name: extra, command: \"true\"}}\n"),
+    );
+    wait_for(LIMIT, "the reload", || {
+        daemon.log().contains("extra").then_some(())
+    });
+    assert_eq!(inotify_instances(daemon.pid()), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
+}
+
+/// A watched directory removed and created again is watched again: its
+/// changes still start the job.
+#[test]
+fn a_watched_directory_removed_and_created_again_still_triggers() {
+    let t = Test::new();
+    std::fs::create_dir_all(t.path("inbox")).unwrap();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n\
+         \x20 - name: sync\n\
+         \x20   watch: {paths: [{root}/inbox], debounce: 100ms}\n\
+         \x20   command: ls {root}/inbox >> {root}/seen\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(LIMIT, "the watches", || {
+        daemon.log().contains("watching files").then_some(())
+    });
+    t.write("inbox/a", "x");
+    wait_for(LIMIT, "the first run", || {
+        (t.history_oldest_first("sync").len() == 1).then_some(())
+    });
+    std::fs::remove_dir_all(t.path("inbox")).unwrap();
+    std::fs::create_dir_all(t.path("inbox")).unwrap();
+    // The removal and the creation may run the job; wait until it is quiet.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = t.history_oldest_first("sync").len();
+    t.write("inbox/b", "x");
+    wait_for(LIMIT, "a run for the new directory's file", || {
+        lines(&t, "seen").contains(&"b".to_string()).then_some(())
+    });
+    assert!(t.history_oldest_first("sync").len() > before);
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
+}
+
 #[test]
 fn check_rejects_chain_cycles_unknown_jobs_and_signal_with_command() {
     let t = Test::new().file(

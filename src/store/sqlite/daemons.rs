@@ -12,6 +12,62 @@ use crate::store::{DaemonRecord, Loaded, Operation, Retention, StoreError};
 /// for the write lock.
 const PRUNE_BATCH: i64 = 2_000;
 
+/// The write lock of another connection, given up when dropped (tests).
+#[cfg(test)]
+pub struct WriteLockGuard(rusqlite::Connection);
+
+#[cfg(test)]
+impl Drop for WriteLockGuard {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
+/// The daemon's heartbeat on a connection of its own (see
+/// [`SqliteStore::heartbeat_writer`]); owned by the one thread that beats.
+pub struct SqliteBeatWriter {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteBeatWriter {
+    /// As [`SqliteStore::beat`], on this connection.
+    pub fn beat(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        write_beat(&self.conn, owner, pid, host, started_at, now)
+    }
+}
+
+fn write_beat(
+    conn: &rusqlite::Connection,
+    owner: &str,
+    pid: u32,
+    host: &str,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            owner,
+            pid,
+            host,
+            fmt_time(started_at),
+            fmt_time(now)
+        ])
+    })
+    .map(drop)
+    .map_err(sql(Operation::Heartbeat, "recording a heartbeat"))
+}
+
 impl SqliteStore {
     /// Records that the daemon `owner` is alive at `now` (not flushed to disk
     /// before it returns: a beat lost in a power cut is stale anyway).
@@ -24,14 +80,43 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
-            conn.execute(
-                "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
-                params![owner, pid, host, fmt_time(started_at), fmt_time(now)],
-            )
-            .map_err(sql(Operation::Heartbeat, "recording a heartbeat"))
-        })?;
-        Ok(())
+            write_beat(conn, owner, pid, host, started_at, now)
+        })
+    }
+
+    /// Another connection holding the write lock (`BEGIN IMMEDIATE`) until
+    /// the guard is dropped (tests).
+    #[cfg(test)]
+    pub fn hold_write_lock(&self) -> Result<WriteLockGuard, StoreError> {
+        let op = Operation::Heartbeat;
+        let conn = rusqlite::Connection::open(&self.path)
+            .map_err(sql(op, "opening a second connection"))?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql(op, "taking the write lock"))?;
+        Ok(WriteLockGuard(conn))
+    }
+
+    /// A connection of its own for the daemon's heartbeat, waiting at most
+    /// `busy` for another process's write lock: a beat must never queue
+    /// behind this process's claims (which share the store's connection) nor
+    /// wait long for a `jobrun prune`; one that cannot be written is written
+    /// at the next beat.
+    pub fn heartbeat_writer(
+        &self,
+        busy: std::time::Duration,
+    ) -> Result<SqliteBeatWriter, StoreError> {
+        let op = Operation::Heartbeat;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql(op, "opening the heartbeat's connection"))?;
+        conn.busy_timeout(busy)
+            .map_err(sql(op, "setting the heartbeat's busy timeout"))?;
+        // Beats are never flushed (see `beat`); the WAL is already on.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql(op, "setting synchronous=NORMAL"))?;
+        Ok(SqliteBeatWriter { conn })
     }
 
     /// Records what the daemon `owner` loaded (at start, and after each

@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{Lease, LeaseMode, Operation, StoreError};
 
+pub use daemons::SqliteBeatWriter;
 pub use migrate::LATEST_VERSION;
 
 /// Written into the database header so a foreign SQLite file is never taken
