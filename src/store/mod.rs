@@ -6,6 +6,7 @@
 
 mod daemons;
 mod migrate;
+pub mod postgres;
 mod runs;
 
 use std::fs::OpenOptions;

@@ -1,0 +1,520 @@
+//! Tests of the PostgreSQL state against a real server (see [`super::testdb`]):
+//! hosts are clients with host ids of their own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio_postgres::Client;
+
+use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
+use super::daemons::{self, Beat};
+use super::testdb::TestDb;
+use super::{connect, migrate, Daemon, LeaseConfig, PgError};
+use crate::job::{RunStatus, Trigger};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A client of the test database, configured from its URL as `--database`
+/// will be.
+async fn client(db: &TestDb) -> Client {
+    connect::connect(&connect::config(&db.url).unwrap())
+        .await
+        .unwrap()
+}
+
+/// A migrated database and `n` connected clients.
+async fn fleet(test: &str, n: usize) -> Option<(TestDb, Vec<Client>)> {
+    let db = TestDb::create(test)?;
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(client(&db).await);
+    }
+    migrate::migrate(&mut clients[0]).await.unwrap();
+    Some((db, clients))
+}
+
+fn tick(minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 0, minute, 0).unwrap()
+}
+
+fn request(job: &str, tick: DateTime<Utc>) -> ClaimRequest<'_> {
+    ClaimRequest {
+        job,
+        tick,
+        attempt: 1,
+        trigger: Trigger::Schedule,
+        parent_id: None,
+        fingerprint: "fp-1",
+        forbid: false,
+    }
+}
+
+fn succeeded() -> Outcome<'static> {
+    Outcome {
+        status: RunStatus::Succeeded,
+        duration_ms: Some(5),
+        exit_code: Some(0),
+        signal: None,
+        output_bytes: 2,
+        output_tail: b"ok",
+        error: None,
+    }
+}
+
+/// Makes a daemon's lease end now, as a pause past its lease would.
+async fn expire_lease(client: &Client, d: &Daemon) {
+    client
+        .execute(
+            "UPDATE daemons SET lease_until = now() - interval '1 second' WHERE epoch = $1",
+            &[&d.epoch],
+        )
+        .await
+        .unwrap();
+}
+
+async fn status_of(client: &Client, run_id: i64) -> String {
+    client
+        .query_one("SELECT status FROM runs WHERE id = $1", &[&run_id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_racing_for_the_same_ticks_win_each_exactly_once() {
+    let Some((db, mut clients)) = fleet("claim race", 2).await else {
+        return;
+    };
+    let b = clients.pop().unwrap();
+    let a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    assert_ne!(da.epoch, db_.epoch);
+    const TICKS: u32 = 100;
+    let started = Instant::now();
+    let race = |mut client: Client, me: Daemon| {
+        tokio::spawn(async move {
+            let mut won = Vec::new();
+            for i in 0..TICKS {
+                let t = tick(0) + chrono::Duration::minutes(i64::from(i));
+                match claims::claim(&mut client, &me, &request("backup", t))
+                    .await
+                    .unwrap()
+                {
+                    Claimed::Run { run_id } => won.push((i, run_id)),
+                    Claimed::Lost { winner } => assert!(winner.contains("host-"), "{winner}"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            (won, client)
+        })
+    };
+    let (ra, rb) = tokio::join!(race(a, da), race(b, db_));
+    let ((won_a, a), (won_b, _b)) = (ra.unwrap(), rb.unwrap());
+    let elapsed = started.elapsed();
+    let mut ticks: Vec<u32> = won_a.iter().chain(&won_b).map(|w| w.0).collect();
+    ticks.sort_unstable();
+    assert_eq!(
+        ticks,
+        (0..TICKS).collect::<Vec<_>>(),
+        "each tick won exactly once"
+    );
+    let rows: i64 = a
+        .query_one("SELECT count(*) FROM runs WHERE job = 'backup'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, i64::from(TICKS));
+    eprintln!(
+        "claim race: {} claims by 2 hosts in {elapsed:?} ({:.0} claim attempts/s); a won {}, b won {}",
+        2 * TICKS,
+        f64::from(2 * TICKS) / elapsed.as_secs_f64(),
+        won_a.len(),
+        won_b.len()
+    );
+    drop(db);
+}
+
+#[tokio::test]
+async fn a_fenced_daemon_cannot_beat_claim_start_or_finish_and_its_run_is_abandoned_once() {
+    let Some((_db, mut clients)) = fleet("fencing", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 7, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 7, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("report", tick(1)))
+        .await
+        .unwrap()
+    else {
+        panic!("a should win");
+    };
+    assert_eq!(
+        claims::start(&a, &da, run_id, Some(4242)).await.unwrap(),
+        Finished::Recorded
+    );
+    // a pauses past its lease; b declares it dead.
+    expire_lease(&b, &da).await;
+    let expired = daemons::expire(&mut b, &db_).await.unwrap();
+    assert_eq!(expired.daemons, vec![(da.epoch, "host-a".to_string())]);
+    assert_eq!(expired.abandoned, 1);
+    assert_eq!(status_of(&b, run_id).await, "abandoned");
+    let error: String = b
+        .query_one("SELECT error FROM runs WHERE id = $1", &[&run_id])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        error.contains("host-a") && error.contains("declared dead by host-b"),
+        "{error}"
+    );
+    // a wakes up: every write is refused, and it knows why.
+    match claims::finish(&a, &da, run_id, &succeeded()).await.unwrap() {
+        Finished::Fenced { reason } => assert!(reason.contains("host-b"), "{reason}"),
+        other => panic!("finish of a fenced daemon: {other:?}"),
+    }
+    assert_eq!(status_of(&b, run_id).await, "abandoned");
+    assert!(matches!(
+        daemons::heartbeat(&a, &da, LEASE).await.unwrap(),
+        Beat::Fenced { .. }
+    ));
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("report", tick(2)))
+            .await
+            .unwrap(),
+        Claimed::Fenced { .. }
+    ));
+    assert!(daemons::expire(&mut a, &da).await.unwrap().fenced);
+    // It registers again with a new epoch and may claim again; b's beat is fine.
+    let da2 = daemons::register(&a, "host-a", 7, LEASE).await.unwrap();
+    assert!(da2.epoch > da.epoch && da2.instance != da.instance);
+    assert!(matches!(
+        claims::claim(&mut a, &da2, &request("report", tick(2)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+    assert!(matches!(
+        daemons::heartbeat(&b, &db_, LEASE).await.unwrap(),
+        Beat::Renewed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_run_is_finished_exactly_once_and_only_by_its_owner() {
+    let Some((_db, mut clients)) = fleet("finish once", 2).await else {
+        return;
+    };
+    let b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("j", tick(3)))
+        .await
+        .unwrap()
+    else {
+        panic!("a should win");
+    };
+    // Not b's run.
+    assert!(matches!(
+        claims::finish(&b, &db_, run_id, &succeeded()).await.unwrap(),
+        Finished::NotRunning { status } if status.contains("owned by epoch")
+    ));
+    assert_eq!(
+        claims::finish(&a, &da, run_id, &succeeded()).await.unwrap(),
+        Finished::Recorded
+    );
+    let failed = Outcome {
+        status: RunStatus::Failed,
+        ..succeeded()
+    };
+    assert_eq!(
+        claims::finish(&a, &da, run_id, &failed).await.unwrap(),
+        Finished::NotRunning {
+            status: "succeeded".into()
+        }
+    );
+    assert_eq!(status_of(&a, run_id).await, "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbid_holds_across_hosts_and_a_held_tick_is_skipped_once() {
+    let Some((_db, mut clients)) = fleet("forbid", 3).await else {
+        return;
+    };
+    let c = clients.pop().unwrap();
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    let forbid = |t| ClaimRequest {
+        forbid: true,
+        ..request("sync", t)
+    };
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &forbid(tick(0))).await.unwrap()
+    else {
+        panic!("first run");
+    };
+    // The next tick, claimed by both hosts at once while a's run goes on.
+    let next = forbid(tick(1));
+    let (rb, ra) = tokio::join!(
+        claims::claim(&mut b, &db_, &next),
+        claims::claim(&mut a, &da, &next)
+    );
+    let outcomes = [ra.unwrap(), rb.unwrap()];
+    let skipped: Vec<_> = outcomes
+        .iter()
+        .filter(
+            |o| matches!(o, Claimed::Skipped { running_on, .. } if running_on.contains("host-a")),
+        )
+        .collect();
+    assert_eq!(skipped.len(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Claimed::Lost { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let counts: (i64, i64) = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'running'),
+                    count(*) FILTER (WHERE status = 'skipped') FROM runs WHERE job = 'sync'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(counts, (1, 1));
+    // Once it finished, the next tick runs, on whichever host claims it.
+    claims::finish(&a, &da, run_id, &succeeded()).await.unwrap();
+    assert!(matches!(
+        claims::claim(&mut b, &db_, &forbid(tick(2))).await.unwrap(),
+        Claimed::Run { .. }
+    ));
+    // A job without forbid runs beside itself.
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("sync-free", tick(3)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+    assert!(matches!(
+        claims::claim(&mut b, &db_, &request("sync-free", tick(4)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+}
+
+#[tokio::test]
+async fn expiry_uses_the_server_clock_and_spares_live_and_stopped_daemons() {
+    let Some((_db, mut clients)) = fleet("expiry", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("x", tick(5)))
+        .await
+        .unwrap()
+    else {
+        panic!();
+    };
+    // Nobody's lease has expired: nothing happens.
+    assert_eq!(
+        daemons::expire(&mut b, &db_).await.unwrap(),
+        Default::default()
+    );
+    assert_eq!(status_of(&b, run_id).await, "running");
+    // A stopped daemon is not declared dead.
+    let dc = daemons::register(&b, "host-c", 1, LEASE).await.unwrap();
+    daemons::stop(&b, &dc).await.unwrap();
+    expire_lease(&b, &dc).await;
+    // A short real lease (by the server's clock) runs out.
+    let Beat::Renewed { server_now } = daemons::heartbeat(&a, &da, Duration::from_millis(200))
+        .await
+        .unwrap()
+    else {
+        panic!();
+    };
+    assert!(server_now.timestamp() > 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let expired = daemons::expire(&mut b, &db_).await.unwrap();
+    assert_eq!(expired.daemons, vec![(da.epoch, "host-a".to_string())]);
+    assert_eq!(expired.abandoned, 1);
+    assert_eq!(status_of(&b, run_id).await, "abandoned");
+    // Done once: a second pass finds nothing.
+    assert_eq!(
+        daemons::expire(&mut b, &db_).await.unwrap(),
+        Default::default()
+    );
+    let _ = &mut a;
+}
+
+#[tokio::test]
+async fn a_claim_with_another_definition_than_the_fleets_is_refused_and_reported() {
+    let Some((_db, mut clients)) = fleet("drift", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("etl", tick(0)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+    let drifted = ClaimRequest {
+        fingerprint: "fp-2",
+        ..request("etl", tick(1))
+    };
+    assert_eq!(
+        claims::claim(&mut b, &db_, &drifted).await.unwrap(),
+        Claimed::Drift {
+            peer_host: "host-a".into(),
+            peer_fingerprint: "fp-1".into()
+        }
+    );
+    // The refused claim took nothing: a, with the fleet's definition, claims it.
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("etl", tick(1)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+    // When a (the old definition) stops, b's definition is the fleet's.
+    daemons::stop(&a, &da).await.unwrap();
+    assert!(matches!(
+        claims::claim(
+            &mut b,
+            &db_,
+            &ClaimRequest {
+                tick: tick(2),
+                ..drifted
+            }
+        )
+        .await
+        .unwrap(),
+        Claimed::Run { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_starts_migrate_once() {
+    let Some(db) = TestDb::create("concurrent migrations") else {
+        return;
+    };
+    let db = Arc::new(db);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let db = Arc::clone(&db);
+        tasks.push(tokio::spawn(async move {
+            let mut c = client(&db).await;
+            migrate::migrate(&mut c).await.unwrap()
+        }));
+    }
+    let mut applied = Vec::new();
+    for t in tasks {
+        applied.extend(t.await.unwrap());
+    }
+    let expected: Vec<i64> = (1..=migrate::LATEST_VERSION).collect();
+    applied.sort_unstable();
+    assert_eq!(
+        applied, expected,
+        "each version applied by exactly one start"
+    );
+    let c = client(&db).await;
+    assert_eq!(migrate::version(&c).await.unwrap(), migrate::LATEST_VERSION);
+}
+
+#[tokio::test]
+async fn an_older_jobrun_refuses_a_newer_schema_and_changes_nothing() {
+    let Some(db) = TestDb::create("newer schema") else {
+        return;
+    };
+    let mut c = client(&db).await;
+    assert_eq!(migrate::version(&c).await.unwrap(), 0);
+    migrate::migrate(&mut c).await.unwrap();
+    let newer = migrate::LATEST_VERSION + 1;
+    c.execute(
+        "INSERT INTO jobrun_migrations (version) VALUES ($1)",
+        &[&newer],
+    )
+    .await
+    .unwrap();
+    let err = migrate::migrate(&mut c).await.unwrap_err();
+    assert!(
+        matches!(err, PgError::TooNew { found, known } if found == newer && known == migrate::LATEST_VERSION),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade jobrun"), "{err}");
+    assert_eq!(migrate::version(&c).await.unwrap(), newer);
+}
+
+#[test]
+fn the_fence_deadline_must_stay_below_the_lease() {
+    assert_eq!(LeaseConfig::default().validate(), Ok(()));
+    let tight = LeaseConfig {
+        fence: Duration::from_secs(28),
+        ..LeaseConfig::default()
+    };
+    let e = tight.validate().unwrap_err();
+    assert!(e.contains("below the lease"), "{e}");
+    let slow_beat = LeaseConfig {
+        heartbeat: Duration::from_secs(20),
+        ..LeaseConfig::default()
+    };
+    assert!(slow_beat.validate().unwrap_err().contains("heartbeat"));
+}
+
+#[test]
+fn the_test_database_url_names_the_test_database() {
+    use super::testdb::database_url;
+    assert_eq!(
+        database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+        "postgres://postgres@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        database_url("postgres://u@h?sslmode=disable", "t1"),
+        "postgres://u@h/t1?sslmode=disable"
+    );
+    assert_eq!(
+        database_url("host=h user=u", "t1"),
+        "host=h user=u dbname=t1"
+    );
+}
+
+#[tokio::test]
+async fn each_test_database_is_new_and_dropped_at_the_end() {
+    let Some(db) = TestDb::create("test database") else {
+        return;
+    };
+    let admin = connect::connect(&db.admin_config()).await.unwrap();
+    let exists = |name: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let name = db.name().to_string();
+    assert_eq!(exists(name.clone()).await, 1);
+    let c = client(&db).await;
+    assert_eq!(migrate::version(&c).await.unwrap(), 0, "empty");
+    drop(c);
+    drop(db);
+    assert_eq!(exists(name).await, 0);
+}
