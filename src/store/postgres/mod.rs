@@ -69,6 +69,7 @@
 pub mod claims;
 pub mod connect;
 pub mod daemons;
+pub mod fingerprint;
 pub mod migrate;
 
 #[cfg(test)]
