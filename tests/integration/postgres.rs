@@ -37,7 +37,7 @@ async fn three_hosts_on_one_database_start_each_tick_once() {
             for minute in 0..30 {
                 let req = ClaimRequest {
                     job: "backup",
-                    tick: Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0).unwrap(),
+                    tick: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0).unwrap()),
                     attempt: 1,
                     trigger: Trigger::Schedule,
                     parent_id: None,

@@ -10,12 +10,14 @@ use super::daemons::{fenced_reason, ALIVE};
 use super::{sql, Daemon, PgError};
 use crate::job::{RunStatus, Trigger};
 
-/// A tick to claim.
+/// A tick to claim, or a run that claims no tick.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest<'a> {
     pub job: &'a str,
-    /// The scheduled UTC instant (from the schedule, never from a clock).
-    pub tick: DateTime<Utc>,
+    /// The scheduled UTC instant (from the schedule, never from a clock);
+    /// `None` for runs that claim no tick (manual, chain, watch, start):
+    /// they are recorded, and `forbid` and the definition still apply.
+    pub tick: Option<DateTime<Utc>>,
     /// 1 for a first attempt.
     pub attempt: u32,
     pub trigger: Trigger,
@@ -45,6 +47,8 @@ pub enum Claimed {
     /// This daemon was declared dead: it must stop claiming and register
     /// again.
     Fenced { reason: String },
+    /// [`record_missed`]: the tick's `missed` row is written; nothing starts.
+    Recorded { run_id: i64 },
 }
 
 /// Claims a tick: the claim and its run row are committed before this
@@ -83,42 +87,137 @@ pub async fn claim(
             .map_err(sql("recording the job's definition"))?;
         return Ok(drift);
     }
+    if let Some(tick) = req.tick {
+        if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
+            // Keep the declaration of the definition (`status` shows drift).
+            tx.commit().await.map_err(sql("committing a lost claim"))?;
+            return Ok(lost);
+        }
+    }
+    let claimed = insert_run(&tx, me, req, attempt).await?;
+    if let (Some(tick), Claimed::Run { run_id } | Claimed::Skipped { run_id, .. }) =
+        (req.tick, &claimed)
+    {
+        link(&tx, req.job, tick, attempt, *run_id).await?;
+    }
+    tx.commit().await.map_err(sql("committing a claim"))?;
+    Ok(claimed)
+}
+
+/// Inserts the key (job, tick, attempt); `Some(Lost)` when it was taken.
+async fn insert_claim(
+    tx: &tokio_postgres::Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    tick: DateTime<Utc>,
+    attempt: i32,
+) -> Result<Option<Claimed>, PgError> {
     let won = tx
         .execute(
             "INSERT INTO claims (job, tick, attempt, owner_epoch, fingerprint)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&req.job, &req.tick, &attempt, &me.epoch, &req.fingerprint],
+            &[&req.job, &tick, &attempt, &me.epoch, &req.fingerprint],
         )
         .await
         .map_err(sql("claiming a tick"))?;
-    if won == 0 {
-        drop(tx);
-        let winner = client
-            .query_opt(
-                "SELECT d.host || ' (epoch ' || d.epoch || ')' FROM claims c
-                 JOIN daemons d ON d.epoch = c.owner_epoch
-                 WHERE c.job = $1 AND c.tick = $2 AND c.attempt = $3",
-                &[&req.job, &req.tick, &attempt],
-            )
-            .await
-            .map_err(sql("reading who won a claim"))?
-            .map(|r| r.get(0))
-            .unwrap_or_else(|| "another daemon".to_string());
-        return Ok(Claimed::Lost { winner });
+    if won > 0 {
+        return Ok(None);
     }
-    let claimed = insert_run(&tx, me, req, attempt).await?;
-    let run_id = match &claimed {
-        Claimed::Run { run_id } | Claimed::Skipped { run_id, .. } => *run_id,
-        _ => 0,
-    };
+    // Committed by its winner (the insert waited for it): who won.
+    let winner = tx
+        .query_opt(
+            "SELECT d.host || ' (epoch ' || d.epoch || ')' FROM claims c
+             JOIN daemons d ON d.epoch = c.owner_epoch
+             WHERE c.job = $1 AND c.tick = $2 AND c.attempt = $3",
+            &[&req.job, &tick, &attempt],
+        )
+        .await
+        .map_err(sql("reading who won a claim"))?
+        .map(|r| r.get(0))
+        .unwrap_or_else(|| "another daemon".to_string());
+    Ok(Some(Claimed::Lost { winner }))
+}
+
+async fn link(
+    tx: &tokio_postgres::Transaction<'_>,
+    job: &str,
+    tick: DateTime<Utc>,
+    attempt: i32,
+    run_id: i64,
+) -> Result<(), PgError> {
     tx.execute(
         "UPDATE claims SET run_id = $4 WHERE job = $1 AND tick = $2 AND attempt = $3",
-        &[&req.job, &req.tick, &attempt, &run_id],
+        &[&job, &tick, &attempt, &run_id],
     )
     .await
     .map_err(sql("linking a claim to its run"))?;
-    tx.commit().await.map_err(sql("committing a claim"))?;
-    Ok(claimed)
+    Ok(())
+}
+
+/// Records a tick that no host could claim or start (the database was
+/// unreachable, say) as `missed` with the reason, after the fact: under the
+/// same claim key, so a tick that a peer did run is never also `missed`.
+pub async fn record_missed(
+    client: &mut Client,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    reason: &str,
+) -> Result<Claimed, PgError> {
+    let (Some(tick), Ok(attempt)) = (req.tick, i32::try_from(req.attempt)) else {
+        return Err(PgError::Invalid {
+            operation: "recording a missed tick",
+            what: format!(
+                "{} has no tick, or attempt {} is out of range",
+                req.job, req.attempt
+            ),
+        });
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting to record a missed tick"))?;
+    let alive = tx
+        .query_opt(
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
+            &[&me.epoch],
+        )
+        .await
+        .map_err(sql("checking the daemon's lease"))?;
+    if alive.is_none() {
+        drop(tx);
+        return Ok(Claimed::Fenced {
+            reason: fenced_reason(client, me.epoch).await?,
+        });
+    }
+    if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
+        return Ok(lost);
+    }
+    let missed = RunStatus::Missed.as_str();
+    let trigger = req.trigger.as_str();
+    let run_id: i64 = tx
+        .query_one(
+            "INSERT INTO runs (job, trigger, tick, attempt, parent_id, status, finished_at,
+                               host, owner_epoch, forbid, error)
+             VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10) RETURNING id",
+            &[
+                &req.job,
+                &trigger,
+                &tick,
+                &attempt,
+                &req.parent_id,
+                &missed,
+                &me.host,
+                &me.epoch,
+                &req.forbid,
+                &reason,
+            ],
+        )
+        .await
+        .map_err(sql("recording a missed tick"))?
+        .get(0);
+    link(&tx, req.job, tick, attempt, run_id).await?;
+    tx.commit().await.map_err(sql("committing a missed tick"))?;
+    Ok(Claimed::Recorded { run_id })
 }
 
 /// Declares this daemon's definition of the job and compares it with the

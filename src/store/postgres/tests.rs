@@ -41,7 +41,7 @@ fn tick(minute: u32) -> DateTime<Utc> {
 fn request(job: &str, tick: DateTime<Utc>) -> ClaimRequest<'_> {
     ClaimRequest {
         job,
-        tick,
+        tick: Some(tick),
         attempt: 1,
         trigger: Trigger::Schedule,
         parent_id: None,
@@ -396,7 +396,7 @@ async fn a_claim_with_another_definition_than_the_fleets_is_refused_and_reported
             &mut b,
             &db_,
             &ClaimRequest {
-                tick: tick(2),
+                tick: Some(tick(2)),
                 ..drifted
             }
         )
@@ -517,4 +517,88 @@ async fn each_test_database_is_new_and_dropped_at_the_end() {
     drop(c);
     drop(db);
     assert_eq!(exists(name).await, 0);
+}
+
+#[tokio::test]
+async fn a_missed_tick_is_recorded_once_and_never_over_a_tick_a_peer_ran() {
+    let Some((_db, mut clients)) = fleet("missed", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    // a ran tick 0; b, back from an outage, must not call it missed.
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("m", tick(0)))
+            .await
+            .unwrap(),
+        Claimed::Run { .. }
+    ));
+    let reason = "the database was unreachable";
+    assert!(matches!(
+        claims::record_missed(&mut b, &db_, &request("m", tick(0)), reason).await.unwrap(),
+        Claimed::Lost { winner } if winner.contains("host-a")
+    ));
+    // Nobody ran tick 1: recorded missed once, by whichever host comes first.
+    let Claimed::Recorded { run_id } =
+        claims::record_missed(&mut b, &db_, &request("m", tick(1)), reason)
+            .await
+            .unwrap()
+    else {
+        panic!("b records it");
+    };
+    assert!(matches!(
+        claims::record_missed(&mut a, &da, &request("m", tick(1)), reason)
+            .await
+            .unwrap(),
+        Claimed::Lost { .. }
+    ));
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("m", tick(1)))
+            .await
+            .unwrap(),
+        Claimed::Lost { .. }
+    ));
+    let (status, error): (String, String) = a
+        .query_one("SELECT status, error FROM runs WHERE id = $1", &[&run_id])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((status.as_str(), error.as_str()), ("missed", reason));
+}
+
+#[tokio::test]
+async fn runs_without_a_tick_are_recorded_and_forbid_still_holds() {
+    let Some((_db, mut clients)) = fleet("untimed", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    let manual = ClaimRequest {
+        tick: None,
+        trigger: Trigger::Manual,
+        forbid: true,
+        ..request("deploy", tick(0))
+    };
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &manual).await.unwrap() else {
+        panic!("a manual run");
+    };
+    assert!(matches!(
+        claims::claim(&mut b, &db_, &manual).await.unwrap(),
+        Claimed::Skipped { running_on, .. } if running_on.contains("host-a")
+    ));
+    claims::finish(&a, &da, run_id, &succeeded()).await.unwrap();
+    assert!(matches!(
+        claims::claim(&mut b, &db_, &manual).await.unwrap(),
+        Claimed::Run { .. }
+    ));
+    let claims_rows: i64 = a
+        .query_one("SELECT count(*) FROM claims", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(claims_rows, 0, "a run without a tick claims no key");
 }
