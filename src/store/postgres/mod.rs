@@ -69,7 +69,9 @@
 pub mod claims;
 pub mod connect;
 pub mod daemons;
+pub mod fence;
 pub mod fingerprint;
+pub mod fleet;
 pub mod migrate;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 
 use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
 use super::daemons::{self, Beat};
+use super::fleet::{self, MemberState};
 use super::testdb::TestDb;
 use super::{connect, migrate, Daemon, LeaseConfig, PgError};
 use crate::job::{RunStatus, Trigger};
@@ -348,6 +349,18 @@ async fn expiry_uses_the_server_clock_and_spares_live_and_stopped_daemons() {
     assert_eq!(expired.daemons, vec![(da.epoch, "host-a".to_string())]);
     assert_eq!(expired.abandoned, 1);
     assert_eq!(status_of(&b, run_id).await, "abandoned");
+    // `status` shows each daemon's state by the server's clock.
+    let states: Vec<(String, MemberState)> = fleet::members(&b, 3600.0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.host, m.state))
+        .collect();
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(states.contains(&("host-b".into(), MemberState::Alive)));
+    assert!(states.contains(&("host-c".into(), MemberState::Stopped)));
+    assert!(states.iter().any(|(h, s)| h == "host-a"
+        && matches!(s, MemberState::Dead { reason } if reason.contains("host-b"))));
     // Done once: a second pass finds nothing.
     assert_eq!(
         daemons::expire(&mut b, &db_).await.unwrap(),
@@ -381,6 +394,17 @@ async fn a_claim_with_another_definition_than_the_fleets_is_refused_and_reported
             peer_host: "host-a".into(),
             peer_fingerprint: "fp-1".into()
         }
+    );
+    // `status` names it.
+    let drift = fleet::drift(&a).await.unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (
+            drift[0].job.as_str(),
+            drift[0].host.as_str(),
+            drift[0].fleet_host.as_str()
+        ),
+        ("etl", "host-b", "host-a")
     );
     // The refused claim took nothing: a, with the fleet's definition, claims it.
     assert!(matches!(
