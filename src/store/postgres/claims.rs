@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
-use super::daemons::{fenced_reason, ALIVE};
+use super::daemons::{fenced_reason, ALIVE, NOT_DEAD};
 use super::{sql, Daemon, PgError};
 use crate::job::{RunStatus, Trigger};
 
@@ -382,7 +382,7 @@ pub async fn start(
         )
         .await
         .map_err(sql("recording a run's start"))?;
-    refused(client, me, run_id, n).await
+    refused(client, me, run_id, n, ALIVE).await
 }
 
 /// How a run ended (the fields of SQLite's `Finish`; `finished_at` is the
@@ -399,7 +399,8 @@ pub struct Outcome<'a> {
 }
 
 /// Records how a run ended, exactly once: only a `running` run, only by its
-/// owner, only while the owner is alive.
+/// owner, only while no peer has declared the owner dead (a lease that ran
+/// out unnoticed does not lose an outcome that nobody else has written).
 pub async fn finish(
     client: &Client,
     me: &Daemon,
@@ -415,7 +416,7 @@ pub async fn finish(
                         exit_code = $5, signal = $6, output_bytes = $7, output_tail = $8,
                         error = $9
                  WHERE id = $1 AND owner_epoch = $2 AND status = 'running'
-                   AND EXISTS (SELECT 1 FROM daemons d WHERE d.epoch = $2 AND {ALIVE})"
+                   AND EXISTS (SELECT 1 FROM daemons d WHERE d.epoch = $2 AND {NOT_DEAD})"
             ),
             &[
                 &run_id,
@@ -431,17 +432,23 @@ pub async fn finish(
         )
         .await
         .map_err(sql("recording a run's outcome"))?;
-    refused(client, me, run_id, n).await
+    refused(client, me, run_id, n, NOT_DEAD).await
 }
 
 /// Says why a conditional write of a run changed nothing.
-async fn refused(client: &Client, me: &Daemon, run_id: i64, n: u64) -> Result<Finished, PgError> {
+async fn refused(
+    client: &Client,
+    me: &Daemon,
+    run_id: i64,
+    n: u64,
+    condition: &str,
+) -> Result<Finished, PgError> {
     if n > 0 {
         return Ok(Finished::Recorded);
     }
     let alive = client
         .query_opt(
-            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE}"),
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {condition}"),
             &[&me.epoch],
         )
         .await

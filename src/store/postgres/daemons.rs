@@ -9,9 +9,16 @@ use tokio_postgres::Client;
 
 use super::{secs, sql, Daemon, PgError};
 
-/// The SQL condition "this daemon row is alive" (alias `d`).
+/// The SQL condition "this daemon row is alive" (alias `d`): what claiming,
+/// starting and expiring others require.
 pub(crate) const ALIVE: &str =
     "d.dead_at IS NULL AND d.stopped_at IS NULL AND d.lease_until > now()";
+
+/// The SQL condition "no peer has declared this daemon dead" (alias `d`):
+/// what finishing a run requires. A daemon whose lease ran out, or that is
+/// stopping, may still record how its own runs ended until a peer acts: the
+/// run's `status = 'running'` guard orders the two writes.
+pub(crate) const NOT_DEAD: &str = "d.dead_at IS NULL";
 
 /// Registers a daemon start: a new epoch, a random instance id made by the
 /// server, and a lease of `lease` from the server's now. A daemon that was
@@ -128,9 +135,12 @@ pub async fn expire(client: &mut Client, me: &Daemon) -> Result<Expired, PgError
         .transaction()
         .await
         .map_err(sql("starting the lease expiry"))?;
+    // No FOR SHARE here (unlike a claim): two peers expiring each other at
+    // once would deadlock, and declaring an expired lease dead is right
+    // whoever does it, even a daemon being fenced at that moment.
     let alive = tx
         .query_opt(
-            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE}"),
             &[&me.epoch],
         )
         .await

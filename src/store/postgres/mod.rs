@@ -49,7 +49,10 @@
 //! refused ([`daemons::Beat::Fenced`], [`claims::Claimed::Fenced`],
 //! [`claims::Finished::Fenced`]) and the daemon must register again. A run is
 //! finished exactly once: finishing requires `status = 'running'` and the
-//! owner's epoch. Self-fencing (stop claiming before the server-side lease
+//! owner's epoch, and that no peer has declared the owner dead (a lease that
+//! ran out while nobody acted does not lose the outcome; claims and starts
+//! need a live lease). Expiry takes no lock on the expirer's own row, so two
+//! peers declaring each other dead cannot deadlock. Self-fencing (stop claiming before the server-side lease
 //! can expire) is the daemon's: [`LeaseConfig::validate`] refuses a fence
 //! deadline that is not safely below the lease.
 //!

@@ -158,6 +158,11 @@ async fn a_fenced_daemon_cannot_beat_claim_start_or_finish_and_its_run_is_abando
     );
     // a pauses past its lease; b declares it dead.
     expire_lease(&b, &da).await;
+    // Until a peer acts, a's lease having run out refuses new starts...
+    assert!(matches!(
+        claims::start(&a, &da, run_id, Some(4243)).await.unwrap(),
+        Finished::NotRunning { .. } | Finished::Fenced { .. }
+    ));
     let expired = daemons::expire(&mut b, &db_).await.unwrap();
     assert_eq!(expired.daemons, vec![(da.epoch, "host-a".to_string())]);
     assert_eq!(expired.abandoned, 1);
@@ -625,4 +630,31 @@ async fn runs_without_a_tick_are_recorded_and_forbid_still_holds() {
         .unwrap()
         .get(0);
     assert_eq!(claims_rows, 0, "a run without a tick claims no key");
+}
+
+#[tokio::test]
+async fn an_outcome_is_kept_when_the_lease_ran_out_but_no_peer_acted_yet() {
+    let Some((_db, mut clients)) = fleet("late finish", 1).await else {
+        return;
+    };
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("slow", tick(9)))
+        .await
+        .unwrap()
+    else {
+        panic!();
+    };
+    expire_lease(&a, &da).await;
+    // No new claim while the lease is out...
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("slow", tick(10))).await.unwrap(),
+        Claimed::Fenced { reason } if reason.contains("lease expired")
+    ));
+    // ...but the run's outcome is recorded, once.
+    assert_eq!(
+        claims::finish(&a, &da, run_id, &succeeded()).await.unwrap(),
+        Finished::Recorded
+    );
+    assert_eq!(status_of(&a, run_id).await, "succeeded");
 }
