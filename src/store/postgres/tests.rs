@@ -94,25 +94,34 @@ async fn two_hosts_racing_for_the_same_ticks_win_each_exactly_once() {
     assert_ne!(da.epoch, db_.epoch);
     const TICKS: u32 = 100;
     let started = Instant::now();
+    // Both hosts claim each tick at the same moment.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let race = |mut client: Client, me: Daemon| {
+        let barrier = Arc::clone(&barrier);
         tokio::spawn(async move {
             let mut won = Vec::new();
+            let mut lost = 0;
             for i in 0..TICKS {
+                barrier.wait().await;
                 let t = tick(0) + chrono::Duration::minutes(i64::from(i));
                 match claims::claim(&mut client, &me, &request("backup", t))
                     .await
                     .unwrap()
                 {
                     Claimed::Run { run_id } => won.push((i, run_id)),
-                    Claimed::Lost { winner } => assert!(winner.contains("host-"), "{winner}"),
+                    Claimed::Lost { winner } => {
+                        assert!(winner.contains("host-") && !winner.contains(&me.host));
+                        lost += 1;
+                    }
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            (won, client)
+            (won, lost, client)
         })
     };
     let (ra, rb) = tokio::join!(race(a, da), race(b, db_));
-    let ((won_a, a), (won_b, _b)) = (ra.unwrap(), rb.unwrap());
+    let ((won_a, lost_a, a), (won_b, lost_b, _b)) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(lost_a + lost_b, TICKS, "each tick lost by exactly one host");
     let elapsed = started.elapsed();
     let mut ticks: Vec<u32> = won_a.iter().chain(&won_b).map(|w| w.0).collect();
     ticks.sort_unstable();
