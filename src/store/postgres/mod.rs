@@ -75,6 +75,7 @@ pub mod daemons;
 pub mod fence;
 pub mod fingerprint;
 pub mod fleet;
+pub mod history;
 pub mod migrate;
 
 #[cfg(test)]

@@ -10,9 +10,11 @@ use tokio_postgres::Client;
 use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
 use super::daemons::{self, Beat};
 use super::fleet::{self, MemberState};
+use super::history;
 use super::testdb::TestDb;
 use super::{connect, migrate, Daemon, LeaseConfig, PgError};
 use crate::job::{RunStatus, Trigger};
+use crate::store::{HistoryFilter, Retention};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -666,4 +668,74 @@ async fn an_outcome_is_kept_when_the_lease_ran_out_but_no_peer_acted_yet() {
         Finished::Recorded
     );
     assert_eq!(status_of(&a, run_id).await, "succeeded");
+}
+
+#[tokio::test]
+async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
+    let Some((_db, mut clients)) = fleet("history", 2).await else {
+        return;
+    };
+    let mut b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    for minute in 0..4 {
+        let (client, me) = if minute % 2 == 0 {
+            (&mut a, &da)
+        } else {
+            (&mut b, &db_)
+        };
+        let Claimed::Run { run_id } = claims::claim(client, me, &request("h", tick(minute)))
+            .await
+            .unwrap()
+        else {
+            panic!();
+        };
+        claims::finish(client, me, run_id, &succeeded())
+            .await
+            .unwrap();
+    }
+    let all = history::history(&a, &HistoryFilter::default())
+        .await
+        .unwrap();
+    let hosts: Vec<&str> = all.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(
+        hosts,
+        ["host-b", "host-a", "host-b", "host-a"],
+        "newest first"
+    );
+    assert_eq!(all[0].tick, Some(tick(3)));
+    assert_eq!(all[0].status, RunStatus::Succeeded);
+    assert_eq!(all[0].output_bytes, 2);
+    let limited = HistoryFilter {
+        job: Some("h".into()),
+        status: Some(RunStatus::Succeeded),
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(history::history(&a, &limited).await.unwrap().len(), 1);
+    // Keep one run: three are removed, but every claim stays, so no pruned
+    // tick can be claimed again.
+    let removed = history::prune(
+        &a,
+        Retention {
+            keep_days: 90,
+            keep_runs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed, 3);
+    assert!(matches!(
+        claims::claim(&mut b, &db_, &request("h", tick(0)))
+            .await
+            .unwrap(),
+        Claimed::Lost { .. }
+    ));
+    let claims_left: i64 = a
+        .query_one("SELECT count(*) FROM claims", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(claims_left, 4);
 }
