@@ -73,7 +73,10 @@ CREATE TABLE runs (
     forbid       BOOLEAN     NOT NULL DEFAULT false,  -- the job's concurrency was forbid
     output_bytes BIGINT      NOT NULL DEFAULT 0,
     output_tail  BYTEA,
-    error        TEXT
+    error        TEXT,
+    -- `concurrency: replace` on another host asked this run to stop.
+    stop_requested_at TIMESTAMPTZ,
+    stop_requested_by TEXT
 );
 -- `concurrency: forbid`, decided by the database: a second running run of the
 -- job cannot be inserted while one is running, on any host.

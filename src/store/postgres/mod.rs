@@ -12,8 +12,9 @@
 //! - `claims`: the key (job, tick, attempt), the owner's epoch and the job's
 //!   definition fingerprint. Apart from `runs`, so pruning the history never
 //!   deletes what at-most-once depends on.
-//! - `runs`: the history of every host, SQLite's columns plus `owner_epoch`
-//!   and `forbid`.
+//! - `runs`: the history of every host, SQLite's columns plus `owner_epoch`,
+//!   `forbid`, and the `replace` request (`stop_requested_at`/`_by`, see
+//!   [`replace`]).
 //! - `definitions`: the fingerprint each daemon claims each job with.
 //! - `jobrun_migrations`: the schema version (see [`migrate`]).
 //!
@@ -77,6 +78,7 @@ pub mod fingerprint;
 pub mod fleet;
 pub mod history;
 pub mod migrate;
+pub mod replace;
 
 #[cfg(test)]
 pub(crate) mod testdb;

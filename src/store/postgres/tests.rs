@@ -10,9 +10,9 @@ use tokio_postgres::Client;
 use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
 use super::daemons::{self, Beat};
 use super::fleet::{self, MemberState};
-use super::history;
 use super::testdb::TestDb;
 use super::{connect, migrate, Daemon, LeaseConfig, PgError};
+use super::{history, replace};
 use crate::job::{RunStatus, Trigger};
 use crate::store::{HistoryFilter, Retention};
 
@@ -738,4 +738,73 @@ async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
         .unwrap()
         .get(0);
     assert_eq!(claims_left, 4);
+}
+
+#[tokio::test]
+async fn replace_asks_the_holder_on_another_host_to_stop_its_run() {
+    let Some((_db, mut clients)) = fleet("replace", 2).await else {
+        return;
+    };
+    let b = clients.pop().unwrap();
+    let mut a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("r", tick(0)))
+        .await
+        .unwrap()
+    else {
+        panic!();
+    };
+    assert!(replace::stop_requests(&a, &da).await.unwrap().is_empty());
+    let asked = replace::request_stop(&b, &db_, "r").await.unwrap();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].run_id, asked[0].host.as_str()),
+        (run_id, "host-a")
+    );
+    // Asked once: a second request finds nothing new.
+    assert!(replace::request_stop(&b, &db_, "r")
+        .await
+        .unwrap()
+        .is_empty());
+    let mine = replace::stop_requests(&a, &da).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].run_id, mine[0].host.as_str()), (run_id, "host-b"));
+    let killed = Outcome {
+        status: RunStatus::Killed,
+        ..succeeded()
+    };
+    claims::finish(&a, &da, run_id, &killed).await.unwrap();
+    assert!(replace::stop_requests(&a, &da).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_terminated_connection_fails_the_next_statement_instead_of_hanging() {
+    let Some((db, mut clients)) = fleet("terminated", 2).await else {
+        return;
+    };
+    let admin = clients.pop().unwrap();
+    let a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let pid: i32 = a
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let beat = tokio::time::timeout(Duration::from_secs(10), daemons::heartbeat(&a, &da, LEASE))
+        .await
+        .expect("an error, not a hang");
+    assert!(beat.is_err(), "{beat:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A new connection carries on with the same epoch.
+    let again = client(&db).await;
+    assert!(matches!(
+        daemons::heartbeat(&again, &da, LEASE).await.unwrap(),
+        Beat::Renewed { .. }
+    ));
 }
