@@ -131,3 +131,122 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A throwaway PostgreSQL cluster of one test's own, in a temporary
+/// directory on a free port, for tests that restart or crash the server.
+/// Made with `initdb`/`pg_ctl` as the `postgres` user (the server refuses
+/// root), so it needs root; stopped (immediately) and removed on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// A running cluster; `None` (after saying why) when PostgreSQL's
+    /// binaries are missing outside CI.
+    pub fn start(test: &str) -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|dirs| {
+                dirs.filter_map(|d| d.ok().map(|d| d.path().join("bin")))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            });
+        let Some(bin) = bin else {
+            let message = format!("PostgreSQL's initdb is not installed; install it: {INSTALL}");
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true: {message}");
+            }
+            let _ = writeln!(std::io::stderr(), "skipped {test}: {message}");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let random = RandomState::new().build_hasher().finish() & 0xffff_ffff;
+        let dir =
+            std::env::temp_dir().join(format!("jobrun-pg-{}-{random:08x}", std::process::id()));
+        std::fs::create_dir(&dir).expect("the cluster's directory");
+        let cluster = Cluster { dir, bin, port };
+        let status = std::process::Command::new("chown")
+            .args(["postgres:postgres", &cluster.dir.to_string_lossy()])
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown of the cluster directory");
+        let data = cluster.data();
+        let initdb = cluster.bin.join("initdb");
+        cluster.as_postgres(&[
+            &initdb.to_string_lossy(),
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        cluster.pg_ctl("start");
+        Some(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    fn as_postgres(&self, args: &[&str]) {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(args)
+            .output()
+            .expect("runuser");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_ctl ACTION` (start, stop, restart), immediate shutdown, waiting.
+    pub fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {}",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        let log = self.dir.join("server.log");
+        self.as_postgres(&[
+            &self.bin.join("pg_ctl").to_string_lossy(),
+            "-D",
+            &self.data(),
+            "-l",
+            &log.to_string_lossy(),
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            action,
+        ]);
+    }
+
+    /// A URL of the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

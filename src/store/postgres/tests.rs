@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
 use super::daemons::{self, Beat};
 use super::fleet::{self, MemberState};
-use super::testdb::TestDb;
+use super::testdb::{Cluster, TestDb};
 use super::{connect, migrate, Daemon, LeaseConfig, PgError};
 use super::{history, replace};
 use crate::job::{RunStatus, Trigger};
@@ -807,4 +807,42 @@ async fn a_terminated_connection_fails_the_next_statement_instead_of_hanging() {
         daemons::heartbeat(&again, &da, LEASE).await.unwrap(),
         Beat::Renewed { .. }
     ));
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(jobrun_root),
+    ignore = "starts a cluster as the postgres user: needs root"
+)]
+async fn a_committed_claim_survives_an_immediate_server_restart() {
+    let Some(cluster) = Cluster::start("server restart") else {
+        return;
+    };
+    let config = connect::config(&cluster.url()).unwrap();
+    let mut a = connect::connect(&config).await.unwrap();
+    migrate::migrate(&mut a).await.unwrap();
+    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
+    let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("r", tick(0)))
+        .await
+        .unwrap()
+    else {
+        panic!();
+    };
+    // The server crashes and comes back (immediate: no clean shutdown).
+    cluster.pg_ctl("restart");
+    assert!(
+        daemons::heartbeat(&a, &da, LEASE).await.is_err(),
+        "the old connection is gone"
+    );
+    let mut a = connect::connect(&config).await.unwrap();
+    // The claim was committed before the command would have started: still
+    // there, still this daemon's, and the tick cannot be claimed again.
+    assert!(matches!(
+        claims::claim(&mut a, &da, &request("r", tick(0))).await.unwrap(),
+        Claimed::Lost { winner } if winner.contains("host-a")
+    ));
+    assert_eq!(
+        claims::finish(&a, &da, run_id, &succeeded()).await.unwrap(),
+        Finished::Recorded
+    );
 }
