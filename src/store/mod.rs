@@ -49,6 +49,7 @@
 
 pub mod lease;
 pub mod owner;
+pub mod postgres;
 pub mod recorder;
 pub mod records;
 pub mod sqlite;

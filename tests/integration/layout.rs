@@ -90,7 +90,10 @@ const IO_WORDS: &[&str] = &[
 /// Each backend's crate and the only folder of `src/` that may name it: the
 /// rest of `store` (its backend-neutral API) and every other room see the
 /// store only through that API, never a backend's types.
-const BACKEND_CRATES: &[(&str, &str)] = &[("rusqlite", "store/sqlite/")];
+const BACKEND_CRATES: &[(&str, &str)] = &[
+    ("rusqlite", "store/sqlite/"),
+    ("tokio_postgres", "store/postgres/"),
+];
 
 /// Lines of code (tests excluded: a `mod tests` block, or a whole
 /// `tests.rs` / `*_tests.rs` file) a file may hold; STYLE says "about 600",

@@ -18,6 +18,7 @@ mod limits;
 mod migration;
 mod migration_errors;
 mod pid1;
+mod postgres;
 mod recovery;
 mod reload;
 mod reproducers;

@@ -1,0 +1,473 @@
+//! Claiming a (job, tick, attempt) for the fleet, starting and finishing its
+//! run, each conditional on the owner's epoch. See the module doc of
+//! [`super`] for the protocol.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, GenericClient};
+
+use super::daemons::{fenced_reason, ALIVE, NOT_DEAD};
+use super::{sql, Daemon, PgError};
+use crate::job::{RunStatus, Trigger};
+
+/// A tick to claim, or a run that claims no tick.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    pub job: &'a str,
+    /// The scheduled UTC instant (from the schedule, never from a clock);
+    /// `None` for runs that claim no tick (manual, chain, watch, start):
+    /// they are recorded, and `forbid` and the definition still apply.
+    pub tick: Option<DateTime<Utc>>,
+    /// 1 for a first attempt.
+    pub attempt: u32,
+    pub trigger: Trigger,
+    /// The run this one follows (a retry's first attempt).
+    pub parent_id: Option<i64>,
+    /// The fingerprint of the job's definition on this host.
+    pub fingerprint: &'a str,
+    /// The job's `concurrency:` is `forbid`.
+    pub forbid: bool,
+}
+
+/// What a claim came to. Only `Run` may start the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// This daemon owns the tick; the run row is `running` (not yet started).
+    Run { run_id: i64 },
+    /// This daemon owns the tick, but the job is `forbid` and running
+    /// elsewhere: the tick is recorded `skipped` once.
+    Skipped { run_id: i64, running_on: String },
+    /// A peer (or an earlier start of this host) claimed the tick first.
+    Lost { winner: String },
+    /// The live fleet claims this job with another definition.
+    Drift {
+        peer_host: String,
+        peer_fingerprint: String,
+    },
+    /// This daemon was declared dead: it must stop claiming and register
+    /// again.
+    Fenced { reason: String },
+    /// [`record_missed`]: the tick's `missed` row is written; nothing starts.
+    Recorded { run_id: i64 },
+}
+
+/// Claims a tick: the claim and its run row are committed before this
+/// returns, so the command may start only after it.
+pub async fn claim(
+    client: &mut Client,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+) -> Result<Claimed, PgError> {
+    let attempt = i32::try_from(req.attempt).map_err(|_| PgError::Invalid {
+        operation: "claiming a tick",
+        what: format!("attempt {} is out of range", req.attempt),
+    })?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting a claim"))?;
+    // Alive, and kept alive until the commit: a peer's expiry waits for us.
+    let alive = tx
+        .query_opt(
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
+            &[&me.epoch],
+        )
+        .await
+        .map_err(sql("checking the daemon's lease"))?;
+    if alive.is_none() {
+        drop(tx);
+        return Ok(Claimed::Fenced {
+            reason: fenced_reason(client, me.epoch).await?,
+        });
+    }
+    if let Some(drift) = check_definition(&tx, me, req).await? {
+        // Keep the declaration: `status` shows the drift.
+        tx.commit()
+            .await
+            .map_err(sql("recording the job's definition"))?;
+        return Ok(drift);
+    }
+    if let Some(tick) = req.tick {
+        if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
+            // Keep the declaration of the definition (`status` shows drift).
+            tx.commit().await.map_err(sql("committing a lost claim"))?;
+            return Ok(lost);
+        }
+    }
+    let claimed = insert_run(&tx, me, req, attempt).await?;
+    if let (Some(tick), Claimed::Run { run_id } | Claimed::Skipped { run_id, .. }) =
+        (req.tick, &claimed)
+    {
+        link(&tx, req.job, tick, attempt, *run_id).await?;
+    }
+    tx.commit().await.map_err(sql("committing a claim"))?;
+    Ok(claimed)
+}
+
+/// Inserts the key (job, tick, attempt); `Some(Lost)` when it was taken.
+async fn insert_claim(
+    tx: &tokio_postgres::Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    tick: DateTime<Utc>,
+    attempt: i32,
+) -> Result<Option<Claimed>, PgError> {
+    let won = tx
+        .execute(
+            "INSERT INTO claims (job, tick, attempt, owner_epoch, fingerprint)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&req.job, &tick, &attempt, &me.epoch, &req.fingerprint],
+        )
+        .await
+        .map_err(sql("claiming a tick"))?;
+    if won > 0 {
+        return Ok(None);
+    }
+    // Committed by its winner (the insert waited for it): who won.
+    let winner = tx
+        .query_opt(
+            "SELECT d.host || ' (epoch ' || d.epoch || ')' FROM claims c
+             JOIN daemons d ON d.epoch = c.owner_epoch
+             WHERE c.job = $1 AND c.tick = $2 AND c.attempt = $3",
+            &[&req.job, &tick, &attempt],
+        )
+        .await
+        .map_err(sql("reading who won a claim"))?
+        .map(|r| r.get(0))
+        .unwrap_or_else(|| "another daemon".to_string());
+    Ok(Some(Claimed::Lost { winner }))
+}
+
+async fn link(
+    tx: &tokio_postgres::Transaction<'_>,
+    job: &str,
+    tick: DateTime<Utc>,
+    attempt: i32,
+    run_id: i64,
+) -> Result<(), PgError> {
+    tx.execute(
+        "UPDATE claims SET run_id = $4 WHERE job = $1 AND tick = $2 AND attempt = $3",
+        &[&job, &tick, &attempt, &run_id],
+    )
+    .await
+    .map_err(sql("linking a claim to its run"))?;
+    Ok(())
+}
+
+/// Records a tick that no host could claim or start (the database was
+/// unreachable, say) as `missed` with the reason, after the fact: under the
+/// same claim key, so a tick that a peer did run is never also `missed`.
+pub async fn record_missed(
+    client: &mut Client,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    reason: &str,
+) -> Result<Claimed, PgError> {
+    let (Some(tick), Ok(attempt)) = (req.tick, i32::try_from(req.attempt)) else {
+        return Err(PgError::Invalid {
+            operation: "recording a missed tick",
+            what: format!(
+                "{} has no tick, or attempt {} is out of range",
+                req.job, req.attempt
+            ),
+        });
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting to record a missed tick"))?;
+    let alive = tx
+        .query_opt(
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
+            &[&me.epoch],
+        )
+        .await
+        .map_err(sql("checking the daemon's lease"))?;
+    if alive.is_none() {
+        drop(tx);
+        return Ok(Claimed::Fenced {
+            reason: fenced_reason(client, me.epoch).await?,
+        });
+    }
+    if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
+        return Ok(lost);
+    }
+    let missed = RunStatus::Missed.as_str();
+    let trigger = req.trigger.as_str();
+    let run_id: i64 = tx
+        .query_one(
+            "INSERT INTO runs (job, trigger, tick, attempt, parent_id, status, finished_at,
+                               host, owner_epoch, forbid, error)
+             VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10) RETURNING id",
+            &[
+                &req.job,
+                &trigger,
+                &tick,
+                &attempt,
+                &req.parent_id,
+                &missed,
+                &me.host,
+                &me.epoch,
+                &req.forbid,
+                &reason,
+            ],
+        )
+        .await
+        .map_err(sql("recording a missed tick"))?
+        .get(0);
+    link(&tx, req.job, tick, attempt, run_id).await?;
+    tx.commit().await.map_err(sql("committing a missed tick"))?;
+    Ok(Claimed::Recorded { run_id })
+}
+
+/// Declares this daemon's definition of the job and compares it with the
+/// earliest live declaration; `Some(Drift)` when they differ.
+async fn check_definition(
+    tx: &impl GenericClient,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+) -> Result<Option<Claimed>, PgError> {
+    tx.execute(
+        "INSERT INTO definitions (epoch, job, fingerprint) VALUES ($1, $2, $3)
+         ON CONFLICT (epoch, job) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+             declared_at = CASE WHEN definitions.fingerprint = EXCLUDED.fingerprint
+                                THEN definitions.declared_at ELSE now() END",
+        &[&me.epoch, &req.job, &req.fingerprint],
+    )
+    .await
+    .map_err(sql("declaring the job's definition"))?;
+    let first = tx
+        .query_opt(
+            &format!(
+                "SELECT f.fingerprint, d.host FROM definitions f
+                 JOIN daemons d ON d.epoch = f.epoch
+                 WHERE f.job = $1 AND {ALIVE}
+                 ORDER BY f.declared_at, f.epoch LIMIT 1"
+            ),
+            &[&req.job],
+        )
+        .await
+        .map_err(sql("reading the fleet's definition of the job"))?;
+    Ok(match first {
+        Some(row) if row.get::<_, &str>(0) != req.fingerprint => Some(Claimed::Drift {
+            peer_fingerprint: row.get(0),
+            peer_host: row.get(1),
+        }),
+        _ => None,
+    })
+}
+
+/// Inserts the claimed tick's run: `running`, or `skipped` when the job is
+/// `forbid` and a run of it is running anywhere (the partial unique index
+/// decides, inside a savepoint).
+async fn insert_run(
+    tx: &tokio_postgres::Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    attempt: i32,
+) -> Result<Claimed, PgError> {
+    const INSERT: &str = "INSERT INTO runs (job, trigger, tick, attempt, parent_id, status,
+                                           host, owner_epoch, forbid, error)
+                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+    let trigger = req.trigger.as_str();
+    tx.batch_execute("SAVEPOINT forbid")
+        .await
+        .map_err(sql("claiming a tick"))?;
+    let running = RunStatus::Running.as_str();
+    let none: Option<&str> = None;
+    let inserted = tx
+        .query_one(
+            INSERT,
+            &[
+                &req.job,
+                &trigger,
+                &req.tick,
+                &attempt,
+                &req.parent_id,
+                &running,
+                &me.host,
+                &me.epoch,
+                &req.forbid,
+                &none,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(row) => Ok(Claimed::Run { run_id: row.get(0) }),
+        Err(e)
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error().and_then(|d| d.constraint()) == Some("runs_forbid") =>
+        {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT forbid")
+                .await
+                .map_err(sql("claiming a tick"))?;
+            let holder = tx
+                .query_opt(
+                    "SELECT host || ' (run ' || id || ')' FROM runs
+                     WHERE job = $1 AND status = 'running' AND forbid",
+                    &[&req.job],
+                )
+                .await
+                .map_err(sql("reading which run holds a forbid job"))?
+                .map(|r| r.get::<_, String>(0))
+                .unwrap_or_else(|| "another host".to_string());
+            let error = format!("concurrency: forbid: the job is already running on {holder}");
+            let skipped = RunStatus::Skipped.as_str();
+            let row = tx
+                .query_one(
+                    INSERT,
+                    &[
+                        &req.job,
+                        &trigger,
+                        &req.tick,
+                        &attempt,
+                        &req.parent_id,
+                        &skipped,
+                        &me.host,
+                        &me.epoch,
+                        &req.forbid,
+                        &Some(error.as_str()),
+                    ],
+                )
+                .await
+                .map_err(sql("recording a skipped tick"))?;
+            tx.execute(
+                "UPDATE runs SET finished_at = now() WHERE id = $1",
+                &[&row.get::<_, i64>(0)],
+            )
+            .await
+            .map_err(sql("recording a skipped tick"))?;
+            Ok(Claimed::Skipped {
+                run_id: row.get(0),
+                running_on: holder,
+            })
+        }
+        Err(e) => Err(sql("inserting a claimed run")(e)),
+    }
+}
+
+/// Whether a conditional write of a run took effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Recorded,
+    /// The owner was declared dead: a peer has resolved the run; nothing
+    /// was written.
+    Fenced {
+        reason: String,
+    },
+    /// The run is no longer `running` (finished, or abandoned by a peer).
+    NotRunning {
+        status: String,
+    },
+}
+
+/// Marks a claimed run's command as started (its pid), by the server's
+/// clock, on condition that the caller owns it and is alive.
+pub async fn start(
+    client: &Client,
+    me: &Daemon,
+    run_id: i64,
+    pid: Option<u32>,
+) -> Result<Finished, PgError> {
+    let pid = pid.and_then(|p| i32::try_from(p).ok());
+    let n = client
+        .execute(
+            &format!(
+                "UPDATE runs SET started_at = now(), pid = $3
+                 WHERE id = $1 AND owner_epoch = $2 AND status = 'running'
+                   AND started_at IS NULL
+                   AND EXISTS (SELECT 1 FROM daemons d WHERE d.epoch = $2 AND {ALIVE})"
+            ),
+            &[&run_id, &me.epoch, &pid],
+        )
+        .await
+        .map_err(sql("recording a run's start"))?;
+    refused(client, me, run_id, n, ALIVE).await
+}
+
+/// How a run ended (the fields of SQLite's `Finish`; `finished_at` is the
+/// server's now).
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    pub status: RunStatus,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub output_bytes: u64,
+    pub output_tail: &'a [u8],
+    pub error: Option<&'a str>,
+}
+
+/// Records how a run ended, exactly once: only a `running` run, only by its
+/// owner, only while no peer has declared the owner dead (a lease that ran
+/// out unnoticed does not lose an outcome that nobody else has written).
+pub async fn finish(
+    client: &Client,
+    me: &Daemon,
+    run_id: i64,
+    outcome: &Outcome<'_>,
+) -> Result<Finished, PgError> {
+    let bytes = i64::try_from(outcome.output_bytes).unwrap_or(i64::MAX);
+    let status = outcome.status.as_str();
+    let n = client
+        .execute(
+            &format!(
+                "UPDATE runs SET status = $3, finished_at = now(), duration_ms = $4,
+                        exit_code = $5, signal = $6, output_bytes = $7, output_tail = $8,
+                        error = $9
+                 WHERE id = $1 AND owner_epoch = $2 AND status = 'running'
+                   AND EXISTS (SELECT 1 FROM daemons d WHERE d.epoch = $2 AND {NOT_DEAD})"
+            ),
+            &[
+                &run_id,
+                &me.epoch,
+                &status,
+                &outcome.duration_ms,
+                &outcome.exit_code,
+                &outcome.signal,
+                &bytes,
+                &outcome.output_tail,
+                &outcome.error,
+            ],
+        )
+        .await
+        .map_err(sql("recording a run's outcome"))?;
+    refused(client, me, run_id, n, NOT_DEAD).await
+}
+
+/// Says why a conditional write of a run changed nothing.
+async fn refused(
+    client: &Client,
+    me: &Daemon,
+    run_id: i64,
+    n: u64,
+    condition: &str,
+) -> Result<Finished, PgError> {
+    if n > 0 {
+        return Ok(Finished::Recorded);
+    }
+    let alive = client
+        .query_opt(
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {condition}"),
+            &[&me.epoch],
+        )
+        .await
+        .map_err(sql("checking the daemon's lease"))?;
+    if alive.is_none() {
+        return Ok(Finished::Fenced {
+            reason: fenced_reason(client, me.epoch).await?,
+        });
+    }
+    let status = client
+        .query_opt(
+            "SELECT status || CASE WHEN owner_epoch <> $2 THEN ' (owned by epoch '
+                                    || owner_epoch || ')' ELSE '' END
+             FROM runs WHERE id = $1",
+            &[&run_id, &me.epoch],
+        )
+        .await
+        .map_err(sql("reading a run's status"))?
+        .map(|r| r.get(0))
+        .unwrap_or_else(|| format!("no run {run_id}"));
+    Ok(Finished::NotRunning { status })
+}
