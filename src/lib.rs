@@ -4,38 +4,55 @@
 //! Data flows one way:
 //!
 //! ```text
-//! YAML files ─┐
-//!             ├─► source ─► JobSpecs ─► plan ─► daemon ─Firing─► fire: store.lease ─► store.claim ─► runner ─► store.finish
-//! crontabs  ──┘  (parse)                (merged,  (tokio loop,
-//!                                        pure)     clock, signals)
+//! YAML files ───┐
+//! crontabs ─────┼─► source ─► JobSpecs ─► plan ─► daemon ─Firing─► fire ─► store.lease ─► store.claim ─► runner ─► store.finish
+//! supercronic ──┘   (parse)               (merged,  (loop, clock,        (one firing,   (SQLite; later   (one process)
+//!                                          pure)     reload, signals)     retries,       PostgreSQL)
+//!                                                                         chains)
 //! ```
 //!
-//! - [`job`]: the domain values every room shares (specs, origins, diagnostics, firings).
+//! Values and rules every room shares (pure):
+//! - [`job`]: the domain values (specs, origins, diagnostics, firings, `RunId`, `RunOutcome`).
 //! - [`job_env`]: a job's variables as shared layers (a file's variables held once).
 //! - [`limits`]: every bound on what a user may write (durations, counts, file sizes).
-//! - [`source`]: YAML job files and crontab files into [`job::JobSpec`]s, with `path:line`.
-//! - [`schedule`]: cron expressions, zones and daylight-saving rules; `next_after(t)`.
-//! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
+//! - [`schedule`]: cron expressions (Vixie, YAML, supercronic dialects), zones and
+//!   daylight-saving rules; `next_after(t)`, `iter_after(t)`.
+//! - [`source`]: YAML job files, crontabs and supercronic crontabs into
+//!   [`job::JobSpec`]s, with `path:line`.
+//! - [`plan`]: the merge into one schedule, derived names, chain parents, `due(after, upto)`.
+//! - [`health`]: the verdict of `status`, from what the state records.
+//!
+//! The machine:
 //! - [`clock`]: the only wall-clock reader.
 //! - [`procfs`]: the one reader of `/proc/PID/stat`.
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
-//! - [`users`]: users and groups (`/etc/passwd` and `/etc/group` read directly in the static build, NSS otherwise).
-//! - [`store`]: the state behind one backend-neutral API: leases, claims, run history,
-//!   heartbeats, retention, and the one "is this owner alive?" (`store::owner`). SQLite
-//!   (`store::sqlite`: the database, its migrations, its flock leases) is its backend;
-//!   `store::recorder` is the thread that makes the firing path's store calls, so async
-//!   tasks await them.
-//! - [`runner`]: one job process, supervised to its end.
-//! - [`fire`]: one firing from lease to record, with its retries; every trigger shares it.
-//!   In parts: the lease and `replace`, the claim, readiness (`requires:`), the
-//!   command or the `signal:` job, the environment, the active runs, retries.
-//! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
-//! - [`health`]: the verdict of `status`, from what the state records (pure).
+//! - [`users`]: users and groups (`/etc/passwd` and `/etc/group` read directly in the
+//!   static build, NSS otherwise).
+//! - [`runner`]: one job process, supervised to its end (`runner/`: identity, argv,
+//!   spawn or fork, output, supervision).
+//!
+//! The state:
+//! - [`store`]: one backend-neutral API: leases, claims, run history, heartbeats,
+//!   retention, and the one "is this owner alive?" (`store::owner`). SQLite
+//!   (`store::sqlite`: the database, its migrations, its flock leases) is the
+//!   backend in use; `store::postgres` is the fleet backend being built (issue 14);
+//!   `store::recorder` is the thread that makes the firing path's store calls, so
+//!   async tasks await them.
+//!
+//! The composers:
+//! - [`fire`]: one firing from lease to record, with its retries; every trigger shares
+//!   it. In parts: the lease and `replace` (`acquire`), readiness (`requires:`), the
+//!   command or the `signal:` job (`execute`, `signal_job`), the environment, the active
+//!   runs, retries, chains, recording.
+//! - [`daemon`]: start-up, the scheduler loop (`scheduler`) and its components: source
+//!   reloads, `watch:` runs over one file watcher, the heartbeat thread, the clock-jump
+//!   watch, the executor, housekeeping, one awaitable shutdown.
 //! - [`cli`]: the command line; one module per subcommand.
 //!
-//! Lower rooms never know higher ones: `schedule`, `source` and `plan` name no
-//! SQLite, tokio or process; `runner` and `store` do not know each other; only
-//! `fire`, `daemon` and `cli` compose them.
+//! Lower rooms never know higher ones. The rule is a table, checked by
+//! `tests/integration/layout.rs` over every `crate::` path: the pure rooms name no
+//! SQLite, tokio, process or clock; `runner` and `store` do not know each other;
+//! only `fire`, `daemon` and `cli` compose them.
 
 pub mod cli;
 pub mod clock;
