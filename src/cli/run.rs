@@ -94,6 +94,11 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     let store = Arc::new(
         Store::open(&dir).with_context(|| format!("opening state directory {}", dir.display()))?,
     );
+    // Runs of a crontab job recorded under an earlier name move to its name
+    // first, so the run is recorded, and its history read, under one name.
+    if let Err(e) = store.follow_names(plan.derived_names()) {
+        tracing::warn!(error = %e, "moving renamed crontab jobs' runs to their new names");
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let host = fire::this_host();
     let ctx = FireContext {

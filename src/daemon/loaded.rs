@@ -1,9 +1,10 @@
 //! Records in the state what the daemon runs (its jobs, and its sources'
 //! errors and warnings), at start and after each reload, so `jobrun status`
-//! needs nothing but the state (issue 12). Knows the plan and the store's
-//! record; decides nothing about health (that is `crate::health`).
+//! needs nothing but the state (issue 12); and moves the runs of crontab jobs
+//! whose derived name changed to their new name. Knows the plan and the
+//! store's record; decides nothing about health (that is `crate::health`).
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::fire::FireContext;
 use crate::job::{Diagnostic, Severity};
@@ -26,6 +27,25 @@ pub fn summary(plan: &Plan, problems: &[Diagnostic]) -> Loaded {
     }
 }
 
+/// Moves the runs of renamed crontab jobs to their current names (see
+/// `Store::follow_names`): at start before anything reads them (catch-up,
+/// claims), and after each reload. A failure is logged: the runs stay under
+/// the old name, where `history OLD-NAME` still finds them.
+pub fn follow_names(store: &crate::store::Store, plan: &Plan) {
+    log_followed(store.follow_names(plan.derived_names()));
+}
+
+fn log_followed(result: Result<usize, crate::store::StoreError>) {
+    match result {
+        Ok(0) => {}
+        Ok(runs) => info!(
+            runs,
+            "runs of renamed crontab jobs moved to their new names"
+        ),
+        Err(e) => warn!(error = %e, "moving renamed crontab jobs' runs to their new names"),
+    }
+}
+
 /// Writes the summary to the daemon's row (through the recorder thread, so
 /// the loop never waits on SQLite behind runs' records). A failure is logged:
 /// `status` then shows what was recorded before.
@@ -35,6 +55,12 @@ pub async fn record(
     problems: &[Diagnostic],
     started: chrono::DateTime<chrono::Utc>,
 ) {
+    let names = plan.derived_names().to_vec();
+    log_followed(
+        ctx.recorder
+            .call(move |store| store.follow_names(&names))
+            .await,
+    );
     let loaded = summary(plan, problems);
     let (owner, host, now) = (ctx.owner.clone(), ctx.host.clone(), ctx.clock.now());
     let pid = std::process::id();

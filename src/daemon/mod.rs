@@ -127,6 +127,7 @@ pub async fn run(
     state_check::check_state(&store, &ctx.locks_dir)?;
     recovery::recover_abandoned(&ctx)?;
     let mut plan = Arc::new(opts.plan);
+    loaded::follow_names(&store, &plan);
     info!(
         jobs = plan.jobs().len(),
         state = %opts.state_dir.display(),

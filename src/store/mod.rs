@@ -6,6 +6,7 @@
 
 mod daemons;
 mod migrate;
+mod names;
 mod runs;
 
 use std::fs::OpenOptions;

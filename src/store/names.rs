@@ -1,0 +1,205 @@
+//! Crontab jobs' names in the state (schema 6): when a job's derived name
+//! changes, its runs move to the new name, so its history, its last run
+//! (catch-up) and its (job, tick) claims stay with it.
+//!
+//! Owns the SQL of `job_names` and `legacy_names`
+//! (migrations/0006_job_names.sql). Must not know how names are derived.
+
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{sql, Store, StoreError};
+use crate::job::DerivedName;
+
+impl Store {
+    /// Records each job's current name under its identity and moves its
+    /// runs there from the name they were recorded under: the name recorded
+    /// for its identity before, or, for runs recorded before schema 6, the
+    /// name jobrun's earlier rule gave it. One transaction; every move is
+    /// made at once (through a name of its own), so a job taking another's
+    /// old name never collects that job's runs. A run whose new name and
+    /// tick are already claimed stays where it is. Returns how many runs moved.
+    pub fn follow_names(&self, names: &[DerivedName]) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("starting to follow renamed jobs"))?;
+        let legacy_upto: Option<i64> = tx
+            .query_row("SELECT max(upto) FROM legacy_names", [], |r| r.get(0))
+            .map_err(sql("reading the legacy names' mark"))?;
+        // (from, to, only runs up to this id)
+        let mut moves: Vec<(String, &str, Option<i64>)> = Vec::new();
+        for d in names {
+            let before: Option<String> = tx
+                .query_row("SELECT name FROM job_names WHERE key = ?1", [&d.key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql("reading a job's recorded name"))?;
+            match before {
+                Some(before) if before != d.name => moves.push((before, &d.name, None)),
+                Some(_) => {}
+                None => {
+                    if let Some(upto) = legacy_upto.filter(|_| d.legacy != d.name) {
+                        if !d.legacy.is_empty() {
+                            moves.push((d.legacy.clone(), &d.name, Some(upto)));
+                        }
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO job_names (key, name) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name",
+                params![d.key, d.name],
+            )
+            .map_err(sql("recording a job's name"))?;
+        }
+        let moved = move_runs(&tx, &moves)?;
+        tx.execute("DELETE FROM legacy_names", [])
+            .map_err(sql("clearing the legacy names' mark"))?;
+        tx.commit().map_err(sql("committing renamed jobs"))?;
+        Ok(moved)
+    }
+}
+
+/// Moves runs in two steps, each run first to a name no job can have (a NUL
+/// byte and the move's number), then to its new name.
+fn move_runs(
+    tx: &Transaction<'_>,
+    moves: &[(String, &str, Option<i64>)],
+) -> Result<usize, StoreError> {
+    let parked = |i: usize| format!("\u{0}moving {i}");
+    for (i, (from, _, upto)) in moves.iter().enumerate() {
+        tx.execute(
+            "UPDATE OR IGNORE runs SET job = ?1 WHERE job = ?2 AND (?3 IS NULL OR id <= ?3)",
+            params![parked(i), from, upto],
+        )
+        .map_err(sql("moving a renamed job's runs"))?;
+    }
+    let mut moved = 0;
+    for (i, (from, to, _)) in moves.iter().enumerate() {
+        moved += tx
+            .execute(
+                "UPDATE OR IGNORE runs SET job = ?1 WHERE job = ?2",
+                params![to, parked(i)],
+            )
+            .map_err(sql("moving a renamed job's runs"))?;
+        // Runs whose (job, tick) the new name had already claimed stay put.
+        tx.execute(
+            "UPDATE OR IGNORE runs SET job = ?1 WHERE job = ?2",
+            params![from, parked(i)],
+        )
+        .map_err(sql("moving a renamed job's runs"))?;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::job::{RunStatus, Trigger};
+    use crate::store::{HistoryFilter, NewRun};
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_000 + minute * 60, 0).unwrap()
+    }
+
+    fn claim(store: &Store, job: &str, minute: i64) -> i64 {
+        store
+            .claim(&NewRun {
+                job,
+                trigger: Trigger::Schedule,
+                tick: Some(at(minute)),
+                status: RunStatus::Running,
+                at: at(minute),
+                host: "h",
+                owner: "o",
+                error: None,
+                parent_id: None,
+                attempt: 1,
+            })
+            .unwrap()
+            .expect("claimed")
+    }
+
+    fn runs_of(store: &Store, job: &str) -> Vec<i64> {
+        let filter = HistoryFilter {
+            job: Some(job.into()),
+            ..Default::default()
+        };
+        let mut ids: Vec<i64> = store
+            .history(&filter)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn named(key: &str, name: &str, legacy: &str) -> DerivedName {
+        DerivedName {
+            key: key.into(),
+            name: name.into(),
+            legacy: legacy.into(),
+        }
+    }
+
+    #[test]
+    fn runs_recorded_under_the_earlier_rule_move_to_the_new_name_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        // A state from before schema 6: its runs, then the mark the
+        // migration leaves (the last of them).
+        let certbot = claim(&store, "sleep", 1);
+        let hourly = claim(&store, "run-parts", 2);
+        let daily = claim(&store, "run-parts-2", 3);
+        store
+            .conn()
+            .execute("INSERT INTO legacy_names (upto) VALUES (?1)", [daily])
+            .unwrap();
+        // Recorded by this version under the new name already.
+        let newer = claim(&store, "certbot", 4);
+        let names = [
+            named("k1", "certbot", "sleep"),
+            named("k2", "run-parts-cron.hourly", "run-parts"),
+            named("k3", "run-parts-cron.daily", "run-parts-2"),
+            named("k4", "backup", "backup"),
+        ];
+        assert_eq!(store.follow_names(&names).unwrap(), 3);
+        assert_eq!(runs_of(&store, "certbot"), [certbot, newer]);
+        assert_eq!(runs_of(&store, "run-parts-cron.hourly"), [hourly]);
+        assert_eq!(runs_of(&store, "run-parts-cron.daily"), [daily]);
+        assert!(runs_of(&store, "sleep").is_empty());
+
+        // Once: a later run under an earlier name is another job's.
+        let other = claim(&store, "sleep", 5);
+        assert_eq!(store.follow_names(&names).unwrap(), 0);
+        assert_eq!(runs_of(&store, "sleep"), [other]);
+    }
+
+    #[test]
+    fn a_renamed_job_takes_its_runs_and_two_jobs_can_swap_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store
+            .follow_names(&[named("a", "backup", ""), named("b", "report", "")])
+            .unwrap();
+        let a = claim(&store, "backup", 1);
+        let b = claim(&store, "report", 1);
+        // `backup` now shares its base: it gets a suffix, and its runs follow.
+        store
+            .follow_names(&[named("a", "backup-1a2b3c", ""), named("b", "report", "")])
+            .unwrap();
+        assert_eq!(runs_of(&store, "backup-1a2b3c"), [a]);
+        assert!(runs_of(&store, "backup").is_empty());
+        // Each takes the other's name at once: neither collects both.
+        let moved = store
+            .follow_names(&[named("a", "report", ""), named("b", "backup-1a2b3c", "")])
+            .unwrap();
+        assert_eq!(moved, 2);
+        assert_eq!(runs_of(&store, "report"), [a]);
+        assert_eq!(runs_of(&store, "backup-1a2b3c"), [b]);
+    }
+}
