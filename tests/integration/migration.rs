@@ -1,6 +1,8 @@
 //! What a user moving from cron expects to stay the same (issue 12): where a
 //! crontab job runs, and what `check` says about copies of one job.
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::harness::Test;
 
 /// Cron runs a crontab job in its user's `HOME`, so relative paths in the
@@ -190,4 +192,84 @@ fn check_names_a_job_whose_copies_are_scheduled_differently() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
+}
+
+/// A state from before schema 6 holds runs under the names jobrun's earlier
+/// rule derived (`sleep` for certbot's line; `run-parts`, `run-parts-2` by
+/// position): after the upgrade, `history` finds them under the jobs' new
+/// names, and `list` and `run` use those names.
+#[test]
+fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
+    let t = Test::new();
+    t.write(
+        "crontab",
+        "0 0 1 1 * test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew\n\
+         17 * * * * cd / && run-parts --report {root}/hourly\n\
+         25 6 * * * cd / && run-parts --report {root}/daily\n",
+    );
+    std::fs::create_dir_all(t.path("hourly")).unwrap();
+    std::fs::create_dir_all(t.path("daily")).unwrap();
+    // The state as jobrun left it at schema version 5.
+    let state = t.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    {
+        let conn = rusqlite::Connection::open(state.join("jobrun.db")).unwrap();
+        for migration in [
+            include_str!("../../migrations/0001_runs.sql"),
+            include_str!("../../migrations/0002_daemons.sql"),
+            include_str!("../../migrations/0003_followups.sql"),
+            include_str!("../../migrations/0004_missed.sql"),
+            include_str!("../../migrations/0005_daemon_loaded.sql"),
+        ] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "application_id", jobrun::store::APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        // Sorted by command, the daily line came first: `run-parts`.
+        for (job, tick) in [
+            ("sleep", "2026-01-01T00:00:00.000Z"),
+            ("run-parts", "2026-01-01T06:25:00.000Z"),
+            ("run-parts-2", "2026-01-01T07:17:00.000Z"),
+        ] {
+            conn.execute(
+                "INSERT INTO runs (job, trigger, tick, claimed_at, started_at, finished_at,
+                                   duration_ms, status, exit_code, host, owner)
+                 VALUES (?1, 'schedule', ?2, ?2, ?2, ?2, 5, 'succeeded', 0, 'h', 'h:1:x')",
+                [job, tick],
+            )
+            .unwrap();
+        }
+    }
+    let with = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["--crontab", "{root}/crontab"];
+        args.extend_from_slice(more);
+        args
+    };
+    let jobs = t.run_args(with(&["list", "--json"])).expect_code(0).json();
+    assert_eq!(
+        crate::harness::names(&jobs),
+        ["certbot", "run-parts-hourly", "run-parts-daily"],
+        "{jobs}"
+    );
+    // The first command that writes the state with the plan in hand (here a
+    // manual run; a daemon at its start) moves the runs.
+    t.run_args(with(&["run", "run-parts-hourly"]));
+    let ticks = |job: &str| -> Vec<String> {
+        let runs = t.run_args(["history", job, "--json"]).expect_code(0).json();
+        let runs = runs.as_array().expect("a list").clone();
+        assert!(runs.iter().all(|r| r["job"] == job), "{runs:?}");
+        runs.iter()
+            .map(|r| r["tick"].as_str().unwrap_or("manual").to_string())
+            .collect()
+    };
+    assert_eq!(ticks("certbot"), ["2026-01-01T00:00:00Z"]);
+    assert_eq!(ticks("run-parts-daily"), ["2026-01-01T06:25:00Z"]);
+    assert_eq!(
+        ticks("run-parts-hourly"),
+        ["manual", "2026-01-01T07:17:00Z"]
+    );
+    assert!(ticks("sleep").is_empty());
+    assert!(ticks("run-parts-2").is_empty());
 }
