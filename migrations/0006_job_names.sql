@@ -10,9 +10,10 @@
 --
 -- Runs recorded before this version were named by jobrun's earlier rule
 -- (`run-parts-2`, `sleep` for certbot's line). `legacy_names` holds the
--- last such run's id: the first `follow_names` moves the runs up to it from
--- each job's earlier name (computed by that rule, src/plan/names/legacy.rs)
--- to its current one, then empties the table.
+-- last such run's id: when a job is first recorded in `job_names`, its runs
+-- up to that id are moved from the name that rule gave it (computed by
+-- src/plan/names/legacy.rs) to its current one. Later runs are never taken
+-- for a legacy job's.
 
 CREATE TABLE job_names (
     key  TEXT PRIMARY KEY,

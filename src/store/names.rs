@@ -5,7 +5,9 @@
 //! Owns the SQL of `job_names` and `legacy_names`
 //! (migrations/0006_job_names.sql). Must not know how names are derived.
 
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
+
+use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::{sql, Store, StoreError};
 use crate::job::DerivedName;
@@ -13,8 +15,9 @@ use crate::job::DerivedName;
 impl Store {
     /// Records each job's current name under its identity and moves its
     /// runs there from the name they were recorded under: the name recorded
-    /// for its identity before, or, for runs recorded before schema 6, the
-    /// name jobrun's earlier rule gave it. One transaction; every move is
+    /// for its identity before, or, for a job recorded for the first time,
+    /// the name jobrun's earlier rule gave it (only its runs recorded before
+    /// schema 6, and only then). One transaction; every move is
     /// made at once (through a name of its own), so a job taking another's
     /// old name never collects that job's runs. A run whose new name and
     /// tick are already claimed stays where it is. Returns how many runs moved.
@@ -26,36 +29,44 @@ impl Store {
         let legacy_upto: Option<i64> = tx
             .query_row("SELECT max(upto) FROM legacy_names", [], |r| r.get(0))
             .map_err(sql("reading the legacy names' mark"))?;
+        // Read once, written only where a name changed: a daemon with
+        // 100,000 crontab jobs starts and reloads without 100,000 writes.
+        let recorded: HashMap<String, String> = {
+            let mut stmt = tx
+                .prepare("SELECT key, name FROM job_names")
+                .map_err(sql("reading the jobs' recorded names"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql("reading the jobs' recorded names"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sql("reading the jobs' recorded names"))?
+        };
         // (from, to, only runs up to this id)
-        let mut moves: Vec<(String, &str, Option<i64>)> = Vec::new();
+        let mut moves: Vec<(&str, &str, Option<i64>)> = Vec::new();
+        let mut record = tx
+            .prepare(
+                "INSERT INTO job_names (key, name) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name",
+            )
+            .map_err(sql("recording a job's name"))?;
         for d in names {
-            let before: Option<String> = tx
-                .query_row("SELECT name FROM job_names WHERE key = ?1", [&d.key], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(sql("reading a job's recorded name"))?;
-            match before {
-                Some(before) if before != d.name => moves.push((before, &d.name, None)),
-                Some(_) => {}
+            match recorded.get(&d.key) {
+                Some(before) if *before == d.name => continue,
+                Some(before) => moves.push((before, &d.name, None)),
                 None => {
-                    if let Some(upto) = legacy_upto.filter(|_| d.legacy != d.name) {
-                        if !d.legacy.is_empty() {
-                            moves.push((d.legacy.clone(), &d.name, Some(upto)));
+                    if let Some(upto) = legacy_upto {
+                        if !d.legacy.is_empty() && d.legacy != d.name {
+                            moves.push((&d.legacy, &d.name, Some(upto)));
                         }
                     }
                 }
             }
-            tx.execute(
-                "INSERT INTO job_names (key, name) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET name = excluded.name",
-                params![d.key, d.name],
-            )
-            .map_err(sql("recording a job's name"))?;
+            record
+                .execute(params![d.key, d.name])
+                .map_err(sql("recording a job's name"))?;
         }
+        drop(record);
         let moved = move_runs(&tx, &moves)?;
-        tx.execute("DELETE FROM legacy_names", [])
-            .map_err(sql("clearing the legacy names' mark"))?;
         tx.commit().map_err(sql("committing renamed jobs"))?;
         Ok(moved)
     }
@@ -65,7 +76,7 @@ impl Store {
 /// byte and the move's number), then to its new name.
 fn move_runs(
     tx: &Transaction<'_>,
-    moves: &[(String, &str, Option<i64>)],
+    moves: &[(&str, &str, Option<i64>)],
 ) -> Result<usize, StoreError> {
     let parked = |i: usize| format!("\u{0}moving {i}");
     for (i, (from, _, upto)) in moves.iter().enumerate() {
@@ -154,6 +165,7 @@ mod tests {
         // migration leaves (the last of them).
         let certbot = claim(&store, "sleep", 1);
         let hourly = claim(&store, "run-parts", 2);
+        let find = claim(&store, "cat", 2);
         let daily = claim(&store, "run-parts-2", 3);
         store
             .conn()
@@ -177,6 +189,12 @@ mod tests {
         let other = claim(&store, "sleep", 5);
         assert_eq!(store.follow_names(&names).unwrap(), 0);
         assert_eq!(runs_of(&store, "sleep"), [other]);
+
+        // A job the first plan did not have finds its runs when it comes.
+        let mut more = names.to_vec();
+        more.push(named("k5", "munin-2c8703", "cat"));
+        assert_eq!(store.follow_names(&more).unwrap(), 1);
+        assert_eq!(runs_of(&store, "munin-2c8703"), [find]);
     }
 
     #[test]
