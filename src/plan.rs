@@ -102,8 +102,8 @@ pub struct Plan {
     jobs: Vec<Job>,
     /// The sources' `history:` retention setting, if one gave it.
     pub history: Option<HistorySpec>,
-    /// Each crontab job's identity and earlier name, by name.
-    derived: Vec<DerivedName>,
+    /// Each crontab job's index and the hash of its identity.
+    derived: Vec<(usize, u64)>,
 }
 
 impl Plan {
@@ -220,10 +220,23 @@ impl Plan {
         &self.jobs
     }
 
-    /// The crontab jobs' identities and earlier names, for the state to keep
-    /// their runs under their names (see `Store::follow_names`).
-    pub fn derived_names(&self) -> &[DerivedName] {
-        &self.derived
+    /// The crontab jobs' names and identities, for the state to keep their
+    /// runs under their names (see `Store::follow_names`).
+    pub fn derived_names(&self) -> Vec<DerivedName> {
+        self.derived
+            .iter()
+            .map(|&(i, hash)| DerivedName {
+                key: names::key(hash),
+                name: self.jobs[i].name.clone(),
+            })
+            .collect()
+    }
+
+    /// The names jobrun's earlier rule (before state schema 6) gave the
+    /// crontab jobs, by identity: computed on demand, for the runs recorded
+    /// under them.
+    pub fn legacy_names(&self) -> HashMap<String, String> {
+        names::legacy_names(&self.jobs, &self.derived)
     }
 
     pub fn get(&self, name: &str) -> Option<&Job> {

@@ -96,7 +96,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     );
     // Runs of a crontab job recorded under an earlier name move to its name
     // first, so the run is recorded, and its history read, under one name.
-    if let Err(e) = store.follow_names(plan.derived_names()) {
+    if let Err(e) = store.follow_names(&plan.derived_names(), || plan.legacy_names()) {
         tracing::warn!(error = %e, "moving renamed crontab jobs' runs to their new names");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

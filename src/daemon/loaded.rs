@@ -4,6 +4,8 @@
 //! whose derived name changed to their new name. Knows the plan and the
 //! store's record; decides nothing about health (that is `crate::health`).
 
+use std::sync::Arc;
+
 use tracing::{info, warn};
 
 use crate::fire::FireContext;
@@ -32,7 +34,7 @@ pub fn summary(plan: &Plan, problems: &[Diagnostic]) -> Loaded {
 /// claims), and after each reload. A failure is logged: the runs stay under
 /// the old name, where `history OLD-NAME` still finds them.
 pub fn follow_names(store: &crate::store::Store, plan: &Plan) {
-    log_followed(store.follow_names(plan.derived_names()));
+    log_followed(store.follow_names(&plan.derived_names(), || plan.legacy_names()));
 }
 
 fn log_followed(result: Result<usize, crate::store::StoreError>) {
@@ -51,14 +53,15 @@ fn log_followed(result: Result<usize, crate::store::StoreError>) {
 /// `status` then shows what was recorded before.
 pub async fn record(
     ctx: &FireContext,
-    plan: &Plan,
+    plan: &Arc<Plan>,
     problems: &[Diagnostic],
     started: chrono::DateTime<chrono::Utc>,
 ) {
-    let names = plan.derived_names().to_vec();
+    let names = plan.derived_names();
+    let for_legacy = Arc::clone(plan);
     log_followed(
         ctx.recorder
-            .call(move |store| store.follow_names(&names))
+            .call(move |store| store.follow_names(&names, || for_legacy.legacy_names()))
             .await,
     );
     let loaded = summary(plan, problems);

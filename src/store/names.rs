@@ -21,7 +21,14 @@ impl Store {
     /// made at once (through a name of its own), so a job taking another's
     /// old name never collects that job's runs. A run whose new name and
     /// tick are already claimed stays where it is. Returns how many runs moved.
-    pub fn follow_names(&self, names: &[DerivedName]) -> Result<usize, StoreError> {
+    ///
+    /// `legacy` gives the earlier rule's names by identity; it is called
+    /// only when the state has runs from before schema 6 and a job is new to it.
+    pub fn follow_names(
+        &self,
+        names: &[DerivedName],
+        legacy: impl FnOnce() -> HashMap<String, String>,
+    ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -29,6 +36,7 @@ impl Store {
         let legacy_upto: Option<i64> = tx
             .query_row("SELECT max(upto) FROM legacy_names", [], |r| r.get(0))
             .map_err(sql("reading the legacy names' mark"))?;
+        let legacy_upto = legacy_upto.filter(|&upto| upto > 0);
         // Read once, written only where a name changed: a daemon with
         // 100,000 crontab jobs starts and reloads without 100,000 writes.
         let recorded: HashMap<String, String> = {
@@ -40,6 +48,10 @@ impl Store {
                 .map_err(sql("reading the jobs' recorded names"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(sql("reading the jobs' recorded names"))?
+        };
+        let legacy = match legacy_upto {
+            Some(_) if names.iter().any(|d| !recorded.contains_key(&d.key)) => legacy(),
+            _ => HashMap::new(),
         };
         // (from, to, only runs up to this id)
         let mut moves: Vec<(&str, &str, Option<i64>)> = Vec::new();
@@ -54,10 +66,9 @@ impl Store {
                 Some(before) if *before == d.name => continue,
                 Some(before) => moves.push((before, &d.name, None)),
                 None => {
-                    if let Some(upto) = legacy_upto {
-                        if !d.legacy.is_empty() && d.legacy != d.name {
-                            moves.push((&d.legacy, &d.name, Some(upto)));
-                        }
+                    let earlier = legacy.get(&d.key).filter(|l| **l != d.name);
+                    if let (Some(upto), Some(earlier)) = (legacy_upto, earlier) {
+                        moves.push((earlier, &d.name, Some(upto)));
                     }
                 }
             }
@@ -149,12 +160,25 @@ mod tests {
         ids
     }
 
-    fn named(key: &str, name: &str, legacy: &str) -> DerivedName {
-        DerivedName {
+    fn named(key: &str, name: &str, legacy: &str) -> (DerivedName, String) {
+        let d = DerivedName {
             key: key.into(),
             name: name.into(),
-            legacy: legacy.into(),
-        }
+        };
+        (d, legacy.into())
+    }
+
+    /// Follows `names`, each with its earlier rule's name.
+    fn follow(store: &Store, names: &[(DerivedName, String)]) -> usize {
+        let derived: Vec<DerivedName> = names.iter().map(|(d, _)| d.clone()).collect();
+        let legacy = || {
+            names
+                .iter()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(d, l)| (d.key.clone(), l.clone()))
+                .collect()
+        };
+        store.follow_names(&derived, legacy).unwrap()
     }
 
     #[test]
@@ -179,7 +203,7 @@ mod tests {
             named("k3", "run-parts-cron.daily", "run-parts-2"),
             named("k4", "backup", "backup"),
         ];
-        assert_eq!(store.follow_names(&names).unwrap(), 3);
+        assert_eq!(follow(&store, &names), 3);
         assert_eq!(runs_of(&store, "certbot"), [certbot, newer]);
         assert_eq!(runs_of(&store, "run-parts-cron.hourly"), [hourly]);
         assert_eq!(runs_of(&store, "run-parts-cron.daily"), [daily]);
@@ -187,13 +211,13 @@ mod tests {
 
         // Once: a later run under an earlier name is another job's.
         let other = claim(&store, "sleep", 5);
-        assert_eq!(store.follow_names(&names).unwrap(), 0);
+        assert_eq!(follow(&store, &names), 0);
         assert_eq!(runs_of(&store, "sleep"), [other]);
 
         // A job the first plan did not have finds its runs when it comes.
         let mut more = names.to_vec();
         more.push(named("k5", "munin-2c8703", "cat"));
-        assert_eq!(store.follow_names(&more).unwrap(), 1);
+        assert_eq!(follow(&store, &more), 1);
         assert_eq!(runs_of(&store, "munin-2c8703"), [find]);
     }
 
@@ -201,21 +225,24 @@ mod tests {
     fn a_renamed_job_takes_its_runs_and_two_jobs_can_swap_names() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        store
-            .follow_names(&[named("a", "backup", ""), named("b", "report", "")])
-            .unwrap();
+        follow(
+            &store,
+            &[named("a", "backup", ""), named("b", "report", "")],
+        );
         let a = claim(&store, "backup", 1);
         let b = claim(&store, "report", 1);
         // `backup` now shares its base: it gets a suffix, and its runs follow.
-        store
-            .follow_names(&[named("a", "backup-1a2b3c", ""), named("b", "report", "")])
-            .unwrap();
+        follow(
+            &store,
+            &[named("a", "backup-1a2b3c", ""), named("b", "report", "")],
+        );
         assert_eq!(runs_of(&store, "backup-1a2b3c"), [a]);
         assert!(runs_of(&store, "backup").is_empty());
         // Each takes the other's name at once: neither collects both.
-        let moved = store
-            .follow_names(&[named("a", "report", ""), named("b", "backup-1a2b3c", "")])
-            .unwrap();
+        let moved = follow(
+            &store,
+            &[named("a", "report", ""), named("b", "backup-1a2b3c", "")],
+        );
         assert_eq!(moved, 2);
         assert_eq!(runs_of(&store, "report"), [a]);
         assert_eq!(runs_of(&store, "backup-1a2b3c"), [b]);
