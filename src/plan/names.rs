@@ -44,7 +44,7 @@ mod words;
 /// Gives crontab jobs their names (see the module's rule). YAML names are
 /// never changed. `own`: the user jobrun runs as, which a job without a user
 /// runs as too (the same job whether its user is written or not). Returns
-/// each derived job's index and identity (see [`key`]).
+/// each derived job's index and identity (see `key`).
 ///
 /// Linear but for one sort of the base names: 100,000 jobs are named in
 /// well under 0.1 s (the merge key's hash is computed once per job, groups
