@@ -194,18 +194,21 @@ fn check_names_a_job_whose_copies_are_scheduled_differently() {
     assert_eq!(code, 0, "{log}");
 }
 
-/// A state from before schema 6 holds runs under the names jobrun's earlier
-/// rule derived (`sleep` for certbot's line; `run-parts`, `run-parts-2` by
-/// position): after the upgrade, `history` finds them under the jobs' new
-/// names, and `list` and `run` use those names.
-#[test]
-fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
+/// A crontab (certbot's line, two `run-parts` lines) and a state at schema
+/// version 5 holding runs under the names jobrun's earlier rule derived:
+/// `sleep` for certbot's line, `run-parts` and `run-parts-2` by position.
+/// Returns the test and the day of those runs (yesterday: the daemon's
+/// pruning keeps them).
+fn an_old_state_with_runs_under_earlier_names() -> (Test, String) {
     let t = Test::new();
+    let day = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
     t.write(
         "crontab",
         "0 0 1 1 * test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew\n\
-         17 * * * * cd / && run-parts --report {root}/hourly\n\
-         25 6 * * * cd / && run-parts --report {root}/daily\n",
+         17 3 1 1 * cd / && run-parts --report {root}/hourly\n\
+         25 6 1 1 * cd / && run-parts --report {root}/daily\n",
     );
     std::fs::create_dir_all(t.path("hourly")).unwrap();
     std::fs::create_dir_all(t.path("daily")).unwrap();
@@ -229,19 +232,37 @@ fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
         conn.pragma_update(None, "user_version", 5).unwrap();
         // Sorted by command, the daily line came first: `run-parts`.
         for (job, tick) in [
-            ("sleep", "2026-01-01T00:00:00.000Z"),
-            ("run-parts", "2026-01-01T06:25:00.000Z"),
-            ("run-parts-2", "2026-01-01T07:17:00.000Z"),
+            ("sleep", format!("{day}T00:00:00.000Z")),
+            ("run-parts", format!("{day}T06:25:00.000Z")),
+            ("run-parts-2", format!("{day}T07:17:00.000Z")),
         ] {
             conn.execute(
                 "INSERT INTO runs (job, trigger, tick, claimed_at, started_at, finished_at,
                                    duration_ms, status, exit_code, host, owner)
                  VALUES (?1, 'schedule', ?2, ?2, ?2, ?2, 5, 'succeeded', 0, 'h', 'h:1:x')",
-                [job, tick],
+                [job, &tick],
             )
             .unwrap();
         }
     }
+    (t, day)
+}
+
+/// The ticks of `job`'s runs in `history`, newest first (`manual` for none).
+fn ticks(t: &Test, job: &str) -> Vec<String> {
+    let runs = t.run_args(["history", job, "--json"]).expect_code(0).json();
+    let runs = runs.as_array().expect("a list").clone();
+    assert!(runs.iter().all(|r| r["job"] == job), "{runs:?}");
+    runs.iter()
+        .map(|r| r["tick"].as_str().unwrap_or("manual").to_string())
+        .collect()
+}
+
+/// After the upgrade, `history` finds an old state's runs under the jobs'
+/// new names, and `list` and `run` use those names.
+#[test]
+fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
+    let (t, day) = an_old_state_with_runs_under_earlier_names();
     let with = |more: &[&'static str]| -> Vec<&'static str> {
         let mut args = vec!["--crontab", "{root}/crontab"];
         args.extend_from_slice(more);
@@ -256,20 +277,30 @@ fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
     // The first command that writes the state with the plan in hand (here a
     // manual run; a daemon at its start) moves the runs.
     t.run_args(with(&["run", "run-parts-hourly"]));
-    let ticks = |job: &str| -> Vec<String> {
-        let runs = t.run_args(["history", job, "--json"]).expect_code(0).json();
-        let runs = runs.as_array().expect("a list").clone();
-        assert!(runs.iter().all(|r| r["job"] == job), "{runs:?}");
-        runs.iter()
-            .map(|r| r["tick"].as_str().unwrap_or("manual").to_string())
-            .collect()
-    };
-    assert_eq!(ticks("certbot"), ["2026-01-01T00:00:00Z"]);
-    assert_eq!(ticks("run-parts-daily"), ["2026-01-01T06:25:00Z"]);
+    let ticks = |job: &str| ticks(&t, job);
+    assert_eq!(ticks("certbot"), [format!("{day}T00:00:00Z")]);
+    assert_eq!(ticks("run-parts-daily"), [format!("{day}T06:25:00Z")]);
     assert_eq!(
         ticks("run-parts-hourly"),
-        ["manual", "2026-01-01T07:17:00Z"]
+        ["manual".to_string(), format!("{day}T07:17:00Z")]
     );
     assert!(ticks("sleep").is_empty());
     assert!(ticks("run-parts-2").is_empty());
+}
+
+/// The daemon moves them at its start, before anything reads them.
+#[test]
+fn the_daemon_finds_an_old_states_runs_under_the_new_names_at_its_start() {
+    let (t, day) = an_old_state_with_runs_under_earlier_names();
+    let daemon = t.spawn_daemon(["--crontab", "{root}/crontab"]);
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the start", || {
+        daemon.log().contains("daemon started").then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("runs of renamed crontab jobs moved"), "{log}");
+    assert_eq!(ticks(&t, "certbot"), [format!("{day}T00:00:00Z")]);
+    assert_eq!(ticks(&t, "run-parts-daily"), [format!("{day}T06:25:00Z")]);
+    assert_eq!(ticks(&t, "run-parts-hourly"), [format!("{day}T07:17:00Z")]);
 }
