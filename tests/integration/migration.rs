@@ -201,6 +201,7 @@ fn check_names_a_job_whose_copies_are_scheduled_differently() {
 /// pruning keeps them).
 fn an_old_state_with_runs_under_earlier_names() -> (Test, String) {
     let t = Test::new();
+    #[allow(clippy::disallowed_methods)] // the daemon prunes against the real clock
     let day = (chrono::Utc::now() - chrono::Duration::days(1))
         .format("%Y-%m-%d")
         .to_string();
