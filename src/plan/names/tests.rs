@@ -254,6 +254,7 @@ fn words_look_through_guards_wrappers_and_inline_code() {
         ("cd /srv/app && python3 -m app.tasks.cleanup", "app.tasks.cleanup"),
         (">/dev/null 2>&1 /usr/bin/report", "report"),
         ("periodic daily", "periodic-daily"),
+        ("su - postgres -c '/usr/local/bin/vacuum-all.sh >/dev/null'", "vacuum-all"),
         ("bash -c 'sleep 5 && /usr/local/bin/rotate.sh'", "rotate"),
         ("echo hello", "echo"),
         ("sleep 10", "job"),

@@ -24,8 +24,8 @@ enum Word {
 
 /// Programs that run another program named by a later argument.
 const WRAPPERS: &[&str] = &[
-    "env", "nice", "ionice", "nohup", "chronic", "cronic", "timeout", "flock", "sudo", "su",
-    "setsid", "run-one", "time", "stdbuf", "chrt", "taskset", "nocache", "exec", "xargs",
+    "env", "nice", "ionice", "nohup", "chronic", "cronic", "timeout", "flock", "sudo", "setsid",
+    "run-one", "time", "stdbuf", "chrt", "taskset", "nocache", "exec", "xargs",
 ];
 /// Interpreters whose first non-option argument is the script that names the job.
 const INTERPRETERS: &[&str] = &[
@@ -197,6 +197,17 @@ fn word_of(words: &[String], depth: usize) -> Word {
             words = skip_options(rest);
             continue;
         }
+        if base == "su" {
+            // `su - user -c 'LINE'` runs LINE; without `-c`, a login shell.
+            let line = rest
+                .iter()
+                .position(|w| w == "-c")
+                .and_then(|c| rest.get(c + 1));
+            return match line {
+                Some(line) if depth < MAX_DEPTH => said(describe_at(line, depth + 1)),
+                _ => Word::Nothing,
+            };
+        }
         if WRAPPERS.contains(&base) {
             words = skip_wrapper_args(base, rest);
             continue;
@@ -249,12 +260,7 @@ fn interpreted(base: &str, rest: &[String], depth: usize) -> Option<Word> {
             let shell = SHELLS.contains(&base);
             return Some(match rest.get(i + 1) {
                 Some(line) if shell && w == "-c" && depth < MAX_DEPTH => {
-                    let said = describe_at(line, depth + 1);
-                    match (said.found, said.noise) {
-                        (Some(found), _) => Word::Found(found),
-                        (None, Some(noise)) => Word::Noise(noise),
-                        (None, None) => Word::Nothing,
-                    }
+                    said(describe_at(line, depth + 1))
                 }
                 _ => Word::Nothing,
             });
@@ -268,6 +274,15 @@ fn interpreted(base: &str, rest: &[String], depth: usize) -> Option<Word> {
         }
     }
     None
+}
+
+/// What a line run by another (`sh -c LINE`, `su -c LINE`) says, as one word.
+fn said(line: Described) -> Word {
+    match (line.found, line.noise) {
+        (Some(found), _) => Word::Found(found),
+        (None, Some(noise)) => Word::Noise(noise),
+        (None, None) => Word::Nothing,
+    }
 }
 
 /// The words after the options (`-x`, `--flag`, `--key=value`).
@@ -298,7 +313,6 @@ fn skip_wrapper_args<'w>(wrapper: &str, rest: &'w [String]) -> &'w [String] {
                     "sudo",
                     "-u" | "-g" | "-C" | "-D" | "-h" | "-p" | "-r" | "-t" | "-U"
                 )
-                | ("su", "-s" | "-g" | "-G")
                 | ("flock", "-w" | "-E")
                 | ("timeout", "-s" | "-k")
                 | ("env", "-u" | "-C" | "-S")
