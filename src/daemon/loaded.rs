@@ -30,9 +30,10 @@ pub fn summary(plan: &Plan, problems: &[Diagnostic]) -> Loaded {
 }
 
 /// Moves the runs of renamed crontab jobs to their current names (see
-/// `Store::follow_names`): at start before anything reads them (catch-up,
-/// claims), and after each reload. A failure is logged: the runs stay under
-/// the old name, where `history OLD-NAME` still finds them.
+/// `Store::follow_names`) at start, before anything reads them (catch-up,
+/// pruning, claims); after a reload see [`follow_reloaded_names`]. A failure
+/// is logged: the runs stay under the old name, where `history OLD-NAME`
+/// still finds them.
 pub fn follow_names(store: &crate::store::Store, plan: &Plan) {
     log_followed(store.follow_names(&plan.derived_names(), || plan.legacy_names()));
 }
@@ -48,15 +49,10 @@ fn log_followed(result: Result<usize, crate::store::StoreError>) {
     }
 }
 
-/// Writes the summary to the daemon's row (through the recorder thread, so
-/// the loop never waits on SQLite behind runs' records). A failure is logged:
-/// `status` then shows what was recorded before.
-pub async fn record(
-    ctx: &FireContext,
-    plan: &Arc<Plan>,
-    problems: &[Diagnostic],
-    started: chrono::DateTime<chrono::Utc>,
-) {
+/// Moves the runs of renamed crontab jobs to their current names after a
+/// reload, through the recorder thread (like [`record`], so the loop never
+/// waits on SQLite). Called before the new plan's record.
+pub async fn follow_reloaded_names(ctx: &FireContext, plan: &Arc<Plan>) {
     let names = plan.derived_names();
     let for_legacy = Arc::clone(plan);
     log_followed(
@@ -64,6 +60,17 @@ pub async fn record(
             .call(move |store| store.follow_names(&names, || for_legacy.legacy_names()))
             .await,
     );
+}
+
+/// Writes the summary to the daemon's row (through the recorder thread, so
+/// the loop never waits on SQLite behind runs' records). A failure is logged:
+/// `status` then shows what was recorded before.
+pub async fn record(
+    ctx: &FireContext,
+    plan: &Plan,
+    problems: &[Diagnostic],
+    started: chrono::DateTime<chrono::Utc>,
+) {
     let loaded = summary(plan, problems);
     let (owner, host, now) = (ctx.owner.clone(), ctx.host.clone(), ctx.clock.now());
     let pid = std::process::id();

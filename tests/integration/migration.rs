@@ -129,7 +129,7 @@ fn each_jobrun_instance_runs_its_reboot_jobs_once_per_boot() {
 /// `check` names the job whose copies are scheduled differently.
 #[test]
 fn check_names_a_job_whose_copies_are_scheduled_differently() {
-    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+    let me = jobrun::users::user_by_uid(nix::unistd::geteuid().as_raw())
         .expect("the user database")
         .expect("the test's user has a name")
         .name;
@@ -211,26 +211,34 @@ fn an_old_state_with_runs_under_earlier_names() -> (Test, String) {
          17 3 1 1 * cd / && run-parts --report {root}/hourly\n\
          25 6 1 1 * cd / && run-parts --report {root}/daily\n",
     );
-    std::fs::create_dir_all(t.path("hourly")).unwrap();
-    std::fs::create_dir_all(t.path("daily")).unwrap();
+    std::fs::create_dir_all(t.path("hourly")).expect("writing the old state");
+    std::fs::create_dir_all(t.path("daily")).expect("writing the old state");
     // The state as jobrun left it at schema version 5.
     let state = t.path("state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir_all(&state).expect("writing the old state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700))
+        .expect("writing the old state");
     {
-        let conn = rusqlite::Connection::open(state.join("jobrun.db")).unwrap();
+        let conn =
+            rusqlite::Connection::open(state.join("jobrun.db")).expect("writing the old state");
         for migration in [
-            include_str!("../../migrations/0001_runs.sql"),
-            include_str!("../../migrations/0002_daemons.sql"),
-            include_str!("../../migrations/0003_followups.sql"),
-            include_str!("../../migrations/0004_missed.sql"),
-            include_str!("../../migrations/0005_daemon_loaded.sql"),
+            include_str!("../../migrations/sqlite/0001_runs.sql"),
+            include_str!("../../migrations/sqlite/0002_daemons.sql"),
+            include_str!("../../migrations/sqlite/0003_followups.sql"),
+            include_str!("../../migrations/sqlite/0004_missed.sql"),
+            include_str!("../../migrations/sqlite/0005_daemon_loaded.sql"),
         ] {
-            conn.execute_batch(migration).unwrap();
+            conn.execute_batch(migration)
+                .expect("writing the old state");
         }
-        conn.pragma_update(None, "application_id", jobrun::store::APPLICATION_ID)
-            .unwrap();
-        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.pragma_update(
+            None,
+            "application_id",
+            jobrun::store::sqlite::APPLICATION_ID,
+        )
+        .expect("writing the old state");
+        conn.pragma_update(None, "user_version", 5)
+            .expect("writing the old state");
         // Sorted by command, the daily line came first: `run-parts`.
         for (job, tick) in [
             ("sleep", format!("{day}T00:00:00.000Z")),
@@ -243,7 +251,7 @@ fn an_old_state_with_runs_under_earlier_names() -> (Test, String) {
                  VALUES (?1, 'schedule', ?2, ?2, ?2, ?2, 5, 'succeeded', 0, 'h', 'h:1:x')",
                 [job, &tick],
             )
-            .unwrap();
+            .expect("writing the old state");
         }
     }
     (t, day)
@@ -277,7 +285,8 @@ fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
     );
     // The first command that writes the state with the plan in hand (here a
     // manual run; a daemon at its start) moves the runs.
-    t.run_args(with(&["run", "run-parts-hourly"]));
+    t.run_args(with(&["run", "run-parts-hourly"]))
+        .expect_code(0);
     let ticks = |job: &str| ticks(&t, job);
     assert_eq!(ticks("certbot"), [format!("{day}T00:00:00Z")]);
     assert_eq!(ticks("run-parts-daily"), [format!("{day}T06:25:00Z")]);

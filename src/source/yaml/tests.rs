@@ -1,7 +1,11 @@
 //! The YAML job file format, case by case: keys, errors with their lines,
 //! bounds, and the single parse.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use super::*;
+use crate::job::{Command, Concurrency, IfNotRunning, Requirement, SignalSpec};
 
 fn parse(text: &str) -> SourceSet {
     parse_yaml(Path::new("/etc/jobrun/jobs.yaml"), text)
