@@ -314,3 +314,56 @@ fn the_daemon_finds_an_old_states_runs_under_the_new_names_at_its_start() {
     assert_eq!(ticks(&t, "run-parts-daily"), [format!("{day}T06:25:00Z")]);
     assert_eq!(ticks(&t, "run-parts-hourly"), [format!("{day}T07:17:00Z")]);
 }
+
+/// After a reload gives a job another name (a second job now shares its
+/// base, so it takes a suffix), its runs move to that name.
+#[test]
+fn a_job_renamed_by_a_reload_keeps_its_runs() {
+    let t = Test::new();
+    t.script("backup.sh", "#!/bin/sh\nexit 0\n");
+    t.write("crontab", "0 0 1 1 * {root}/backup.sh\n");
+    let args = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["--crontab", "{root}/crontab"];
+        args.extend_from_slice(more);
+        args
+    };
+    let jobs = t.run_args(args(&["list", "--json"])).expect_code(0).json();
+    assert_eq!(crate::harness::names(&jobs), ["backup"], "{jobs}");
+    t.run_args(args(&["run", "backup"])).expect_code(0);
+    let before = t.history("backup");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let daemon = t.spawn_daemon(args(&[]));
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the start", || {
+        daemon.log().contains("daemon started").then_some(())
+    });
+    t.write(
+        "crontab",
+        "0 0 1 1 * {root}/backup.sh\n0 0 1 1 * {root}/backup.sh --full\n",
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the move", || {
+        daemon
+            .log()
+            .contains("runs of renamed crontab jobs moved")
+            .then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+
+    let jobs = t.run_args(args(&["list", "--json"])).expect_code(0).json();
+    let renamed = jobs
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|j| !j.to_string().contains("--full"))
+        .and_then(|j| j["name"].as_str())
+        .expect("the first job")
+        .to_string();
+    assert!(renamed.starts_with("backup-"), "{jobs}");
+    assert!(t.history("backup").is_empty(), "{log}");
+    let after = t.history(&renamed);
+    assert_eq!(after.len(), 1, "{log}");
+    assert_eq!(after[0]["id"], before[0]["id"]);
+}
