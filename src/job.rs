@@ -416,6 +416,17 @@ impl OwnUser {
     }
 }
 
+/// A crontab job's derived name and its identity: what the state needs to
+/// keep the job's runs under its name when the name changes (see
+/// `plan::derive_name`, `Store::follow_names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedName {
+    /// A stable hash of the job's merge key (user, command, shell, standard
+    /// input, environment, directory), as 16 hex digits.
+    pub key: String,
+    pub name: String,
+}
+
 /// How much run history to keep, as a YAML file's `history:` key says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySpec {

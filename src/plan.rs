@@ -18,6 +18,7 @@ mod chains;
 mod drift;
 mod names;
 mod schedules;
+pub use crate::job::DerivedName;
 use chains::{chain_parents, check_chains};
 use names::assign_derived_names;
 pub use names::derive_name;
@@ -131,6 +132,8 @@ pub struct Plan {
     jobs: Vec<Job>,
     /// The sources' `history:` retention setting, if one gave it.
     pub history: Option<HistorySpec>,
+    /// Each crontab job's index and the hash of its identity.
+    derived: Vec<(usize, u64)>,
     /// For each job some job chains to, the positions of its chain parents
     /// (built once with the plan; see [`Plan::chain_parents`]).
     parents: HashMap<String, Vec<usize>>,
@@ -220,7 +223,7 @@ impl Plan {
             }
         }
 
-        assign_derived_names(&mut jobs);
+        let derived = assign_derived_names(&mut jobs, set.own_user.as_ref());
         drift::warn_drifted(&jobs, &mut diagnostics);
         check_chains(&mut jobs, &mut diagnostics);
         for job in jobs.iter().filter(|j| j.is_merged()) {
@@ -241,6 +244,7 @@ impl Plan {
             Plan {
                 jobs,
                 history: set.history,
+                derived,
                 parents,
             },
             diagnostics,
@@ -249,6 +253,25 @@ impl Plan {
 
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
+    }
+
+    /// The crontab jobs' names and identities, for the state to keep their
+    /// runs under their names (see `Store::follow_names`).
+    pub fn derived_names(&self) -> Vec<DerivedName> {
+        self.derived
+            .iter()
+            .map(|&(i, hash)| DerivedName {
+                key: names::key(hash),
+                name: self.jobs[i].name.clone(),
+            })
+            .collect()
+    }
+
+    /// The names jobrun's earlier rule (before state schema 6) gave the
+    /// crontab jobs, by identity: computed on demand, for the runs recorded
+    /// under them.
+    pub fn legacy_names(&self) -> HashMap<String, String> {
+        names::legacy_names(&self.jobs, &self.derived)
     }
 
     pub fn get(&self, name: &str) -> Option<&Job> {
@@ -573,7 +596,14 @@ mod tests {
         b.user = Some("www-data".into());
         let (plan, _) = build(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
         let names: Vec<_> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
-        assert_eq!(names, ["backup", "backup-4", "backup-3", "backup-2"]);
+        // Four jobs of one base: each suffixed with its own hash (six digits
+        // of who and what; two more of everything for the three alike in that).
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("backup-")), "{names:?}");
+        assert_eq!(names[1].len(), "backup-".len() + 6, "{names:?}");
 
         // Reading order does not rename anything (history and locks are keyed
         // by name): the same jobs, read the other way round.
@@ -703,13 +733,13 @@ mod tests {
     fn derived_names_are_readable() {
         let cases = [
             ("/usr/local/bin/php /var/www/html/endpoints/cronjobs/sendnotifications.php >> /var/log/x.log 2>&1", "sendnotifications"),
-            ("test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily )", "run-parts"),
+            ("test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily )", "run-parts-cron.daily"),
             ("[ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi", "sessionclean"),
             ("cd /srv/app && python3 -u manage.py clearsessions", "manage"),
             ("LANG=C nice -n 10 /opt/backup.sh --full", "backup"),
             ("sudo -u www-data /usr/bin/php -f /var/www/cron.php", "cron"),
             ("timeout 5m /usr/bin/certbot -q renew", "certbot"),
-            ("run-parts /etc/periodic/15min", "run-parts"),
+            ("run-parts /etc/periodic/15min", "run-parts-15min"),
             ("/usr/bin/Some_Tool", "some_tool"),
             ("echo hello", "echo"),
             (">/dev/null", "job"),
@@ -843,7 +873,7 @@ mod tests {
     #[test]
     fn jobs_alike_but_for_their_variables_are_named_without_flattening_them() {
         // 1,000 shared variables, then 1,000 entries of one command, each
-        // after its own `V=i`: 1,000 jobs named x, x-2... Ordering them once
+        // after its own `V=i`: 1,000 jobs named x-HASH. Ordering them once
         // flattened both environments (2,000 layers each) per comparison.
         let n = 1_000;
         let mut text = String::new();
@@ -864,7 +894,11 @@ mod tests {
         let walked = crate::job_env::LAYERS_WALKED.with(std::cell::Cell::get) - before;
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         assert_eq!(plan.jobs().len(), n);
-        assert!(plan.get("x").is_some() && plan.get(&format!("x-{n}")).is_some());
+        let mut names: Vec<&str> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert!(names.iter().all(|name| name.starts_with("x-")), "{names:?}");
         assert!(walked < 10 * n, "{walked} layers walked for {n} jobs");
     }
 }

@@ -119,6 +119,14 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         std::env::vars().collect::<BTreeMap<_, _>>(),
         DEFAULT_TAIL_BYTES,
     )?);
+    // Runs of a crontab job recorded under an earlier name move to its name
+    // first, so the run is recorded, and its history read, under one name.
+    if let Err(e) = ctx
+        .store
+        .follow_names(&plan.derived_names(), || plan.legacy_names())
+    {
+        tracing::warn!(error = %e, "moving renamed crontab jobs' runs to their new names");
+    }
     let firing = Firing::new(job.name.clone(), None, Trigger::Manual);
     // Two workers: output written to a slow terminal or pipe must not hold up
     // the timer that enforces the job's timeout.

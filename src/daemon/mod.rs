@@ -117,6 +117,9 @@ pub async fn run(
     state_check::check_state(&ctx.store)?;
     recovery::recover_abandoned(&ctx)?;
     let plan = Arc::new(opts.plan);
+    // Before anything reads the runs (catch-up, pruning, claims): a renamed
+    // crontab job's runs are found under its new name.
+    loaded::follow_names(&ctx.store, &plan);
     info!(
         jobs = plan.jobs().len(),
         state = %opts.state_dir.display(),

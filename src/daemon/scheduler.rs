@@ -139,9 +139,10 @@ impl Scheduler {
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    /// Records what the new plan runs (for `status`) on a task of its own,
-    /// after the previous record: the recorder may be waiting for a write
-    /// lock, which must not hold up the loop.
+    /// Moves renamed crontab jobs' runs to their new names, then records
+    /// what the new plan runs (for `status`), on a task of its own, after
+    /// the previous record: the recorder may be waiting for a write lock,
+    /// which must not hold up the loop.
     fn record_loaded(&mut self) {
         let (ctx, plan) = (Arc::clone(&self.ctx), Arc::clone(&self.plan));
         let (problems, started) = (self.sources.problems(), self.started);
@@ -150,6 +151,7 @@ impl Scheduler {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }
+            loaded::follow_reloaded_names(&ctx, &plan).await;
             loaded::record(&ctx, &plan, &problems, started).await;
         }));
     }

@@ -54,11 +54,12 @@ pub mod recorder;
 pub mod records;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::job::{RunId, RunOutcome};
+use crate::job::{DerivedName, RunId, RunOutcome};
 
 pub use lease::{Lease, LeaseMode};
 pub use records::{DaemonRecord, HistoryFilter, Loaded, NewRun, Retention, RunRecord, Started};
@@ -92,6 +93,8 @@ pub enum Operation {
     Daemons,
     /// Applying the retention.
     Prune,
+    /// Moving renamed crontab jobs' runs to their new names.
+    Rename,
     /// A call the recorder lost (its batch panicked: a bug in jobrun).
     Lost,
 }
@@ -374,6 +377,19 @@ impl Store {
         loaded: &Loaded,
     ) -> Result<(), StoreError> {
         on_backend!(self, b => b.record_loaded(owner, pid, host, started_at, now, loaded))
+    }
+
+    /// Records each crontab job's current name under its identity and moves
+    /// its runs there from the name they were recorded under (see
+    /// `SqliteStore::follow_names`); `legacy` gives jobrun's earlier names by
+    /// identity and is called only when they are needed. Returns how many
+    /// runs moved.
+    pub fn follow_names(
+        &self,
+        names: &[DerivedName],
+        legacy: impl FnOnce() -> HashMap<String, String>,
+    ) -> Result<usize, StoreError> {
+        on_backend!(self, b => b.follow_names(names, legacy))
     }
 
     /// Records a clean shutdown of the daemon `owner`.

@@ -1,6 +1,8 @@
 //! What a user moving from cron expects to stay the same (issue 12): where a
 //! crontab job runs, and what `check` says about copies of one job.
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::harness::Test;
 
 /// Cron runs a crontab job in its user's `HOME`, so relative paths in the
@@ -190,4 +192,178 @@ fn check_names_a_job_whose_copies_are_scheduled_differently() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
+}
+
+/// A crontab (certbot's line, two `run-parts` lines) and a state at schema
+/// version 5 holding runs under the names jobrun's earlier rule derived:
+/// `sleep` for certbot's line, `run-parts` and `run-parts-2` by position.
+/// Returns the test and the day of those runs (yesterday: the daemon's
+/// pruning keeps them).
+fn an_old_state_with_runs_under_earlier_names() -> (Test, String) {
+    let t = Test::new();
+    #[allow(clippy::disallowed_methods)] // the daemon prunes against the real clock
+    let day = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    t.write(
+        "crontab",
+        "0 0 1 1 * test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew\n\
+         17 3 1 1 * cd / && run-parts --report {root}/hourly\n\
+         25 6 1 1 * cd / && run-parts --report {root}/daily\n",
+    );
+    std::fs::create_dir_all(t.path("hourly")).expect("writing the old state");
+    std::fs::create_dir_all(t.path("daily")).expect("writing the old state");
+    // The state as jobrun left it at schema version 5.
+    let state = t.path("state");
+    std::fs::create_dir_all(&state).expect("writing the old state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700))
+        .expect("writing the old state");
+    {
+        let conn =
+            rusqlite::Connection::open(state.join("jobrun.db")).expect("writing the old state");
+        for migration in [
+            include_str!("../../migrations/sqlite/0001_runs.sql"),
+            include_str!("../../migrations/sqlite/0002_daemons.sql"),
+            include_str!("../../migrations/sqlite/0003_followups.sql"),
+            include_str!("../../migrations/sqlite/0004_missed.sql"),
+            include_str!("../../migrations/sqlite/0005_daemon_loaded.sql"),
+        ] {
+            conn.execute_batch(migration)
+                .expect("writing the old state");
+        }
+        conn.pragma_update(
+            None,
+            "application_id",
+            jobrun::store::sqlite::APPLICATION_ID,
+        )
+        .expect("writing the old state");
+        conn.pragma_update(None, "user_version", 5)
+            .expect("writing the old state");
+        // Sorted by command, the daily line came first: `run-parts`.
+        for (job, tick) in [
+            ("sleep", format!("{day}T00:00:00.000Z")),
+            ("run-parts", format!("{day}T06:25:00.000Z")),
+            ("run-parts-2", format!("{day}T07:17:00.000Z")),
+        ] {
+            conn.execute(
+                "INSERT INTO runs (job, trigger, tick, claimed_at, started_at, finished_at,
+                                   duration_ms, status, exit_code, host, owner)
+                 VALUES (?1, 'schedule', ?2, ?2, ?2, ?2, 5, 'succeeded', 0, 'h', 'h:1:x')",
+                [job, &tick],
+            )
+            .expect("writing the old state");
+        }
+    }
+    (t, day)
+}
+
+/// The ticks of `job`'s runs in `history`, newest first (`manual` for none).
+fn ticks(t: &Test, job: &str) -> Vec<String> {
+    let runs = t.run_args(["history", job, "--json"]).expect_code(0).json();
+    let runs = runs.as_array().expect("a list").clone();
+    assert!(runs.iter().all(|r| r["job"] == job), "{runs:?}");
+    runs.iter()
+        .map(|r| r["tick"].as_str().unwrap_or("manual").to_string())
+        .collect()
+}
+
+/// After the upgrade, `history` finds an old state's runs under the jobs'
+/// new names, and `list` and `run` use those names.
+#[test]
+fn runs_recorded_under_an_earlier_derived_name_are_found_under_the_new_one() {
+    let (t, day) = an_old_state_with_runs_under_earlier_names();
+    let with = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["--crontab", "{root}/crontab"];
+        args.extend_from_slice(more);
+        args
+    };
+    let jobs = t.run_args(with(&["list", "--json"])).expect_code(0).json();
+    assert_eq!(
+        crate::harness::names(&jobs),
+        ["certbot", "run-parts-hourly", "run-parts-daily"],
+        "{jobs}"
+    );
+    // The first command that writes the state with the plan in hand (here a
+    // manual run; a daemon at its start) moves the runs.
+    t.run_args(with(&["run", "run-parts-hourly"]))
+        .expect_code(0);
+    let ticks = |job: &str| ticks(&t, job);
+    assert_eq!(ticks("certbot"), [format!("{day}T00:00:00Z")]);
+    assert_eq!(ticks("run-parts-daily"), [format!("{day}T06:25:00Z")]);
+    assert_eq!(
+        ticks("run-parts-hourly"),
+        ["manual".to_string(), format!("{day}T07:17:00Z")]
+    );
+    assert!(ticks("sleep").is_empty());
+    assert!(ticks("run-parts-2").is_empty());
+}
+
+/// The daemon moves them at its start, before anything reads them.
+#[test]
+fn the_daemon_finds_an_old_states_runs_under_the_new_names_at_its_start() {
+    let (t, day) = an_old_state_with_runs_under_earlier_names();
+    let daemon = t.spawn_daemon(["--crontab", "{root}/crontab"]);
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the start", || {
+        daemon.log().contains("daemon started").then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("runs of renamed crontab jobs moved"), "{log}");
+    assert_eq!(ticks(&t, "certbot"), [format!("{day}T00:00:00Z")]);
+    assert_eq!(ticks(&t, "run-parts-daily"), [format!("{day}T06:25:00Z")]);
+    assert_eq!(ticks(&t, "run-parts-hourly"), [format!("{day}T07:17:00Z")]);
+}
+
+/// After a reload gives a job another name (a second job now shares its
+/// base, so it takes a suffix), its runs move to that name.
+#[test]
+fn a_job_renamed_by_a_reload_keeps_its_runs() {
+    let t = Test::new();
+    t.script("backup.sh", "#!/bin/sh\nexit 0\n");
+    t.write("crontab", "0 0 1 1 * {root}/backup.sh\n");
+    let args = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["--crontab", "{root}/crontab"];
+        args.extend_from_slice(more);
+        args
+    };
+    let jobs = t.run_args(args(&["list", "--json"])).expect_code(0).json();
+    assert_eq!(crate::harness::names(&jobs), ["backup"], "{jobs}");
+    t.run_args(args(&["run", "backup"])).expect_code(0);
+    let before = t.history("backup");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let daemon = t.spawn_daemon(args(&[]));
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the start", || {
+        daemon.log().contains("daemon started").then_some(())
+    });
+    t.write(
+        "crontab",
+        "0 0 1 1 * {root}/backup.sh\n0 0 1 1 * {root}/backup.sh --full\n",
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the move", || {
+        daemon
+            .log()
+            .contains("runs of renamed crontab jobs moved")
+            .then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+
+    let jobs = t.run_args(args(&["list", "--json"])).expect_code(0).json();
+    let renamed = jobs
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|j| !j.to_string().contains("--full"))
+        .and_then(|j| j["name"].as_str())
+        .expect("the first job")
+        .to_string();
+    assert!(renamed.starts_with("backup-"), "{jobs}");
+    assert!(t.history("backup").is_empty(), "{log}");
+    let after = t.history(&renamed);
+    assert_eq!(after.len(), 1, "{log}");
+    assert_eq!(after[0]["id"], before[0]["id"]);
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0003_followups.sql"),
     include_str!("../../../migrations/sqlite/0004_missed.sql"),
     include_str!("../../../migrations/sqlite/0005_daemon_loaded.sql"),
+    include_str!("../../../migrations/sqlite/0006_job_names.sql"),
 ];
 
 /// The schema version this jobrun writes.

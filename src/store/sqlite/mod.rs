@@ -1,6 +1,7 @@
 //! The SQLite backend: the state directory's `jobrun.db`, opened safely,
 //! migrated (`migrations/sqlite/`), and its tables (`runs`: claims and the
-//! history; `daemons`: heartbeats and retention), and its leases: flocks
+//! history; `daemons`: heartbeats and retention; `job_names`: crontab jobs'
+//! names by identity), and its leases: flocks
 //! in `STATE_DIR/locks/` (`lock`).
 //!
 //! Owns every SQL statement and every SQLite setting (WAL, `synchronous`,
@@ -12,6 +13,7 @@
 mod daemons;
 pub(in crate::store) mod lock;
 mod migrate;
+mod names;
 mod runs;
 
 use std::fs::OpenOptions;
