@@ -177,7 +177,6 @@ pub enum Store {
     Sqlite(SqliteStore),
 }
 
-/// Calls the same method on whichever backend `$store` is.
 /// The daemon's heartbeat on a connection of its own, for the one thread
 /// that beats (see [`Store::heartbeat_writer`]).
 pub enum BeatWriter {
@@ -200,6 +199,7 @@ impl BeatWriter {
     }
 }
 
+/// Calls the same method on whichever backend `$store` is.
 macro_rules! on_backend {
     ($store:expr, $b:ident => $call:expr) => {
         match $store {
