@@ -411,8 +411,19 @@ impl SourceSet {
     /// Adds another source's findings. `history:` is a global setting: two
     /// files that both set it are an error naming both places.
     pub fn extend(&mut self, other: SourceSet) {
-        self.jobs.extend(other.jobs);
-        self.diagnostics.extend(other.diagnostics);
+        // The first set is taken as it is: moving 100,000 jobs of 550 bytes
+        // one by one into a growing vector cost a copy of each and of the
+        // vector (issue 12).
+        if self.jobs.is_empty() {
+            self.jobs = other.jobs;
+        } else {
+            self.jobs.extend(other.jobs);
+        }
+        if self.diagnostics.is_empty() {
+            self.diagnostics = other.diagnostics;
+        } else {
+            self.diagnostics.extend(other.diagnostics);
+        }
         if self.own_user.is_none() {
             self.own_user = other.own_user;
         }

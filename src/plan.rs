@@ -99,6 +99,10 @@ impl Job {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     jobs: Vec<Job>,
+    /// The jobs' indexes in the order of their names (plan order among equal
+    /// names), so [`Plan::get`] is a binary search: firing a tick's jobs must
+    /// not scan every job for each (issue 12: every stage linear).
+    by_name: Vec<usize>,
     /// The sources' `history:` retention setting, if one gave it.
     pub history: Option<HistorySpec>,
 }
@@ -108,8 +112,8 @@ impl Plan {
     /// every finding: the sources' own, bad schedules, name conflicts, merges.
     pub fn build(set: SourceSet, default_tz: Tz) -> (Plan, Vec<Diagnostic>) {
         let mut diagnostics = set.diagnostics;
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut by_key: HashMap<MergeKey, usize> = HashMap::new();
+        let mut jobs: Vec<Job> = Vec::with_capacity(set.jobs.len());
+        let mut by_key: HashMap<MergeKey, usize> = HashMap::with_capacity(set.jobs.len());
         // Where each YAML name was first defined, to report conflicts.
         let mut yaml_names: HashMap<String, (usize, Origin)> = HashMap::new();
         let mut parsed = ParseCache::default();
@@ -203,9 +207,14 @@ impl Plan {
                 ),
             ));
         }
+        // Merged entries leave room at the end (a job is 600 bytes).
+        jobs.shrink_to_fit();
+        let mut by_name: Vec<usize> = (0..jobs.len()).collect();
+        by_name.sort_by(|&a, &b| jobs[a].name.cmp(&jobs[b].name));
         (
             Plan {
                 jobs,
+                by_name,
                 history: set.history,
             },
             diagnostics,
@@ -216,8 +225,13 @@ impl Plan {
         &self.jobs
     }
 
+    /// The job named `name` (the first in plan order, were two named alike).
     pub fn get(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|j| j.name == name)
+        let at = self
+            .by_name
+            .partition_point(|&i| self.jobs[i].name.as_str() < name);
+        let job = &self.jobs[*self.by_name.get(at)?];
+        (job.name == name).then_some(job)
     }
 
     /// The jobs due in the window `(after, upto]`, each with its latest tick in
@@ -471,6 +485,27 @@ mod tests {
             },
             chrono_tz::UTC,
         )
+    }
+
+    #[test]
+    fn get_finds_each_job_by_its_name_and_nothing_else() {
+        // Names out of order, one a prefix of another.
+        let names = ["backup", "b", "zeta", "backup-2", "alpha", "backups"];
+        let specs = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| yaml_job(n, i + 1, "0 9 * * *", &format!("cmd {i}")))
+            .collect();
+        let (plan, _) = build(specs);
+        for (i, name) in names.iter().enumerate() {
+            let job = plan.get(name).expect("found");
+            assert_eq!(job.name, *name);
+            assert_eq!(job.spec.origin.line, i + 1);
+        }
+        for missing in ["", "a", "backup-", "zz", "Backup"] {
+            assert!(plan.get(missing).is_none(), "{missing}");
+        }
+        assert!(Plan::default().get("backup").is_none());
     }
 
     #[test]

@@ -150,13 +150,15 @@ pub async fn run(
         (&opts.reboot_marker_dir, &opts.state_dir),
         started,
     );
+    // A job with a missed tick runs once at start, for that tick: its
+    // catch-up run is its start run too (two would only skip each other).
+    let caught_up: std::collections::HashSet<&str> =
+        catch_up.iter().map(|f| f.job.as_str()).collect();
     for job in plan
         .jobs()
         .iter()
         .filter(|j| j.spec.enabled && j.spec.run_on_start)
-        // A job with a missed tick runs once at start, for that tick: its
-        // catch-up run is its start run too (two would only skip each other).
-        .filter(|j| !catch_up.iter().any(|f| f.job == j.name))
+        .filter(|j| !caught_up.contains(j.name.as_str()))
     {
         spawn_firing(
             &mut tasks,
