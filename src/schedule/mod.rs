@@ -298,6 +298,16 @@ impl Schedule {
         DateTime::from_timestamp(secs, 0)
     }
 
+    /// Whether `other` is a copy of this very parse (a plan gives every job
+    /// with the same expression, dialect and zone one parse, shared): then
+    /// both have the same times.
+    pub fn same_parse(&self, other: &Schedule) -> bool {
+        match (&self.wall, &other.wall) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) && self.tz == other.tz,
+            _ => false,
+        }
+    }
+
     pub fn is_reboot(&self) -> bool {
         self.wall.is_none()
     }
