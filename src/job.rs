@@ -5,7 +5,8 @@
 //! Plain data only: this module knows no parser, no clock, no SQLite and no process.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::job_env::JobEnv;
@@ -13,14 +14,27 @@ pub use crate::job_env::JobEnv;
 /// Where a definition was written: a file and a 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
-    pub path: PathBuf,
+    /// Shared: every origin in one file points at one copy of its path (a
+    /// job's origin is copied into its schedules, its plan entry and the
+    /// daemon's record of the file: issue 12, memory with many jobs).
+    pub path: Arc<Path>,
     pub line: usize,
 }
 
 impl Origin {
-    pub fn new(path: impl Into<PathBuf>, line: usize) -> Self {
+    pub fn new(path: impl AsRef<Path>, line: usize) -> Self {
         Origin {
-            path: path.into(),
+            path: Arc::from(path.as_ref()),
+            line,
+        }
+    }
+}
+
+impl Origin {
+    /// Another line of the same file (sharing its path).
+    pub fn at(&self, line: usize) -> Origin {
+        Origin {
+            path: Arc::clone(&self.path),
             line,
         }
     }
