@@ -1,6 +1,7 @@
-//! Build script: marks a build made as root with `cfg(jobrun_root)`, and one
+//! Build script: marks a build made as root with `cfg(jobrun_root)`, one
 //! made where libfaketime is installed with `cfg(jobrun_faketime)` (its path in
-//! `JOBRUN_LIBFAKETIME`).
+//! `JOBRUN_LIBFAKETIME`), and one that has the production static binary to
+//! test (`JOBRUN_STATIC_BIN`, or CI on glibc) with `cfg(jobrun_static_bin)`.
 //!
 //! Some behaviour only exists for root (running a job as another user,
 //! chowned crontabs, a PID namespace for the PID-1 tests). Those tests are
@@ -19,6 +20,18 @@ fn main() {
     println!("cargo::rerun-if-env-changed=USER");
     if effective_uid() == Some(0) {
         println!("cargo::rustc-cfg=jobrun_root");
+    }
+    // The production (static glibc) build, built once by .ci/run, is tested
+    // on a host whose nsswitch.conf names modules (tests/integration/
+    // static_build.rs). Under CI on glibc the test runs (and fails when the
+    // binary is missing); elsewhere only when JOBRUN_STATIC_BIN names it.
+    println!("cargo::rustc-check-cfg=cfg(jobrun_static_bin)");
+    println!("cargo::rerun-if-env-changed=JOBRUN_STATIC_BIN");
+    println!("cargo::rerun-if-env-changed=CI");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let gnu = std::env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|v| v == "gnu");
+    if std::env::var_os("JOBRUN_STATIC_BIN").is_some() || (ci && gnu) {
+        println!("cargo::rustc-cfg=jobrun_static_bin");
     }
     println!("cargo::rustc-check-cfg=cfg(jobrun_faketime)");
     if let Some(lib) = libfaketime() {

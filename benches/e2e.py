@@ -21,6 +21,9 @@ Measures (see BENCHMARKS.md for what each means and the results):
   memory        peak RSS (VmHWM) with 1,000 jobs loaded, and after 10,000 runs
   cli           `jobrun list` with 10,000 jobs, `jobrun history --limit 50` on
                 1,000,000 runs: wall time
+  output        one job writing 1 GiB in 4 KiB lines and one writing a single
+                100 MiB line: the daemon's peak RSS while it pumps them, and
+                that the history counts every byte (--quick: 64 MiB, 16 MiB)
 
 jobrun's own rounds use seconds-field schedules (a tick every few seconds).
 cron and yacron only fire on minute boundaries, so the comparison rounds give
@@ -33,6 +36,8 @@ Usage:
   benches/e2e.py --quick                 # CI smoke: jobrun only, ~20 s
   benches/e2e.py                         # jobrun rounds; cron/yacron when installed
   benches/e2e.py --compare=no --repeat 3 --json out.json
+  benches/e2e.py --compare=no --baseline OLD/jobrun   # an older build beside this one,
+                                         # round by round, in one run
 """
 
 from __future__ import annotations
@@ -594,6 +599,46 @@ class Bench:
         daemon.stop()
         return idle_json(idle, hwm, rss)
 
+    def output_flood(self, flood_bytes: int, line_bytes: int) -> dict:
+        """A job writing `flood_bytes` in 4 KiB lines beside one writing one
+        `line_bytes` line: the daemon's peak RSS while it reads them, and the
+        byte counts the history records (they must be exact)."""
+        d = self.scratch("output")
+        cfg = d / "jobs.yaml"
+        # A tick a few seconds after start; the daemon reads both outputs at once.
+        tick = dt.datetime.now(UTC) + dt.timedelta(seconds=4)
+        sched = f"{tick.second} {tick.minute} {tick.hour} * * *"
+        cfg.write_text(
+            "jobs:\n"
+            f"  - name: flood\n    schedule: \"{sched}\"\n"
+            f"    command: yes \"$(head -c 4095 /dev/zero | tr '\\0' a)\" | head -c {flood_bytes}\n"
+            f"  - name: longline\n    schedule: \"{sched}\"\n"
+            f"    command: head -c {line_bytes} /dev/zero | tr '\\0' b\n")
+        daemon = self.start_jobrun("output", d, ["--config", str(cfg)])
+        base_kib = status_kb(daemon.pid, "VmHWM")
+        db = d / "state" / "jobrun.db"
+
+        def finished():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+                    rows = c.execute("SELECT job, status, output_bytes FROM runs "
+                                     "WHERE status != 'running'").fetchall()
+            except sqlite3.Error:
+                return None
+            return rows if len(rows) >= 2 else None
+
+        started = time.monotonic()
+        rows = wait_until("the output jobs to finish", 600, finished, interval=0.5)
+        seconds = time.monotonic() - started
+        peak_kib = status_kb(daemon.pid, "VmHWM")
+        daemon.stop()
+        counted = {job: (status, n) for job, status, n in rows}
+        want = {"flood": ("succeeded", flood_bytes), "longline": ("succeeded", line_bytes)}
+        if counted != want:
+            raise SystemExit(f"e2e: output jobs recorded {counted}, expected {want}")
+        return {"flood_bytes": flood_bytes, "line_bytes": line_bytes, "seconds": seconds,
+                "rss_before_kib": base_kib, "rss_peak_kib": peak_kib}
+
     def cli_times(self) -> dict:
         """`list` with 10,000 jobs and `history --limit 50` on 1,000,000 runs."""
         n_jobs, n_runs = self.args.cli_jobs, self.args.cli_runs
@@ -813,6 +858,33 @@ def merged(reps: list[dict], path: list[str]):
     return med(vals)
 
 
+def baseline_report(result: dict) -> list[str]:
+    """Old beside new, the medians of each, for the measures both took."""
+    old, new = result["baseline_repeats"], result["repeats"]
+    rows = []
+    for n in result["job_counts"]:
+        key = f"latency_{n}"
+        if key in old[0] and key in new[0]:
+            for stat in ("p50_ms", "p99_ms"):
+                rows.append((f"fire latency, {n} job(s), {stat[:3]} (ms)", [key, stat], 2))
+            if "daemon_cpu_per_tick_ms" in old[0][key]:
+                rows.append((f"daemon CPU per tick, {n} job(s) (ms)", [key, "daemon_cpu_per_tick_ms"], 1))
+    big = f"latency_{max(result['job_counts'])}"
+    if big in old[0] and big in new[0]:
+        rows.append(("peak RSS after the runs (KiB)", [big, "rss_peak_kib"], 0))
+    if "idle" in old[0] and "idle" in new[0]:
+        rows += [("idle: wake-ups per minute", ["idle", "wakeups_per_min"], 2),
+                 ("idle: % of one core", ["idle", "core_percent"], 4),
+                 (f"peak RSS, {result['idle_jobs']} jobs loaded (KiB)", ["idle", "rss_peak_kib"], 0)]
+    lines = ["", f"old beside new, same run (old: {result['baseline']})",
+             f"{'measure':44} {'old':>9} {'new':>9} {'new/old':>8}"]
+    for label, path, digits in rows:
+        o, n = merged(old, path), merged(new, path)
+        ratio = f"{n / o:.2f}" if isinstance(o, (int, float)) and isinstance(n, (int, float)) and o else "-"
+        lines.append(f"{label:44} {fmt(o, '', digits):>9} {fmt(n, '', digits):>9} {ratio:>8}")
+    return lines
+
+
 def report(result: dict) -> str:
     reps = result["repeats"]
     lines = [f"jobrun e2e benchmark: {result['machine']}",
@@ -854,6 +926,14 @@ def report(result: dict) -> str:
             f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
             f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
         ]
+    if "output" in reps[0]:
+        o = reps[0]["output"]
+        lines += [
+            f"{'output ' + str(o['flood_bytes'] >> 20) + '+' + str(o['line_bytes'] >> 20) + ' MiB line: peak RSS (KiB)':44} "
+            f"{fmt(merged(reps, ['output', 'rss_peak_kib'])):>9}",
+            f"{'output: RSS before the jobs ran (KiB)':44} {fmt(merged(reps, ['output', 'rss_before_kib'])):>9}",
+            f"{'output: start -> both recorded (s)':44} {fmt(merged(reps, ['output', 'seconds'])):>9}",
+        ]
     if "cli" in reps[0]:
         c = "cli"
         lines += [
@@ -864,6 +944,8 @@ def report(result: dict) -> str:
             f"{'history --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_limit_50_ms', 'median'])):>9}",
             f"{'history NAME --limit 50 (ms)':44} {fmt(merged(reps, [c, 'history_job_limit_50_ms', 'median'])):>9}",
         ]
+    if result.get("baseline_repeats"):
+        lines += baseline_report(result)
     if result.get("comparison"):
         cmp = result["comparison"]
         names = list(cmp[0].keys())
@@ -924,12 +1006,15 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=3.0, help="seconds after start before idle sampling")
     p.add_argument("--skip-build", action="store_true", help="use the jobrun the last build made")
     p.add_argument("--jobrun", type=Path, help="the jobrun binary to measure (implies --skip-build)")
+    p.add_argument("--baseline", type=Path,
+                   help="an older jobrun binary measured beside this one in the same run, each round "
+                        "of each repeat run by both in turn (old first); the report adds old vs new")
     p.add_argument("--job", choices=["stamp", "bash"], default="stamp",
                    help="the job: benches/stamp.c built static (default), or a bash one-liner")
     p.add_argument("--floor-threads", type=int, default=2,
                    help="threads of the spawn floor (benches/spawn_floor.c); default 2, one per core here")
-    p.add_argument("--only", default="latency,idle,cli",
-                   help="which of latency,idle,cli to measure (default all)")
+    p.add_argument("--only", default="latency,idle,cli,output",
+                   help="which of latency,idle,cli,output to measure (default all)")
     p.add_argument("--json", type=Path, help="also write every number here")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args()
@@ -942,7 +1027,9 @@ def main() -> int:
         job_counts, every, ticks = [1, 20], {1: 1, 20: 1}, {1: 3, 20: 2}
         args.cli_jobs, args.cli_runs, args.cli_repeat = 200, 2_000, 1
         idle_jobs = 50
+        flood = (64 << 20, 16 << 20)
     else:
+        flood = (1 << 30, 100 << 20)
         job_counts, every, ticks = [1, 100, 1000], {1: 1, 100: 2, 1000: 10}, {1: 30, 100: 10, 1000: args.ticks_1000}
         args.cli_jobs, args.cli_runs = 10_000, 1_000_000
         idle_jobs = 1000
@@ -966,8 +1053,8 @@ def main() -> int:
         daemons += [n for n, ok in (("cron", have_cron), ("yacron", have_yacron)) if ok]
 
     only = set(args.only.split(","))
-    if only - {"latency", "idle", "cli"}:
-        raise SystemExit(f"e2e: --only takes latency, idle and cli, not {args.only!r}")
+    if only - {"latency", "idle", "cli", "output"}:
+        raise SystemExit(f"e2e: --only takes latency, idle, cli and output, not {args.only!r}")
     work = Path(tempfile.mkdtemp(prefix="jobrun-e2e-"))
     floor = None
     global JOB
@@ -983,7 +1070,21 @@ def main() -> int:
               "idle_jobs": idle_jobs, "repeats": []}
     try:
         bench = Bench(args, jobrun, work, floor)
+        old_bench = None
+        if args.baseline:
+            old_bench = Bench(args, args.baseline.resolve(), work, floor)
+            result["baseline"] = str(args.baseline.resolve())
+            result["baseline_repeats"] = []
         for rep in range(args.repeat):
+            if old_bench:
+                old = {}
+                for n in job_counts if "latency" in only else []:
+                    log(f"run {rep + 1}/{args.repeat}: baseline fire latency, {n} job(s), {ticks[n]} ticks")
+                    old[f"latency_{n}"] = old_bench.jobrun_rounds(n, every[n], ticks[n])
+                if "idle" in only:
+                    log(f"run {rep + 1}/{args.repeat}: baseline idle, {idle_jobs} jobs")
+                    old["idle"] = old_bench.jobrun_idle(idle_jobs, args.idle_seconds)
+                result["baseline_repeats"].append(old)
             one = {}
             for n in job_counts if "latency" in only else []:
                 log(f"run {rep + 1}/{args.repeat}: fire latency, {n} job(s), {ticks[n]} ticks")
@@ -997,6 +1098,9 @@ def main() -> int:
             if "cli" in only:
                 log(f"run {rep + 1}/{args.repeat}: list and history")
                 one["cli"] = bench.cli_times()
+            if "output" in only:
+                log(f"run {rep + 1}/{args.repeat}: output of {flood[0] >> 20} MiB and a {flood[1] >> 20} MiB line")
+                one["output"] = bench.output_flood(*flood)
             result["repeats"].append(one)
         if len(daemons) > 1:
             groups = [1, 100, 1000]

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use jobrun::job::{RunStatus, Trigger};
-use jobrun::store::{Finish, HistoryFilter, NewRun, Store, LATEST_VERSION};
+use jobrun::job::{RunOutcome, RunStatus, Trigger};
+use jobrun::store::{HistoryFilter, NewRun, Store, LATEST_VERSION};
 
 const RUNS: i64 = 1_000_000;
 const JOBS: i64 = 1_000;
@@ -35,13 +35,13 @@ fn claim_finish(c: &mut Criterion) {
             let tick = start() + chrono::Duration::minutes(minute);
             let id = store
                 .claim(&NewRun {
-                    job: "bench",
+                    job: "bench".into(),
                     trigger: Trigger::Schedule,
                     tick: Some(tick),
                     status: RunStatus::Running,
                     at: tick,
-                    host: "bench-host",
-                    owner: "bench-host:1:2026-01-01T00:00:00.000Z",
+                    host: "bench-host".into(),
+                    owner: "bench-host:1:2026-01-01T00:00:00.000Z".into(),
                     error: None,
                     parent_id: None,
                     attempt: 1,
@@ -51,14 +51,14 @@ fn claim_finish(c: &mut Criterion) {
             store
                 .finish(
                     id,
-                    &Finish {
+                    &RunOutcome {
                         status: RunStatus::Succeeded,
                         finished_at: tick,
                         duration_ms: Some(12),
                         exit_code: Some(0),
                         signal: None,
                         output_bytes: 3,
-                        output_tail: b"ok\n",
+                        output_tail: std::sync::Arc::from(&b"ok\n"[..]),
                         error: None,
                     },
                 )

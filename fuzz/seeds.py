@@ -115,6 +115,29 @@ def crontab_seeds():
         write("crontab", None, s.encode("latin-1") if "\xff" in s else s)
 
 
+def supercronic_seeds():
+    corpus = ROOT / "tests" / "fixtures" / "corpus"
+    write("supercronic", "azuracast", (corpus / "github/AzuraCast__AzuraCast/util/docker/web/cron/azuracast@71ab777").read_bytes())
+    seen = set()
+    for path in [ROOT / "src" / "source" / "supercronic_tests.rs", ROOT / "tests" / "integration" / "supercronic.rs"]:
+        for s in rust_strings(path):
+            if "\n" in s and s not in seen:
+                seen.add(s)
+                write("supercronic", None, s.replace("{root}", "/tmp"))
+    # Each expression of the schedule tests as an entry.
+    exprs = [e for e in rust_strings(ROOT / "src" / "schedule" / "supercronic_tests.rs") if re.fullmatch(r"[\w*/?#,@ -]+", e) and len(e.split()) >= 1 and not re.fullmatch(r"[\w-]+", e)]
+    write("supercronic", None, "".join(f"{e} echo {i}\n" for i, e in enumerate(exprs)))
+    for s in [
+        "A=1\n* * * * * * * echo $A\nA=2\nSHELL=/bin/bash\nCRON_TZ=Europe/Berlin\n0 30 2 * * * * echo gap\n",
+        "*/5 * * * * * echo year-not-seconds\n0 2 * * * 5 echo five\n0 0 * * * 2020 echo past\n",
+        "0 0 L,15W,LW * * echo days\n0 0 * * 0-7,5L,1#5 echo weekdays\n0 0 ? * ? * echo any\n",
+        "0 0 */2 * 1 echo or\n0 0 1,* * 1 echo star\n5/20 * * * * echo step\n",
+        "\t  # comment\nUSER=nobody\nX = 'y'\nY=\n@reboot echo up\n@midnight echo m\n@every 1m x\n",
+        "* * * * * * 2099 echo last\n0 0 29 2 * 2027 never\n0 0 1 january,JUL MON-fri 1970-2099/7 echo names\n",
+    ]:
+        write("supercronic", None, s)
+
+
 def yaml_seeds():
     write("yaml", "jobs.example.yaml", (ROOT / "jobs.example.yaml").read_bytes())
     seen = set()
@@ -194,13 +217,14 @@ def values_seeds():
 
 if __name__ == "__main__":
     # Inputs the fuzzers found (crash-*, kept as regression seeds) stay.
-    for target in ["crontab", "yaml", "expression", "values"]:
+    for target in ["crontab", "supercronic", "yaml", "expression", "values"]:
         for f in (OUT / target).glob("*"):
             if not f.name.startswith("crash-"):
                 f.unlink()
     crontab_seeds()
+    supercronic_seeds()
     yaml_seeds()
     expression_seeds()
     values_seeds()
-    for target in ["crontab", "yaml", "expression", "values"]:
+    for target in ["crontab", "supercronic", "yaml", "expression", "values"]:
         print(target, len(list((OUT / target).iterdir())))

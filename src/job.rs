@@ -1,6 +1,7 @@
 //! Domain values shared by every room: where a definition came from ([`Origin`]),
 //! what a source says about a job ([`JobSpec`], [`ScheduleSpec`]), and the findings
-//! reported to the user ([`Diagnostic`]).
+//! reported to the user ([`Diagnostic`]), and a run's identity and end
+//! ([`RunId`], [`RunOutcome`]).
 //!
 //! Plain data only: this module knows no parser, no clock, no SQLite and no process.
 
@@ -50,11 +51,14 @@ impl fmt::Display for Origin {
 ///
 /// Crontab files get exactly what classic (Vixie/Debian) cron understands: five
 /// fields or a macro. YAML also accepts a leading seconds field and croner's
-/// extensions (`L`, `W`, `#`).
+/// extensions (`L`, `W`, `#`). A supercronic crontab (`--supercronic`) is read
+/// as supercronic reads it: 6 fields end with a year, 7 start with seconds,
+/// and its own day rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     Crontab,
     Yaml,
+    Supercronic,
 }
 
 /// One schedule expression as written, not yet parsed.
@@ -184,6 +188,19 @@ pub enum SourceKind {
     Yaml,
     /// A crontab file (user or system format, `/etc/crontab`, `cron.d`, spool).
     Crontab,
+    /// A supercronic crontab (`--supercronic`): its jobs run in jobrun's own
+    /// working directory, as supercronic runs them.
+    Supercronic,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Yaml => "yaml",
+            SourceKind::Crontab => "crontab",
+            SourceKind::Supercronic => "supercronic",
+        }
+    }
 }
 
 /// One job as one source defines it, before merging.
@@ -574,6 +591,58 @@ impl fmt::Display for RunStatus {
     }
 }
 
+/// A run's identity in the store, as `history` and `logs` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How a run ended: the one shape of it, built once by `fire` and recorded
+/// as is by the store (whatever ended it: its command, jobrun not starting
+/// it, a `signal:` job, a shutdown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    /// From the start to the end; `None` for a run that never started.
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Every byte of output the run wrote.
+    pub output_bytes: u64,
+    /// The end of its output (shared: a firing's result and the store's
+    /// queue hold the same bytes).
+    pub output_tail: std::sync::Arc<[u8]>,
+    /// Why jobrun ended or failed the run itself ("not ready: ...").
+    pub error: Option<String>,
+}
+
+impl RunOutcome {
+    /// A run jobrun ended itself, with no output or exit of its own.
+    pub fn ended_early(
+        status: RunStatus,
+        finished_at: chrono::DateTime<chrono::Utc>,
+        duration_ms: Option<i64>,
+        error: Option<String>,
+    ) -> RunOutcome {
+        RunOutcome {
+            status,
+            finished_at,
+            duration_ms,
+            exit_code: None,
+            signal: None,
+            output_bytes: 0,
+            output_tail: std::sync::Arc::from(&[][..]),
+            error,
+        }
+    }
+}
+
 /// One decision to run a job: which job, for which tick, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firing {
@@ -584,7 +653,7 @@ pub struct Firing {
     pub trigger: Trigger,
     /// The run this one follows: the first attempt of a retry, or the run
     /// whose outcome started a chain.
-    pub parent: Option<i64>,
+    pub parent: Option<RunId>,
     /// 1 for a first attempt, 2 for the first retry, ...
     pub attempt: u32,
     /// The changed paths that started a `watch` run.

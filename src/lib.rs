@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! YAML files ─┐
-//!             ├─► source ─► JobSpecs ─► plan ─► daemon ─Firing─► fire: lock ─► store.claim ─► runner ─► store.finish
+//!             ├─► source ─► JobSpecs ─► plan ─► daemon ─Firing─► fire: store.lease ─► store.claim ─► runner ─► store.finish
 //! crontabs  ──┘  (parse)                (merged,  (tokio loop,
 //!                                        pure)     clock, signals)
 //! ```
@@ -17,15 +17,18 @@
 //! - [`schedule`]: cron expressions, zones and daylight-saving rules; `next_after(t)`.
 //! - [`plan`]: the merge into one schedule, derived names, `due(after, upto)`.
 //! - [`clock`]: the only wall-clock reader.
-//! - [`lock`]: the per-job file lock.
 //! - [`procfs`]: the one reader of `/proc/PID/stat`.
 //! - [`private_dir`]: the owner and mode rules of jobrun's own directories.
-//! - [`store`]: the SQLite state: claims, run history, heartbeats, retention.
-//! - [`recorder`]: the thread that makes the firing path's store calls, so async tasks await them.
+//! - [`users`]: users and groups (`/etc/passwd` and `/etc/group` read directly in the static build, NSS otherwise).
+//! - [`store`]: the state behind one backend-neutral API: leases, claims, run history,
+//!   heartbeats, retention, and the one "is this owner alive?" (`store::owner`). SQLite
+//!   (`store::sqlite`: the database, its migrations, its flock leases) is its backend;
+//!   `store::recorder` is the thread that makes the firing path's store calls, so async
+//!   tasks await them.
 //! - [`runner`]: one job process, supervised to its end.
-//! - [`readiness`]: `requires:` checks, waited for before a command starts.
-//! - [`signal`]: `signal:` jobs, which signal a process through its pidfile.
-//! - [`fire`]: one firing from lock to record, with its retries; every trigger shares it.
+//! - [`fire`]: one firing from lease to record, with its retries; every trigger shares it.
+//!   In parts: the lease and `replace`, the claim, readiness (`requires:`), the
+//!   command or the `signal:` job, the environment, the active runs, retries.
 //! - [`daemon`]: the scheduler loop, signals, reload, clock jumps, reaping.
 //! - [`health`]: the verdict of `status`, from what the state records (pure).
 //! - [`cli`]: the command line; one module per subcommand.
@@ -42,14 +45,13 @@ pub mod health;
 pub mod job;
 pub mod job_env;
 pub mod limits;
-pub mod lock;
+
 pub mod plan;
 pub mod private_dir;
 pub mod procfs;
-pub mod readiness;
-pub mod recorder;
+
 pub mod runner;
 pub mod schedule;
-pub mod signal;
 pub mod source;
 pub mod store;
+pub mod users;

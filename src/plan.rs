@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::job::{Diagnostic, Dialect, HistorySpec, JobSpec, Origin, SourceKind, SourceSet};
-use crate::schedule::{Schedule, ScheduleError};
+use crate::schedule::{FireTimes, Schedule, ScheduleError};
 
 mod chains;
 mod drift;
 mod names;
 mod schedules;
-use chains::check_chains;
+use chains::{chain_parents, check_chains};
 use names::assign_derived_names;
 pub use names::derive_name;
 use schedules::ScheduleIndex;
@@ -60,21 +60,28 @@ impl Job {
             .min()
     }
 
-    /// The next `count` ticks strictly after `t` (several schedules that fire at
-    /// the same instant give one tick).
-    pub fn next_n(&self, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        // Not `with_capacity(count)`: the count is the user's, the ticks may be fewer.
-        let mut out = Vec::new();
-        while out.len() < count {
-            match self.next_after(t) {
-                Some(next) => {
-                    out.push(next);
-                    t = next;
-                }
-                None => break,
-            }
+    /// Every tick strictly after `t`, in order, over all the job's schedules
+    /// (several that fire at the same instant give one tick): each schedule's
+    /// [`Schedule::iter_after`], merged. Empty for a disabled job; ends when
+    /// every schedule has.
+    pub fn iter_after(&self, t: DateTime<Utc>) -> JobTicks<'_> {
+        let schedules = if self.spec.enabled {
+            &self.schedules[..]
+        } else {
+            &[]
+        };
+        JobTicks {
+            heads: schedules
+                .iter()
+                .map(|s| s.schedule.iter_after(t).peekable())
+                .collect(),
         }
-        out
+    }
+
+    /// The next `count` ticks strictly after `t` ([`Job::iter_after`]).
+    pub fn next_n(&self, t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        // Not `with_capacity(count)`: the count is the user's, the ticks may be fewer.
+        self.iter_after(t).take(count).collect()
     }
 
     /// The job's last tick in the window `(after, upto]`, in work that does not
@@ -95,6 +102,29 @@ impl Job {
     }
 }
 
+/// A job's ticks after a time ([`Job::iter_after`]): its schedules' fire
+/// times merged in order, each instant once.
+pub struct JobTicks<'a> {
+    heads: Vec<std::iter::Peekable<FireTimes<'a>>>,
+}
+
+impl Iterator for JobTicks<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        let next = self
+            .heads
+            .iter_mut()
+            .filter_map(|h| h.peek().copied())
+            .min()?;
+        // Every schedule that fires at this instant moves on, so it is given once.
+        for head in &mut self.heads {
+            head.next_if_eq(&next);
+        }
+        Some(next)
+    }
+}
+
 /// The merged, deduplicated schedule.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -105,6 +135,9 @@ pub struct Plan {
     by_name: Vec<usize>,
     /// The sources' `history:` retention setting, if one gave it.
     pub history: Option<HistorySpec>,
+    /// For each job some job chains to, the positions of its chain parents
+    /// (built once with the plan; see [`Plan::chain_parents`]).
+    parents: HashMap<String, Vec<usize>>,
 }
 
 impl Plan {
@@ -211,11 +244,13 @@ impl Plan {
         jobs.shrink_to_fit();
         let mut by_name: Vec<usize> = (0..jobs.len()).collect();
         by_name.sort_by(|&a, &b| jobs[a].name.cmp(&jobs[b].name));
+        let parents = chain_parents(&jobs);
         (
             Plan {
                 jobs,
                 by_name,
                 history: set.history,
+                parents,
             },
             diagnostics,
         )
@@ -232,6 +267,18 @@ impl Plan {
             .partition_point(|&i| self.jobs[i].name.as_str() < name);
         let job = &self.jobs[*self.by_name.get(at)?];
         (job.name == name).then_some(job)
+    }
+
+    /// The jobs whose outcome starts `job` (they name it in `on_success` or
+    /// `on_failure`), in plan order, each once; none for a job nobody chains
+    /// to or one not in the plan. The graph is built with the plan, so a call
+    /// costs one look-up, however many jobs and links there are.
+    pub fn chain_parents(&self, job: &str) -> impl Iterator<Item = &Job> + '_ {
+        self.parents
+            .get(job)
+            .into_iter()
+            .flatten()
+            .filter_map(|&at| self.jobs.get(at))
     }
 
     /// The jobs due in the window `(after, upto]`, each with its latest tick in
@@ -393,7 +440,7 @@ impl ParseCache {
 fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
     // A YAML definition gives the job its name and settings even when a
     // crontab entry for the same command was read first.
-    if job.spec.kind == SourceKind::Crontab && spec.kind == SourceKind::Yaml {
+    if job.spec.kind != SourceKind::Yaml && spec.kind == SourceKind::Yaml {
         let mut spec = spec.clone();
         std::mem::swap(&mut job.spec, &mut spec);
         job.name = job.spec.name.clone().unwrap_or_default();

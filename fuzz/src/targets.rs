@@ -20,11 +20,12 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::Parser;
 use jobrun::cli::{Args, CommandArgs};
-use jobrun::job::{Diagnostic, Dialect, JobSpec, Severity, SourceSet};
+use jobrun::job::{Diagnostic, Dialect, JobSpec, Severity, SourceKind, SourceSet};
 use jobrun::limits;
 use jobrun::plan::Plan;
 use jobrun::schedule::{Schedule, ScheduleError};
 use jobrun::source::crontab::{parse_crontab, CrontabFormat};
+use jobrun::source::supercronic::parse_supercronic;
 use jobrun::source::yaml::{parse_yaml, valid_name};
 
 /// The zone of sources that name none: one with daylight-saving time, so every
@@ -95,6 +96,25 @@ pub fn crontab(data: &[u8]) {
             plan_and_search(set, lines);
         }
     }
+}
+
+/// A supercronic crontab (`--supercronic`), planned, and its jobs' next fire
+/// times found; every job of the file has the file's one environment.
+pub fn supercronic(data: &[u8]) {
+    let lines = line_count(data);
+    let set = parse_supercronic(Path::new("/etc/crontab"), data);
+    assert!(set.jobs.len() <= lines, "more jobs than lines");
+    for job in &set.jobs {
+        assert_eq!(job.schedules.len(), 1, "one schedule per entry: {job:?}");
+        assert_eq!(job.schedules[0].dialect, Dialect::Supercronic);
+        assert!(
+            (1..=lines).contains(&job.origin.line),
+            "entry line {} of {lines}",
+            job.origin.line
+        );
+        assert_eq!(job.env, set.jobs[0].env, "one environment per file");
+    }
+    plan_and_search(set, lines);
 }
 
 /// A YAML job file, planned, and its jobs' next fire times found.
@@ -307,6 +327,18 @@ fn must_fire_after(t: DateTime<Utc>) -> bool {
 /// before, on a whole second, none skipped (searching again from inside the gap
 /// finds the same time), and present while the calendar says there must be one.
 fn search(schedule: &Schedule, start: DateTime<Utc>, count: usize, zone: Tz) -> Vec<DateTime<Utc>> {
+    search_until(schedule, start, count, zone, true)
+}
+
+/// [`search`]; `endless` when the schedule's years do not end (a supercronic
+/// year field does: it can list past years only, and ends with 2099).
+fn search_until(
+    schedule: &Schedule,
+    start: DateTime<Utc>,
+    count: usize,
+    zone: Tz,
+    endless: bool,
+) -> Vec<DateTime<Utc>> {
     let mut times = Vec::with_capacity(count);
     if schedule.never_fires().is_some() {
         // A crontab schedule cron accepts although no day matches: no times.
@@ -322,7 +354,7 @@ fn search(schedule: &Schedule, start: DateTime<Utc>, count: usize, zone: Tz) -> 
     for _ in 0..count {
         let Some(next) = schedule.next_after(t) else {
             assert!(
-                !must_fire_after(t),
+                !endless || !must_fire_after(t),
                 "`{}` in {zone} has no fire time after {t}",
                 schedule.expr()
             );
@@ -368,11 +400,12 @@ fn plan_and_search(set: SourceSet, lines: usize) {
             let start = DateTime::from_timestamp(secs, 0).expect("a valid start");
             for planned in &job.schedules {
                 if !planned.schedule.is_reboot() {
-                    search(
+                    search_until(
                         &planned.schedule,
                         start,
                         TIMES_PER_START,
                         planned.schedule.timezone(),
+                        job.spec.kind != SourceKind::Supercronic,
                     );
                 }
             }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{load_plan, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
@@ -51,8 +52,35 @@ impl<'a> From<&'a Diagnostic> for Finding<'a> {
     }
 }
 
-pub fn run(global: &GlobalArgs, env: &Env, args: &CheckArgs, out: &mut dyn Write) -> Result<i32> {
+pub fn run(
+    global: &GlobalArgs,
+    env: &Env,
+    now: DateTime<Utc>,
+    args: &CheckArgs,
+    out: &mut dyn Write,
+) -> Result<i32> {
     let (plan, mut diagnostics, _) = load_plan(global, env)?;
+    // A supercronic year field can list only years that are over: the line
+    // is valid (it ran once), but the job will never run again.
+    for job in plan.jobs() {
+        for planned in &job.schedules {
+            let s = &planned.schedule;
+            if s.is_reboot() || s.never_fires().is_some() || s.next_after(now).is_some() {
+                continue;
+            }
+            for origin in &planned.origins {
+                diagnostics.push(Diagnostic::warning(
+                    Some(origin.clone()),
+                    format!(
+                        "schedule `{}` has no times after now: every year it lists is over, so job {} never runs again; \
+                         remove the line or change its year field",
+                        s.expr(),
+                        job.name
+                    ),
+                ));
+            }
+        }
+    }
     if !env.running_as_root {
         for job in plan.jobs().iter().filter(|j| j.spec.user.is_some()) {
             diagnostics.push(Diagnostic::warning(

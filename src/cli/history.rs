@@ -86,9 +86,12 @@ pub fn run(
         return Ok(EXIT_OK);
     }
     let zone = default_zone(env).0;
-    let mut table = new_table(&[
-        "ID", "JOB", "TRIGGER", "STARTED", "DURATION", "STATUS", "RESULT",
-    ]);
+    let mut table = new_table(
+        &[
+            "ID", "JOB", "TRIGGER", "STARTED", "DURATION", "STATUS", "RESULT",
+        ],
+        global.table_width(),
+    );
     for run in &runs {
         let when = run.started_at.unwrap_or(run.claimed_at);
         table.add_row(vec![

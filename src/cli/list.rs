@@ -27,6 +27,8 @@ struct JobJson {
     last_run: Option<String>,
     last_status: Option<String>,
     sources: Vec<String>,
+    /// What kind of file defines the job: `yaml`, `crontab` or `supercronic`.
+    kind: &'static str,
     merged: bool,
 }
 
@@ -47,12 +49,11 @@ pub fn run(
     let (plan, diagnostics, zone) = load_plan(global, env)?;
     report_problems(&diagnostics);
     let (last, daemon) = last_runs(global, env, now);
-    let parents = chain_parents(&plan);
     if json {
         let jobs: Vec<JobJson> = plan
             .jobs()
             .iter()
-            .map(|j| job_json(j, now, last.get(&j.name), other_triggers(&parents, j)))
+            .map(|j| job_json(j, now, last.get(&j.name), other_triggers(&plan, j)))
             .collect();
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
@@ -68,9 +69,12 @@ pub fn run(
         )?,
         None => writeln!(out, "daemon: not running")?,
     }
-    let mut table = new_table(&[
-        "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
-    ]);
+    let mut table = new_table(
+        &[
+            "NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "SOURCES",
+        ],
+        global.table_width(),
+    );
     for job in plan.jobs() {
         let exprs: Vec<&str> = job.schedules.iter().map(|s| s.schedule.expr()).collect();
         let mut zones: Vec<String> = job
@@ -79,7 +83,7 @@ pub fn run(
             .map(|s| s.schedule.timezone().name().to_string())
             .collect();
         zones.dedup();
-        let triggers = other_triggers(&parents, job);
+        let triggers = other_triggers(&plan, job);
         let next = match job.next_after(now) {
             Some(t) if triggers.is_empty() => {
                 format!("{} ({})", local_time(t, zone), relative(t, now))
@@ -97,6 +101,10 @@ pub fn run(
         let mut sources: Vec<String> = job.origins.iter().map(ToString::to_string).collect();
         if job.is_merged() {
             sources[0] = format!("[merged] {}", sources[0]);
+        }
+        // A supercronic file reads like a crontab but means something else.
+        if job.spec.kind == crate::job::SourceKind::Supercronic {
+            sources[0] = format!("[supercronic] {}", sources[0]);
         }
         table.add_row(vec![
             job.name.clone(),
@@ -125,31 +133,8 @@ pub fn run(
     Ok(EXIT_OK)
 }
 
-/// The jobs whose outcome starts each job (`on_success`, `on_failure`), in
-/// plan order; gathered once rather than by a pass over every job for each
-/// job (quadratic: 10,000 jobs are 100,000,000 look-ups).
-fn chain_parents(plan: &Plan) -> HashMap<&str, Vec<&str>> {
-    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
-    for p in plan.jobs() {
-        let mut children: Vec<&str> = p
-            .spec
-            .on_success
-            .iter()
-            .chain(&p.spec.on_failure)
-            .map(|l| l.job.as_str())
-            .collect();
-        // A parent that names a job twice is listed once, as before.
-        children.sort_unstable();
-        children.dedup();
-        for child in children {
-            parents.entry(child).or_default().push(p.name.as_str());
-        }
-    }
-    parents
-}
-
 /// What starts an enabled job besides its schedule.
-fn other_triggers(parents: &HashMap<&str, Vec<&str>>, job: &Job) -> Vec<String> {
+fn other_triggers(plan: &Plan, job: &Job) -> Vec<String> {
     if !job.spec.enabled {
         return Vec::new();
     }
@@ -168,7 +153,11 @@ fn other_triggers(parents: &HashMap<&str, Vec<&str>>, job: &Job) -> Vec<String> 
             .collect();
         out.push(format!("on change: {}", paths.join(", ")));
     }
-    if let Some(parents) = parents.get(job.name.as_str()) {
+    let parents: Vec<&str> = plan
+        .chain_parents(&job.name)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !parents.is_empty() {
         out.push(format!("after {}", parents.join(", ")));
     }
     out
@@ -225,6 +214,7 @@ fn job_json(
         last_run: last.map(|r| rfc3339(r.started_at.unwrap_or(r.claimed_at))),
         last_status: last.map(|r| r.status.to_string()),
         sources: job.origins.iter().map(ToString::to_string).collect(),
+        kind: job.spec.kind.as_str(),
         merged: job.is_merged(),
     }
 }

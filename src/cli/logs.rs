@@ -31,7 +31,7 @@ pub fn run(
         .context("opening the run history")?
         .with_context(|| format!("no run history in {}", dir.display()))?;
     let run = store
-        .get(args.run_id)
+        .get(crate::job::RunId(args.run_id))
         .context("reading the run")?
         .with_context(|| format!("no run with id {} in {}", args.run_id, dir.display()))?;
     let tail = store

@@ -61,6 +61,19 @@ pub struct GlobalArgs {
     /// A user-format crontab (5 fields and a command), run as jobrun's user (repeatable).
     #[arg(long = "crontab", global = true, value_name = "PATH")]
     pub crontabs: Vec<PathBuf>,
+    /// A supercronic crontab, read as supercronic reads it: 6 fields end with
+    /// a year, 7 start with seconds; L, W and #; `%` passed as written; each
+    /// variable set for the whole file (repeatable; $JOBRUN_SUPERCRONIC,
+    /// colon-separated). `CMD ["supercronic", "/etc/crontab"]` becomes
+    /// `CMD ["jobrun", "--supercronic", "/etc/crontab", "daemon"]`.
+    #[arg(
+        long = "supercronic",
+        global = true,
+        env = "JOBRUN_SUPERCRONIC",
+        value_delimiter = ':',
+        value_name = "PATH"
+    )]
+    pub supercronics: Vec<PathBuf>,
     /// Read the system crontabs like crond: /etc/crontab, /etc/cron.d/* and the
     /// Debian, RHEL and Alpine spool directories, under ROOT (default /).
     #[arg(
@@ -79,6 +92,17 @@ pub struct GlobalArgs {
     /// Log format of the daemon's own messages and job output lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Print tables at full width: one line a row, however wide, as when the
+    /// output is not a terminal (on a terminal, long cells wrap to its width).
+    #[arg(long, global = true)]
+    pub wide: bool,
+}
+
+impl GlobalArgs {
+    /// The width tables are fitted to: the terminal's, unless `--wide` or not a terminal.
+    pub fn table_width(&self) -> Option<u16> {
+        table::table_width(self.wide)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,7 +195,7 @@ fn dispatch(args: &Args, clock: &dyn Clock, out: &mut dyn Write) -> Result<i32> 
     match &args.command {
         CommandArgs::Daemon(a) => daemon::run(&args.global, &env, a),
         CommandArgs::Run(a) => run::run(&args.global, &env, a),
-        CommandArgs::Check(a) => check::run(&args.global, &env, a, out),
+        CommandArgs::Check(a) => check::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::List { json } => list::run(&args.global, &env, clock.now(), *json, out),
         CommandArgs::Next(a) => next::run(&args.global, &env, clock.now(), a, out),
         CommandArgs::History(a) => history::run(&args.global, &env, clock.now(), a, out),
@@ -269,6 +293,7 @@ pub fn source_options(global: &GlobalArgs, env: &Env) -> SourceOptions {
     }
     let no_source = configs.is_empty()
         && global.crontabs.is_empty()
+        && global.supercronics.is_empty()
         && global.system_root.is_none()
         && env.jobrun_config.is_none();
     if no_source {
@@ -281,6 +306,7 @@ pub fn source_options(global: &GlobalArgs, env: &Env) -> SourceOptions {
     SourceOptions {
         configs,
         crontabs: global.crontabs.clone(),
+        supercronics: global.supercronics.clone(),
         system_root: global.system_root.clone(),
         euid: env.euid,
     }
@@ -323,7 +349,7 @@ fn configured_sources(global: &GlobalArgs, env: &Env) -> Result<source::SourceOp
     let opts = source_options(global, env);
     if opts.is_empty() {
         anyhow::bail!(
-            "no job sources: pass --config FILE, --crontab FILE or --system-crontabs, \
+            "no job sources: pass --config FILE, --crontab FILE, --supercronic FILE or --system-crontabs, \
              set JOBRUN_CONFIG, or create /etc/jobrun/jobs.yaml"
         );
     }
@@ -344,14 +370,15 @@ fn named_sources_exist(global: &GlobalArgs, opts: &source::SourceOptions) -> Res
         .configs
         .iter()
         .map(|p| (configs_from, p))
-        .chain(opts.crontabs.iter().map(|p| ("--crontab", p)));
+        .chain(opts.crontabs.iter().map(|p| ("--crontab", p)))
+        .chain(opts.supercronics.iter().map(|p| ("--supercronic", p)));
     for (option, path) in named {
         if let Err(e) = std::fs::metadata(path) {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow::bail!(
                     "{option} {}: no such file or directory; name an existing file{}",
                     path.display(),
-                    if option == "--crontab" {
+                    if option == "--crontab" || option == "--supercronic" {
                         ""
                     } else {
                         " or directory of YAML job files"

@@ -74,7 +74,9 @@ pub fn run(
         // SPEC 2: a schedule that never fires gets no times and the reason, as
         // a crontab line that cron accepts would.
         let (times, never_fires) = match Schedule::parse(expr, Dialect::Yaml, zone) {
-            Ok(schedule) => (schedule_times(&schedule, from, args.count), None),
+            // Not `with_capacity(count)`: the count is the user's, and
+            // `@reboot` has no time at all.
+            Ok(schedule) => (schedule.iter_after(from).take(args.count).collect(), None),
             Err(ScheduleError::NeverFires(reason)) => (Vec::new(), Some(reason)),
             Err(e) => bail!("--expr {expr:?}: {e}"),
         };
@@ -85,7 +87,15 @@ pub fn run(
             times: times.iter().copied().map(rfc3339).collect(),
             never_fires,
         };
-        return print(out, args.json, vec![entry], vec![times], now, false);
+        return print(
+            out,
+            args.json,
+            vec![entry],
+            vec![times],
+            now,
+            false,
+            global.table_width(),
+        );
     }
 
     let (plan, diagnostics, _) = load_plan(global, env)?;
@@ -125,7 +135,15 @@ pub fn run(
         all_times.push(times);
     }
     let as_array = args.name.is_none();
-    print(out, args.json, entries, all_times, now, as_array)
+    print(
+        out,
+        args.json,
+        entries,
+        all_times,
+        now,
+        as_array,
+        global.table_width(),
+    )
 }
 
 /// Why a job shows no times, when every schedule it has can never fire.
@@ -145,22 +163,6 @@ fn never_fires(job: &Job, times: &[DateTime<Utc>]) -> Option<String> {
     reasons.map(|r| r.join("; "))
 }
 
-fn schedule_times(schedule: &Schedule, mut t: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-    // Not `with_capacity(count)`: the count is the user's, and `@reboot` has
-    // no time at all (that allocation panicked before it computed anything).
-    let mut out = Vec::new();
-    while out.len() < count {
-        match schedule.next_after(t) {
-            Some(next) => {
-                out.push(next);
-                t = next;
-            }
-            None => break,
-        }
-    }
-    out
-}
-
 fn print(
     out: &mut dyn Write,
     json: bool,
@@ -168,6 +170,7 @@ fn print(
     times: Vec<Vec<DateTime<Utc>>>,
     now: DateTime<Utc>,
     as_array: bool,
+    width: Option<u16>,
 ) -> Result<i32> {
     if json {
         if as_array {
@@ -178,7 +181,7 @@ fn print(
         writeln!(out)?;
         return Ok(EXIT_OK);
     }
-    let mut table = new_table(&["JOB", "EXPR", "LOCAL TIME", "UTC", "WHEN"]);
+    let mut table = new_table(&["JOB", "EXPR", "LOCAL TIME", "UTC", "WHEN"], width);
     for (entry, times) in entries.iter().zip(&times) {
         let zone: Tz = entry
             .timezone

@@ -1,23 +1,21 @@
 //! `jobrun run NAME`: run a job now, through the same lock, claim and record
 //! path as scheduled runs; exits with the job's exit code.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use tokio::task::JoinSet;
 
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
-use crate::fire::{self, ActiveRuns, FireContext, FireResult, StopReason};
-use crate::job::{Firing, RunStatus, Trigger};
-use crate::lock;
+use crate::fire::{self, FireContext, FireResult, StopReason};
+use crate::job::{Firing, RunId, RunOutcome, RunStatus, Trigger};
 use crate::plan::{Job, Plan};
-use crate::recorder::Recorder;
 use crate::runner::Stream;
 use crate::runner::DEFAULT_TAIL_BYTES;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -29,7 +27,7 @@ pub struct RunArgs {
 struct PassThrough;
 
 impl JobOutput for PassThrough {
-    fn line(&self, _job: &str, _run_id: i64, stream: Stream, line: &[u8]) {
+    fn line(&self, _job: &str, _run_id: RunId, stream: Stream, line: &[u8]) {
         // A closed terminal must not stop the job; its output is still recorded.
         let _ = match stream {
             Stream::Stdout => {
@@ -44,36 +42,55 @@ impl JobOutput for PassThrough {
     }
 }
 
+/// A chained job's name, and what its firing came to (`None`: not run).
+type ChainedRun = (String, Result<(FireResult, Vec<Firing>)>);
+
 /// Runs the job with its retries, then the jobs its outcome chains to (and
-/// theirs), one after another, as the daemon would. The result is the named
-/// job's.
+/// theirs) as the daemon does (see [`fire::fire_and_chain`]): every job a
+/// finished run names starts at once, side by side, and this waits for all
+/// of them. The result is the named job's.
 async fn run_with_chain(
-    ctx: &FireContext,
-    plan: &Plan,
+    ctx: &Arc<FireContext>,
+    plan: &Arc<Plan>,
     job: &Job,
     firing: &Firing,
 ) -> Result<FireResult> {
-    let result = fire::fire_with_retries(ctx, job, firing).await?;
-    let mut queue: VecDeque<Firing> = fire::chained(job, &result).into();
-    while let Some(next) = queue.pop_front() {
-        if ctx.active.is_stopping() {
-            break;
-        }
-        let Some(chained) = plan.get(&next.job).filter(|j| j.spec.enabled) else {
-            continue;
-        };
-        eprintln!("jobrun: starting chained job {}", chained.name);
-        match fire::fire_with_retries(ctx, chained, &next).await {
-            Ok(r) => {
-                if let FireResult::Finished { run_id, status, .. } = &r {
+    let (result, chained) = fire::fire_and_chain(ctx, job, firing).await?;
+    let mut tasks: JoinSet<Option<ChainedRun>> = JoinSet::new();
+    let start = |tasks: &mut JoinSet<_>, next: Firing| {
+        let (ctx, plan) = (Arc::clone(ctx), Arc::clone(plan));
+        tasks.spawn(async move {
+            if ctx.active.is_stopping() {
+                return None;
+            }
+            let chained = fire::runnable(&plan, &next)?;
+            eprintln!("jobrun: starting chained job {}", chained.name);
+            let fired = fire::fire_and_chain(&ctx, chained, &next).await;
+            Some((chained.name.clone(), fired))
+        });
+    };
+    for next in chained {
+        start(&mut tasks, next);
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Some((name, Ok((r, chained))))) => {
+                if let FireResult::Finished {
+                    run_id, outcome, ..
+                } = &r
+                {
                     eprintln!(
-                        "jobrun: chained job {} (run {run_id}): {status}",
-                        chained.name
+                        "jobrun: chained job {name} (run {run_id}): {}",
+                        outcome.status
                     );
                 }
-                queue.extend(fire::chained(chained, &r));
+                for next in chained {
+                    start(&mut tasks, next);
+                }
             }
-            Err(e) => eprintln!("jobrun: chained job {}: {e:#}", chained.name),
+            Ok(Some((name, Err(e)))) => eprintln!("jobrun: chained job {name}: {e:#}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("jobrun: a chained job's task failed: {e}"),
         }
     }
     Ok(result)
@@ -82,6 +99,8 @@ async fn run_with_chain(
 pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     let (plan, diagnostics, _) = load_plan(global, env)?;
     report_problems(&diagnostics);
+    // Shared with the tasks of chained runs.
+    let plan = Arc::new(plan);
     let Some(job) = plan.get(&args.name) else {
         let names: Vec<&str> = plan.jobs().iter().map(|j| j.name.as_str()).collect();
         bail!(
@@ -91,24 +110,15 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
         );
     };
     let dir = state_dir(global, env)?;
-    let store = Arc::new(
-        Store::open(&dir).with_context(|| format!("opening state directory {}", dir.display()))?,
-    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let host = fire::this_host();
-    let ctx = FireContext {
-        recorder: Recorder::start(Arc::clone(&store)).context("starting the recorder thread")?,
-        store,
-        locks_dir: lock::locks_dir(&dir),
-        owner: fire::owner_id(&host, clock.now()),
-        clock,
-        host,
-        sink: Arc::new(PassThrough),
-        base_env: std::env::vars().collect::<BTreeMap<_, _>>(),
-        tail_bytes: DEFAULT_TAIL_BYTES,
-        active: ActiveRuns::default(),
-        limits: fire::Limits::for_this_process(),
-    };
+    let ctx = Arc::new(FireContext::open(
+        &dir,
+        Arc::clone(&clock),
+        clock.now(),
+        Arc::new(PassThrough),
+        std::env::vars().collect::<BTreeMap<_, _>>(),
+        DEFAULT_TAIL_BYTES,
+    )?);
     let firing = Firing::new(job.name.clone(), None, Trigger::Manual);
     // Two workers: output written to a slow terminal or pipe must not hold up
     // the timer that enforces the job's timeout.
@@ -139,10 +149,14 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     Ok(match result {
         FireResult::Finished {
             run_id,
-            status,
-            exit_code,
-            signal,
-            error,
+            outcome:
+                RunOutcome {
+                    status,
+                    exit_code,
+                    signal,
+                    error,
+                    ..
+                },
             ..
         } => {
             if status != RunStatus::Succeeded {

@@ -22,6 +22,7 @@ use crate::health;
 pub const STALE_AFTER: std::time::Duration = HEARTBEAT
     .saturating_mul(2)
     .saturating_add(std::time::Duration::from_secs(30));
+use crate::store::owner::{owner_alive, Evidence};
 use crate::store::{DaemonRecord, RunRecord, Store};
 
 #[derive(Debug, clap::Args)]
@@ -48,20 +49,18 @@ struct JobStatus<'a> {
     last_run: Option<&'a RunRecord>,
 }
 
-/// A daemon is alive when it beat within [`STALE_AFTER`], and, when it runs
-/// on this host, its process still exists.
+/// A daemon is alive when it beat within [`STALE_AFTER`] and its owner is
+/// alive by the store's one rule ([`crate::store::owner::owner_alive`]: on
+/// this host, its process still runs and is the one that started).
 pub fn alive(daemon: &DaemonRecord, now: DateTime<Utc>, host: &str) -> bool {
     let fresh = now - daemon.last_beat
         <= chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::MAX);
-    let process = daemon.host != host
-        || i32::try_from(daemon.pid).is_ok_and(|pid| {
-            // EPERM: the process exists but belongs to someone else.
-            matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Ok(()) | Err(nix::errno::Errno::EPERM)
-            )
-        });
-    fresh && process
+    fresh
+        && owner_alive(
+            &daemon.owner,
+            &Evidence::here(host, None, now, Some(daemon)),
+        )
+        .is_alive()
 }
 
 /// The first live daemon of the state directory, if any.
@@ -151,7 +150,10 @@ pub fn run(
                 dir.display()
             )?,
         }
-        let mut table = new_table(&["JOB", "LAST RUN", "STATUS", "RESULT"]);
+        let mut table = new_table(
+            &["JOB", "LAST RUN", "STATUS", "RESULT"],
+            global.table_width(),
+        );
         for job in &jobs {
             match job.last_run {
                 Some(r) => table.add_row(vec![

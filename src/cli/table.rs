@@ -5,15 +5,58 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use comfy_table::{presets, ContentArrangement, Table};
 
-/// A borderless table with a header row, sized to the terminal when there is
-/// one. No colour: output stays readable in logs and pipes.
-pub fn new_table(header: &[&str]) -> Table {
+/// A borderless table with a header row. With a `width`, long cells wrap so
+/// that every line fits it; without, each row is one line however long. No
+/// colour: output stays readable in logs and pipes.
+pub fn new_table(header: &[&str], width: Option<u16>) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.iter().map(|h| h.to_string()));
+    match width {
+        Some(width) => {
+            table
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(width);
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     table
+}
+
+/// The width tables are fitted to: the terminal's, when standard output is
+/// one and `--wide` was not given; none (full width) otherwise, so that a
+/// pipe or a file gets whole lines to `grep`.
+pub fn table_width(wide: bool) -> Option<u16> {
+    use std::io::IsTerminal;
+    if wide || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_columns()
+}
+
+/// The columns of the terminal on standard output, as the kernel reports
+/// them; `COLUMNS` when the kernel does not say.
+fn terminal_columns() -> Option<u16> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which
+    // points at a live, properly aligned local of that type; fd 1 is only
+    // read from, and an invalid fd is an error return, not undefined.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if rc == 0 && size.ws_col > 0 {
+        return Some(size.ws_col);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0)
 }
 
 /// `2026-03-29 03:00:00 CEST` in the given zone.
@@ -74,6 +117,27 @@ mod tests {
         for (offset, want) in cases {
             assert_eq!(relative(now + chrono::Duration::seconds(offset), now), want);
         }
+    }
+
+    #[test]
+    fn a_table_with_a_width_wraps_every_line_to_it() {
+        let mut table = new_table(&["NAME", "SCHEDULE", "SOURCES"], Some(60));
+        let long = "/etc/cron.d/a-rather-long-file-name-for-a-cron-job:12, /var/spool/cron/crontabs/root:3";
+        table.add_row(vec!["backup-database-nightly", "30 2 * * *", long]);
+        let text = table.to_string();
+        assert!(text.lines().count() > 2, "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 60, "{} > 60: {line:?}", line.len());
+        }
+        // Every word of the long cell is still there, wrapped.
+        let joined: String = text.split_whitespace().collect();
+        assert!(joined.contains("/var/spool/cron/crontabs/root:3"), "{text}");
+        // Full width: one line a row.
+        let mut table = new_table(&["NAME", "SCHEDULE", "SOURCES"], None);
+        table.add_row(vec!["backup-database-nightly", "30 2 * * *", long]);
+        let text = table.to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.lines().nth(1).is_some_and(|l| l.contains(long)));
     }
 
     #[test]

@@ -280,6 +280,65 @@ mod tests {
     }
 
     #[test]
+    fn a_forward_step_within_max_catch_up_is_caught_up_once() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let m = |n: u64| m0 + Duration::from_secs(n);
+        // The clock is stepped ten minutes ahead while one second passes.
+        let stepped = t0 + secs(601);
+        assert_eq!(
+            watch.pass(stepped, m(1)),
+            Pass::CatchUp {
+                after: t0,
+                upto: stepped,
+                by: secs(600),
+                handed_out: None,
+            }
+        );
+        assert!(watch.jumped());
+        assert_eq!(watch.cursor(), stepped);
+        // Woken again at once: nothing more to catch up.
+        assert_eq!(watch.pass(stepped, m(1)), Pass::Idle);
+        assert!(!watch.jumped());
+    }
+
+    #[test]
+    fn a_drift_up_to_the_threshold_is_no_jump_either_way() {
+        let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
+        let mut watch = ClockWatch::new(t0, m0, HOURS_3);
+        let m = |n: u64| m0 + Duration::from_secs(n);
+        // 10 s passed, the wall clock says 12: late by the threshold, no jump.
+        assert_eq!(
+            watch.pass(t0 + secs(12), m(10)),
+            scheduled(t0, t0 + secs(12))
+        );
+        assert!(!watch.jumped());
+        // 10 s more passed, the wall clock says 8: two seconds slow, no jump,
+        // and nothing before the cursor is handed out again.
+        assert_eq!(
+            watch.pass(t0 + secs(20), m(20)),
+            scheduled(t0 + secs(12), t0 + secs(20))
+        );
+        assert_eq!(
+            watch.pass(t0 + secs(28), m(30)),
+            scheduled(t0 + secs(20), t0 + secs(28))
+        );
+        assert!(!watch.jumped());
+        // A millisecond past the threshold is a jump.
+        let over = t0 + secs(41) + chrono::Duration::milliseconds(1);
+        assert_eq!(
+            watch.pass(over, m(40)),
+            Pass::CatchUp {
+                after: t0 + secs(28),
+                upto: over,
+                by: secs(3) + chrono::Duration::milliseconds(1),
+                handed_out: None,
+            }
+        );
+        assert!(watch.jumped());
+    }
+
+    #[test]
     fn a_forward_jump_beyond_max_catch_up_runs_nothing_and_moves_on() {
         let (t0, m0) = (at("2026-05-01T12:00:00Z"), Instant::now());
         let mut watch = ClockWatch::new(t0, m0, HOURS_3);

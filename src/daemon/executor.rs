@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::fire::{self, FireContext, FireResult, StopReason};
+use crate::fire::{self, FireContext, StopReason};
 use crate::job::{Firing, Trigger};
 use crate::plan::Plan;
 
@@ -36,16 +36,16 @@ pub(super) fn spawn_firing(
             trigger: firing.trigger,
             chained: Vec::new(),
         };
-        let Some(job) = plan.get(&firing.job).filter(|j| j.spec.enabled) else {
+        let Some(job) = fire::runnable(&plan, &firing) else {
             warn!(job = %firing.job, trigger = firing.trigger.as_str(), "not run: no such enabled job (any more)");
             return done;
         };
-        match fire::fire_with_retries(&ctx, job, &firing).await {
-            Ok(result) => {
-                if !ctx.active.is_stopping() {
-                    done.chained = fire::chained(job, &result);
-                }
-                if let FireResult::Finished { error: Some(error), .. } = &result {
+        // Its chained firings are started by the loop, all at once (see
+        // `fire::fire_and_chain`).
+        match fire::fire_and_chain(&ctx, job, &firing).await {
+            Ok((result, chained)) => {
+                done.chained = chained;
+                if let Some(error) = result.outcome().and_then(|o| o.error.as_ref()) {
                     debug!(job = %job.name, %error, "run ended by jobrun");
                 }
             }

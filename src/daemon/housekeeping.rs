@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use super::shutdown::Stopping;
 use crate::fire::FireContext;
 use crate::runner;
 use crate::store::Retention;
@@ -37,11 +38,11 @@ pub(super) fn prune_in_background(
 
 /// As PID 1, every orphan in the container becomes our child: reap the
 /// zombies on every SIGCHLD, never touching our own jobs (see
-/// `runner::reap_orphans`). Signals that arrive together are merged into
-/// one, but one pass reaps every zombie there is, so nothing waits: no
-/// periodic wake-up is needed (the idle daemon stays asleep), unless SIGCHLD
-/// cannot be watched at all.
-pub(super) async fn reap_orphans_forever() {
+/// `runner::reap_orphans`), until the daemon stops. Signals that arrive
+/// together are merged into one, but one pass reaps every zombie there is,
+/// so nothing waits: no periodic wake-up is needed (the idle daemon stays
+/// asleep), unless SIGCHLD cannot be watched at all.
+pub(super) async fn reap_orphans_until(mut stopping: Stopping) {
     let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -53,15 +54,19 @@ pub(super) async fn reap_orphans_forever() {
     let mut first = true;
     loop {
         // The first pass takes the zombies that were there before us.
-        match (&mut sigchld, std::mem::take(&mut first)) {
-            (_, true) => {}
-            (Some(sig), false) => {
-                if sig.recv().await.is_none() {
-                    return;
+        if !std::mem::take(&mut first) {
+            let signalled = async {
+                match &mut sigchld {
+                    Some(sig) => sig.recv().await.is_some(),
+                    None => {
+                        every.tick().await;
+                        true
+                    }
                 }
-            }
-            (None, false) => {
-                every.tick().await;
+            };
+            tokio::select! {
+                () = stopping.requested() => return,
+                more = signalled => if !more { return },
             }
         }
         match tokio::task::spawn_blocking(runner::reap_orphans).await {

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::fire::JobOutput;
+use crate::job::RunId;
 use crate::runner::Stream;
 
 /// Formatted output waiting for stdout, at most this many bytes.
@@ -96,13 +97,13 @@ struct LineEvent<'a> {
     ts: String,
     level: &'static str,
     job: &'a str,
-    run_id: i64,
+    run_id: RunId,
     stream: &'static str,
     line: std::borrow::Cow<'a, str>,
 }
 
 impl JobOutput for StdoutSink {
-    fn line(&self, job: &str, run_id: i64, stream: Stream, line: &[u8]) {
+    fn line(&self, job: &str, run_id: RunId, stream: Stream, line: &[u8]) {
         // A full queue drops the line: said before formatting it, so a flood
         // into an unread stdout costs a counter, not a timestamp per line.
         // (The line, its job's name and room for the rest: a line that would

@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::file_watch::{FileWatch, Subscription};
 use super::watch::{Armer, Prepared};
 use crate::job::{Diagnostic, Severity};
 use crate::plan::Plan;
@@ -69,8 +70,9 @@ pub struct ReloadOptions {
 /// Watches the source paths; every change sends one unit on the channel
 /// (further changes before it is received are merged).
 pub struct SourceWatcher {
-    // Kept alive for its inotify watches.
-    _watcher: Option<notify::RecommendedWatcher>,
+    // Kept alive for its watches and its route.
+    _watches: Option<Subscription>,
+    files: FileWatch,
     pub changes: mpsc::Receiver<()>,
     tx: mpsc::Sender<()>,
     sources: Vec<PathBuf>,
@@ -92,8 +94,8 @@ impl SourceWatcher {
             return;
         }
         debug!("a watched directory was replaced; watching the sources again");
-        let (watcher, dirs) = arm(&self.sources, self.tx.clone());
-        self._watcher = watcher;
+        let (watches, dirs) = arm(&self.files, &self.sources, self.tx.clone());
+        self._watches = watches;
         self.dirs = dirs;
         // What changed in the new directory before it was watched is read
         // by one more reload.
@@ -138,15 +140,16 @@ fn watch_dirs(sources: &[PathBuf]) -> WatchedDirs {
 /// symlink is seen); a file is watched through its directory, since editors
 /// and ConfigMaps replace files rather than write them in place. Paths that do
 /// not exist are watched from their nearest existing parent.
-pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
+pub fn watch(files: &FileWatch, paths: &[PathBuf]) -> SourceWatcher {
     let sources: Vec<PathBuf> = paths
         .iter()
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
         .collect();
     let (tx, changes) = mpsc::channel(1);
-    let (watcher, dirs) = arm(&sources, tx.clone());
+    let (watches, dirs) = arm(files, &sources, tx.clone());
     SourceWatcher {
-        _watcher: watcher,
+        _watches: watches,
+        files: files.clone(),
         changes,
         tx,
         sources,
@@ -154,38 +157,37 @@ pub fn watch(paths: &[PathBuf]) -> SourceWatcher {
     }
 }
 
-/// Sets up the inotify watches for `sources`, sending on `tx` for every
-/// relevant change.
+/// Sets up the watches for `sources` on the daemon's watcher, sending on
+/// `tx` for every relevant change.
 fn arm(
+    files: &FileWatch,
     sources: &[PathBuf],
     tx: mpsc::Sender<()>,
-) -> (Option<notify::RecommendedWatcher>, WatchedDirs) {
-    use notify::Watcher as _;
+) -> (Option<Subscription>, WatchedDirs) {
     let dirs = watch_dirs(sources);
     let relevant = sources.to_vec();
-    let handler = move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if matches!(event.kind, notify::EventKind::Access(_)) {
-            return;
-        }
+    let handler = move |event: &notify::Event| {
         if event.paths.iter().any(|p| affects_sources(p, &relevant)) {
             // A full channel already holds a pending change.
             let _ = tx.try_send(());
         }
     };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
+    let targets: Vec<(PathBuf, notify::RecursiveMode)> = dirs
+        .iter()
+        .map(|(dir, _)| (dir.clone(), notify::RecursiveMode::NonRecursive))
+        .collect();
+    match files.subscribe(&targets, Box::new(handler)) {
+        Ok((subscription, failed)) => {
+            for (dir, e) in failed {
+                warn!(dir = %dir.display(), error = %e, "cannot watch for changes");
+            }
+            (Some(subscription), dirs)
+        }
         Err(e) => {
             warn!(error = %e, "cannot watch the sources for changes; reload with SIGHUP");
-            return (None, dirs);
-        }
-    };
-    for (dir, _) in &dirs {
-        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            warn!(dir = %dir.display(), error = %e, "cannot watch for changes");
+            (None, dirs)
         }
     }
-    (Some(watcher), dirs)
 }
 
 /// Whether a change at `path` can change what the sources say: the source
@@ -465,7 +467,7 @@ mod tests {
                 strict: false,
             },
             &Arc::new(Plan::default()),
-            super::super::watch::JobWatches::default().armer(),
+            super::super::watch::JobWatches::new(FileWatch::default()).armer(),
         )
     }
 

@@ -14,9 +14,45 @@ use crate::fire::FireContext;
 use crate::job::{Firing, Trigger};
 use crate::plan::Plan;
 
+/// The firings of the daemon's start: the `@reboot` jobs, the
+/// `run_on_start` jobs and the catch-up of missed ticks, as tasks of the
+/// returned set. `catch_up`: the [`missed_ticks`].
+pub(super) fn start(
+    ctx: &Arc<FireContext>,
+    plan: &Arc<Plan>,
+    dirs: (&std::path::Path, &std::path::Path),
+    started: DateTime<Utc>,
+    catch_up: Vec<Firing>,
+) -> JoinSet<Done> {
+    let mut tasks = JoinSet::new();
+    start_reboot_jobs(&mut tasks, ctx, plan, dirs, started);
+    // A job with a missed tick runs once at start, for that tick: its
+    // catch-up run is its start run too (two would only skip each other).
+    // By name, not a scan of the catch-up per job (issue 12: linear).
+    let caught_up: std::collections::HashSet<&str> =
+        catch_up.iter().map(|f| f.job.as_str()).collect();
+    for job in plan
+        .jobs()
+        .iter()
+        .filter(|j| j.spec.enabled && j.spec.run_on_start)
+        .filter(|j| !caught_up.contains(j.name.as_str()))
+    {
+        spawn_firing(
+            &mut tasks,
+            ctx,
+            plan,
+            Firing::new(job.name.clone(), None, Trigger::Start),
+        );
+    }
+    for firing in catch_up {
+        spawn_firing(&mut tasks, ctx, plan, firing);
+    }
+    tasks
+}
+
 /// Runs the `@reboot` jobs that have not run yet in this boot for this
 /// state directory (see [`reboot`]).
-pub(super) fn start_reboot_jobs(
+fn start_reboot_jobs(
     tasks: &mut JoinSet<Done>,
     ctx: &Arc<FireContext>,
     plan: &Arc<Plan>,

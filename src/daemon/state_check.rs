@@ -7,35 +7,33 @@
 //!
 //! Must not know schedules or job processes.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use tracing::warn;
 
-use crate::lock::{self, LockMode};
-use crate::private_dir;
-use crate::store::Store;
+use crate::store::{LeaseMode, Store};
 
 /// The lock file a start creates and opens for writing, to prove `locks/`
 /// takes new files (job names cannot start with a dot).
 const PROBE: &str = ".write-check";
 
-pub fn check_state(store: &Store, locks_dir: &Path) -> Result<()> {
+pub fn check_state(store: &Store) -> Result<()> {
     store
         .check_writable()
         .context("the state directory is read-only; not starting")?;
-    if let Some(warning) = lock::prepare_dir(locks_dir, private_dir::euid())
+    if let Some(warning) = store
+        .prepare_leases()
         .context("checking the locks directory; not starting")?
     {
         warn!("{warning}");
     }
-    lock::try_lock(locks_dir, PROBE, LockMode::Exclusive).with_context(|| {
+    let probe = store.lease(PROBE, LeaseMode::Exclusive).with_context(|| {
         format!(
             "{} cannot be written, and every run takes its lock there; make it writable by \
              jobrun's user (check the mount, the owner and the mode), or choose another \
              --state-dir; not starting",
-            locks_dir.display()
+            store.lease_location()
         )
     })?;
+    drop(probe);
     Ok(())
 }

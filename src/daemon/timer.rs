@@ -224,13 +224,13 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap()
+            .expect("a current-thread runtime")
     }
 
     /// The timer's settings as the kernel reports them.
     fn fdinfo(timer: &LoopTimer) -> String {
         let fd = timer.raw_fd().expect("a timerfd");
-        std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap()
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).expect("the timer's fdinfo")
     }
 
     #[test]

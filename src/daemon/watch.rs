@@ -16,9 +16,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use notify::Watcher as _;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+
+use super::file_watch::{FileWatch, Subscription};
 
 use crate::plan::Plan;
 
@@ -38,8 +39,8 @@ struct JobWatch {
     paths: Vec<PathBuf>,
     /// Which of `paths` existed when the watches were last set up.
     existed: Vec<bool>,
-    // Kept alive for its inotify watches.
-    _watcher: Option<notify::RecommendedWatcher>,
+    // Kept alive for its watches and its route.
+    _watches: Option<Subscription>,
 }
 
 /// The inotify watches of every `watch:` job.
@@ -58,18 +59,20 @@ pub struct JobWatches {
 #[derive(Clone)]
 pub struct Armer {
     tx: mpsc::UnboundedSender<Change>,
+    files: FileWatch,
 }
 
 /// Watches set up ahead for a plan (see [`Armer::prepare`]).
 #[derive(Default)]
 pub struct Prepared(HashMap<String, JobWatch>);
 
-impl Default for JobWatches {
-    fn default() -> Self {
+impl JobWatches {
+    /// No job watched yet; the watches go on `files`, the daemon's watcher.
+    pub fn new(files: FileWatch) -> Self {
         let (tx, changes) = mpsc::unbounded_channel();
         JobWatches {
             jobs: HashMap::new(),
-            armer: Armer { tx },
+            armer: Armer { tx, files },
             changes,
             armed: 0,
         }
@@ -200,54 +203,46 @@ impl Armer {
         JobWatch {
             paths,
             existed,
-            _watcher: watcher,
+            _watches: watcher,
         }
     }
 
-    /// One inotify instance with a watch on each of `targets`, its events
-    /// classified against `paths` and sent to the daemon's channel.
+    /// A watch on each of `targets` (on the daemon's one watcher), its
+    /// events classified against `paths` and sent to the daemon's channel.
     fn install(
         &self,
         job: &str,
         paths: &[PathBuf],
         targets: &[(PathBuf, notify::RecursiveMode)],
-    ) -> Option<notify::RecommendedWatcher> {
+    ) -> Option<Subscription> {
         let tx = self.tx.clone();
         let name = job.to_string();
         let watched = paths.to_vec();
-        let handler = move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if matches!(event.kind, notify::EventKind::Access(_)) {
-                return;
-            }
-            for path in event.paths {
-                let (relevant, rearm) = classify(&path, &watched);
+        let handler = move |event: &notify::Event| {
+            for path in &event.paths {
+                let (relevant, rearm) = classify(path, &watched);
                 if relevant || rearm {
                     let _ = tx.send(Change {
                         job: name.clone(),
-                        path,
+                        path: path.clone(),
                         relevant,
                         rearm,
                     });
                 }
             }
         };
-        let mut watcher = match notify::recommended_watcher(handler) {
-            Ok(w) => w,
+        match self.files.subscribe(targets, Box::new(handler)) {
+            Ok((subscription, failed)) => {
+                for (dir, e) in failed {
+                    warn!(job, dir = %dir.display(), error = %e, "cannot watch for changes");
+                }
+                Some(subscription)
+            }
             Err(e) => {
                 warn!(job, error = %e, "cannot watch files; the job's watch trigger is off");
-                return None;
-            }
-        };
-        for (dir, mode) in targets {
-            match watcher.watch(dir, *mode) {
-                Ok(()) => {
-                    debug!(job, dir = %dir.display(), recursive = *mode == notify::RecursiveMode::Recursive, "watching")
-                }
-                Err(e) => warn!(job, dir = %dir.display(), error = %e, "cannot watch for changes"),
+                None
             }
         }
-        Some(watcher)
     }
 }
 
@@ -448,7 +443,7 @@ mod tests {
         };
         let before = plan(&format!("jobs:\n{}", job("a", &a)));
         let after = plan(&format!("jobs:\n{}{}", job("a", &a), job("b", &b)));
-        let mut watches = JobWatches::default();
+        let mut watches = JobWatches::new(FileWatch::default());
         watches.update(&before);
         assert_eq!(watches.armed, 1);
         let prepared = watches.armer().prepare(&before, &after);
@@ -593,7 +588,7 @@ mod tests {
         for round in 0..40 {
             let dir = tempfile::tempdir().unwrap();
             let inbox = dir.path().join("a/b/c/inbox");
-            let mut watches = JobWatches::default();
+            let mut watches = JobWatches::new(FileWatch::default());
             let watch = watches.armer.arm("sync", vec![inbox.clone()], &[false]);
             watches.jobs.insert("sync".into(), watch);
             let writer = {
@@ -613,7 +608,7 @@ mod tests {
     #[test]
     fn a_path_that_exists_at_the_start_is_no_change() {
         let dir = tempfile::tempdir().unwrap();
-        let mut watches = JobWatches::default();
+        let mut watches = JobWatches::new(FileWatch::default());
         let watch = watches
             .armer
             .arm("sync", vec![dir.path().to_path_buf()], &[true]);

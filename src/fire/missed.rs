@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use super::{new_run, FireContext, FireResult};
+use super::record::new_run;
+use super::{FireContext, FireResult};
 use crate::job::{Firing, RunStatus};
 use crate::plan::Job;
 
@@ -58,7 +59,7 @@ pub(super) fn missed(
 pub(super) fn start_failed(
     ctx: &FireContext,
     job: &Job,
-    run_id: i64,
+    run_id: crate::job::RunId,
     e: &crate::runner::RunError,
 ) -> (RunStatus, String) {
     let (status, key) = if e.is_exhaustion() {
@@ -71,7 +72,7 @@ pub(super) fn start_failed(
     };
     let error = format!("could not start: {e}");
     warn_limited(ctx, &key, || {
-        warn!(job = %job.name, run_id, %error, status = status.as_str(), "not started");
+        warn!(job = %job.name, run_id = run_id.0, %error, status = status.as_str(), "not started");
     });
     (status, error)
 }

@@ -1,6 +1,16 @@
-//! Tests of the firing path against a real store and real processes.
+//! Tests of the firing path against a real store and real processes
+//! (`sh -c`), in this process: a tempdir store, a [`FakeClock`] standing
+//! still at [`tick`]`(0)`. The helpers are here; the tests of each part of
+//! `fire` are in the submodules named after it.
 
 use super::*;
+
+mod acquire;
+mod active;
+mod chain;
+mod env;
+mod execute;
+mod retry;
 
 /// A test-only fault: a job whose name starts with this panics in its firing
 /// once its command runs (compiled into test builds only)...
@@ -14,28 +24,34 @@ pub(super) fn panic_if_asked(job: &str, before_claim: bool) {
     }
 }
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use super::retry::sleep_unless_stopping;
 use crate::clock::FakeClock;
-use crate::job::Origin;
-use crate::job::{JobSpec, Requirement, RetryPolicy, SourceKind};
+use crate::job::{Command, JobSpec, Origin, Requirement, RetryPolicy, RunId, SourceKind, Trigger};
+use crate::store::RunRecord;
 
 struct Quiet;
 
 impl JobOutput for Quiet {
-    fn line(&self, _: &str, _: i64, _: Stream, _: &[u8]) {}
+    fn line(&self, _: &str, _: RunId, _: Stream, _: &[u8]) {}
 }
 
 fn context(dir: &std::path::Path) -> Arc<FireContext> {
+    context_with(dir, Arc::new(Quiet))
+}
+
+/// A context whose runs' lines go to `sink`.
+fn context_with(dir: &std::path::Path, sink: Arc<dyn JobOutput>) -> Arc<FireContext> {
     let store = Arc::new(Store::open(&dir.join("state")).unwrap());
     Arc::new(FireContext {
         recorder: Recorder::start(Arc::clone(&store)).unwrap(),
         store,
-        locks_dir: dir.join("state/locks"),
         clock: Arc::new(FakeClock::new(tick(0))),
         host: "h".into(),
         owner: "h:1:t".into(),
-        sink: Arc::new(Quiet),
+        sink,
         base_env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
         tail_bytes: 1024,
         active: ActiveRuns::default(),
@@ -108,7 +124,10 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
         matches!(
             result,
             FireResult::Finished {
-                status: RunStatus::Succeeded,
+                outcome: RunOutcome {
+                    status: RunStatus::Succeeded,
+                    ..
+                },
                 ..
             }
         ),
@@ -130,7 +149,10 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
         matches!(
             result,
             FireResult::Finished {
-                status: RunStatus::Interrupted,
+                outcome: RunOutcome {
+                    status: RunStatus::Interrupted,
+                    ..
+                },
                 ..
             }
         ),
@@ -160,8 +182,12 @@ async fn a_panic_in_a_firing_still_records_its_run() {
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Finished {
         run_id,
-        status: RunStatus::Failed,
-        error: Some(error),
+        outcome:
+            RunOutcome {
+                status: RunStatus::Failed,
+                error: Some(error),
+                ..
+            },
         ..
     } = result
     else {
@@ -192,7 +218,10 @@ async fn a_panic_in_a_firing_still_records_its_run() {
     assert!(matches!(
         next,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -252,7 +281,10 @@ async fn ticks_missed_while_the_store_refuses_writes_are_recorded_when_it_accept
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -285,7 +317,10 @@ async fn an_outcome_the_store_refuses_is_written_when_it_accepts_writes_again() 
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -340,7 +375,10 @@ async fn a_panicking_store_call_does_not_end_the_recorder_thread() {
     assert!(matches!(
         result,
         FireResult::Finished {
-            status: RunStatus::Succeeded,
+            outcome: RunOutcome {
+                status: RunStatus::Succeeded,
+                ..
+            },
             ..
         }
     ));
@@ -351,7 +389,7 @@ async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     // The locks directory cannot be made: a file stands in its place.
-    std::fs::write(&ctx.locks_dir, "").unwrap();
+    std::fs::write(dir.path().join("state/locks"), "").unwrap();
     let job = job("lockless", "true");
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Missed { reason } = result else {
@@ -365,4 +403,41 @@ async fn a_tick_whose_lock_cannot_be_taken_is_recorded_missed() {
     let run = &runs_of(&ctx, "lockless")[0];
     assert_eq!((run.status, run.tick), (RunStatus::Missed, Some(tick(0))));
     assert_eq!(run.error.as_deref(), Some(reason.as_str()));
+}
+
+/// Fires `firing` of `job` on a task of its own.
+fn spawn_fire(
+    ctx: &Arc<FireContext>,
+    job: &Job,
+    firing: Firing,
+) -> tokio::task::JoinHandle<anyhow::Result<FireResult>> {
+    let ctx = Arc::clone(ctx);
+    let job = job.clone();
+    tokio::spawn(async move { fire(&ctx, &job, &firing).await })
+}
+
+/// A shell command that ends once `marker` exists.
+fn wait_for(marker: &std::path::Path) -> String {
+    format!("while [ ! -e '{}' ]; do sleep 0.02; done", marker.display())
+}
+
+/// Waits until `job`'s newest run has its process id on record, and returns it.
+async fn until_started(ctx: &FireContext, job: &str) -> RunRecord {
+    eventually("the start to be recorded", || {
+        runs_of(ctx, job).first().is_some_and(|r| r.pid.is_some())
+    })
+    .await;
+    runs_of(ctx, job).remove(0)
+}
+
+/// The status of a finished result, or a panic naming what it was instead.
+#[track_caller]
+fn status_of(result: &FireResult) -> RunStatus {
+    match result {
+        FireResult::Finished {
+            outcome: RunOutcome { status, .. },
+            ..
+        } => *status,
+        other => panic!("not a finished run: {other:?}"),
+    }
 }

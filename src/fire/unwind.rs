@@ -21,9 +21,8 @@ use std::task::{Context, Poll};
 use tracing::{error, warn};
 
 use super::{missed, FireContext, FireResult};
-use crate::job::{Firing, RunStatus};
+use crate::job::{Firing, RunId, RunOutcome, RunStatus};
 use crate::plan::Job;
-use crate::store::Finish;
 
 /// Runs a firing up to and through its claim: a panic before the claim
 /// records the tick `missed` (after it, [`after_claim`] has recorded it).
@@ -54,7 +53,7 @@ pub(super) async fn before_claim(
 pub(super) async fn after_claim(
     ctx: &FireContext,
     job: &Job,
-    run_id: i64,
+    run_id: RunId,
     run: impl Future<Output = anyhow::Result<FireResult>>,
 ) -> anyhow::Result<FireResult> {
     let guard = ClaimGuard::new(ctx, run_id);
@@ -63,13 +62,9 @@ pub(super) async fn after_claim(
         Err(panic) => {
             ctx.active.unregister(run_id);
             let message = format!("jobrun internal error: {panic}");
-            error!(job = %job.name, run_id, error = %message, "the firing panicked");
-            end_if_running(ctx, run_id, RunStatus::Failed, &message);
-            Ok(FireResult::finished(
-                run_id,
-                RunStatus::Failed,
-                Some(message),
-            ))
+            error!(job = %job.name, run_id = run_id.0, error = %message, "the firing panicked");
+            let outcome = end_if_running(ctx, run_id, RunStatus::Failed, &message);
+            Ok(FireResult::finished(run_id, outcome))
         }
     };
     guard.disarm();
@@ -112,44 +107,37 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Records `run_id` as `status` with `error`, unless it is recorded already.
-/// Written directly (not through the recorder's queue): it may run while
-/// the firing unwinds or is dropped, with nothing left to await it.
-fn end_if_running(ctx: &FireContext, run_id: i64, status: RunStatus, error: &str) {
-    let finish = Finish {
-        status,
-        finished_at: ctx.clock.now(),
-        duration_ms: None,
-        exit_code: None,
-        signal: None,
-        output_bytes: 0,
-        output_tail: &[],
-        error: Some(error),
-    };
-    match ctx.store.finish_if_running(run_id, &finish) {
+/// Records `run_id` as `status` with `error`, unless it is recorded already,
+/// and returns the outcome. Written directly (not through the recorder's
+/// queue): it may run while the firing unwinds or is dropped, with nothing
+/// left to await it.
+fn end_if_running(ctx: &FireContext, run_id: RunId, status: RunStatus, error: &str) -> RunOutcome {
+    let outcome = RunOutcome::ended_early(status, ctx.clock.now(), None, Some(error.to_string()));
+    match ctx.store.finish_if_running(run_id, &outcome) {
         Ok(true) => warn!(
-            run_id,
+            run_id = run_id.0,
             status = status.as_str(),
             error,
             "run ended by jobrun"
         ),
         Ok(false) => {}
         Err(e) => {
-            error!(run_id, error = %e, "recording how a run ended; the next start marks it abandoned")
+            error!(run_id = run_id.0, error = %e, "recording how a run ended; the next start marks it abandoned")
         }
     }
+    outcome
 }
 
 /// Armed from the claim until the firing's outcome is settled: dropped
 /// armed, the firing was cancelled, and the run is recorded `interrupted`.
 struct ClaimGuard<'a> {
     ctx: &'a FireContext,
-    run_id: i64,
+    run_id: RunId,
     armed: bool,
 }
 
 impl<'a> ClaimGuard<'a> {
-    fn new(ctx: &'a FireContext, run_id: i64) -> Self {
+    fn new(ctx: &'a FireContext, run_id: RunId) -> Self {
         ClaimGuard {
             ctx,
             run_id,

@@ -5,12 +5,14 @@
 //! 100,000 jobs is a valid plan), so no walk here recurses: the depth-first
 //! search keeps its path on the heap, and work and output stay linear in the
 //! number of links (a cycle's diagnostic names a bounded number of jobs).
+//! Also the reverse graph, built once per plan: which jobs start each job
+//! ([`super::Plan::chain_parents`]).
 //! Pure: knows jobs and diagnostics, no clock, tokio or process.
 
 use std::collections::{HashMap, HashSet};
 
 use super::Job;
-use crate::job::Diagnostic;
+use crate::job::{ChainLink, Diagnostic};
 
 /// A cycle longer than this is named by its first and last members only:
 /// a diagnostic per back edge that listed every member would make the
@@ -32,12 +34,7 @@ pub(super) fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) 
     let mut closing: HashSet<(usize, &str)> = HashSet::new();
     let mut messages = Vec::with_capacity(cycles.len());
     for cycle in &cycles {
-        let job = &jobs[cycle.from];
-        let origin = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
+        let origin = links(&jobs[cycle.from])
             .find(|l| l.job == cycle.target)
             .map(|l| l.origin.clone());
         messages.push(Diagnostic::error(
@@ -57,6 +54,32 @@ pub(super) fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) 
         job.spec.on_success.retain(|l| !closes(at, &l.job));
         job.spec.on_failure.retain(|l| !closes(at, &l.job));
     }
+}
+
+/// Both kinds of link of `job`, `on_success` first.
+fn links(job: &Job) -> impl Iterator<Item = &ChainLink> {
+    job.spec.on_success.iter().chain(&job.spec.on_failure)
+}
+
+/// The reverse of the chain graph: for each job that some job chains to, the
+/// positions of the jobs whose outcome starts it, in plan order and each once
+/// (a job that names another under both keys is one parent). One pass over
+/// the links; jobs nobody chains to have no entry.
+pub(super) fn chain_parents(jobs: &[Job]) -> HashMap<String, Vec<usize>> {
+    let mut parents: HashMap<String, Vec<usize>> = HashMap::new();
+    for (at, job) in jobs.iter().enumerate() {
+        for link in links(job) {
+            match parents.get_mut(&link.job) {
+                // A parent's links are visited together, so a repeat is last.
+                Some(list) if list.last() == Some(&at) => {}
+                Some(list) => list.push(at),
+                None => {
+                    parents.insert(link.job.clone(), vec![at]);
+                }
+            }
+        }
+    }
+    parents
 }
 
 fn drop_unknown_targets(
@@ -116,12 +139,7 @@ struct Frame {
 /// Iterative: the path is a heap-allocated stack, not the call stack.
 fn find_cycles(jobs: &[Job], index: &HashMap<String, usize>) -> Vec<Cycle> {
     let targets = |at: usize| -> Vec<usize> {
-        let job = &jobs[at];
-        let mut out: Vec<usize> = job
-            .spec
-            .on_success
-            .iter()
-            .chain(&job.spec.on_failure)
+        let mut out: Vec<usize> = links(&jobs[at])
             .filter_map(|l| index.get(&l.job).copied())
             .collect();
         out.dedup();
@@ -254,6 +272,107 @@ mod tests {
         assert_eq!(plan.jobs().len(), 100_000);
         let last_link = &plan.get("j99998").expect("j99998").spec.on_success;
         assert_eq!(last_link[0].job, "j99999");
+        assert_eq!(parents(&plan, "j99999"), ["j99998"]);
+        assert!(parents(&plan, "j0").is_empty());
+    }
+
+    #[test]
+    fn chain_parents_and_get_agree_on_every_job() {
+        // Names out of order (get searches them sorted, chain_parents keeps
+        // plan positions): each parent found is the job `get` gives for its
+        // name, and it does name the child.
+        let set = SourceSet {
+            jobs: vec![
+                job("zeta", &["alpha", "mid"]),
+                job("mid", &["alpha"]),
+                job("alpha", &[]),
+                job("beta", &["zeta"]),
+                job("aardvark", &["mid", "zeta"]),
+            ],
+            ..Default::default()
+        };
+        let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
+        assert!(diagnostics.is_empty(), "{:?}", diagnostics.first());
+        let mut links = 0;
+        for child in plan.jobs() {
+            let found = plan.get(&child.name).expect("every job is found by name");
+            assert!(std::ptr::eq(found, child), "{}", child.name);
+            for parent in plan.chain_parents(&child.name) {
+                let by_name = plan.get(&parent.name).expect("a parent is a job");
+                assert!(std::ptr::eq(by_name, parent), "{}", parent.name);
+                assert!(
+                    parent.spec.on_success.iter().any(|l| l.job == child.name),
+                    "{} -> {}",
+                    parent.name,
+                    child.name
+                );
+                links += 1;
+            }
+        }
+        assert_eq!(links, 6);
+        assert_eq!(parents(&plan, "alpha"), ["zeta", "mid"]);
+        assert_eq!(parents(&plan, "zeta"), ["beta", "aardvark"]);
+    }
+
+    fn parents<'a>(plan: &'a Plan, job: &str) -> Vec<&'a str> {
+        plan.chain_parents(job).map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn chain_parents_are_the_jobs_naming_a_job_in_plan_order_each_once() {
+        // `late` is defined after its child and names it under both keys;
+        // `bad` names a job that does not exist; `x` and `y` form a cycle.
+        let mut early = job("early", &["child"]);
+        early.on_failure = early.on_success.clone();
+        let child = job("child", &["grandchild"]);
+        let grandchild = job("grandchild", &[]);
+        let mut late = job("late", &["child", "child"]);
+        late.on_failure = job("late", &["child", "grandchild"]).on_success;
+        let bad = job("bad", &["ghost"]);
+        let x = job("x", &["y"]);
+        let y = job("y", &["x"]);
+        let (plan, _) = Plan::build(
+            SourceSet {
+                jobs: vec![early, child, grandchild, late, bad, x, y],
+                ..Default::default()
+            },
+            chrono_tz::UTC,
+        );
+        assert_eq!(parents(&plan, "child"), ["early", "late"]);
+        assert_eq!(parents(&plan, "grandchild"), ["child", "late"]);
+        assert!(parents(&plan, "early").is_empty(), "nobody chains to it");
+        assert!(
+            parents(&plan, "ghost").is_empty(),
+            "the unknown link is left out"
+        );
+        assert!(parents(&plan, "nope").is_empty(), "not a job at all");
+        assert_eq!(parents(&plan, "y"), ["x"]);
+        assert!(
+            parents(&plan, "x").is_empty(),
+            "the link closing the cycle is left out, so it starts nothing"
+        );
+        assert!(Plan::default().chain_parents("child").next().is_none());
+    }
+
+    #[test]
+    fn chain_parents_of_a_job_many_jobs_chain_to_stay_linear() {
+        // 50,000 jobs all chaining to one: one pass builds the graph, and a
+        // look-up walks only that job's parents.
+        let n = 50_000;
+        let mut jobs: Vec<JobSpec> = (0..n).map(|i| job(&format!("p{i}"), &["sink"])).collect();
+        jobs.push(job("sink", &[]));
+        let (plan, diagnostics) = Plan::build(
+            SourceSet {
+                jobs,
+                ..Default::default()
+            },
+            chrono_tz::UTC,
+        );
+        assert!(diagnostics.is_empty(), "{:?}", diagnostics.first());
+        let sink = parents(&plan, "sink");
+        assert_eq!(sink.len(), n);
+        assert_eq!((sink[0], sink[n - 1]), ("p0", "p49999"));
+        assert!(parents(&plan, "p7").is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn spec(kind: SourceKind, path: &str, line: usize, expr: &str, command: &str) ->
         dialect: match kind {
             SourceKind::Yaml => Dialect::Yaml,
             SourceKind::Crontab => Dialect::Crontab,
+            SourceKind::Supercronic => Dialect::Supercronic,
         },
         timezone: None,
         origin,

@@ -155,3 +155,74 @@ fn the_latest_tick_is_the_last_of_the_forward_walk_across_dst_nights() {
     }
     assert!(compared > 20_000, "only {compared} comparisons");
 }
+
+/// The old walk of `jobrun next`: the earliest next tick over every schedule,
+/// again from there.
+fn min_walk(job: &Job, mut t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let Some(next) = job.next_after(t) else { break };
+        out.push(next);
+        t = next;
+    }
+    out
+}
+
+#[test]
+fn a_jobs_ticks_merge_its_schedules_once_per_instant_across_dst_nights() {
+    // Overlapping schedules (09:00 is in both), a fixed time in the spring
+    // gap and a wildcard through the autumn overlap.
+    let job = job_with(
+        &["0 9 * * *", "0 9,17 * * *", "30 2 * * *", "*/20 * * * 0"],
+        chrono_tz::Europe::Berlin,
+    );
+    for from in ["2026-03-27T00:00:00Z", "2026-10-23T00:00:00Z"] {
+        let from = at(from);
+        let merged = job.next_n(from, 400);
+        assert_eq!(merged, min_walk(&job, from, 400));
+        assert!(
+            merged.windows(2).all(|w| w[0] < w[1]),
+            "in order, once each"
+        );
+    }
+    let ticks = job.next_n(at("2026-05-01T00:00:00Z"), 3);
+    assert_eq!(
+        ticks,
+        [
+            at("2026-05-01T00:30:00Z"),
+            at("2026-05-01T07:00:00Z"),
+            at("2026-05-01T15:00:00Z")
+        ],
+        "09:00 CEST once, though two schedules name it"
+    );
+}
+
+#[test]
+fn a_disabled_or_never_firing_job_has_no_ticks_and_the_walk_ends() {
+    let mut job = job_with(&["0 9 * * *"], chrono_tz::UTC);
+    job.spec.enabled = false;
+    assert_eq!(job.iter_after(at("2026-01-01T00:00:00Z")).count(), 0);
+    let reboot = job_with(&["@reboot"], chrono_tz::UTC);
+    assert_eq!(reboot.iter_after(at("2026-01-01T00:00:00Z")).count(), 0);
+    // A schedule that ends leaves the others going.
+    let both = job_with(&["@reboot", "0 9 * * *"], chrono_tz::UTC);
+    assert_eq!(
+        both.next_n(at("2026-01-01T00:00:00Z"), 2),
+        [at("2026-01-01T09:00:00Z"), at("2026-01-02T09:00:00Z")]
+    );
+}
+
+#[test]
+fn each_tick_of_a_job_costs_one_search_per_schedule_that_fires_then() {
+    // The old walk searched every schedule for every tick: 100 schedules,
+    // 100 ticks, 10,000 searches. The merge searches each once to start and
+    // then only the one that fired.
+    let exprs: Vec<String> = (0..100)
+        .map(|m| format!("0 {} {} * * *", m % 60, m / 60))
+        .collect();
+    let exprs: Vec<&str> = exprs.iter().map(String::as_str).collect();
+    let job = job_with(&exprs, chrono_tz::UTC);
+    let (ticks, work) = searches(|| job.next_n(at("2026-01-01T00:00:00Z"), 100));
+    assert_eq!(ticks.len(), 100);
+    assert!(work <= 200 + 2, "{work} searches");
+}

@@ -13,11 +13,11 @@
 //! the child leads its own process group, has no blocked signal and every
 //! signal at its default disposition, and changes into the working directory
 //! (`posix_spawn_file_actions_addchdir_np`, glibc 2.29). Anything more (another
-//! user) still takes the fork path in the parent module.
+//! user) still takes the fork path (`fork`; `launch` chooses).
 //!
 //! The exit is seen through a pidfd (Linux 5.3) registered with the runtime,
 //! then collected with `waitpid` on the child's own pid. [`available`] says
-//! whether this kernel has pidfds; without them the parent module forks.
+//! whether this kernel has pidfds; without them jobs take the fork path.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -238,6 +238,8 @@ fn pidfd_open(pid: pid_t) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: `fd` was just returned by pidfd_open, is open, and is owned by
+    // nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -251,6 +253,8 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by
+    // nothing else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((above_stdio(read)?, above_stdio(write)?))
 }
@@ -264,6 +268,8 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if new < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: fcntl succeeded, so `new` is an open descriptor owned by
+    // nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
@@ -288,9 +294,12 @@ struct FileActions(libc::posix_spawn_file_actions_t);
 
 impl FileActions {
     fn new() -> io::Result<Self> {
-        // SAFETY: initialised by the call before any other use; destroyed
-        // in Drop only when the init succeeded.
+        // SAFETY: an all-zero action list is a valid bit pattern for this
+        // plain C struct; it is initialised by the call below before any
+        // other use.
         let mut raw: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `raw` is a live local; destroyed in Drop only when this init
+        // succeeded.
         check(unsafe { libc::posix_spawn_file_actions_init(&mut raw) })?;
         Ok(FileActions(raw))
     }

@@ -13,9 +13,12 @@
 
 mod dst;
 mod latest;
+mod supercronic;
 mod vixie;
 mod wall;
 
+#[cfg(test)]
+mod supercronic_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -75,7 +78,7 @@ pub struct Schedule {
     expr: String,
     tz: Tz,
     /// `None` for `@reboot`, which has no time-based firings.
-    wall: Option<Arc<WallMatcher>>,
+    wall: Option<Arc<Wall>>,
     fixed_time: bool,
     seconds: bool,
     /// Why a crontab schedule can never fire (SPEC 2: cron accepts such a line, so it
@@ -99,6 +102,35 @@ fn macro_fields(name: &str) -> Option<Option<&'static str>> {
         "@reboot" => return Some(None),
         _ => return None,
     }))
+}
+
+/// Which wall times an expression matches: croner's reading (crontab and
+/// YAML), or supercronic's (its own day rule and a year field).
+/// Held once behind an `Arc` per distinct expression, so a smaller
+/// supercronic variant saves nothing worth another indirection.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Wall {
+    Croner(WallMatcher),
+    Supercronic(supercronic::Matcher),
+}
+
+impl Wall {
+    fn next_at_or_after(&self, w: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        match self {
+            Wall::Croner(m) => m.next_at_or_after(w),
+            Wall::Supercronic(m) => m.next_at_or_after(w),
+        }
+    }
+
+    /// croner's own parse, for the test that compares searches.
+    #[cfg(test)]
+    fn croner_parse(&self) -> &croner::Cron {
+        match self {
+            Wall::Croner(m) => m.croner_parse(),
+            Wall::Supercronic(_) => panic!("a supercronic schedule has no croner parse"),
+        }
+    }
 }
 
 impl Schedule {
@@ -136,8 +168,13 @@ impl Schedule {
             words
         };
 
+        if dialect == Dialect::Supercronic {
+            return Schedule::parse_supercronic(expr, &fields, tz).map(|(s, _)| s);
+        }
         let expected = match dialect {
-            Dialect::Crontab => "5 fields (minute hour day-of-month month day-of-week)",
+            Dialect::Crontab | Dialect::Supercronic => {
+                "5 fields (minute hour day-of-month month day-of-week)"
+            }
             Dialect::Yaml => {
                 "5 fields (minute hour day-of-month month day-of-week), 6 with leading seconds,"
             }
@@ -145,7 +182,7 @@ impl Schedule {
         let seconds = match (fields.len(), dialect) {
             (5, _) => false,
             (6, Dialect::Yaml) => true,
-            (6, Dialect::Crontab) => return Err(ScheduleError::SecondsInCrontab),
+            (6, _) => return Err(ScheduleError::SecondsInCrontab),
             (7, _) => {
                 return Err(ScheduleError::YearField {
                     found: 7,
@@ -227,7 +264,7 @@ impl Schedule {
             &canonical,
             CronParser::builder()
                 .seconds(match dialect {
-                    Dialect::Crontab => Seconds::Disallowed,
+                    Dialect::Crontab | Dialect::Supercronic => Seconds::Disallowed,
                     Dialect::Yaml => Seconds::Optional,
                 })
                 .year(Year::Disallowed)
@@ -253,12 +290,38 @@ impl Schedule {
         Ok(Schedule {
             expr: expr.to_string(),
             tz,
-            wall: Some(Arc::new(wall)),
+            wall: Some(Arc::new(Wall::Croner(wall))),
             // Debian cron's rule: fixed-time unless the minute or hour field starts with `*`.
             fixed_time: !minute.starts_with_star && !hour.starts_with_star,
             seconds,
             never,
         })
+    }
+
+    /// A supercronic expression's time fields (5, 6 or 7; a macro already
+    /// expanded), and the notes on where it means something else than it
+    /// would to Vixie cron.
+    fn parse_supercronic(
+        expr: &str,
+        fields: &[&str],
+        tz: Tz,
+    ) -> Result<(Schedule, Vec<String>), ScheduleError> {
+        let parsed = supercronic::parse(fields)?;
+        // As in a crontab, a schedule that can never fire is kept, with no times.
+        let never = (!parsed.matcher.fires_ever()).then(|| {
+            Arc::from(
+                "no day of its years (1970-2099 at most) matches its day-of-month, month and day-of-week fields",
+            )
+        });
+        let schedule = Schedule {
+            expr: expr.to_string(),
+            tz,
+            wall: Some(Arc::new(Wall::Supercronic(parsed.matcher))),
+            fixed_time: parsed.fixed_time,
+            seconds: parsed.seconds,
+            never,
+        };
+        Ok((schedule, parsed.notes))
     }
 
     /// Why this (crontab) schedule can never fire, as in "February has no day 30";
@@ -280,6 +343,17 @@ impl Schedule {
         let next_wall = |w| wall.next_at_or_after(w);
         let secs = dst::next_fire(self.tz, self.fixed_time, t.timestamp(), next_wall)?;
         DateTime::from_timestamp(secs, 0)
+    }
+
+    /// Every fire instant strictly after `t`, in order: [`Schedule::next_after`]
+    /// walked forward. Ends (rather than loops) for `@reboot`, for a schedule
+    /// that can never fire, and past croner's horizon; each item costs one
+    /// search. Take what you need: a per-second schedule has no end.
+    pub fn iter_after(&self, t: DateTime<Utc>) -> FireTimes<'_> {
+        FireTimes {
+            schedule: self,
+            after: Some(t),
+        }
     }
 
     /// The latest fire instant in `(after, upto]`: the last one [`Schedule::next_after`]
@@ -332,6 +406,63 @@ impl Schedule {
         self.seconds
     }
 }
+
+/// What `--supercronic` makes of a line's schedule text: the notes on where it
+/// means something else than it would to Vixie cron, and why it can never
+/// fire if it cannot. An error when supercronic's reading refuses it.
+pub fn read_supercronic(expr: &str) -> Result<SupercronicReading, ScheduleError> {
+    let words: Vec<&str> = expr.split_whitespace().collect();
+    let notes = match words.first() {
+        Some(first) if first.starts_with('@') => {
+            Schedule::parse(expr, Dialect::Supercronic, Tz::UTC)?;
+            let lower = first.to_ascii_lowercase();
+            if lower == "@reboot" || lower == "@midnight" {
+                vec![format!(
+                    "`{first}` is not understood by supercronic (it refuses the file); jobrun reads it as Vixie cron does"
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+        _ => {
+            let (schedule, notes) = Schedule::parse_supercronic(expr, &words, Tz::UTC)?;
+            return Ok(SupercronicReading {
+                notes,
+                never: schedule.never.map(|r| r.to_string()),
+            });
+        }
+    };
+    Ok(SupercronicReading { notes, never: None })
+}
+
+/// See [`read_supercronic`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupercronicReading {
+    pub notes: Vec<String>,
+    pub never: Option<String>,
+}
+
+/// The fire instants of a schedule after a time ([`Schedule::iter_after`]).
+#[derive(Clone, Debug)]
+pub struct FireTimes<'a> {
+    schedule: &'a Schedule,
+    /// The last instant given (or the start); `None` once the schedule ended.
+    after: Option<DateTime<Utc>>,
+}
+
+impl Iterator for FireTimes<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        let after = self.after?;
+        // Strictly later, or the end: an answer that did not move forward
+        // would give the same instant for ever.
+        self.after = self.schedule.next_after(after).filter(|&next| next > after);
+        self.after
+    }
+}
+
+impl std::iter::FusedIterator for FireTimes<'_> {}
 
 /// How many next-tick searches this thread has made so far (for tests that bound
 /// work by a count).

@@ -1089,3 +1089,74 @@ fn utc_fast_path_agrees_with_the_full_search_at_offset_zero() {
         );
     }
 }
+
+/// `iter_after` as RFC 3339 strings, at most `n`.
+fn iterated(s: &Schedule, from: &str, n: usize) -> Vec<String> {
+    s.iter_after(at(from))
+        .take(n)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .collect()
+}
+
+#[test]
+fn iter_after_walks_the_fire_times_through_a_dst_gap_and_overlap() {
+    // 02:30 does not exist in Berlin on 29 March 2026: the fixed-time job
+    // fires once, as the gap ends (03:00 CEST = 01:00Z), then at 02:30 CEST.
+    let s = crontab("30 2 * * *", BERLIN);
+    assert_eq!(
+        iterated(&s, "2026-03-27T12:00:00Z", 3),
+        [
+            "2026-03-28T01:30:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-30T00:30:00Z"
+        ]
+    );
+    // The repeated hour of 25 October: a wildcard schedule fires in both.
+    let quarter = crontab("*/15 * * * *", BERLIN);
+    let in_overlap = quarter
+        .iter_after(at("2026-10-24T23:59:59Z"))
+        .take_while(|&t| t < at("2026-10-25T02:00:00Z"))
+        .count();
+    assert_eq!(in_overlap, 8);
+    // ... and its ticks are the ones `next_after` gives, walked by hand.
+    assert_eq!(
+        iterated(&quarter, "2026-10-24T23:59:59Z", 12),
+        fires(&quarter, "2026-10-24T23:59:59Z", 12)
+    );
+}
+
+#[test]
+fn iter_after_follows_the_schedules_zone() {
+    let from = "2026-01-01T00:00:00Z";
+    assert_eq!(
+        iterated(&crontab("0 9 * * *", NEW_YORK), from, 2),
+        ["2026-01-01T14:00:00Z", "2026-01-02T14:00:00Z"]
+    );
+    // Kathmandu is UTC+5:45.
+    assert_eq!(
+        iterated(&crontab("0 9 * * *", KATHMANDU), from, 2),
+        ["2026-01-01T03:15:00Z", "2026-01-02T03:15:00Z"]
+    );
+    // Strictly after: a start on a tick does not give that tick.
+    assert_eq!(
+        iterated(&crontab("0 9 * * *", UTC), "2026-01-01T09:00:00Z", 1),
+        ["2026-01-02T09:00:00Z"]
+    );
+}
+
+#[test]
+fn iter_after_ends_for_a_schedule_that_never_fires_or_has_no_time() {
+    let never = Schedule::parse("0 0 30 2 *", Dialect::Crontab, UTC).expect("cron accepts it");
+    let reboot = crontab("@reboot", UTC);
+    for s in [&never, &reboot] {
+        let mut times = s.iter_after(at("2026-01-01T00:00:00Z"));
+        assert_eq!(times.next(), None, "{}", s.expr());
+        assert_eq!(times.next(), None, "stays ended: {}", s.expr());
+        // `count` would never return if the iterator looped.
+        assert_eq!(s.iter_after(at("2026-01-01T00:00:00Z")).count(), 0);
+    }
+    // A yearly schedule near croner's horizon ends there too.
+    let yearly = crontab("0 0 1 1 *", UTC);
+    let left = yearly.iter_after(at("4990-06-01T00:00:00Z")).count();
+    assert!(left <= 11, "{left} ticks before year 5001");
+}

@@ -446,8 +446,8 @@ fn is_plausible_user_name(word: &str) -> bool {
 }
 
 const SIX_FIELDS: &str = "more than five time fields: classic cron takes exactly five (minute hour day-of-month month day-of-week), \
-     and would read the extra field as part of the command; the six- and seven-field forms with seconds and year are supercronic's; \
-     drop the seconds (and year) field, or move the job to a YAML file, where a leading seconds field is allowed";
+     and would read the extra field as part of the command; the six- and seven-field forms with seconds and year are supercronic's: \
+     read a supercronic file with `--supercronic FILE`, or drop the extra fields, or move the job to a YAML file, where a leading seconds field is allowed";
 
 /// Splits an entry as Vixie's `load_entry` does: the schedule, then (system format)
 /// the user, then the command, which is the rest of the line after its leading

@@ -17,9 +17,9 @@ use crate::job::{Diagnostic, SourceSet};
 pub type Lookup = fn(&str) -> Result<bool, String>;
 
 /// The running system's user database (the jobs run on this system, also with a
-/// `--system-crontabs` ROOT other than `/`).
+/// `--system-crontabs` ROOT other than `/`), as [`crate::users`] reads it.
 pub fn system_lookup(name: &str) -> Result<bool, String> {
-    nix::unistd::User::from_name(name)
+    crate::users::user_by_name(name)
         .map(|user| user.is_some())
         .map_err(|e| e.to_string())
 }

@@ -8,6 +8,7 @@
 pub mod bounded;
 pub mod crontab;
 mod known_users;
+pub mod supercronic;
 pub mod system;
 pub mod trust;
 pub mod trust_named;
@@ -28,6 +29,8 @@ pub struct SourceOptions {
     pub configs: Vec<PathBuf>,
     /// User-format crontabs (`--crontab`).
     pub crontabs: Vec<PathBuf>,
+    /// supercronic crontabs (`--supercronic`).
+    pub supercronics: Vec<PathBuf>,
     /// Root of the system crontabs (`--system-crontabs[=ROOT]`).
     pub system_root: Option<PathBuf>,
     /// The effective user id jobrun runs as: cron's ownership and permission
@@ -39,7 +42,13 @@ impl SourceOptions {
     /// The files and directories whose changes may change the jobs: what a
     /// daemon watches to reload.
     pub fn watch_paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.configs.iter().chain(&self.crontabs).cloned().collect();
+        let mut paths: Vec<PathBuf> = self
+            .configs
+            .iter()
+            .chain(&self.crontabs)
+            .chain(&self.supercronics)
+            .cloned()
+            .collect();
         if let Some(root) = &self.system_root {
             for rel in system::WATCHED {
                 paths.push(root.join(rel));
@@ -66,7 +75,10 @@ impl SourceOptions {
 
     /// True when no source of any kind is configured.
     pub fn is_empty(&self) -> bool {
-        self.configs.is_empty() && self.crontabs.is_empty() && self.system_root.is_none()
+        self.configs.is_empty()
+            && self.crontabs.is_empty()
+            && self.supercronics.is_empty()
+            && self.system_root.is_none()
     }
 }
 
@@ -79,6 +91,9 @@ pub fn read_all(opts: &SourceOptions) -> SourceSet {
     }
     for path in &opts.crontabs {
         set.extend(system::read_user_crontab(path, opts.euid));
+    }
+    for path in &opts.supercronics {
+        set.extend(supercronic::read_supercronic_file(path, opts.euid));
     }
     if let Some(root) = &opts.system_root {
         set.extend(system::read_system_crontabs(root, opts.euid));
@@ -118,6 +133,9 @@ pub fn read_files(opts: &SourceOptions) -> Vec<SourceFile> {
     for path in &opts.crontabs {
         files.extend(by_file(system::read_user_crontab(path, opts.euid)));
     }
+    for path in &opts.supercronics {
+        files.extend(by_file(supercronic::read_supercronic_file(path, opts.euid)));
+    }
     if let Some(root) = &opts.system_root {
         files.extend(by_file(system::read_system_crontabs(root, opts.euid)));
     }
@@ -138,7 +156,7 @@ pub fn merge(files: impl IntoIterator<Item = SourceFile>) -> SourceSet {
 fn own_user() -> crate::job::OwnUser {
     let uid = nix::unistd::geteuid();
     crate::job::OwnUser {
-        name: nix::unistd::User::from_uid(uid)
+        name: crate::users::user_by_uid(uid.as_raw())
             .ok()
             .flatten()
             .map(|u| u.name),

@@ -38,8 +38,6 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use nix::unistd::User;
-
 use crate::job::{Diagnostic, Origin};
 
 /// Who must own a file for cron to trust it.
@@ -246,8 +244,8 @@ fn check_safety(path: &Path, meta: &Metadata, owner: Owner<'_>, euid: u32) -> Re
     }
     let named = match owner {
         Owner::System | Owner::Named => None,
-        Owner::User(name) => match User::from_name(name) {
-            Ok(Some(user)) => Some(user.uid.as_raw()),
+        Owner::User(name) => match crate::users::user_by_name(name) {
+            Ok(Some(user)) => Some(user.uid),
             Ok(None) => {
                 return Err(format!(
                     "refused: there is no user `{name}`, and a user crontab's jobs run as the user it is named after; \

@@ -38,11 +38,16 @@ fn no_source_at_all_is_a_usage_error() {
 
 #[test]
 fn unknown_subcommand_and_bad_flags_exit_2() {
-    Test::new().arg("frobnicate").run().expect_code(2);
+    Test::new()
+        .arg("frobnicate")
+        .code(2)
+        .stderr_has("unrecognized subcommand 'frobnicate'")
+        .run();
     Test::new()
         .args(["next", "--count", "many"])
-        .run()
-        .expect_code(2);
+        .code(2)
+        .stderr_has("invalid value 'many'")
+        .run();
 }
 
 #[test]
@@ -51,18 +56,13 @@ fn check_reports_errors_with_path_line_and_exits_1() {
         "jobs.yaml",
         "jobs:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    command: echo a\n  - name: b\n    schedule: \"@daily\"\n    command: echo b\n    colour: red\n",
     );
-    let out = t
-        .args(["check", "--config", "{root}/jobs.yaml"])
-        .run()
-        .expect_code(1);
-    assert!(out.stdout.contains("jobs.yaml:3: error:"), "{}", out.stdout);
-    assert!(out.stdout.contains("never fires"), "{}", out.stdout);
-    assert!(out.stdout.contains("jobs.yaml:8: error:"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("unknown field `colour`"),
-        "{}",
-        out.stdout
-    );
+    t.args(["check", "--config", "{root}/jobs.yaml"])
+        .code(1)
+        .stdout_has("jobs.yaml:3: error:")
+        .stdout_has("never fires")
+        .stdout_has("jobs.yaml:8: error:")
+        .stdout_has("unknown field `colour`")
+        .run();
 }
 
 #[test]
@@ -235,4 +235,84 @@ fn the_default_shutdown_grace_ends_before_docker_stops_sigkill() {
         "the help says why:\n{}",
         out.stdout
     );
+}
+
+/// `list` in a terminal of `cols` columns (a real pty through util-linux's
+/// `script`), with `extra` arguments: its output lines.
+fn list_in_a_terminal(t: &Test, cols: u16, extra: &str) -> Vec<String> {
+    let command = format!(
+        "stty cols {cols} rows 50; TZ=UTC JOBRUN_STATE_DIR={root}/state {bin} --crontab {root}/crontab list {extra}",
+        root = t.root().display(),
+        bin = env!("CARGO_BIN_EXE_jobrun"),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("COLUMNS")
+        .output()
+        .expect("running util-linux script (a pty)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn tables_fit_the_terminal_and_wide_or_a_pipe_gets_whole_lines() {
+    let long = "/usr/local/lib/backups/nightly-database-dump-with-a-long-name.sh --target /srv/backup/databases/primary";
+    let t = Test::new().file(
+        "crontab",
+        format!("30 2 * * * {long}\n*/5 * * * * /usr/bin/true\n"),
+    );
+    // On an 80-column terminal every line fits, and the job is still there.
+    let narrow = list_in_a_terminal(&t, 80, "");
+    assert!(narrow.len() > 3, "{narrow:#?}");
+    for line in &narrow {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        narrow.iter().any(|l| l.contains("30 2 * * *")),
+        "{narrow:#?}"
+    );
+    // `--wide`: one line a job, however long.
+    let wide = list_in_a_terminal(&t, 80, "--wide");
+    assert!(wide.iter().any(|l| l.chars().count() > 80), "{wide:#?}");
+    // Not a terminal: whole lines too, so `grep` sees a job on one line.
+    let piped = t
+        .run_args(["--crontab", "{root}/crontab", "list"])
+        .expect_code(0);
+    let row = piped
+        .stdout
+        .lines()
+        .find(|l| l.contains("30 2 * * *"))
+        .expect("the job's row");
+    assert!(row.chars().count() > 80, "{row}");
+}
+
+#[test]
+fn a_background_command_is_stopped_by_sigterm_like_any_command() {
+    // `jobrun run` of a long job, started in the background: SIGTERM stops
+    // the job and jobrun reports it with 128+15, its run recorded.
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - name: long\n    schedule: \"@yearly\"\n    command: 'touch {root}/started; sleep 30'\n",
+    );
+    let run = t.spawn(["--config", "{root}/jobs.yaml", "run", "long"]);
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(10),
+        "the job to start",
+        || t.path("started").exists().then_some(()),
+    );
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = run.wait(std::time::Duration::from_secs(20));
+    assert_eq!(code, 128 + 15, "{log}");
+    let runs = t.history("long");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_ne!(runs[0]["status"], "running", "{runs:?}");
 }

@@ -419,6 +419,41 @@ fn after_a_suspend_the_heartbeat_is_written_at_once() {
     daemon.stop();
 }
 
+/// The heartbeat is written off the loop (issue 13): a `jobrun prune` (here,
+/// a connection of the test's) holding SQLite's write lock while a beat is
+/// due delays the beat and the runs' records, never the loop's ticks. A
+/// loop stalled on the beat would hand the ticks of the stall out as one
+/// window, and only its latest tick would run.
+#[test]
+fn a_held_write_lock_delays_no_tick_of_a_per_second_job() {
+    let _serial = one_at_a_time();
+    let start = at(12, 0, 0) + chrono::Duration::milliseconds(500);
+    let daemon = Booted::start(
+        "jobs:\n  - name: every-second\n    schedule: \"* * * * * *\"\n    concurrency: allow\n    command: \"true\"\n",
+        start,
+    );
+    daemon.clock.pass(secs(1));
+    daemon.ran("every-second", at(12, 0, 1));
+    let prune = rusqlite::Connection::open(daemon.state.join("jobrun.db")).expect("open");
+    prune
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    // A clock step makes a heartbeat due at once, while the lock is held.
+    daemon.clock.advance(secs(3));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        daemon.clock.pass(secs(1));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    prune.execute_batch("ROLLBACK").expect("let the lock go");
+    // 12:00:04 was caught up; each second after it was handed out on time.
+    for s in 4..=7 {
+        daemon.ran("every-second", at(12, 0, s));
+    }
+    let (_, runs) = daemon.stop_with_runs();
+    assert_no_tick_twice(&runs);
+}
+
 #[test]
 fn a_fixed_time_in_the_dst_gap_runs_once_beside_a_per_second_job() {
     let _serial = one_at_a_time();

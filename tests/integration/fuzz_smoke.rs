@@ -52,6 +52,11 @@ fn fuzz_crontab_target_passes_its_seed_corpus() {
 }
 
 #[test]
+fn fuzz_supercronic_target_passes_its_seed_corpus() {
+    run_corpus("supercronic", targets::supercronic, 10);
+}
+
+#[test]
 fn fuzz_yaml_target_passes_its_seed_corpus() {
     run_corpus("yaml", targets::yaml, 10);
 }

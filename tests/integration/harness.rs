@@ -5,10 +5,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[must_use = "a test tree does nothing until a command runs in it"]
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    expect: Expect,
+}
+
+/// What `run` must see, declared up front as `just`'s tests do: the exit
+/// code, and text the output must contain.
+#[derive(Default)]
+struct Expect {
+    code: Option<i32>,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
 }
 
 pub struct Output {
@@ -23,7 +34,28 @@ impl Test {
             dir: tempfile::tempdir().expect("creating a temporary directory"),
             args: Vec::new(),
             env: Vec::new(),
+            expect: Expect::default(),
         }
+    }
+
+    /// `run` fails the test unless jobrun exits with `code`.
+    pub fn code(mut self, code: i32) -> Self {
+        self.expect.code = Some(code);
+        self
+    }
+
+    /// `run` fails the test unless stdout contains `text` (`{root}` expanded).
+    pub fn stdout_has(mut self, text: &str) -> Self {
+        let text = self.expand(text);
+        self.expect.stdout.push(text);
+        self
+    }
+
+    /// `run` fails the test unless stderr contains `text` (`{root}` expanded).
+    pub fn stderr_has(mut self, text: &str) -> Self {
+        let text = self.expand(text);
+        self.expect.stderr.push(text);
+        self
     }
 
     /// Writes `content` to `rel` under the test directory (parents created, mode 0644).
@@ -102,13 +134,62 @@ impl Test {
 
     /// Runs with these arguments instead of the builder's, so one tree serves
     /// several commands.
+    #[must_use = "check the exit code or the output"]
     pub fn run_args<I: IntoIterator<Item = S>, S: AsRef<str>>(&self, args: I) -> Output {
         let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
         self.execute(&args)
     }
 
+    /// Runs the builder's arguments and checks what was declared with
+    /// `code`, `stdout_has` and `stderr_has`.
+    #[track_caller]
     pub fn run(&self) -> Output {
-        self.execute(&self.args)
+        let out = self.execute(&self.args);
+        let show = || format!("--- stdout\n{}\n--- stderr\n{}", out.stdout, out.stderr);
+        if let Some(code) = self.expect.code {
+            assert_eq!(out.code, code, "exit code of {:?}\n{}", self.args, show());
+        }
+        for text in &self.expect.stdout {
+            assert!(
+                out.stdout.contains(text),
+                "stdout lacks {text:?}\n{}",
+                show()
+            );
+        }
+        for text in &self.expect.stderr {
+            assert!(
+                out.stderr.contains(text),
+                "stderr lacks {text:?}\n{}",
+                show()
+            );
+        }
+        out
+    }
+
+    /// Every recorded run of `job`, newest first, as `history --json` prints them.
+    #[track_caller]
+    pub fn history(&self, job: &str) -> Vec<serde_json::Value> {
+        self.history_of(&["history", job, "--json", "--limit", "1000000"])
+    }
+
+    /// Every recorded run of `job`, oldest first.
+    #[track_caller]
+    pub fn history_oldest_first(&self, job: &str) -> Vec<serde_json::Value> {
+        let mut runs = self.history(job);
+        runs.reverse();
+        runs
+    }
+
+    /// Every recorded run of every job, newest first.
+    #[track_caller]
+    pub fn history_all(&self) -> Vec<serde_json::Value> {
+        self.history_of(&["history", "--json", "--limit", "1000000"])
+    }
+
+    #[track_caller]
+    fn history_of(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self.run_args(args).expect_code(0);
+        out.json().as_array().expect("history is an array").clone()
     }
 
     fn execute(&self, args: &[String]) -> Output {
@@ -165,7 +246,9 @@ pub fn names(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// A `jobrun daemon` running in the background for a test.
+/// A jobrun process running in the background for a test (a daemon, or any
+/// command started with `Test::spawn`); killed when dropped.
+#[must_use = "a background process is killed when dropped"]
 pub struct Daemon {
     child: std::process::Child,
     stderr_path: PathBuf,
@@ -176,6 +259,12 @@ impl Test {
     /// (job output) is discarded unless `stdout_to` names a file.
     pub fn spawn_daemon<I: IntoIterator<Item = S>, S: AsRef<str>>(&self, args: I) -> Daemon {
         self.spawn_daemon_to(args, None)
+    }
+
+    /// Starts jobrun with exactly `args` (any subcommand) in the background:
+    /// its stderr is kept (`log`), its stdout discarded.
+    pub fn spawn<I: IntoIterator<Item = S>, S: AsRef<str>>(&self, args: I) -> Daemon {
+        self.spawn_process(args, None, None)
     }
 
     pub fn spawn_daemon_to<I: IntoIterator<Item = S>, S: AsRef<str>>(
@@ -194,14 +283,40 @@ impl Test {
         args: I,
         bytes: u64,
     ) -> Daemon {
-        self.spawn_daemon_with(args, None, Some(bytes))
+        self.spawn_daemon_with_pre_exec(args, move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            // SAFETY: setrlimit reads only `limit`, a copy owned by the closure.
+            if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
     }
 
     fn spawn_daemon_with<I: IntoIterator<Item = S>, S: AsRef<str>>(
         &self,
         args: I,
         stdout_to: Option<&str>,
-        address_space: Option<u64>,
+        pre_exec: Option<PreExec>,
+    ) -> Daemon {
+        let args = std::iter::once("daemon".to_string())
+            .chain(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.spawn_process(args, stdout_to, pre_exec)
+    }
+
+    /// The one way a test starts jobrun in the background: `args` as given,
+    /// the test's environment, stderr kept in a file of its own (`log`),
+    /// stdout discarded or written to `stdout_to`, and `pre_exec` run in the
+    /// child before jobrun executes (resource limits, signal dispositions).
+    fn spawn_process<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        stdout_to: Option<&str>,
+        pre_exec: Option<PreExec>,
     ) -> Daemon {
         let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -215,26 +330,15 @@ impl Test {
             None => std::process::Stdio::null(),
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
-        if let Some(bytes) = address_space {
+        if let Some(pre_exec) = pre_exec {
             use std::os::unix::process::CommandExt;
-            let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
-            };
-            // SAFETY: setrlimit is async-signal-safe and reads only `limit`,
-            // a copy owned by the closure.
+            // SAFETY: the tests' closures make only async-signal-safe calls
+            // (setrlimit, signal), allocating nothing.
             unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
+                cmd.pre_exec(pre_exec);
             }
         }
         let child = cmd
-            .arg("daemon")
             .args(&args)
             .env_remove("JOBRUN_CONFIG")
             .env("TZ", "UTC")
@@ -245,10 +349,13 @@ impl Test {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .expect("starting jobrun daemon");
+            .expect("starting jobrun in the background");
         Daemon { child, stderr_path }
     }
 }
+
+/// What a child runs between fork and exec.
+type PreExec = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync + 'static>;
 
 impl Daemon {
     pub fn pid(&self) -> i32 {
@@ -306,17 +413,6 @@ impl Daemon {
         }
         log[from..].to_string()
     }
-
-    /// Peak resident memory (VmHWM) in KiB, while it runs.
-    pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("reading /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc status")
-    }
 }
 
 impl Drop for Daemon {
@@ -356,28 +452,7 @@ impl Test {
         S: AsRef<str>,
         F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
     {
-        use std::os::unix::process::CommandExt;
-        let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
-        let stderr_path = self.path("daemon-pre-exec.stderr");
-        let stderr = std::fs::File::create(&stderr_path).expect("creating the daemon's log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobrun"));
-        cmd.arg("daemon")
-            .args(&args)
-            .env_remove("JOBRUN_CONFIG")
-            .env("TZ", "UTC")
-            .env("JOBRUN_STATE_DIR", self.path("state"))
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr);
-        // SAFETY: the tests' closures make only async-signal-safe calls
-        // (setrlimit, signal), allocating nothing.
-        unsafe {
-            cmd.pre_exec(pre_exec);
-        }
-        let child = cmd.spawn().expect("starting jobrun daemon");
-        Daemon { child, stderr_path }
+        self.spawn_daemon_with(args, None, Some(Box::new(pre_exec)))
     }
 
     /// Starts `jobrun daemon` with `args` under an open-file limit of

@@ -24,21 +24,6 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 }
 
 /// `history NAME --json`, oldest first.
-fn history(t: &Test, config: &std::path::Path, job: &str) -> Vec<serde_json::Value> {
-    let out = t
-        .run_args([
-            "--config",
-            &config.display().to_string(),
-            "history",
-            job,
-            "--json",
-        ])
-        .expect_code(0);
-    let mut runs = out.json().as_array().cloned().unwrap_or_default();
-    runs.reverse();
-    runs
-}
-
 fn stop(daemon: Daemon) {
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(15));
@@ -53,7 +38,7 @@ fn watching(daemon: &Daemon) {
 }
 
 fn user_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
+    jobrun::users::user_by_uid(nix::unistd::getuid().as_raw())
         .ok()
         .flatten()
         .map(|u| u.name)
@@ -146,7 +131,7 @@ fn wallos_the_job_in_every_source_sends_once_per_tick() {
     // The store agrees: at most one run per tick. The daemon is stopped
     // while ticks keep coming, so the last run may have been caught by the
     // shutdown (recorded `interrupted`, whether or not its line was written).
-    let runs = history(&t, &config, "sendnotifications");
+    let runs = t.history_oldest_first("sendnotifications");
     let tick_of = |s: &str| -> chrono::DateTime<chrono::Utc> {
         s.parse().unwrap_or_else(|e| panic!("tick {s:?}: {e}"))
     };
@@ -246,13 +231,13 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
     assert_eq!(lines(&reloads), ["reload chain", "reload watch"]);
     stop(daemon);
 
-    let runs = history(&t, &config, "reload-nginx");
+    let runs = t.history_oldest_first("reload-nginx");
     let triggers: Vec<&str> = runs
         .iter()
         .map(|r| r["trigger"].as_str().unwrap())
         .collect();
     assert_eq!(triggers, ["chain", "watch"], "{runs:#?}");
-    let renew = history(&t, &config, "renew-certificates");
+    let renew = t.history_oldest_first("renew-certificates");
     assert_eq!(
         runs[0]["parent_id"], renew[0]["id"],
         "the chain names its parent run"
@@ -282,8 +267,11 @@ fn hup_counter(t: &Test, name: &str, pidfile: &str) -> std::process::Child {
              while :; do sleep 0.1; done\n"
         ),
     );
-    std::fs::create_dir_all(t.path(pidfile).parent().unwrap()).unwrap();
-    let child = std::process::Command::new(script).spawn().unwrap();
+    std::fs::create_dir_all(t.path(pidfile).parent().expect("a pidfile in a directory"))
+        .expect("creating the pidfile's directory");
+    let child = std::process::Command::new(script)
+        .spawn()
+        .expect("starting the stand-in");
     wait_for(LIMIT, "the stand-in's pidfile", || {
         t.path(pidfile).exists().then_some(())
     });
@@ -323,7 +311,7 @@ fn mailu_a_certificate_change_hups_dovecot_once_and_a_missing_pidfile_is_skipped
     std::fs::remove_file(t.path("run/dovecot/master.pid")).unwrap();
     t.write("certs/cert.pem", "new 2\n");
     let skipped = wait_for(LIMIT, "the skipped run", || {
-        history(&t, &config, "reload-dovecot")
+        t.history_oldest_first("reload-dovecot")
             .into_iter()
             .find(|r| r["status"] == "skipped")
     });
@@ -345,7 +333,8 @@ fn mailu_a_certificate_change_hups_dovecot_once_and_a_missing_pidfile_is_skipped
     assert_eq!(hups(&t, "nginx"), 3);
     stop(daemon);
 
-    let statuses: Vec<String> = history(&t, &config, "reload-dovecot")
+    let statuses: Vec<String> = t
+        .history_oldest_first("reload-dovecot")
         .iter()
         .map(|r| r["status"].as_str().unwrap().to_string())
         .collect();
@@ -359,9 +348,9 @@ fn mailu_a_certificate_change_hups_dovecot_once_and_a_missing_pidfile_is_skipped
 /// A local port with nothing listening on it (bound, then let go).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .expect("a free local port")
         .local_addr()
-        .unwrap()
+        .expect("its address")
         .port()
 }
 
@@ -411,7 +400,8 @@ fn websoft9_the_sync_waits_for_a_late_service_and_succeeds_once() {
         .filter(|l| l.starts_with("start "))
         .collect();
     assert_eq!(starts.len(), 1, "{starts:?}");
-    let runs: Vec<serde_json::Value> = history(&t, &config, "sync-port")
+    let runs: Vec<serde_json::Value> = t
+        .history_oldest_first("sync-port")
         .into_iter()
         .filter(|r| r["trigger"] == "start")
         .collect();
@@ -432,7 +422,7 @@ fn websoft9_a_service_that_never_comes_fails_not_ready_and_the_sync_never_runs()
     );
     let daemon = t.spawn_daemon(["--config", &config.display().to_string()]);
     let failed = wait_for(LIMIT, "the failed run", || {
-        history(&t, &config, "sync-port")
+        t.history_oldest_first("sync-port")
             .into_iter()
             .find(|r| r["status"] == "failed")
     });
@@ -480,7 +470,8 @@ fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
     std::thread::sleep(Duration::from_secs(1));
     stop(second);
 
-    let catch_ups: Vec<serde_json::Value> = history(&t, &config, "sync-port")
+    let catch_ups: Vec<serde_json::Value> = t
+        .history_oldest_first("sync-port")
         .into_iter()
         .filter(|r| r["trigger"] == "catch-up")
         .collect();

@@ -25,4 +25,6 @@ mod resources;
 mod source_trust;
 mod sources;
 mod state_dir;
+mod static_build;
+mod supercronic;
 mod triggers;

@@ -127,7 +127,7 @@ fn each_jobrun_instance_runs_its_reboot_jobs_once_per_boot() {
 /// `check` names the job whose copies are scheduled differently.
 #[test]
 fn check_names_a_job_whose_copies_are_scheduled_differently() {
-    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+    let me = jobrun::users::user_by_uid(nix::unistd::geteuid().as_raw())
         .expect("the user database")
         .expect("the test's user has a name")
         .name;

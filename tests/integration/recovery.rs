@@ -33,12 +33,7 @@ fn running_pid(t: &Test, job: &str) -> Option<i32> {
 }
 
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
+    u32::try_from(pid).is_ok_and(jobrun::procfs::is_running)
 }
 
 fn started(daemon: &crate::harness::Daemon) -> Option<()> {

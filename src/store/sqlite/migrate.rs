@@ -1,4 +1,4 @@
-//! Schema versions: `migrations/NNNN_*.sql`, compiled in and applied in order
+//! Schema versions: `migrations/sqlite/NNNN_*.sql`, compiled in and applied in order
 //! under `PRAGMA user_version`, each in one immediate transaction so two
 //! processes opening a new state directory at once cannot both migrate it.
 
@@ -6,15 +6,16 @@ use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{sql, StoreError, APPLICATION_ID};
+use super::{sql, APPLICATION_ID};
+use crate::store::{Operation, StoreError};
 
 /// The migrations, in order; version N is the N-th entry.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_runs.sql"),
-    include_str!("../../migrations/0002_daemons.sql"),
-    include_str!("../../migrations/0003_followups.sql"),
-    include_str!("../../migrations/0004_missed.sql"),
-    include_str!("../../migrations/0005_daemon_loaded.sql"),
+    include_str!("../../../migrations/sqlite/0001_runs.sql"),
+    include_str!("../../../migrations/sqlite/0002_daemons.sql"),
+    include_str!("../../../migrations/sqlite/0003_followups.sql"),
+    include_str!("../../../migrations/sqlite/0004_missed.sql"),
+    include_str!("../../../migrations/sqlite/0005_daemon_loaded.sql"),
 ];
 
 /// The schema version this jobrun writes.
@@ -24,9 +25,9 @@ pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Refuses foreign, corrupt and newer databases; `true` when it is jobrun's
 /// and already at the latest version.
 pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
-    let unreadable = |source| StoreError::Unreadable {
+    let unreadable = |e: rusqlite::Error| StoreError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(e),
     };
     // One statement, so the three values come from one snapshot: another
     // process may be migrating a new database at this very moment.
@@ -60,12 +61,12 @@ pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<bool, Sto
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql("starting the migration"))?;
+        .map_err(sql(Operation::Migrate, "starting the migration"))?;
     // Read again inside the write lock: another process may have migrated
     // between our identity check and now.
     let current: i64 = tx
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(sql("reading the schema version"))?;
+        .map_err(sql(Operation::Migrate, "reading the schema version"))?;
     if current > LATEST_VERSION {
         return Err(StoreError::TooNew {
             path: path.to_path_buf(),
@@ -75,16 +76,17 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = index as i64 + 1;
-        let failed = |source| StoreError::Migrate {
+        let failed = |e: rusqlite::Error| StoreError::Migrate {
             path: path.to_path_buf(),
             version,
-            source,
+            source: Box::new(e),
         };
         tx.execute_batch(migration).map_err(failed)?;
         tx.pragma_update(None, "user_version", version)
             .map_err(failed)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)
-        .map_err(sql("writing the application id"))?;
-    tx.commit().map_err(sql("committing the migration"))
+        .map_err(sql(Operation::Migrate, "writing the application id"))?;
+    tx.commit()
+        .map_err(sql(Operation::Migrate, "committing the migration"))
 }

@@ -1,14 +1,15 @@
-//! The per-job file lock in `STATE_DIR/locks/`: the only place that touches
-//! flock. A run holds its job's lock from before its claim until it has been
-//! recorded, so a second process sees the job as running, and a `running` row
-//! whose lock nobody holds belongs to a dead process (its lock died with it).
+//! The SQLite backend's leases (see [`crate::store::lease`]): per-job file
+//! locks in `STATE_DIR/locks/`, the only place that touches flock. A run
+//! holds its job's lock from before its claim until it has been recorded, so
+//! a second process sees the job as running, and a `running` row whose lock
+//! nobody holds belongs to a dead process (its lock died with it).
 //!
 //! Lock files are opened without following links (`O_NOFOLLOW`) and must be
 //! regular files: a link placed in `locks/` (even a dangling one) would
 //! otherwise make jobrun create or lock a file elsewhere. The directory is
 //! created 0700 and checked by [`crate::private_dir`] at daemon start.
 //!
-//! Must not know SQLite, schedules or processes.
+//! Must not know SQL, schedules or processes.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,29 +17,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::private_dir::{self, Links};
-
-/// How a run holds its job's lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    /// One run at a time (`concurrency: forbid` and `replace`).
-    Exclusive,
-    /// Runs may overlap (`concurrency: allow`); still excludes an exclusive holder,
-    /// so a dead-owner check (exclusive) only succeeds when no run is alive.
-    Shared,
-}
+use crate::store::LeaseMode as LockMode;
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RunLock {
     // Held for its flock; closing the file releases it.
     _file: File,
-    path: PathBuf,
-}
-
-impl RunLock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// The directory of lock files under a state directory.
@@ -76,7 +61,7 @@ pub fn try_lock(locks_dir: &Path, job: &str, mode: LockMode) -> io::Result<Optio
         LockMode::Shared => fs2::FileExt::try_lock_shared(&file),
     };
     match result {
-        Ok(()) => Ok(Some(RunLock { _file: file, path })),
+        Ok(()) => Ok(Some(RunLock { _file: file })),
         // flock's EWOULDBLOCK: somebody else holds it.
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e),
@@ -158,10 +143,10 @@ mod tests {
     fn the_lock_file_lives_in_the_locks_dir() {
         let dir = tempfile::tempdir().unwrap();
         let locks = locks_dir(dir.path());
-        let lock = try_lock(&locks, "backup", LockMode::Exclusive)
+        let _lock = try_lock(&locks, "backup", LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        assert_eq!(lock.path(), locks.join("backup.lock"));
+        assert!(locks.join("backup.lock").is_file());
     }
 
     #[test]

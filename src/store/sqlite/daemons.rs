@@ -3,71 +3,72 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
-use serde::Serialize;
 
-use super::runs::{fmt_time, parse_time, ser_time_opt};
-use super::{sql, Store, StoreError};
-
-/// A daemon as it last reported itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DaemonRecord {
-    pub owner: String,
-    pub pid: u32,
-    pub host: String,
-    #[serde(serialize_with = "ser_time")]
-    pub started_at: DateTime<Utc>,
-    #[serde(serialize_with = "ser_time")]
-    pub last_beat: DateTime<Utc>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_time_opt"
-    )]
-    pub stopped_at: Option<DateTime<Utc>>,
-    /// What it loaded at start or its last reload; `None` for a daemon that
-    /// recorded nothing (an older version, or one still starting).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub loaded: Option<Loaded>,
-}
-
-/// What a daemon runs, as it recorded it, so `status` needs no sources.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Loaded {
-    /// The names of the jobs it runs.
-    pub jobs: Vec<String>,
-    /// Source errors, `path:line: message` (a job or a file left out, or a
-    /// new version of a file not applied).
-    pub errors: Vec<String>,
-    /// Source warnings, likewise.
-    pub warnings: Vec<String>,
-}
-
-fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    ser_time_opt(&Some(*t), s)
-}
-
-/// How much history to keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Runs claimed longer ago than this many days are removed.
-    pub keep_days: u32,
-    /// At most this many runs per job are kept (the newest).
-    pub keep_runs: u32,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            keep_days: 90,
-            keep_runs: 10_000,
-        }
-    }
-}
+use super::runs::{fmt_time, parse_time};
+use super::{sql, SqliteStore};
+use crate::store::{DaemonRecord, Loaded, Operation, Retention, StoreError};
 
 /// Rows deleted per statement, so other processes' claims never wait long
 /// for the write lock.
 const PRUNE_BATCH: i64 = 2_000;
 
-impl Store {
+/// The write lock of another connection, given up when dropped (tests).
+#[cfg(test)]
+pub struct WriteLockGuard(rusqlite::Connection);
+
+#[cfg(test)]
+impl Drop for WriteLockGuard {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
+/// The daemon's heartbeat on a connection of its own (see
+/// [`SqliteStore::heartbeat_writer`]); owned by the one thread that beats.
+pub struct SqliteBeatWriter {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteBeatWriter {
+    /// As [`SqliteStore::beat`], on this connection.
+    pub fn beat(
+        &self,
+        owner: &str,
+        pid: u32,
+        host: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        write_beat(&self.conn, owner, pid, host, started_at, now)
+    }
+}
+
+fn write_beat(
+    conn: &rusqlite::Connection,
+    owner: &str,
+    pid: u32,
+    host: &str,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            owner,
+            pid,
+            host,
+            fmt_time(started_at),
+            fmt_time(now)
+        ])
+    })
+    .map(drop)
+    .map_err(sql(Operation::Heartbeat, "recording a heartbeat"))
+}
+
+impl SqliteStore {
     /// Records that the daemon `owner` is alive at `now` (not flushed to disk
     /// before it returns: a beat lost in a power cut is stale anyway).
     pub fn beat(
@@ -79,14 +80,43 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
-            conn.execute(
-                "INSERT INTO daemons (owner, pid, host, started_at, last_beat) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (owner) DO UPDATE SET last_beat = excluded.last_beat, stopped_at = NULL",
-                params![owner, pid, host, fmt_time(started_at), fmt_time(now)],
-            )
-            .map_err(sql("recording a heartbeat"))
-        })?;
-        Ok(())
+            write_beat(conn, owner, pid, host, started_at, now)
+        })
+    }
+
+    /// Another connection holding the write lock (`BEGIN IMMEDIATE`) until
+    /// the guard is dropped (tests).
+    #[cfg(test)]
+    pub fn hold_write_lock(&self) -> Result<WriteLockGuard, StoreError> {
+        let op = Operation::Heartbeat;
+        let conn = rusqlite::Connection::open(&self.path)
+            .map_err(sql(op, "opening a second connection"))?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql(op, "taking the write lock"))?;
+        Ok(WriteLockGuard(conn))
+    }
+
+    /// A connection of its own for the daemon's heartbeat, waiting at most
+    /// `busy` for another process's write lock: a beat must never queue
+    /// behind this process's claims (which share the store's connection) nor
+    /// wait long for a `jobrun prune`; one that cannot be written is written
+    /// at the next beat.
+    pub fn heartbeat_writer(
+        &self,
+        busy: std::time::Duration,
+    ) -> Result<SqliteBeatWriter, StoreError> {
+        let op = Operation::Heartbeat;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql(op, "opening the heartbeat's connection"))?;
+        conn.busy_timeout(busy)
+            .map_err(sql(op, "setting the heartbeat's busy timeout"))?;
+        // Beats are never flushed (see `beat`); the WAL is already on.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql(op, "setting synchronous=NORMAL"))?;
+        Ok(SqliteBeatWriter { conn })
     }
 
     /// Records what the daemon `owner` loaded (at start, and after each
@@ -100,10 +130,10 @@ impl Store {
         now: DateTime<Utc>,
         loaded: &Loaded,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(loaded).map_err(|e| {
-            sql("recording what the daemon loaded")(rusqlite::Error::ToSqlConversionFailure(
-                Box::new(e),
-            ))
+        let json = serde_json::to_string(loaded).map_err(|e| StoreError::Failed {
+            operation: Operation::Heartbeat,
+            doing: "recording what the daemon loaded",
+            source: Box::new(e),
         })?;
         self.conn()
             .execute(
@@ -111,7 +141,7 @@ impl Store {
                  ON CONFLICT (owner) DO UPDATE SET loaded = excluded.loaded",
                 params![owner, pid, host, fmt_time(started_at), fmt_time(now), json],
             )
-            .map_err(sql("recording what the daemon loaded"))?;
+            .map_err(sql(Operation::Heartbeat, "recording what the daemon loaded"))?;
         Ok(())
     }
 
@@ -122,7 +152,7 @@ impl Store {
                 "UPDATE daemons SET stopped_at = ?2 WHERE owner = ?1",
                 params![owner, fmt_time(now)],
             )
-            .map_err(sql("recording a daemon stop"))?;
+            .map_err(sql(Operation::Heartbeat, "recording a daemon stop"))?;
         Ok(())
     }
 
@@ -138,11 +168,11 @@ impl Store {
                 [],
                 |r| r.get(0),
             )
-            .map_err(sql("querying daemons"))?;
+            .map_err(sql(Operation::Daemons, "querying daemons"))?;
         last.as_deref()
             .map(parse_time)
             .transpose()
-            .map_err(sql("reading a daemon's time"))
+            .map_err(sql(Operation::Daemons, "reading a daemon's time"))
     }
 
     /// Shrinks the WAL file back to nothing once the pruned pages are in the
@@ -188,7 +218,7 @@ impl Store {
             .prepare(&format!(
                 "SELECT owner, pid, host, started_at, last_beat, stopped_at, loaded FROM daemons {filter}"
             ))
-            .map_err(sql("querying daemons"))?;
+            .map_err(sql(Operation::Daemons, "querying daemons"))?;
         let rows = stmt
             .query_map(params, |r| {
                 Ok(DaemonRecord {
@@ -208,9 +238,9 @@ impl Store {
                         .and_then(|j| serde_json::from_str(&j).ok()),
                 })
             })
-            .map_err(sql("querying daemons"))?;
+            .map_err(sql(Operation::Daemons, "querying daemons"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading daemons"))
+            .map_err(sql(Operation::Daemons, "reading daemons"))
     }
 
     /// Applies the retention: removes finished runs older than `keep_days` and
@@ -228,7 +258,7 @@ impl Store {
                          SELECT id FROM runs WHERE status != 'running' AND claimed_at < ?1 LIMIT ?2)",
                     params![cutoff, PRUNE_BATCH],
                 )
-                .map_err(sql("pruning old runs"))?;
+                .map_err(sql(Operation::Prune, "pruning old runs"))?;
             removed += n as u64;
             if (n as i64) < PRUNE_BATCH {
                 break;
@@ -238,12 +268,12 @@ impl Store {
             let conn = self.conn();
             let mut stmt = conn
                 .prepare("SELECT job FROM runs GROUP BY job HAVING count(*) > ?1")
-                .map_err(sql("counting runs per job"))?;
+                .map_err(sql(Operation::Prune, "counting runs per job"))?;
             let rows = stmt
                 .query_map([retention.keep_runs], |r| r.get(0))
-                .map_err(sql("counting runs per job"))?;
+                .map_err(sql(Operation::Prune, "counting runs per job"))?;
             rows.collect::<Result<_, _>>()
-                .map_err(sql("counting runs per job"))?
+                .map_err(sql(Operation::Prune, "counting runs per job"))?
         };
         for job in jobs {
             loop {
@@ -258,7 +288,7 @@ impl Store {
                              LIMIT ?3)",
                         params![job, retention.keep_runs, PRUNE_BATCH],
                     )
-                    .map_err(sql("pruning runs beyond the per-job limit"))?;
+                    .map_err(sql(Operation::Prune, "pruning runs beyond the per-job limit"))?;
                 removed += n as u64;
                 if (n as i64) < PRUNE_BATCH {
                     break;
@@ -273,24 +303,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{RunStatus, Trigger};
-    use crate::store::{Finish, HistoryFilter, NewRun};
+    use crate::job::{RunId, RunOutcome, RunStatus, Trigger};
+    use crate::store::{HistoryFilter, NewRun};
     use chrono::TimeZone;
 
     fn t(day: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, day, 0, 0, s).unwrap()
     }
 
-    fn add(store: &Store, job: &str, at: DateTime<Utc>, finished: bool) -> i64 {
+    fn add(store: &SqliteStore, job: &str, at: DateTime<Utc>, finished: bool) -> RunId {
         let id = store
             .claim(&NewRun {
-                job,
+                job: job.into(),
                 trigger: Trigger::Schedule,
                 tick: Some(at),
                 status: RunStatus::Running,
                 at,
-                host: "h",
-                owner: "o",
+                host: "h".into(),
+                owner: "o".into(),
                 error: None,
                 parent_id: None,
                 attempt: 1,
@@ -301,14 +331,14 @@ mod tests {
             store
                 .finish(
                     id,
-                    &Finish {
+                    &RunOutcome {
                         status: RunStatus::Succeeded,
                         finished_at: at,
                         duration_ms: Some(1),
                         exit_code: Some(0),
                         signal: None,
                         output_bytes: 0,
-                        output_tail: b"",
+                        output_tail: std::sync::Arc::from(&b""[..]),
                         error: None,
                     },
                 )
@@ -320,7 +350,7 @@ mod tests {
     #[test]
     fn prune_keeps_the_newest_runs_per_job_recent_runs_and_running_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let old_running = add(&store, "a", t(1, 0), false);
         for s in 1..=10 {
             add(&store, "a", t(20, s), true);
@@ -344,7 +374,7 @@ mod tests {
                 })
                 .unwrap()
         };
-        let a: Vec<i64> = left("a").iter().map(|r| r.id).collect();
+        let a: Vec<RunId> = left("a").iter().map(|r| r.id).collect();
         assert_eq!(a.len(), 4, "3 newest + the running one: {a:?}");
         assert!(a.contains(&old_running), "a running run is never pruned");
         assert_eq!(left("b").len(), 3);
@@ -362,7 +392,7 @@ mod tests {
     #[test]
     fn heartbeats_are_upserted_and_a_clean_stop_hides_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         store.beat("h:1:x", 1, "h", t(1, 0), t(1, 0)).unwrap();
         store.beat("h:1:x", 1, "h", t(1, 0), t(1, 10)).unwrap();
         let daemons = store.daemons().unwrap();
@@ -378,7 +408,7 @@ mod tests {
     #[test]
     fn what_a_daemon_loaded_is_recorded_before_and_after_its_beats() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let loaded = Loaded {
             jobs: vec!["a".into()],
             errors: vec!["/etc/crontab:3: bad".into()],

@@ -16,6 +16,9 @@
 //! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
 //! the spool holds something.
 //!
+//! The store's async door, not one backend's: it makes its calls through the
+//! backend-neutral [`Store`] (see the module doc of [`crate::store`]).
+//!
 //! Knows the store and a reply channel; nothing of jobs, locks or processes.
 
 mod spool;
@@ -24,71 +27,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::job::{RunStatus, Trigger};
-use crate::store::{Finish, NewRun, Store, StoreError};
-
-/// A claim to make, owning its values (it crosses to the recorder thread).
-#[derive(Debug, Clone)]
-pub struct Claim {
-    pub job: String,
-    pub trigger: Trigger,
-    pub tick: Option<DateTime<Utc>>,
-    pub status: RunStatus,
-    pub at: DateTime<Utc>,
-    pub host: String,
-    pub owner: String,
-    pub error: Option<String>,
-    pub parent_id: Option<i64>,
-    pub attempt: u32,
-}
-
-impl Claim {
-    pub(crate) fn as_new_run(&self) -> NewRun<'_> {
-        NewRun {
-            job: &self.job,
-            trigger: self.trigger,
-            tick: self.tick,
-            status: self.status,
-            at: self.at,
-            host: &self.host,
-            owner: &self.owner,
-            error: self.error.as_deref(),
-            parent_id: self.parent_id,
-            attempt: self.attempt,
-        }
-    }
-}
-
-/// How a run ended, owning its values.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub status: RunStatus,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: Option<i64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub output_bytes: u64,
-    pub output_tail: Vec<u8>,
-    pub error: Option<String>,
-}
-
-impl Outcome {
-    pub(crate) fn as_finish(&self) -> Finish<'_> {
-        Finish {
-            status: self.status,
-            finished_at: self.finished_at,
-            duration_ms: self.duration_ms,
-            exit_code: self.exit_code,
-            signal: self.signal,
-            output_bytes: self.output_bytes,
-            output_tail: &self.output_tail,
-            error: self.error.as_deref(),
-        }
-    }
-}
+use super::{NewRun, Operation, Started, Store, StoreError};
+use crate::job::{RunId, RunOutcome, RunStatus};
 
 type Call = Box<dyn FnOnce(&Store) + Send>;
 
@@ -96,14 +38,14 @@ enum Request {
     /// Reads and other calls on the way to a command: done first.
     Urgent(Call),
     /// A claim: the waiting ones are written together, with the start marks.
-    Claim(Claim, ClaimReply),
-    /// A start mark (run id, pid, when).
-    Start(StartMark, StartReply),
+    Claim(NewRun, ClaimReply),
+    /// A start mark.
+    Start(Started, StartReply),
     /// An outcome to record; waiting ones are written together.
-    Finish(i64, Outcome, oneshot::Sender<Result<(), StoreError>>),
+    Finish(RunId, RunOutcome, oneshot::Sender<Result<(), StoreError>>),
     /// A tick jobrun could not claim or start: written, or spooled until
     /// the store accepts writes. Nobody waits for it.
-    Missed(Claim),
+    Missed(NewRun),
 }
 
 #[derive(Default)]
@@ -184,7 +126,7 @@ impl Recorder {
 
     /// Claims a run ([`Store::claim`]); claims that wait together are
     /// committed together.
-    pub async fn claim(&self, claim: Claim) -> Result<Option<i64>, StoreError> {
+    pub async fn claim(&self, claim: NewRun) -> Result<Option<RunId>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Claim(claim, tx));
         rx.await.unwrap_or_else(|_| Err(unanswered()))
@@ -192,28 +134,23 @@ impl Recorder {
 
     /// Records a start ([`Store::mark_started`]), committed with the claims
     /// and starts that wait alongside it.
-    pub async fn mark_started(
-        &self,
-        id: i64,
-        pid: Option<u32>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub async fn mark_started(&self, start: Started) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.push(Request::Start((id, pid, at), tx));
+        self.push(Request::Start(start, tx));
         rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Records a tick as missed (its claim, with the status and reason set):
     /// at once if the store accepts it, else when it does again. Does not
     /// wait.
-    pub fn record_missed(&self, claim: Claim) {
+    pub fn record_missed(&self, claim: NewRun) {
         self.push(Request::Missed(claim));
     }
 
     /// Records an outcome; returns once it is committed (with the outcomes
     /// that waited alongside it). On an error the outcome is kept in the
     /// spool and written when the store accepts writes again.
-    pub async fn finish(&self, id: i64, outcome: Outcome) -> Result<(), StoreError> {
+    pub async fn finish(&self, id: RunId, outcome: RunOutcome) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Request::Finish(id, outcome, tx));
         rx.await.unwrap_or_else(|_| Err(unanswered()))
@@ -319,8 +256,7 @@ fn serve_batch(
             replies.push(reply);
         }
     }
-    let batch: Vec<(i64, Finish<'_>)> = rows.iter().map(|(id, o)| (*id, o.as_finish())).collect();
-    match store.finish_many(&batch) {
+    match store.finish_many(&rows) {
         Ok(()) => {
             for reply in replies {
                 let _ = reply.send(Ok(()));
@@ -330,10 +266,10 @@ fn serve_batch(
         // cannot cost the others their record; what the store refuses
         // is kept for when it accepts writes again.
         Err(_) => {
-            for (((id, finish), reply), (_, outcome)) in batch.iter().zip(replies).zip(&rows) {
-                let written = store.finish(*id, finish);
+            for ((id, outcome), reply) in rows.into_iter().zip(replies) {
+                let written = store.finish(id, &outcome);
                 if written.is_err() {
-                    spool.keep_finish(*id, outcome.clone());
+                    spool.keep_finish(id, outcome);
                 }
                 let _ = reply.send(written);
             }
@@ -344,16 +280,14 @@ fn serve_batch(
 /// The error a caller gets when its call was lost with a batch that
 /// panicked on the recorder thread.
 fn unanswered() -> StoreError {
-    StoreError::Sql {
-        operation: "recording",
-        source: rusqlite::Error::ToSqlConversionFailure(
-            "the recorder thread failed while serving this call (a bug in jobrun)".into(),
-        ),
+    StoreError::Failed {
+        operation: Operation::Lost,
+        doing: "recording",
+        source: "the recorder thread failed while serving this call (a bug in jobrun)".into(),
     }
 }
 
-type StartMark = (i64, Option<u32>, DateTime<Utc>);
-type ClaimReply = oneshot::Sender<Result<Option<i64>, StoreError>>;
+type ClaimReply = oneshot::Sender<Result<Option<RunId>, StoreError>>;
 type StartReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// The claims and start marks that waited together: one transaction, one
@@ -361,37 +295,36 @@ type StartReply = oneshot::Sender<Result<(), StoreError>>;
 /// fail, each is written alone, so one cannot cost the others.
 fn write_claims_and_starts(
     store: &Store,
-    claims: Vec<(Claim, ClaimReply)>,
-    starts: Vec<(StartMark, StartReply)>,
+    claims: Vec<(NewRun, ClaimReply)>,
+    starts: Vec<(Started, StartReply)>,
 ) {
-    let alone = |claims: Vec<(Claim, oneshot::Sender<_>)>,
-                 starts: Vec<(StartMark, oneshot::Sender<_>)>| {
+    let alone = |claims: Vec<(NewRun, ClaimReply)>, starts: Vec<(Started, StartReply)>| {
         for (claim, reply) in claims {
-            answer_claim(store, &claim, reply, store.claim(&claim.as_new_run()));
+            let result = store.claim(&claim);
+            answer_claim(store, &claim, reply, result);
         }
-        for ((id, pid, at), reply) in starts {
-            let _ = reply.send(store.mark_started(id, pid, at));
+        for (start, reply) in starts {
+            let _ = reply.send(store.mark_started(start));
         }
     };
     if claims.len() + starts.len() <= 1 {
         return alone(claims, starts);
     }
-    let runs: Vec<NewRun<'_>> = claims.iter().map(|(c, _)| c.as_new_run()).collect();
-    let marks: Vec<StartMark> = starts.iter().map(|(m, _)| *m).collect();
+    let (runs, claim_replies): (Vec<NewRun>, Vec<ClaimReply>) = claims.into_iter().unzip();
+    let (marks, start_replies): (Vec<Started>, Vec<StartReply>) = starts.into_iter().unzip();
     match store.claim_and_start_many(&runs, &marks) {
         Ok(ids) => {
-            drop(runs);
-            for ((claim, reply), id) in claims.into_iter().zip(ids) {
-                answer_claim(store, &claim, reply, Ok(id));
+            for ((claim, reply), id) in runs.iter().zip(claim_replies).zip(ids) {
+                answer_claim(store, claim, reply, Ok(id));
             }
-            for (_, reply) in starts {
+            for reply in start_replies {
                 let _ = reply.send(Ok(()));
             }
         }
-        Err(_) => {
-            drop(runs);
-            alone(claims, starts);
-        }
+        Err(_) => alone(
+            runs.into_iter().zip(claim_replies).collect(),
+            marks.into_iter().zip(start_replies).collect(),
+        ),
     }
 }
 
@@ -400,9 +333,9 @@ fn write_claims_and_starts(
 /// row is closed here instead of staying `running`.
 fn answer_claim(
     store: &Store,
-    claim: &Claim,
+    claim: &NewRun,
     reply: ClaimReply,
-    result: Result<Option<i64>, StoreError>,
+    result: Result<Option<RunId>, StoreError>,
 ) {
     let Err(Ok(Some(id))) = reply.send(result) else {
         return;
@@ -410,27 +343,25 @@ fn answer_claim(
     if claim.status != RunStatus::Running {
         return;
     }
-    let finish = Finish {
-        status: RunStatus::Interrupted,
-        finished_at: claim.at,
-        duration_ms: None,
-        exit_code: None,
-        signal: None,
-        output_bytes: 0,
-        output_tail: &[],
-        error: Some("not started: its firing ended before the claim was answered"),
-    };
-    if let Err(e) = store.finish_if_running(id, &finish) {
-        tracing::warn!(run_id = id, error = %e, "closing a claim nobody waits for");
+    let outcome = RunOutcome::ended_early(
+        RunStatus::Interrupted,
+        claim.at,
+        None,
+        Some("not started: its firing ended before the claim was answered".into()),
+    );
+    if let Err(e) = store.finish_if_running(id, &outcome) {
+        tracing::warn!(run_id = %id, error = %e, "closing a claim nobody waits for");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Trigger;
+    use chrono::{DateTime, Utc};
 
-    fn claim(job: &str, tick: DateTime<Utc>) -> Claim {
-        Claim {
+    fn claim(job: &str, tick: DateTime<Utc>) -> NewRun {
+        NewRun {
             job: job.into(),
             trigger: Trigger::Schedule,
             tick: Some(tick),
@@ -444,15 +375,15 @@ mod tests {
         }
     }
 
-    fn outcome(at: DateTime<Utc>) -> Outcome {
-        Outcome {
+    fn outcome(at: DateTime<Utc>) -> RunOutcome {
+        RunOutcome {
             status: RunStatus::Succeeded,
             finished_at: at,
             duration_ms: Some(5),
             exit_code: Some(0),
             signal: None,
             output_bytes: 3,
-            output_tail: b"ok\n".to_vec(),
+            output_tail: Arc::from(&b"ok\n"[..]),
             error: None,
         }
     }
@@ -481,7 +412,11 @@ mod tests {
                     None
                 );
                 recorder
-                    .mark_started(id, Some(100 + i), tick)
+                    .mark_started(Started {
+                        run: id,
+                        pid: Some(100 + i),
+                        at: tick,
+                    })
                     .await
                     .unwrap();
                 recorder.finish(id, outcome(tick)).await.unwrap();
@@ -533,7 +468,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         for batch in [1, 3] {
-            let claims: Vec<(Claim, ClaimReply)> = (0..batch)
+            let claims: Vec<(NewRun, ClaimReply)> = (0..batch)
                 .map(|i| {
                     let (tx, rx) = oneshot::channel();
                     drop(rx); // the firing was dropped while it waited

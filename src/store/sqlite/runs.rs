@@ -1,104 +1,29 @@
 //! The `runs` table: claiming ticks, recording outcomes, and the queries behind
-//! `history`, `logs`, `list` and abandoned-run recovery.
+//! `history`, `logs`, `list` and abandoned-run recovery; times as fixed-width
+//! RFC 3339 text.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use serde::Serialize;
 
-use super::{sql, Store, StoreError};
-use crate::job::{RunStatus, Trigger};
+use super::{sql, SqliteStore};
+use crate::job::{RunId, RunOutcome, RunStatus};
+use crate::store::{HistoryFilter, NewRun, Operation, RunRecord, Started, StoreError};
 
-/// A run to claim: a (job, tick) for scheduled triggers, or a manual run
-/// (no tick, so never in conflict).
-#[derive(Debug, Clone)]
-pub struct NewRun<'a> {
-    pub job: &'a str,
-    pub trigger: Trigger,
-    pub tick: Option<DateTime<Utc>>,
-    /// `Running` for a run about to start; `Skipped` to record a tick that will
-    /// not run (with `error` saying why).
-    pub status: RunStatus,
-    pub at: DateTime<Utc>,
-    pub host: &'a str,
-    pub owner: &'a str,
-    pub error: Option<&'a str>,
-    /// The first attempt (for a retry) or the run that started a chain.
-    pub parent_id: Option<i64>,
-    /// 1 for a first attempt.
-    pub attempt: u32,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub struct Finish<'a> {
-    pub status: RunStatus,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: Option<i64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub output_bytes: u64,
-    pub output_tail: &'a [u8],
-    pub error: Option<&'a str>,
-}
-
-/// One row of the history, as `history --json` prints it (SPEC 5).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub job: String,
-    pub trigger: String,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub tick: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub started_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_time_opt")]
-    pub finished_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    #[serde(serialize_with = "ser_status")]
-    pub status: RunStatus,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub pid: Option<u32>,
-    pub host: String,
-    pub output_bytes: u64,
-    pub error: Option<String>,
-    /// The first attempt of a retry, or the run whose outcome started a chain.
-    pub parent_id: Option<i64>,
-    /// 1 for a first attempt, 2 for the first retry, ...
-    pub attempt: u32,
-    #[serde(skip)]
-    pub claimed_at: DateTime<Utc>,
-    #[serde(skip)]
-    pub owner: String,
-}
-
-pub(super) fn ser_time_opt<S: serde::Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        // Whole seconds print as `...:00Z` (ticks always are), fractions only
-        // when there are some.
-        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        None => s.serialize_none(),
+/// A run id is the `runs` table's `INTEGER PRIMARY KEY`.
+impl rusqlite::ToSql for RunId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
     }
 }
 
-fn ser_status<S: serde::Serializer>(status: &RunStatus, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(status.as_str())
-}
-
-/// Which runs `history` shows.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryFilter {
-    pub job: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub status: Option<RunStatus>,
-    pub limit: Option<usize>,
+impl rusqlite::types::FromSql for RunId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(value).map(RunId)
+    }
 }
 
 /// Inserts a claim; `None` when the (job, tick) key is already taken.
-fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+fn insert_claim(conn: &Connection, run: &NewRun) -> Result<Option<RunId>, StoreError> {
     let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
     // Cached: the statements of the firing path are compiled once, not for
     // every run (a 1,000-job tick makes 3,000 of them).
@@ -124,22 +49,17 @@ fn insert_claim(conn: &Connection, run: &NewRun<'_>) -> Result<Option<i64>, Stor
                 run.attempt,
             ])
         })
-        .map_err(sql("claiming a tick"))?;
-    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+        .map_err(sql(Operation::Claim, "claiming a tick"))?;
+    Ok((inserted == 1).then(|| RunId(conn.last_insert_rowid())))
 }
 
-fn start_on(
-    conn: &Connection,
-    id: i64,
-    pid: Option<u32>,
-    at: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+fn start_on(conn: &Connection, start: &Started) -> Result<usize, StoreError> {
     conn.prepare_cached("UPDATE runs SET pid = ?2, started_at = ?3 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![id, pid, fmt_time(at)]))
-        .map_err(sql("recording a start"))
+        .and_then(|mut stmt| stmt.execute(params![start.run, start.pid, fmt_time(start.at)]))
+        .map_err(sql(Operation::Start, "recording a start"))
 }
 
-fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+fn finish_on(conn: &Connection, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
                 signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
@@ -154,11 +74,11 @@ fn finish_on(conn: &Connection, id: i64, f: &Finish<'_>) -> Result<(), StoreErro
             f.exit_code,
             f.signal,
             i64::try_from(f.output_bytes).unwrap_or(i64::MAX),
-            f.output_tail,
+            &*f.output_tail,
             f.error,
         ])
     })
-    .map_err(sql("recording a finished run"))?;
+    .map_err(sql(Operation::Finish, "recording a finished run"))?;
     Ok(())
 }
 
@@ -213,23 +133,24 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Claims a run in one immediate transaction against the UNIQUE (job, tick)
     /// key. `Ok(None)` means another process (or an earlier run of this one)
     /// already claimed that tick: the caller must not run it.
     ///
     /// Not flushed to disk before it returns (see `store::unflushed`).
-    pub fn claim(&self, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
-        super::unflushed(&mut self.conn(), |conn| Store::claim_on(conn, run))
+    pub fn claim(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
+        super::unflushed(&mut self.conn(), |conn| SqliteStore::claim_on(conn, run))
     }
 
     /// The claim's transaction, on the store's one connection.
-    fn claim_on(conn: &mut Connection, run: &NewRun<'_>) -> Result<Option<i64>, StoreError> {
+    fn claim_on(conn: &mut Connection, run: &NewRun) -> Result<Option<RunId>, StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting a claim"))?;
+            .map_err(sql(Operation::Claim, "starting a claim"))?;
         let id = insert_claim(&tx, run)?;
-        tx.commit().map_err(sql("committing a claim"))?;
+        tx.commit()
+            .map_err(sql(Operation::Claim, "committing a claim"))?;
         Ok(id)
     }
 
@@ -240,21 +161,22 @@ impl Store {
     /// whole transaction commits. Not flushed to disk before it returns.
     pub fn claim_and_start_many(
         &self,
-        claims: &[NewRun<'_>],
-        starts: &[(i64, Option<u32>, DateTime<Utc>)],
-    ) -> Result<Vec<Option<i64>>, StoreError> {
+        claims: &[NewRun],
+        starts: &[Started],
+    ) -> Result<Vec<Option<RunId>>, StoreError> {
         super::unflushed(&mut self.conn(), |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql("starting a claim"))?;
+                .map_err(sql(Operation::Claim, "starting a claim"))?;
             let ids = claims
                 .iter()
                 .map(|run| insert_claim(&tx, run))
                 .collect::<Result<Vec<_>, _>>()?;
-            for (id, pid, at) in starts {
-                start_on(&tx, *id, *pid, *at)?;
+            for start in starts {
+                start_on(&tx, start)?;
             }
-            tx.commit().map_err(sql("committing claims"))?;
+            tx.commit()
+                .map_err(sql(Operation::Claim, "committing claims"))?;
             Ok(ids)
         })
     }
@@ -264,13 +186,8 @@ impl Store {
     /// its own (a `signal:` job). Not flushed to disk before it returns: a
     /// lost start leaves a `running` row without a pid, which the next
     /// daemon start marks `abandoned`.
-    pub fn mark_started(
-        &self,
-        id: i64,
-        pid: Option<u32>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        super::unflushed(&mut self.conn(), |conn| start_on(conn, id, pid, at))?;
+    pub fn mark_started(&self, start: Started) -> Result<(), StoreError> {
+        super::unflushed(&mut self.conn(), |conn| start_on(conn, &start))?;
         Ok(())
     }
 
@@ -287,11 +204,11 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql("reading a job's last start"))?;
+            .map_err(sql(Operation::History, "reading a job's last start"))?;
         at.as_deref()
             .map(parse_time)
             .transpose()
-            .map_err(sql("reading a job's last start"))
+            .map_err(sql(Operation::History, "reading a job's last start"))
     }
 
     /// Whether a run of `job` for `tick` (a first attempt) is on record.
@@ -304,23 +221,24 @@ impl Store {
             )
             .optional()
             .map(|found| found.is_some())
-            .map_err(sql("reading a tick's claim"))
+            .map_err(sql(Operation::History, "reading a tick's claim"))
     }
 
     /// Records how several runs ended, in one transaction: one fsync for all.
-    pub fn finish_many(&self, runs: &[(i64, Finish<'_>)]) -> Result<(), StoreError> {
+    pub fn finish_many(&self, runs: &[(RunId, RunOutcome)]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting to record finished runs"))?;
+            .map_err(sql(Operation::Finish, "starting to record finished runs"))?;
         for (id, f) in runs {
             finish_on(&tx, *id, f)?;
         }
-        tx.commit().map_err(sql("committing finished runs"))
+        tx.commit()
+            .map_err(sql(Operation::Finish, "committing finished runs"))
     }
 
     /// Records how a run ended.
-    pub fn finish(&self, id: i64, f: &Finish<'_>) -> Result<(), StoreError> {
+    pub fn finish(&self, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
         finish_on(&self.conn(), id, f)
     }
 
@@ -337,7 +255,7 @@ impl Store {
     /// Records how a run ended only if it still reads `running`: for an
     /// ending jobrun infers (a firing that panicked or was dropped), which
     /// must never overwrite an outcome already recorded. True if it did.
-    pub fn finish_if_running(&self, id: i64, f: &Finish<'_>) -> Result<bool, StoreError> {
+    pub fn finish_if_running(&self, id: RunId, f: &RunOutcome) -> Result<bool, StoreError> {
         let changed = self
             .conn()
             .prepare_cached(
@@ -353,11 +271,11 @@ impl Store {
                     f.error,
                 ])
             })
-            .map_err(sql("recording how a run ended"))?;
+            .map_err(sql(Operation::Finish, "recording how a run ended"))?;
         Ok(changed == 1)
     }
 
-    pub fn get(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+    pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"),
@@ -365,18 +283,18 @@ impl Store {
                 record,
             )
             .optional()
-            .map_err(sql("reading a run"))
+            .map_err(sql(Operation::History, "reading a run"))
     }
 
     /// The stored tail of a run's output.
-    pub fn output_tail(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+    pub fn output_tail(&self, id: RunId) -> Result<Vec<u8>, StoreError> {
         let tail: Option<Option<Vec<u8>>> = self
             .conn()
             .query_row("SELECT output_tail FROM runs WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .optional()
-            .map_err(sql("reading a run's output"))?;
+            .map_err(sql(Operation::History, "reading a run's output"))?;
         Ok(tail.flatten().unwrap_or_default())
     }
 
@@ -406,12 +324,14 @@ impl Store {
             query.push_str(&format!(" LIMIT {limit}"));
         }
         let conn = self.conn();
-        let mut stmt = conn.prepare(&query).map_err(sql("querying history"))?;
+        let mut stmt = conn
+            .prepare(&query)
+            .map_err(sql(Operation::History, "querying history"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(values.iter()), record)
-            .map_err(sql("querying history"))?;
+            .map_err(sql(Operation::History, "querying history"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading history"))
+            .map_err(sql(Operation::History, "reading history"))
     }
 
     /// The latest run of every job that has one.
@@ -421,12 +341,12 @@ impl Store {
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY job)"
             ))
-            .map_err(sql("querying latest runs"))?;
+            .map_err(sql(Operation::History, "querying latest runs"))?;
         let rows = stmt
             .query_map([], record)
-            .map_err(sql("querying latest runs"))?;
+            .map_err(sql(Operation::History, "querying latest runs"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading latest runs"))
+            .map_err(sql(Operation::History, "reading latest runs"))
     }
 
     /// Runs recorded as running, oldest first.
@@ -436,19 +356,19 @@ impl Store {
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
             ))
-            .map_err(sql("querying running runs"))?;
+            .map_err(sql(Operation::History, "querying running runs"))?;
         let rows = stmt
             .query_map([], record)
-            .map_err(sql("querying running runs"))?;
+            .map_err(sql(Operation::History, "querying running runs"))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql("reading running runs"))
+            .map_err(sql(Operation::History, "reading running runs"))
     }
 
     /// Marks a run whose process died with its owner: only if it still reads
     /// `running`, so a run that finished meanwhile keeps its real outcome.
     pub fn mark_abandoned(
         &self,
-        id: i64,
+        id: RunId,
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {
@@ -459,7 +379,7 @@ impl Store {
                  WHERE id = ?1 AND status = 'running'",
                 params![id, fmt_time(at), reason],
             )
-            .map_err(sql("marking a run abandoned"))?;
+            .map_err(sql(Operation::Finish, "marking a run abandoned"))?;
         Ok(changed == 1)
     }
 }
@@ -467,15 +387,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Trigger;
     use chrono::TimeZone;
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, 1, h, m, s).unwrap()
     }
 
-    fn new_run(job: &str, tick: Option<DateTime<Utc>>) -> NewRun<'_> {
+    fn new_run(job: &str, tick: Option<DateTime<Utc>>) -> NewRun {
         NewRun {
-            job,
+            job: job.into(),
             trigger: if tick.is_some() {
                 Trigger::Schedule
             } else {
@@ -484,17 +405,17 @@ mod tests {
             tick,
             status: RunStatus::Running,
             at: t(9, 0, 0),
-            host: "host-a",
-            owner: "host-a:1:x",
+            host: "host-a".into(),
+            owner: "host-a:1:x".into(),
             error: None,
             parent_id: None,
             attempt: 1,
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         (dir, store)
     }
 
@@ -521,10 +442,25 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_write_names_its_operation_and_keeps_sqlites_words() {
+        let (_dir, store) = store();
+        store.refuse_writes_for_tests(true);
+        let err = store.claim(&new_run("a", Some(t(9, 0, 0)))).unwrap_err();
+        assert_eq!(err.operation(), Operation::Claim);
+        let text = err.to_string();
+        assert!(text.starts_with("database starting a claim: "), "{text}");
+        assert!(text.contains("readonly"), "SQLite's own words: {text}");
+        let StoreError::Failed { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+    }
+
+    #[test]
     fn claims_from_two_connections_never_both_win() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Store::open(dir.path()).unwrap();
-        let second = Store::open(dir.path()).unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let second = SqliteStore::open(dir.path()).unwrap();
         let mut wins = 0;
         for minute in 0..50 {
             let tick = Some(t(10, minute, 0));
@@ -549,7 +485,11 @@ mod tests {
                     new_run("b", Some(t(9, 0, 0))), // taken within the batch
                     new_run("c", Some(t(9, 0, 0))),
                 ],
-                &[(early, Some(4242), t(9, 0, 1))],
+                &[Started {
+                    run: early,
+                    pid: Some(4242),
+                    at: t(9, 0, 1),
+                }],
             )
             .unwrap();
         assert_eq!(ids.len(), 4);
@@ -571,21 +511,27 @@ mod tests {
             .claim(&new_run("a", Some(t(9, 0, 0))))
             .unwrap()
             .unwrap();
-        store.mark_started(id, Some(4242), t(9, 0, 0)).unwrap();
+        store
+            .mark_started(Started {
+                run: id,
+                pid: Some(4242),
+                at: t(9, 0, 0),
+            })
+            .unwrap();
         let running = store.running().unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].pid, Some(4242));
         store
             .finish(
                 id,
-                &Finish {
+                &RunOutcome {
                     status: RunStatus::Failed,
                     finished_at: t(9, 0, 3),
                     duration_ms: Some(3000),
                     exit_code: Some(3),
                     signal: None,
                     output_bytes: 12,
-                    output_tail: b"hello\nworld\n",
+                    output_tail: std::sync::Arc::from(&b"hello\nworld\n"[..]),
                     error: None,
                 },
             )
@@ -609,7 +555,7 @@ mod tests {
         let (_dir, store) = store();
         let mut run = new_run("a", Some(t(9, 0, 0)));
         run.status = RunStatus::Skipped;
-        run.error = Some("already running (run 1)");
+        run.error = Some("already running (run 1)".into());
         let id = store.claim(&run).unwrap().unwrap();
         let rec = store.get(id).unwrap().unwrap();
         assert_eq!(rec.status, RunStatus::Skipped);
@@ -632,14 +578,14 @@ mod tests {
                 store
                     .finish(
                         id,
-                        &Finish {
+                        &RunOutcome {
                             status: RunStatus::Succeeded,
                             finished_at: t(9, 4, 1),
                             duration_ms: Some(1000),
                             exit_code: Some(0),
                             signal: None,
                             output_bytes: 0,
-                            output_tail: b"",
+                            output_tail: std::sync::Arc::from(&b""[..]),
                             error: None,
                         },
                     )
@@ -647,7 +593,7 @@ mod tests {
             }
         }
         let all = store.history(&HistoryFilter::default()).unwrap();
-        let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
+        let ids: Vec<i64> = all.iter().map(|r| r.id.0).collect();
         assert_eq!(ids, [5, 4, 3, 2, 1]);
         let a = store
             .history(&HistoryFilter {
@@ -655,7 +601,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(a.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 3, 1]);
+        assert_eq!(a.iter().map(|r| r.id.0).collect::<Vec<_>>(), [5, 3, 1]);
         let recent = store
             .history(&HistoryFilter {
                 since: Some(t(9, 3, 0)),
@@ -669,7 +615,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(ok.iter().map(|r| r.id).collect::<Vec<_>>(), [5]);
+        assert_eq!(ok.iter().map(|r| r.id.0).collect::<Vec<_>>(), [5]);
         let limited = store
             .history(&HistoryFilter {
                 limit: Some(2),
@@ -678,7 +624,7 @@ mod tests {
             .unwrap();
         assert_eq!(limited.len(), 2);
         let latest = store.latest_runs().unwrap();
-        let mut latest: Vec<(String, i64)> = latest.into_iter().map(|r| (r.job, r.id)).collect();
+        let mut latest: Vec<(String, i64)> = latest.into_iter().map(|r| (r.job, r.id.0)).collect();
         latest.sort();
         assert_eq!(latest, [("a".to_string(), 5), ("b".to_string(), 4)]);
     }
@@ -702,12 +648,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(dir.path().join("jobrun.db")).unwrap();
-            conn.execute_batch(include_str!("../../migrations/0001_runs.sql"))
+            conn.execute_batch(include_str!("../../../migrations/sqlite/0001_runs.sql"))
                 .unwrap();
-            conn.execute_batch(include_str!("../../migrations/0002_daemons.sql"))
+            conn.execute_batch(include_str!("../../../migrations/sqlite/0002_daemons.sql"))
                 .unwrap();
-            conn.execute_batch(include_str!("../../migrations/0003_followups.sql"))
-                .unwrap();
+            conn.execute_batch(include_str!(
+                "../../../migrations/sqlite/0003_followups.sql"
+            ))
+            .unwrap();
             conn.pragma_update(None, "user_version", 3).unwrap();
             conn.pragma_update(None, "application_id", super::super::APPLICATION_ID)
                 .unwrap();
@@ -725,7 +673,7 @@ mod tests {
             );
             assert!(refused.is_err(), "version 3 knows no `missed`");
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let old = store.history(&HistoryFilter::default()).unwrap();
         assert_eq!(old.len(), 1);
         assert_eq!(
@@ -734,7 +682,7 @@ mod tests {
         );
         let mut missed = new_run("old", Some(t(9, 1, 0)));
         missed.status = RunStatus::Missed;
-        missed.error = Some("not claimed: database or disk is full");
+        missed.error = Some("not claimed: database or disk is full".into());
         let id = store.claim(&missed).unwrap().expect("a new tick");
         assert!(id > old[0].id, "ids keep growing after the rebuild");
         // The tick key still holds after the rebuild.

@@ -19,7 +19,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::job::SignalSpec;
-use crate::runner;
+use crate::procfs;
 
 /// What became of a `signal:` job's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub fn send(spec: &SignalSpec) -> SignalOutcome {
         ));
     }
     let proc_dir = Path::new("/proc").join(pid.to_string());
-    if is_zombie(pid.unsigned_abs()) {
+    if procfs::is_zombie(pid.unsigned_abs()) {
         return SignalOutcome::NotRunning(format!(
             "process {pid} from pidfile {pidfile} has exited (stale pidfile)"
         ));
@@ -147,11 +147,6 @@ fn read_pidfile(path: &Path) -> Result<String, SignalOutcome> {
         .read_to_end(&mut bytes)
         .map_err(failed)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// A zombie has exited; only its exit status is left for its parent.
-fn is_zombie(pid: u32) -> bool {
-    runner::proc_stat(pid).is_some_and(|fields| fields.first().is_some_and(|s| s == "Z"))
 }
 
 /// The process's short name (`comm`) and its program's base name (argv[0]).

@@ -1,0 +1,259 @@
+//! One firing from start to end: lease -> claim -> wait until ready -> run ->
+//! record, then its retries.
+//!
+//! Every trigger (schedule, manual, reboot, catch-up, chain, watch, retry,
+//! start) comes through here, so they share the same guarantees: the command
+//! never starts unless its claim is committed, a tick is claimed at most once
+//! across every process sharing the state directory, and every claimed run
+//! ends with a recorded outcome.
+//!
+//! In parts, in the order a firing meets them: `acquire` (the job's lease
+//! from the store, its holder, `replace`), `record` (the claim and the outcome), `execute`
+//! (readiness, then the command or the `signal:` job), with `env` (the run's
+//! environment), `readiness` (`requires:` checks), `signal_job` (`signal:`
+//! jobs), `active` (the runs this process supervises), `retry`, `chain`,
+//! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed).
+//!
+//! Composes `store` (leases, claims, the recorder) and `runner`; knows
+//! nothing of schedules or of the daemon's loop.
+
+mod acquire;
+mod active;
+mod chain;
+mod env;
+mod execute;
+pub mod limits;
+mod log_limit;
+mod missed;
+mod readiness;
+mod record;
+mod retry;
+mod signal_job;
+#[cfg(test)]
+mod tests;
+mod unwind;
+
+pub use active::{ActiveRuns, StopReason};
+pub use chain::{chained, fire_and_chain, runnable};
+pub use limits::Limits;
+pub use missed::flush_log_summaries;
+pub use retry::fire_with_retries;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tracing::{debug, info};
+
+use crate::clock::Clock;
+use crate::job::{Concurrency, Firing, RunId, RunOutcome, RunStatus};
+use crate::plan::Job;
+use crate::runner::Stream;
+use crate::store::recorder::Recorder;
+use crate::store::{LeaseMode, Store};
+
+use acquire::{acquire, skip_busy, Acquired};
+use execute::execute;
+use record::new_run;
+
+/// Where the lines of every run go (the daemon's stdout, a terminal): like the
+/// runner's sink, plus the run's id for structured logs.
+pub trait JobOutput: Send + Sync {
+    fn line(&self, job: &str, run_id: RunId, stream: Stream, line: &[u8]);
+}
+
+/// This machine's name, recorded with every run and heartbeat.
+pub fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The identity of this jobrun process in the runs it claims:
+/// `host:pid:start` (see [`crate::store::owner::owner_id`]).
+pub fn owner_id(host: &str, started: DateTime<Utc>) -> String {
+    crate::store::owner::owner_id(host, std::process::id(), started)
+}
+
+/// Everything a firing needs besides the job.
+pub struct FireContext {
+    pub store: Arc<Store>,
+    /// Makes the firing path's store calls on a thread of its own.
+    pub recorder: Recorder,
+    pub clock: Arc<dyn Clock>,
+    pub host: String,
+    /// Identifies this jobrun process in the runs it claims (`host:pid:start`).
+    pub owner: String,
+    pub sink: Arc<dyn JobOutput>,
+    /// jobrun's own environment, the base of every job's (SPEC 6).
+    pub base_env: BTreeMap<String, String>,
+    pub tail_bytes: usize,
+    pub active: ActiveRuns,
+    /// How many runs may hold descriptors at once, and the firing path's
+    /// rate-limited warnings.
+    pub limits: Limits,
+}
+
+impl FireContext {
+    /// Opens the state directory `state_dir` and starts its recorder thread:
+    /// the one set-up of the daemon and of `jobrun run`. `started` is when
+    /// this process started (part of its owner id); lines of runs go to
+    /// `sink`; `base_env` is jobrun's own environment.
+    pub fn open(
+        state_dir: &Path,
+        clock: Arc<dyn Clock>,
+        started: DateTime<Utc>,
+        sink: Arc<dyn JobOutput>,
+        base_env: BTreeMap<String, String>,
+        tail_bytes: usize,
+    ) -> anyhow::Result<FireContext> {
+        let store = Arc::new(
+            Store::open(state_dir)
+                .with_context(|| format!("opening state directory {}", state_dir.display()))?,
+        );
+        let host = this_host();
+        Ok(FireContext {
+            recorder: Recorder::start(Arc::clone(&store))
+                .context("starting the recorder thread")?,
+            store,
+            clock,
+            owner: owner_id(&host, started),
+            host,
+            sink,
+            base_env,
+            tail_bytes,
+            active: ActiveRuns::default(),
+            limits: Limits::for_this_process(),
+        })
+    }
+}
+
+/// What became of a firing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FireResult {
+    /// Another process (or an earlier firing) has this tick; nothing recorded.
+    Lost,
+    /// Recorded as skipped, with the reason.
+    Skipped { run_id: RunId, reason: String },
+    /// Not claimed through a failure of jobrun's own (out of descriptors,
+    /// the store refusing writes): recorded `missed`, at once or when the
+    /// store accepts writes again, so its row id is not known here.
+    Missed { reason: String },
+    /// The run ended (or could not start) and was recorded: how, as the
+    /// store has it.
+    Finished {
+        run_id: RunId,
+        outcome: RunOutcome,
+        /// Stopped because a newer run took its place (`concurrency: replace`).
+        replaced: bool,
+    },
+}
+
+impl FireResult {
+    /// The recorded run, if there is one.
+    pub fn run_id(&self) -> Option<RunId> {
+        match self {
+            FireResult::Lost | FireResult::Missed { .. } => None,
+            FireResult::Skipped { run_id, .. } | FireResult::Finished { run_id, .. } => {
+                Some(*run_id)
+            }
+        }
+    }
+
+    /// How the run ended, if it was run (or could not start).
+    pub fn outcome(&self) -> Option<&RunOutcome> {
+        match self {
+            FireResult::Finished { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    fn finished(run_id: RunId, outcome: RunOutcome) -> FireResult {
+        FireResult::Finished {
+            run_id,
+            outcome,
+            replaced: false,
+        }
+    }
+}
+
+/// Runs one firing of `job` to the end and records it. A panic in jobrun
+/// before the claim records the tick `missed`; after it, the run `failed`.
+pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing)).await
+}
+
+async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+    #[cfg(test)]
+    tests::panic_if_asked(&job.name, true);
+    let concurrency = job.spec.concurrency;
+    let mode = match concurrency {
+        Concurrency::Allow => LeaseMode::Shared,
+        Concurrency::Forbid | Concurrency::Replace => LeaseMode::Exclusive,
+    };
+    // A slot before the lock, the run's first descriptor: under a low
+    // descriptor limit runs wait here rather than fail (see `limits`).
+    let mut slot = match ctx.limits.slot().await {
+        Ok(slot) => slot,
+        Err(waiting) => {
+            let error = std::io::Error::other(format!(
+                "{waiting} runs already wait for descriptors (jobs outlast their ticks under a low open-file limit)"
+            ));
+            return Ok(missed::missed(ctx, job, firing, "not started", &error));
+        }
+    };
+    let lease = match acquire(ctx, job, firing, mode).await {
+        Ok(Acquired::Lease(lease)) => lease,
+        Ok(Acquired::Lost) => {
+            debug!(job = %job.name, tick = ?firing.tick, "tick already claimed elsewhere");
+            return Ok(FireResult::Lost);
+        }
+        Ok(Acquired::Busy(holder)) => return skip_busy(ctx, job, firing, holder.as_deref()).await,
+        Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", e.as_ref())),
+    };
+
+    if let Some(seen) = firing.changes_seen {
+        // Checked again now that the lease is ours: a run that held it (a
+        // chained reload, another daemon's watch run) may have handled them.
+        let name = job.name.clone();
+        let last = match ctx
+            .recorder
+            .call(move |store| store.last_success_start(&name))
+            .await
+        {
+            Ok(last) => last,
+            Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
+        };
+        if let Some(started) = last {
+            if started >= seen {
+                debug!(job = %job.name, "changes already handled by a run that started after them");
+                return Ok(FireResult::Lost);
+            }
+        }
+    }
+    let claim = new_run(ctx, job, firing, RunStatus::Running, None);
+    let run_id = match ctx.recorder.claim(claim).await {
+        Ok(Some(run_id)) => run_id,
+        Ok(None) => {
+            debug!(job = %job.name, tick = ?firing.tick, "tick already claimed");
+            return Ok(FireResult::Lost);
+        }
+        Err(e) => return Ok(missed::missed(ctx, job, firing, "not claimed", &e)),
+    };
+    info!(job = %job.name, run_id = run_id.0, trigger = firing.trigger.as_str(), "claimed");
+    // From here the run must end on record, whatever happens to this firing.
+    let result = unwind::after_claim(
+        ctx,
+        job,
+        run_id,
+        execute(ctx, job, firing, run_id, &mut slot),
+    )
+    .await;
+    // The lease is held until the outcome is on record: a running row whose
+    // lease is free always means its owner died.
+    drop(lease);
+    result
+}
