@@ -130,6 +130,10 @@ impl Iterator for JobTicks<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     jobs: Vec<Job>,
+    /// The jobs' indexes in the order of their names (plan order among equal
+    /// names), so [`Plan::get`] is a binary search: firing a tick's jobs must
+    /// not scan every job for each (issue 12: every stage linear).
+    by_name: Vec<usize>,
     /// The sources' `history:` retention setting, if one gave it.
     pub history: Option<HistorySpec>,
     /// Each crontab job's index and the hash of its identity.
@@ -144,8 +148,8 @@ impl Plan {
     /// every finding: the sources' own, bad schedules, name conflicts, merges.
     pub fn build(set: SourceSet, default_tz: Tz) -> (Plan, Vec<Diagnostic>) {
         let mut diagnostics = set.diagnostics;
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut by_key: HashMap<MergeKey, usize> = HashMap::new();
+        let mut jobs: Vec<Job> = Vec::with_capacity(set.jobs.len());
+        let mut by_key: HashMap<MergeKey, usize> = HashMap::with_capacity(set.jobs.len());
         // Where each YAML name was first defined, to report conflicts.
         let mut yaml_names: HashMap<String, (usize, Origin)> = HashMap::new();
         let mut parsed = ParseCache::default();
@@ -239,10 +243,15 @@ impl Plan {
                 ),
             ));
         }
+        // Merged entries leave room at the end (a job is 600 bytes).
+        jobs.shrink_to_fit();
+        let mut by_name: Vec<usize> = (0..jobs.len()).collect();
+        by_name.sort_by(|&a, &b| jobs[a].name.cmp(&jobs[b].name));
         let parents = chain_parents(&jobs);
         (
             Plan {
                 jobs,
+                by_name,
                 history: set.history,
                 derived,
                 parents,
@@ -274,8 +283,13 @@ impl Plan {
         names::legacy_names(&self.jobs, &self.derived)
     }
 
+    /// The job named `name` (the first in plan order, were two named alike).
     pub fn get(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|j| j.name == name)
+        let at = self
+            .by_name
+            .partition_point(|&i| self.jobs[i].name.as_str() < name);
+        let job = &self.jobs[*self.by_name.get(at)?];
+        (job.name == name).then_some(job)
     }
 
     /// The jobs whose outcome starts `job` (they name it in `on_success` or
@@ -304,8 +318,30 @@ impl Plan {
     }
 
     /// The earliest tick of any job strictly after `t`.
+    ///
+    /// Jobs that share an expression share its parse: the time found for one
+    /// is reused for the jobs after it with the same parse, so 100,000 jobs on
+    /// one expression cost one search, not 100,000 (issue 12).
     pub fn next_wakeup(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.jobs.iter().filter_map(|j| j.next_after(t)).min()
+        let mut last: Option<(&Schedule, Option<DateTime<Utc>>)> = None;
+        let mut earliest = None;
+        for job in self.jobs.iter().filter(|j| j.spec.enabled) {
+            for planned in &job.schedules {
+                let next = match last {
+                    Some((seen, next)) if seen.same_parse(&planned.schedule) => next,
+                    _ => {
+                        let next = planned.schedule.next_after(t);
+                        last = Some((&planned.schedule, next));
+                        next
+                    }
+                };
+                earliest = match (earliest, next) {
+                    (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        earliest
     }
 }
 
@@ -544,6 +580,27 @@ mod tests {
     }
 
     #[test]
+    fn get_finds_each_job_by_its_name_and_nothing_else() {
+        // Names out of order, one a prefix of another.
+        let names = ["backup", "b", "zeta", "backup-2", "alpha", "backups"];
+        let specs = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| yaml_job(n, i + 1, "0 9 * * *", &format!("cmd {i}")))
+            .collect();
+        let (plan, _) = build(specs);
+        for (i, name) in names.iter().enumerate() {
+            let job = plan.get(name).expect("found");
+            assert_eq!(job.name, *name);
+            assert_eq!(job.spec.origin.line, i + 1);
+        }
+        for missing in ["", "a", "backup-", "zz", "Backup"] {
+            assert!(plan.get(missing).is_none(), "{missing}");
+        }
+        assert!(Plan::default().get("backup").is_none());
+    }
+
+    #[test]
     fn same_command_in_two_crontabs_is_one_job_with_both_sources() {
         let php = "/usr/local/bin/php /var/www/html/endpoints/cronjobs/sendnotifications.php >> /var/log/cron/sendnotifications.log 2>&1";
         let (plan, diags) = build(vec![
@@ -727,6 +784,36 @@ mod tests {
             plan.next_wakeup(t0),
             Some(t0 + chrono::Duration::seconds(1))
         );
+    }
+
+    #[test]
+    fn next_wakeup_is_the_earliest_of_shared_and_distinct_schedules() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap();
+        // Runs of jobs sharing a parse, interleaved with others; the earliest
+        // (12:07) is in the middle, and a disabled job's earlier time is not.
+        let mut specs = Vec::new();
+        for (i, expr) in [
+            "30 * * * *",
+            "30 * * * *",
+            "7 * * * *",
+            "30 * * * *",
+            "0 13 * * *",
+            "0 13 * * *",
+        ]
+        .iter()
+        .enumerate()
+        {
+            specs.push(yaml_job(&format!("j{i}"), i + 1, expr, &format!("c{i}")));
+        }
+        let mut off = yaml_job("off", 9, "1 * * * *", "off");
+        off.enabled = false;
+        specs.push(off);
+        let (plan, _) = build(specs);
+        let earliest = Utc.with_ymd_and_hms(2026, 5, 1, 12, 7, 0).unwrap();
+        assert_eq!(plan.next_wakeup(t0), Some(earliest));
+        let scan = plan.jobs().iter().filter_map(|j| j.next_after(t0)).min();
+        assert_eq!(scan, Some(earliest));
     }
 
     #[test]

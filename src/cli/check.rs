@@ -44,7 +44,7 @@ struct Finding<'a> {
 impl<'a> From<&'a Diagnostic> for Finding<'a> {
     fn from(d: &'a Diagnostic) -> Self {
         Finding {
-            path: d.origin.as_ref().map(|o| o.path.as_path()),
+            path: d.origin.as_ref().map(|o| &*o.path),
             line: d.origin.as_ref().map(|o| o.line).filter(|&l| l > 0),
             severity: d.severity.as_str(),
             message: &d.message,

@@ -3,6 +3,7 @@
 //! `crate::health`), else 1, so it serves as a container `HEALTHCHECK`.
 //! Reads only the state (what the daemon recorded it loaded); creates nothing.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
@@ -94,14 +95,20 @@ pub fn run(
     // The jobs the daemon runs; without a record of them (no daemon, or an
     // older one), every job with a run.
     let jobs: Vec<JobStatus> = match loaded {
-        Some(l) => l
-            .jobs
-            .iter()
-            .map(|name| JobStatus {
-                name,
-                last_run: latest.iter().find(|r| &r.job == name),
-            })
-            .collect(),
+        Some(l) => {
+            // By name, not a scan of every run per job (issue 12: linear).
+            let mut by_job: HashMap<&str, &RunRecord> = HashMap::with_capacity(latest.len());
+            for r in &latest {
+                by_job.entry(r.job.as_str()).or_insert(r);
+            }
+            l.jobs
+                .iter()
+                .map(|name| JobStatus {
+                    name,
+                    last_run: by_job.get(name.as_str()).copied(),
+                })
+                .collect()
+        }
         None => latest
             .iter()
             .map(|r| JobStatus {

@@ -26,13 +26,16 @@ pub(super) fn start(
 ) -> JoinSet<Done> {
     let mut tasks = JoinSet::new();
     start_reboot_jobs(&mut tasks, ctx, plan, dirs, started);
+    // A job with a missed tick runs once at start, for that tick: its
+    // catch-up run is its start run too (two would only skip each other).
+    // By name, not a scan of the catch-up per job (issue 12: linear).
+    let caught_up: std::collections::HashSet<&str> =
+        catch_up.iter().map(|f| f.job.as_str()).collect();
     for job in plan
         .jobs()
         .iter()
         .filter(|j| j.spec.enabled && j.spec.run_on_start)
-        // A job with a missed tick runs once at start, for that tick: its
-        // catch-up run is its start run too (two would only skip each other).
-        .filter(|j| !catch_up.iter().any(|f| f.job == j.name))
+        .filter(|j| !caught_up.contains(j.name.as_str()))
     {
         spawn_firing(
             &mut tasks,

@@ -276,6 +276,44 @@ mod tests {
         assert!(parents(&plan, "j0").is_empty());
     }
 
+    #[test]
+    fn chain_parents_and_get_agree_on_every_job() {
+        // Names out of order (get searches them sorted, chain_parents keeps
+        // plan positions): each parent found is the job `get` gives for its
+        // name, and it does name the child.
+        let set = SourceSet {
+            jobs: vec![
+                job("zeta", &["alpha", "mid"]),
+                job("mid", &["alpha"]),
+                job("alpha", &[]),
+                job("beta", &["zeta"]),
+                job("aardvark", &["mid", "zeta"]),
+            ],
+            ..Default::default()
+        };
+        let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
+        assert!(diagnostics.is_empty(), "{:?}", diagnostics.first());
+        let mut links = 0;
+        for child in plan.jobs() {
+            let found = plan.get(&child.name).expect("every job is found by name");
+            assert!(std::ptr::eq(found, child), "{}", child.name);
+            for parent in plan.chain_parents(&child.name) {
+                let by_name = plan.get(&parent.name).expect("a parent is a job");
+                assert!(std::ptr::eq(by_name, parent), "{}", parent.name);
+                assert!(
+                    parent.spec.on_success.iter().any(|l| l.job == child.name),
+                    "{} -> {}",
+                    parent.name,
+                    child.name
+                );
+                links += 1;
+            }
+        }
+        assert_eq!(links, 6);
+        assert_eq!(parents(&plan, "alpha"), ["zeta", "mid"]);
+        assert_eq!(parents(&plan, "zeta"), ["beta", "aardvark"]);
+    }
+
     fn parents<'a>(plan: &'a Plan, job: &str) -> Vec<&'a str> {
         plan.chain_parents(job).map(|p| p.name.as_str()).collect()
     }

@@ -22,7 +22,7 @@ pub(super) fn warn_drifted(jobs: &[Job], diagnostics: &mut Vec<Diagnostic>) {
         let mut files: Vec<(&Path, &Origin, BTreeSet<usize>)> = Vec::new();
         for (k, planned) in job.schedules.iter().enumerate() {
             for origin in &planned.origins {
-                match files.iter_mut().find(|(p, _, _)| *p == origin.path) {
+                match files.iter_mut().find(|(p, _, _)| *p == &*origin.path) {
                     Some((_, _, set)) => {
                         set.insert(k);
                     }

@@ -158,7 +158,7 @@ fn base_name(job: &Job) -> String {
     let file = job
         .origins
         .iter()
-        .map(|o| o.path.as_path())
+        .map(|o| &*o.path)
         .min()
         .and_then(file_label);
     file.or(said.noise).unwrap_or_else(|| "job".to_string())

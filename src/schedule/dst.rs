@@ -31,6 +31,21 @@ thread_local! {
     pub(super) static SEARCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Whether `tz` is UTC under one of its names: offset 0, never changed.
+fn is_utc(tz: Tz) -> bool {
+    matches!(
+        tz,
+        Tz::UTC
+            | Tz::Etc__UTC
+            | Tz::UCT
+            | Tz::Etc__UCT
+            | Tz::Universal
+            | Tz::Etc__Universal
+            | Tz::Zulu
+            | Tz::Etc__Zulu
+    )
+}
+
 /// UTC offset in seconds in effect at the instant `secs` (Unix seconds).
 fn offset_at(tz: Tz, secs: i64) -> Option<i64> {
     let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
@@ -129,6 +144,13 @@ pub(super) fn next_fire(
     #[cfg(test)]
     SEARCHES.with(|n| n.set(n.get() + 1));
     let mut s = after.checked_add(1)?;
+    // A zone with one offset for ever (UTC and its aliases, what most
+    // containers run in) has no transition to find: probing for one a day at
+    // a time was most of the search for a schedule months away, and of a
+    // daemon's start with 100,000 of them (issue 12).
+    if is_utc(tz) {
+        return Some(naive_secs(next_wall(naive(s)?)?));
+    }
     if fixed_time {
         if let Some(gap_run) = gap_run_at(tz, s, &next_wall)? {
             return Some(gap_run);

@@ -87,6 +87,9 @@ pub struct Schedule {
     never: Option<Arc<str>>,
 }
 
+/// The year field croner is given (any one year: see [`Schedule::parse`]).
+const ENGINE_YEAR: &str = "2000";
+
 /// The Vixie cron expansion of each macro, and whether it is `@reboot`.
 /// See: https://man7.org/linux/man-pages/man5/crontab.5.html ("@weekly Run once a week, \"0 0 * * 0\"")
 fn macro_fields(name: &str) -> Option<Option<&'static str>> {
@@ -222,29 +225,60 @@ impl Schedule {
         // See: https://github.com/vixie/cron/blob/master/cron.c ("DOM_STAR || DOW_STAR")
         let dom_and_dow = dom.starts_with_star || dow.starts_with_star;
 
+        // croner reads an omitted year field as `*` and sets one bit for each
+        // year up to 5000: most of its parse time, which 100,000 different
+        // expressions pay 100,000 times (issue 12). The search never asks
+        // croner about years (`WallMatcher` drops the field), so croner is
+        // given every field written out: the seconds (`0` when there are
+        // none, as croner itself would fill in) and one year.
         let canonical = parsed
             .iter()
             .map(|f| f.canonical.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let parser = CronParser::builder()
-            .seconds(match dialect {
-                Dialect::Crontab | Dialect::Supercronic => Seconds::Disallowed,
-                Dialect::Yaml => Seconds::Optional,
-            })
-            .year(Year::Disallowed)
-            .dom_and_dow(dom_and_dow)
-            .sloppy_ranges(false)
-            .alternative_weekdays(false)
-            .build();
-        let cron = parser
-            .parse(&canonical)
-            .map_err(|e| ScheduleError::Engine {
+        let engine_text = if seconds {
+            format!("{canonical} {ENGINE_YEAR}")
+        } else {
+            format!("0 {canonical} {ENGINE_YEAR}")
+        };
+        let engine = |text: &str, parser: CronParser| {
+            parser.parse(text).map_err(|e| ScheduleError::Engine {
                 expr: expr.to_string(),
                 message: e.to_string(),
-            })?;
+            })
+        };
+        let cron = engine(
+            &engine_text,
+            CronParser::builder()
+                .seconds(Seconds::Required)
+                .year(Year::Required)
+                .dom_and_dow(dom_and_dow)
+                .sloppy_ranges(false)
+                .alternative_weekdays(false)
+                .build(),
+        )?;
+        // The tests compare the search with croner's own, which needs the
+        // years: croner's parse of the pattern as written, years included.
+        #[cfg(test)]
+        let full = engine(
+            &canonical,
+            CronParser::builder()
+                .seconds(match dialect {
+                    Dialect::Crontab | Dialect::Supercronic => Seconds::Disallowed,
+                    Dialect::Yaml => Seconds::Optional,
+                })
+                .year(Year::Disallowed)
+                .dom_and_dow(dom_and_dow)
+                .sloppy_ranges(false)
+                .alternative_weekdays(false)
+                .build(),
+        )?;
 
-        let wall = WallMatcher::new(cron);
+        let wall = WallMatcher::new(
+            cron,
+            #[cfg(test)]
+            full,
+        );
         let never = match check_fires(dom, month, dow, dom_and_dow, &wall) {
             Ok(()) => None,
             Err(ScheduleError::NeverFires(reason)) if dialect == Dialect::Crontab => {
@@ -336,6 +370,16 @@ impl Schedule {
         // whole second, and at or before `upto` when at or before its whole second.
         let secs = latest::latest_in(after.timestamp(), upto.timestamp(), next)?;
         DateTime::from_timestamp(secs, 0)
+    }
+
+    /// Whether `other` is a copy of this very parse (a plan gives every job
+    /// with the same expression, dialect and zone one parse, shared): then
+    /// both have the same times.
+    pub fn same_parse(&self, other: &Schedule) -> bool {
+        match (&self.wall, &other.wall) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) && self.tz == other.tz,
+            _ => false,
+        }
     }
 
     pub fn is_reboot(&self) -> bool {

@@ -1057,6 +1057,39 @@ fn a_backwards_range_is_answered_with_the_days_it_wraps_over_not_their_opposite(
     );
 }
 
+/// UTC skips the search for offset changes (it has none); Abidjan, at offset
+/// 0 since 1912 but not known to be fixed, takes the full search. Both must
+/// give every time alike.
+#[test]
+fn utc_fast_path_agrees_with_the_full_search_at_offset_zero() {
+    let abidjan = chrono_tz::Africa::Abidjan;
+    let exprs = [
+        "* * * * *",
+        "*/7 3 * * *",
+        "0 0 29 2 *",
+        "30 2 1 2 *",
+        "59 23 31 12 *",
+        "0 9 * * 1-5",
+        "@monthly",
+    ];
+    for expr in exprs {
+        let (fast, full) = (crontab(expr, UTC), crontab(expr, abidjan));
+        let mut t = at("2026-03-29T00:59:59Z");
+        for _ in 0..50 {
+            let next = fast.next_after(t);
+            assert_eq!(next, full.next_after(t), "{expr} after {t}");
+            t = next.expect("fires");
+        }
+    }
+    for zone in [chrono_tz::Etc::UTC, chrono_tz::Zulu, chrono_tz::UCT] {
+        let t = at("2026-05-01T10:00:00Z");
+        assert_eq!(
+            crontab("15 10 * * *", zone).next_after(t),
+            Some(at("2026-05-01T10:15:00Z"))
+        );
+    }
+}
+
 /// `iter_after` as RFC 3339 strings, at most `n`.
 fn iterated(s: &Schedule, from: &str, n: usize) -> Vec<String> {
     s.iter_after(at(from))

@@ -140,7 +140,7 @@ pub fn parse_crontab(
     let mut root_warned = false;
 
     for raw in &text.lines {
-        let origin = Origin::new(path, raw.number);
+        let origin = file_origin.at(raw.number);
         let line = match &raw.text {
             Ok(line) => line.as_str(),
             Err(()) => {

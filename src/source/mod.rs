@@ -187,7 +187,7 @@ fn by_file(set: SourceSet) -> Vec<SourceFile> {
         let path = d
             .origin
             .as_ref()
-            .map(|o| o.path.clone())
+            .map(|o| o.path.to_path_buf())
             .unwrap_or_default();
         let i = slot(&mut files, &path);
         files[i].set.diagnostics.push(d);

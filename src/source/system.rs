@@ -221,7 +221,7 @@ mod tests {
     fn has(set: &SourceSet, severity: Severity, path: &Path, text: &str) -> bool {
         set.diagnostics.iter().any(|d| {
             d.severity == severity
-                && d.origin.as_ref().is_some_and(|o| o.path == path)
+                && d.origin.as_ref().is_some_and(|o| *o.path == *path)
                 && d.message.contains(text)
         })
     }

@@ -123,6 +123,8 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     };
     let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     let base_dir = base_dir.as_path();
+    // One copy of the path for every origin in the file.
+    let file = Origin::new(path, 0);
     let defaults = match Defaults::resolve(defaults, path, &loc, base_dir) {
         Ok(d) => d,
         Err(diag) => {
@@ -132,7 +134,7 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     };
     for (index, slot) in jobs.into_iter().enumerate() {
         match slot {
-            Slot::Good(def) => match build_job(def, index, &defaults, path, &loc, base_dir) {
+            Slot::Good(def) => match build_job(def, index, &defaults, &file, &loc, base_dir) {
                 Ok(job) => out.jobs.push(job),
                 Err(diag) => out.diagnostics.push(diag),
             },

@@ -181,7 +181,7 @@ impl LoadedSources {
             let refused: Vec<Diagnostic> = diagnostics
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
-                .filter(|d| d.origin.as_ref().is_some_and(|o| o.path == path))
+                .filter(|d| d.origin.as_ref().is_some_and(|o| *o.path == *path))
                 .cloned()
                 .collect();
             entry.applied = old.clone();
@@ -318,7 +318,7 @@ fn error_paths(diagnostics: &[Diagnostic]) -> HashSet<&Path> {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .filter_map(|d| d.origin.as_ref())
-        .map(|o| o.path.as_path())
+        .map(|o| &*o.path)
         .collect()
 }
 

@@ -78,17 +78,12 @@ pub(super) fn build_job(
     def: JobDef,
     index: usize,
     defaults: &Defaults,
-    path: &Path,
+    file: &Origin,
     loc: &Locator,
     base_dir: &Path,
 ) -> Result<JobSpec, Diagnostic> {
     let item_line = loc.item_line(index).unwrap_or(1);
-    let at = |key: &str| {
-        Some(Origin::new(
-            path,
-            loc.key_line(index, key).unwrap_or(item_line),
-        ))
-    };
+    let at = |key: &str| Some(file.at(loc.key_line(index, key).unwrap_or(item_line)));
     let name = def.name;
     if !valid_name(&name) {
         return Err(Diagnostic::error(
@@ -180,11 +175,11 @@ pub(super) fn build_job(
             expr,
             dialect: Dialect::Yaml,
             timezone: timezone.clone(),
-            origin: Origin::new(path, schedule_line),
+            origin: file.at(schedule_line),
         })
         .collect();
 
-    let mut job = JobSpec::new(command, SourceKind::Yaml, Origin::new(path, item_line));
+    let mut job = JobSpec::new(command, SourceKind::Yaml, file.at(item_line));
     job.name = Some(name.clone());
     job.schedules = schedules;
     job.user = def.user.or_else(|| defaults.user.clone());
@@ -254,7 +249,7 @@ pub(super) fn build_job(
                 if valid_name(&job) {
                     Ok(ChainLink {
                         job,
-                        origin: Origin::new(path, loc.key_line(index, key).unwrap_or(item_line)),
+                        origin: file.at(loc.key_line(index, key).unwrap_or(item_line)),
                     })
                 } else {
                     Err(Diagnostic::error(
@@ -290,7 +285,7 @@ pub(super) fn build_job(
                 Some(DEFAULT_WATCH_DEBOUNCE),
             )?
             .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
-            origin: Origin::new(path, loc.key_line(index, "watch").unwrap_or(item_line)),
+            origin: file.at(loc.key_line(index, "watch").unwrap_or(item_line)),
         });
     }
     Ok(job)
