@@ -2,8 +2,12 @@
 //!
 //! The loop decides when to beat (on a wake-up it has anyway, so an idle
 //! daemon wakes once a minute) and hands the instant to [`Heartbeat::beat`],
-//! which never waits: a thread of its own writes it on a connection of its
-//! own with a short busy timeout ([`BUSY`]). A `jobrun prune` (or any other
+//! which never waits: it tries the write once on a connection that does not
+//! wait for a lock at all (uncontended, the usual case, this costs the loop a
+//! fraction of a millisecond and wakes no other thread, so the idle daemon's
+//! one wake-up a minute stays one), and when another process holds the write
+//! lock it hands the beat to a thread of its own, which writes it on its own
+//! connection with a short busy timeout ([`BUSY`]). A `jobrun prune` (or any other
 //! process) holding SQLite's write lock therefore delays the beat, never a
 //! tick; and the beat does not queue behind this daemon's claims and records,
 //! which share the store's connection and wait up to 30 s for the lock. A beat
@@ -36,6 +40,9 @@ pub(super) struct Beater {
 struct Slot {
     /// The newest beat not written yet (a newer one replaces it).
     pending: Option<DateTime<Utc>>,
+    /// The thread is writing a beat (a direct write now could be overwritten
+    /// by that older one).
+    writing: bool,
     closed: bool,
 }
 
@@ -43,6 +50,9 @@ type Shared = Arc<(Mutex<Slot>, Condvar)>;
 
 /// The handle the loop beats through; [`Heartbeat::stop`] ends its thread.
 pub(super) struct Heartbeat {
+    /// Tried first, on the loop's thread: never waits for a lock.
+    direct: BeatWriter,
+    who: Arc<Beater>,
     shared: Shared,
     thread: Option<JoinHandle<()>>,
 }
@@ -51,27 +61,45 @@ impl Heartbeat {
     /// Opens the heartbeat's connection and starts its thread.
     pub(super) fn start(store: &Store, who: Beater) -> Result<Heartbeat, StoreError> {
         let writer = store.heartbeat_writer(BUSY)?;
+        let direct = store.heartbeat_writer(Duration::ZERO)?;
+        let who = Arc::new(who);
         let shared: Shared = Arc::default();
         let worker = Arc::clone(&shared);
+        let beater = Arc::clone(&who);
         let thread = std::thread::Builder::new()
             .name("jobrun-beat".into())
-            .spawn(move || serve(&writer, &who, &worker))
+            .spawn(move || serve(&writer, &beater, &worker))
             .map_err(|e| StoreError::Failed {
                 operation: Operation::Heartbeat,
                 doing: "starting the heartbeat's thread",
                 source: Box::new(e),
             })?;
         Ok(Heartbeat {
+            direct,
+            who,
             shared,
             thread: Some(thread),
         })
     }
 
-    /// Records that the daemon is alive at `now`, on the heartbeat's thread;
-    /// returns at once.
+    /// Records that the daemon is alive at `now`: at once when nothing
+    /// holds the write lock (and no earlier beat is still waiting, which it
+    /// would overtake), else on the heartbeat's thread. Never waits.
     pub(super) fn beat(&self, now: DateTime<Utc>) {
         let (slot, ready) = &*self.shared;
-        lock(slot).pending = Some(now);
+        let mut guard = lock(slot);
+        if guard.pending.is_none() && !guard.writing {
+            let who = &self.who;
+            if self
+                .direct
+                .beat(&who.owner, who.pid, &who.host, who.started, now)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        guard.pending = Some(now);
+        drop(guard);
         ready.notify_one();
     }
 
@@ -110,6 +138,7 @@ fn serve(writer: &BeatWriter, who: &Beater, shared: &Shared) {
             let mut guard = lock(slot);
             loop {
                 if let Some(now) = guard.pending.take() {
+                    guard.writing = true;
                     break now;
                 }
                 if guard.closed {
@@ -121,6 +150,7 @@ fn serve(writer: &BeatWriter, who: &Beater, shared: &Shared) {
         if let Err(e) = writer.beat(&who.owner, who.pid, &who.host, who.started, now) {
             warn!(error = %e, "recording the heartbeat (written again at the next beat)");
         }
+        lock(slot).writing = false;
     }
 }
 
