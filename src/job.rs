@@ -80,7 +80,8 @@ pub enum Command {
     /// Executed directly, no shell.
     Argv(Vec<String>),
     /// No process: send a signal to the process a pidfile names (YAML `signal:`).
-    Signal(SignalSpec),
+    /// Boxed: rare, and the largest variant (every command would be its size).
+    Signal(Box<SignalSpec>),
 }
 
 /// YAML `signal:`: tell a running daemon to reload, through its pidfile.
@@ -229,7 +230,9 @@ pub struct JobSpec {
     pub requires: Vec<Requirement>,
     /// How long a run waits for `requires`; `None` means [`DEFAULT_REQUIRES_TIMEOUT`].
     pub requires_timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
+    /// Boxed, as `watch` is: most jobs have neither, and each of 100,000
+    /// jobs would carry their room (issue 12, memory with many jobs).
+    pub retry: Option<Box<RetryPolicy>>,
     /// After downtime, run the latest tick within this window if nobody claimed it.
     pub catch_up: Option<Duration>,
     /// Run once each time a daemon starts.
@@ -239,7 +242,7 @@ pub struct JobSpec {
     /// Jobs to start after a run of this job fails (after its last retry).
     pub on_failure: Vec<ChainLink>,
     /// Run when files change.
-    pub watch: Option<WatchSpec>,
+    pub watch: Option<Box<WatchSpec>>,
     pub kind: SourceKind,
     /// The line that defines the job (the entry line, or the YAML `name:` line).
     pub origin: Origin,
@@ -405,7 +408,10 @@ impl fmt::Display for Diagnostic {
 /// every finding, so one bad line never hides the rest of a file.
 #[derive(Debug, Clone, Default)]
 pub struct SourceSet {
-    pub jobs: Vec<JobSpec>,
+    /// Shared: the plan's job and the daemon's record of the file that
+    /// defines it (kept so a reload can keep a file's previous version) hold
+    /// one copy of each definition (issue 12, memory with many jobs).
+    pub jobs: Vec<Arc<JobSpec>>,
     pub diagnostics: Vec<Diagnostic>,
     /// The YAML `history:` setting, where one file gives it.
     pub history: Option<HistorySpec>,

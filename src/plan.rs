@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -37,7 +38,10 @@ pub struct PlannedSchedule {
 pub struct Job {
     pub name: String,
     /// The first definition: what to run, as whom, where, with which settings.
-    pub spec: JobSpec,
+    /// Shared with the source file's copy the daemon keeps for reloads; the
+    /// plan's changes to it (merged triggers, links dropped for errors) are
+    /// made on a copy of its own (`Arc::make_mut`).
+    pub spec: Arc<JobSpec>,
     pub schedules: Vec<PlannedSchedule>,
     /// Every entry that defines this job, in reading order (SPEC 3 provenance).
     pub origins: Vec<Origin>,
@@ -460,12 +464,11 @@ impl ParseCache {
 }
 
 /// Merges `spec` into `job` (its schedules are united by the caller).
-fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
+fn merge_into(job: &mut Job, spec: Arc<JobSpec>, diagnostics: &mut Vec<Diagnostic>) {
     // A YAML definition gives the job its name and settings even when a
     // crontab entry for the same command was read first.
     if job.spec.kind != SourceKind::Yaml && spec.kind == SourceKind::Yaml {
-        let mut spec = spec.clone();
-        std::mem::swap(&mut job.spec, &mut spec);
+        job.spec = Arc::clone(&spec);
         job.name = job.spec.name.clone().unwrap_or_default();
     } else if job.spec.kind == SourceKind::Yaml && spec.kind == SourceKind::Yaml {
         // Only copies under one name get here (two names stay two jobs).
@@ -488,9 +491,9 @@ fn merge_into(job: &mut Job, spec: JobSpec, diagnostics: &mut Vec<Diagnostic>) {
                 ),
             ));
         }
-        unite_triggers(&mut job.spec, &spec);
+        unite_triggers(Arc::make_mut(&mut job.spec), &spec);
     }
-    job.origins.push(spec.origin);
+    job.origins.push(spec.origin.clone());
 }
 
 /// Like schedules, what starts a job is united when definitions merge: every
@@ -572,7 +575,7 @@ mod tests {
     fn build(jobs: Vec<JobSpec>) -> (Plan, Vec<Diagnostic>) {
         Plan::build(
             SourceSet {
-                jobs,
+                jobs: jobs.into_iter().map(Arc::new).collect(),
                 ..Default::default()
             },
             chrono_tz::UTC,
@@ -902,19 +905,19 @@ mod tests {
     fn merged_definitions_unite_their_watches_and_chains() {
         let mut a = yaml_job("reload", 1, "@daily", "nginx -s reload");
         a.schedules.clear();
-        a.watch = Some(crate::job::WatchSpec {
+        a.watch = Some(Box::new(crate::job::WatchSpec {
             paths: vec!["/certs/a".into()],
             debounce: std::time::Duration::from_secs(2),
             origin: Origin::new("/etc/jobrun/jobs.yaml", 2),
-        });
+        }));
         // Copies under one name (two names stay two jobs).
         let mut b = yaml_job("reload", 10, "@daily", "nginx -s reload");
         b.schedules.clear();
-        b.watch = Some(crate::job::WatchSpec {
+        b.watch = Some(Box::new(crate::job::WatchSpec {
             paths: vec!["/certs/b".into()],
             debounce: std::time::Duration::from_secs(1),
             origin: Origin::new("/etc/jobrun/jobs.yaml", 11),
-        });
+        }));
         b.on_success = vec![link("notify", 12)];
         let notify = yaml_job("notify", 20, "@daily", "notify");
         let (plan, _) = build(vec![a, b, notify]);
@@ -938,13 +941,13 @@ mod tests {
         for copy in 0..2 {
             for i in 0..n {
                 let expr = format!("{} {} {} * *", i % 60, (i / 60) % 24, (i / 1440) % 28 + 1);
-                set.jobs.push(crontab_job(
+                set.jobs.push(Arc::new(crontab_job(
                     "/etc/crontab",
                     copy * n + i + 1,
                     &expr,
                     "root",
                     "task",
-                ));
+                )));
             }
         }
         let before = schedules::NORMALIZED.with(std::cell::Cell::get);

@@ -485,8 +485,14 @@ fn check_accepted_values(spec: &JobSpec) {
         (limits::KILL_GRACE, spec.kill_grace),
         (limits::REQUIRES_TIMEOUT, spec.requires_timeout),
         (limits::CATCH_UP, spec.catch_up),
-        (limits::RETRY_BACKOFF, spec.retry.map(|r| r.backoff)),
-        (limits::RETRY_MAX_BACKOFF, spec.retry.map(|r| r.max_backoff)),
+        (
+            limits::RETRY_BACKOFF,
+            spec.retry.as_deref().map(|r| r.backoff),
+        ),
+        (
+            limits::RETRY_MAX_BACKOFF,
+            spec.retry.as_deref().map(|r| r.max_backoff),
+        ),
         (
             limits::WATCH_DEBOUNCE,
             spec.watch.as_ref().map(|w| w.debounce),
@@ -502,7 +508,7 @@ fn check_accepted_values(spec: &JobSpec) {
             assert_fits_instants(limit.key, d);
         }
     }
-    if let Some(retry) = spec.retry {
+    if let Some(retry) = spec.retry.as_deref() {
         assert!(retry.attempts <= limits::RETRY_ATTEMPTS_MAX, "{retry:?}");
         let mut before = Duration::ZERO;
         for attempt in 2..=retry.attempts.min(64) {

@@ -44,7 +44,7 @@ pub async fn fire_with_retries(
             info!(job = %job.name, "no further retry: a newer run of the job took over");
             return Ok(failure.clone());
         }
-        let Some(policy) = job.spec.retry else {
+        let Some(policy) = job.spec.retry.as_deref().copied() else {
             return Ok(result);
         };
         if !result.is_retryable() || firing.attempt >= policy.attempts {

@@ -68,7 +68,7 @@ fn job(name: &str, command: &str) -> Job {
     spec.name = Some(name.into());
     Job {
         name: name.into(),
-        spec,
+        spec: std::sync::Arc::new(spec),
         schedules: Vec::new(),
         origins: Vec::new(),
     }
@@ -115,10 +115,11 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
     let ready = dir.path().join("ready");
     std::fs::write(&ready, "yes").unwrap();
     let mut huge = job("huge", "true");
-    huge.spec.timeout = Some(Duration::MAX);
-    huge.spec.kill_grace = Some(Duration::from_secs(i64::MAX as u64));
-    huge.spec.requires = vec![Requirement::File(ready)];
-    huge.spec.requires_timeout = Some(Duration::MAX);
+    std::sync::Arc::make_mut(&mut huge.spec).timeout = Some(Duration::MAX);
+    std::sync::Arc::make_mut(&mut huge.spec).kill_grace =
+        Some(Duration::from_secs(i64::MAX as u64));
+    std::sync::Arc::make_mut(&mut huge.spec).requires = vec![Requirement::File(ready)];
+    std::sync::Arc::make_mut(&mut huge.spec).requires_timeout = Some(Duration::MAX);
     let result = fire(&ctx, &huge, &scheduled(&huge, 0)).await.unwrap();
     assert!(
         matches!(
@@ -136,7 +137,7 @@ async fn a_huge_timeout_and_kill_grace_do_not_panic_a_firing() {
 
     // Stopped with a kill grace of "forever": the grace is waited on, not added.
     let mut stopped = job("huge-grace", "sleep 30");
-    stopped.spec.kill_grace = Some(Duration::MAX);
+    std::sync::Arc::make_mut(&mut stopped.spec).kill_grace = Some(Duration::MAX);
     let firing = scheduled(&stopped, 0);
     let task = {
         let ctx = Arc::clone(&ctx);

@@ -51,8 +51,13 @@ pub(super) fn check_chains(jobs: &mut [Job], diagnostics: &mut Vec<Diagnostic>) 
     // One pass over each job's links, however many cycles it closes.
     let closes = |at: usize, target: &str| closing.contains(&(at, target));
     for (at, job) in jobs.iter_mut().enumerate() {
-        job.spec.on_success.retain(|l| !closes(at, &l.job));
-        job.spec.on_failure.retain(|l| !closes(at, &l.job));
+        // Only a job that loses a link gets a copy of its own definition.
+        if !links(job).any(|l| closes(at, &l.job)) {
+            continue;
+        }
+        let spec = std::sync::Arc::make_mut(&mut job.spec);
+        spec.on_success.retain(|l| !closes(at, &l.job));
+        spec.on_failure.retain(|l| !closes(at, &l.job));
     }
 }
 
@@ -88,10 +93,15 @@ fn drop_unknown_targets(
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     for job in jobs.iter_mut() {
+        // Only a job that loses a link gets a copy of its own definition.
+        if links(job).all(|link| index.contains_key(&link.job)) {
+            continue;
+        }
         let name = job.name.clone();
+        let spec = std::sync::Arc::make_mut(&mut job.spec);
         for (key, links) in [
-            ("on_success", &mut job.spec.on_success),
-            ("on_failure", &mut job.spec.on_failure),
+            ("on_success", &mut spec.on_success),
+            ("on_failure", &mut spec.on_failure),
         ] {
             links.retain(|link| {
                 let known = index.contains_key(&link.job);
@@ -247,6 +257,7 @@ mod tests {
                     &next.iter().map(String::as_str).collect::<Vec<_>>(),
                 )
             })
+            .map(std::sync::Arc::new)
             .collect();
         SourceSet {
             jobs,
@@ -288,7 +299,10 @@ mod tests {
                 job("alpha", &[]),
                 job("beta", &["zeta"]),
                 job("aardvark", &["mid", "zeta"]),
-            ],
+            ]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
             ..Default::default()
         };
         let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
@@ -333,7 +347,10 @@ mod tests {
         let y = job("y", &["x"]);
         let (plan, _) = Plan::build(
             SourceSet {
-                jobs: vec![early, child, grandchild, late, bad, x, y],
+                jobs: [early, child, grandchild, late, bad, x, y]
+                    .into_iter()
+                    .map(std::sync::Arc::new)
+                    .collect(),
                 ..Default::default()
             },
             chrono_tz::UTC,
@@ -363,7 +380,7 @@ mod tests {
         jobs.push(job("sink", &[]));
         let (plan, diagnostics) = Plan::build(
             SourceSet {
-                jobs,
+                jobs: jobs.into_iter().map(std::sync::Arc::new).collect(),
                 ..Default::default()
             },
             chrono_tz::UTC,
@@ -417,6 +434,7 @@ mod tests {
                 };
                 job(&format!("j{i}"), &links)
             })
+            .map(std::sync::Arc::new)
             .collect();
         let (_, diagnostics) = build_on_small_stack(SourceSet {
             jobs,

@@ -46,7 +46,7 @@ fn crontab(path: &str, line: usize, expr: &str, user: &str, command: &str) -> Jo
 fn build_as(own: Option<OwnUser>, jobs: Vec<JobSpec>) -> (Plan, Vec<Diagnostic>) {
     Plan::build(
         SourceSet {
-            jobs,
+            jobs: jobs.into_iter().map(std::sync::Arc::new).collect(),
             own_user: own,
             ..Default::default()
         },

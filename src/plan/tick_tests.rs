@@ -30,7 +30,7 @@ fn job_with(exprs: &[&str], tz: Tz) -> Job {
     }
     let (plan, diagnostics) = Plan::build(
         SourceSet {
-            jobs: vec![spec],
+            jobs: vec![std::sync::Arc::new(spec)],
             ..Default::default()
         },
         tz,
@@ -200,7 +200,7 @@ fn a_jobs_ticks_merge_its_schedules_once_per_instant_across_dst_nights() {
 #[test]
 fn a_disabled_or_never_firing_job_has_no_ticks_and_the_walk_ends() {
     let mut job = job_with(&["0 9 * * *"], chrono_tz::UTC);
-    job.spec.enabled = false;
+    std::sync::Arc::make_mut(&mut job.spec).enabled = false;
     assert_eq!(job.iter_after(at("2026-01-01T00:00:00Z")).count(), 0);
     let reboot = job_with(&["@reboot"], chrono_tz::UTC);
     assert_eq!(reboot.iter_after(at("2026-01-01T00:00:00Z")).count(), 0);

@@ -71,11 +71,11 @@ pub enum ScheduleError {
 
 /// A parsed schedule: an expression, its dialect's reading, and its time zone.
 ///
-/// Cloning is cheap: the parsed fields are shared, so a plan can give every job
+/// Cloning is cheap: the parsed fields and the expression are shared, so a plan can give every job
 /// with the same expression one copy of them (issue 6: memory with many jobs).
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    expr: String,
+    expr: Arc<str>,
     tz: Tz,
     /// `None` for `@reboot`, which has no time-based firings.
     wall: Option<Arc<Wall>>,
@@ -155,7 +155,7 @@ impl Schedule {
                 Some(fields) => fields.split(' ').collect(),
                 None => {
                     return Ok(Schedule {
-                        expr: expr.to_string(),
+                        expr: Arc::from(expr),
                         tz,
                         wall: None,
                         fixed_time: false,
@@ -288,7 +288,7 @@ impl Schedule {
         };
 
         Ok(Schedule {
-            expr: expr.to_string(),
+            expr: Arc::from(expr),
             tz,
             wall: Some(Arc::new(Wall::Croner(wall))),
             // Debian cron's rule: fixed-time unless the minute or hour field starts with `*`.
@@ -314,7 +314,7 @@ impl Schedule {
             )
         });
         let schedule = Schedule {
-            expr: expr.to_string(),
+            expr: Arc::from(expr),
             tz,
             wall: Some(Arc::new(Wall::Supercronic(parsed.matcher))),
             fixed_time: parsed.fixed_time,

@@ -238,7 +238,7 @@ pub fn parse_crontab(
                         ));
                         continue;
                     }
-                    out.jobs.push(job);
+                    out.jobs.push(std::sync::Arc::new(job));
                 }
                 Err(message) => {
                     let message = if looks_like_env_attempt(body) {

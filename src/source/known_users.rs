@@ -117,7 +117,7 @@ mod tests {
 
     fn with_jobs(jobs: Vec<JobSpec>) -> SourceSet {
         SourceSet {
-            jobs,
+            jobs: jobs.into_iter().map(std::sync::Arc::new).collect(),
             ..SourceSet::default()
         }
     }

@@ -340,7 +340,7 @@ fn apply_file_environment(
         for s in &mut job.schedules {
             s.timezone = timezone.clone();
         }
-        out.jobs.push(job);
+        out.jobs.push(std::sync::Arc::new(job));
     }
 }
 

@@ -135,7 +135,7 @@ pub fn parse_yaml(path: &Path, text: &str) -> SourceSet {
     for (index, slot) in jobs.into_iter().enumerate() {
         match slot {
             Slot::Good(def) => match build_job(def, index, &defaults, &file, &loc, base_dir) {
-                Ok(job) => out.jobs.push(job),
+                Ok(job) => out.jobs.push(std::sync::Arc::new(job)),
                 Err(diag) => out.diagnostics.push(diag),
             },
             Slot::Bad { message, name } => {

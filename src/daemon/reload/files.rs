@@ -393,6 +393,63 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_and_the_kept_files_hold_each_job_once() {
+        // Issue 12: 100,000 jobs were held twice, in the plan and in the
+        // files kept for the next reload. Both must point at one definition,
+        // at start as after a reload; a job whose links the plan drops (an
+        // error) gets a copy of its own, and the file keeps what it says.
+        let mut s = Sources::start(&[
+            (
+                "conf/a.yaml",
+                &format!(
+                    "jobs:\n{}{}    on_success: [ghost]\n",
+                    job("a", "run-a"),
+                    job("b", "run-b")
+                ),
+            ),
+            ("etc/cron.d/c", "0 1 * * * root /usr/bin/c\n"),
+        ]);
+        let files = read_files(&s.opts);
+        let (plan, _) = Plan::build(crate::source::merge(files.clone()), Tz::UTC);
+        let specs = |files: &[SourceFile]| -> Vec<std::sync::Arc<crate::job::JobSpec>> {
+            files
+                .iter()
+                .flat_map(|f| f.set.jobs.iter().cloned())
+                .collect()
+        };
+        let shared = |plan: &Plan, kept: &[std::sync::Arc<crate::job::JobSpec>], name: &str| {
+            let planned = &plan.get(name).expect("in the plan").spec;
+            kept.iter().any(|k| std::sync::Arc::ptr_eq(k, planned))
+        };
+        let kept = specs(&files);
+        assert_eq!(kept.len(), 3);
+        assert!(shared(&plan, &kept, "a"), "a YAML job is shared");
+        assert!(shared(&plan, &kept, "c"), "a crontab job is shared");
+        assert!(
+            !shared(&plan, &kept, "b"),
+            "b lost its link to ghost: a copy"
+        );
+        assert!(plan.get("b").expect("b").spec.on_success.is_empty());
+        let b = kept
+            .iter()
+            .find(|k| k.name.as_deref() == Some("b"))
+            .expect("b");
+        assert_eq!(b.on_success.len(), 1, "the file's copy keeps the link");
+
+        s.write("conf/a.yaml", &format!("jobs:\n{}", job("a", "run-a2")));
+        let (_, applied) = s.reload();
+        let kept: Vec<std::sync::Arc<crate::job::JobSpec>> = s
+            .loaded
+            .files
+            .iter()
+            .flat_map(|l| l.file.set.jobs.iter().cloned())
+            .collect();
+        assert_eq!(kept.len(), 2);
+        assert!(shared(&applied.plan, &kept, "a"), "a changed job is shared");
+        assert!(shared(&applied.plan, &kept, "c"), "an unchanged one too");
+    }
+
+    #[test]
     fn a_dangling_symlink_in_cron_d_does_not_hold_back_a_changed_neighbour() {
         let mut s =
             Sources::start(&[("etc/cron.d/backup", "0 1 * * * root /usr/bin/backup-old\n")]);

@@ -75,8 +75,8 @@ async fn replace_stops_the_older_run_and_runs_the_newer() {
             o = out.display()
         ),
     );
-    job.spec.concurrency = Concurrency::Replace;
-    job.spec.kill_grace = Some(Duration::from_secs(5));
+    std::sync::Arc::make_mut(&mut job.spec).concurrency = Concurrency::Replace;
+    std::sync::Arc::make_mut(&mut job.spec).kill_grace = Some(Duration::from_secs(5));
     let older = spawn_fire(&ctx, &job, scheduled(&job, 0));
     let older_run = until_started(&ctx, "newest-wins").await;
     eventually("the first run to be in its sleep", || started.exists()).await;
@@ -173,7 +173,7 @@ async fn a_watch_run_still_waiting_when_jobrun_shuts_down_is_lost() {
     // The current run outlives the shutdown's SIGTERM, as a slow job does
     // within its kill grace: the watch run still finds it there.
     let mut job = job("reloader", "trap '' TERM; sleep 30");
-    job.spec.kill_grace = Some(Duration::from_secs(60));
+    std::sync::Arc::make_mut(&mut job.spec).kill_grace = Some(Duration::from_secs(60));
     let current = spawn_fire(&ctx, &job, scheduled(&job, 0));
     until_started(&ctx, "reloader").await;
     let watch = spawn_fire(&ctx, &job, watch_firing(&job, "/etc/app.conf"));

@@ -14,8 +14,8 @@ fn link(name: &str) -> ChainLink {
 #[test]
 fn a_run_starts_its_success_or_failure_jobs_linked_to_it() {
     let mut parent = job("parent", "true");
-    parent.spec.on_success = vec![link("report"), link("cleanup")];
-    parent.spec.on_failure = vec![link("alert")];
+    std::sync::Arc::make_mut(&mut parent.spec).on_success = vec![link("report"), link("cleanup")];
+    std::sync::Arc::make_mut(&mut parent.spec).on_failure = vec![link("alert")];
     let finished = |status| FireResult::Finished {
         run_id: RunId(12),
         outcome: RunOutcome::ended_early(status, tick(0), None, None),
@@ -53,7 +53,7 @@ async fn fire_and_chain_gives_every_chained_firing_at_once_and_none_when_stoppin
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     let mut parent = job("parent", "true");
-    parent.spec.on_success = vec![link("b"), link("c")];
+    std::sync::Arc::make_mut(&mut parent.spec).on_success = vec![link("b"), link("c")];
     let firing = Firing::new("parent", None, Trigger::Manual);
     let (result, next) = fire_and_chain(&ctx, &parent, &firing).await.unwrap();
     assert_eq!(status_of(&result), RunStatus::Succeeded);
@@ -71,7 +71,7 @@ async fn fire_and_chain_gives_every_chained_firing_at_once_and_none_when_stoppin
 fn only_a_job_in_the_plan_and_enabled_is_runnable() {
     let yaml = |name: &str, enabled: bool| {
         let mut j = job(name, "true").spec;
-        j.enabled = enabled;
+        std::sync::Arc::make_mut(&mut j).enabled = enabled;
         j
     };
     let (plan, _) = crate::plan::Plan::build(

@@ -18,7 +18,7 @@ fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// A job with its file's `defaults.env` below its own `env`.
 fn layered_job() -> Job {
     let mut job = job("envy", "true");
-    job.spec.env = JobEnv::new()
+    std::sync::Arc::make_mut(&mut job.spec).env = JobEnv::new()
         .with(vars(&[("SHARED", "file"), ("FROM_FILE", "1")]))
         .with(vars(&[
             ("SHARED", "job"),
@@ -160,9 +160,9 @@ async fn the_program_and_directory_follow_the_jobs_kind() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     let mut cron = job("cron", "date");
-    cron.spec.kind = SourceKind::Crontab;
-    cron.spec.shell = Some("/bin/bash".into());
-    cron.spec.kill_grace = Some(Duration::from_secs(3));
+    std::sync::Arc::make_mut(&mut cron.spec).kind = SourceKind::Crontab;
+    std::sync::Arc::make_mut(&mut cron.spec).shell = Some("/bin/bash".into());
+    std::sync::Arc::make_mut(&mut cron.spec).kill_grace = Some(Duration::from_secs(3));
     let request = build_request(&ctx, &cron, &scheduled(&cron, 0), RunId(1));
     assert!(
         request.home_workdir,
@@ -178,7 +178,8 @@ async fn the_program_and_directory_follow_the_jobs_kind() {
     assert_eq!(request.kill_grace, Duration::from_secs(3));
 
     let mut argv = job("argv", "");
-    argv.spec.command = Command::Argv(vec!["echo".into(), "a b".into()]);
+    std::sync::Arc::make_mut(&mut argv.spec).command =
+        Command::Argv(vec!["echo".into(), "a b".into()]);
     let request = build_request(&ctx, &argv, &scheduled(&argv, 0), RunId(1));
     assert_eq!(
         request.program,
@@ -192,12 +193,13 @@ async fn the_command_sees_its_environment() {
     let ctx = context(dir.path());
     let out = dir.path().join("env");
     let mut job = layered_job();
-    job.spec.command = Command::Shell(format!(
+    std::sync::Arc::make_mut(&mut job.spec).command = Command::Shell(format!(
         "printf '%s|%s|%s|%s|%s' \"$JOBRUN_JOB\" \"$JOBRUN_RUN_ID\" \"$SHARED\" \"$FROM_FILE\" \"$JOBRUN_TRIGGER\" > '{}'",
         out.display()
     ));
     // The job's PATH is used to find programs: keep a working one.
-    job.spec.env = job.spec.env.with(vars(&[("PATH", "/usr/bin:/bin")]));
+    std::sync::Arc::make_mut(&mut job.spec).env =
+        job.spec.env.with(vars(&[("PATH", "/usr/bin:/bin")]));
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     assert_eq!(status_of(&result), RunStatus::Succeeded, "{result:?}");
     let run_id = result.run_id().unwrap();

@@ -81,8 +81,8 @@ async fn a_job_whose_requirement_never_holds_fails_not_ready_without_running() {
     let marker = dir.path().join("ran");
     let missing = dir.path().join("never");
     let mut job = job("needs-file", &format!("touch '{}'", marker.display()));
-    job.spec.requires = vec![Requirement::File(missing.clone())];
-    job.spec.requires_timeout = Some(Duration::from_millis(100));
+    std::sync::Arc::make_mut(&mut job.spec).requires = vec![Requirement::File(missing.clone())];
+    std::sync::Arc::make_mut(&mut job.spec).requires_timeout = Some(Duration::from_millis(100));
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let FireResult::Finished {
         outcome: RunOutcome { status, error, .. },
@@ -107,7 +107,8 @@ async fn a_requirement_that_holds_lets_the_command_run() {
     let ctx = context(dir.path());
     let marker = dir.path().join("ran");
     let mut job = job("needs-command", &format!("touch '{}'", marker.display()));
-    job.spec.requires = vec![Requirement::Command("test -n \"$JOBRUN_JOB\"".into())];
+    std::sync::Arc::make_mut(&mut job.spec).requires =
+        vec![Requirement::Command("test -n \"$JOBRUN_JOB\"".into())];
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     assert_eq!(status_of(&result), RunStatus::Succeeded);
     assert!(marker.exists(), "the command did not run");
@@ -115,12 +116,12 @@ async fn a_requirement_that_holds_lets_the_command_run() {
 
 fn signal_job(name: &str, pidfile: PathBuf, if_not_running: IfNotRunning) -> Job {
     let mut job = job(name, "");
-    job.spec.command = Command::Signal(SignalSpec {
+    std::sync::Arc::make_mut(&mut job.spec).command = Command::Signal(Box::new(SignalSpec {
         pidfile,
         signal: "HUP".into(),
         process: None,
         if_not_running,
-    });
+    }));
     job
 }
 
@@ -221,8 +222,8 @@ async fn each_way_a_command_ends_is_recorded_as_its_status() {
     assert_eq!((status, signal), (RunStatus::Killed, Some(9)));
 
     let mut slow = job("too-slow", "sleep 30");
-    slow.spec.timeout = Some(Duration::from_millis(200));
-    slow.spec.kill_grace = Some(Duration::from_secs(5));
+    std::sync::Arc::make_mut(&mut slow.spec).timeout = Some(Duration::from_millis(200));
+    std::sync::Arc::make_mut(&mut slow.spec).kill_grace = Some(Duration::from_secs(5));
     let result = fire(&ctx, &slow, &scheduled(&slow, 0)).await.unwrap();
     let FireResult::Finished {
         outcome: RunOutcome { status, error, .. },

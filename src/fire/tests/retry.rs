@@ -18,7 +18,7 @@ impl JobOutput for Lines {
 
 fn failing_with_retries(name: &str, command: &str, policy: RetryPolicy) -> Job {
     let mut job = job(name, command);
-    job.spec.retry = Some(policy);
+    std::sync::Arc::make_mut(&mut job.spec).retry = Some(Box::new(policy));
     job
 }
 

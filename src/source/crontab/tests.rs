@@ -344,7 +344,7 @@ fn crlf_and_missing_final_newline_are_accepted_with_one_note_each() {
         None,
     );
     assert!(errors(&set).is_empty());
-    let commands: Vec<_> = set.jobs.iter().map(shell).collect();
+    let commands: Vec<_> = set.jobs.iter().map(|j| shell(j)).collect();
     assert_eq!(commands, ["one", "two", "three"]);
     assert_eq!(set.jobs[0].env.get("A"), Some("1"));
     let notes: Vec<_> = set.diagnostics.iter().map(|d| d.message.as_str()).collect();

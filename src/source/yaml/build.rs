@@ -104,9 +104,9 @@ pub(super) fn build_job(
                 ),
             ))
         }
-        (None, None, Some(sig)) => Command::Signal(
+        (None, None, Some(sig)) => Command::Signal(Box::new(
             signal_spec(sig, base_dir).map_err(|m| Diagnostic::error(at("signal"), format!("job {name}: {m}")))?,
-        ),
+        )),
         (Some(c), None, None) if !c.trim().is_empty() => Command::Shell(c),
         (None, Some(argv), None) if argv.first().is_some_and(|p| !p.is_empty()) => Command::Argv(argv),
         (Some(_), Some(_), None) => {
@@ -218,10 +218,9 @@ pub(super) fn build_job(
         ));
     }
     if let Some(retry) = def.retry {
-        job.retry = Some(
-            retry_policy(retry)
-                .map_err(|m| Diagnostic::error(at("retry"), format!("job {name}: {m}")))?,
-        );
+        job.retry = Some(Box::new(retry_policy(retry).map_err(|m| {
+            Diagnostic::error(at("retry"), format!("job {name}: {m}"))
+        })?));
     }
     job.catch_up = duration(def.catch_up, limits::CATCH_UP, "catch_up", None)?;
     if job.catch_up.is_some_and(|d| d.is_zero()) {
@@ -276,7 +275,7 @@ pub(super) fn build_job(
                 format!("job {name}: `watch` needs at least one path in `paths`"),
             ));
         }
-        job.watch = Some(WatchSpec {
+        job.watch = Some(Box::new(WatchSpec {
             paths,
             debounce: duration(
                 w.debounce,
@@ -286,7 +285,7 @@ pub(super) fn build_job(
             )?
             .unwrap_or(DEFAULT_WATCH_DEBOUNCE),
             origin: file.at(loc.key_line(index, "watch").unwrap_or(item_line)),
-        });
+        }));
     }
     Ok(job)
 }

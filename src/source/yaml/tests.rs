@@ -388,7 +388,7 @@ jobs:
         ]
     );
     assert_eq!(sync.requires_timeout, Some(Duration::from_secs(120)));
-    let retry = sync.retry.expect("retry");
+    let retry = sync.retry.as_deref().copied().expect("retry");
     assert_eq!(retry.attempts, 5);
     assert_eq!(retry.delay_before(2), Duration::from_secs(2));
     assert_eq!(retry.delay_before(3), Duration::from_secs(4));
@@ -409,12 +409,12 @@ jobs:
     assert_eq!(watch.debounce, Duration::from_secs(3));
     assert_eq!(
         dovecot.command,
-        Command::Signal(SignalSpec {
+        Command::Signal(Box::new(SignalSpec {
             pidfile: "/run/dovecot/master.pid".into(),
             signal: "HUP".into(),
             process: Some("dovecot".into()),
             if_not_running: IfNotRunning::Fail,
-        })
+        }))
     );
     assert!(
         dovecot.schedules.is_empty(),
