@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 
-use crate::harness::{wait_for, Test};
+use crate::harness::{wait_for, wait_until, Test};
 
 fn ticks(t: &Test, file: &str) -> Vec<DateTime<Utc>> {
     std::fs::read_to_string(t.path(file))
@@ -37,11 +37,10 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
             .then_some(())
     });
     let before = ticks(&t, "ticks.txt").len();
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(
-        ticks(&t, "ticks.txt").len() >= before + 2,
-        "the old job stopped firing"
-    );
+    let fired = wait_until(Duration::from_secs(60), || {
+        ticks(&t, "ticks.txt").len() >= before + 2
+    });
+    assert!(fired, "the old job stopped firing");
     let log = daemon.log();
     assert!(log.contains("jobs.yaml:"), "{log}");
     daemon.signal(Signal::SIGTERM);
@@ -86,7 +85,12 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         "a reload never disturbs a run"
     );
     let count = t.history("slow").len();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Three more ticks of the ticker: the daemon has handed out every second
+    // in which the removed job would have fired.
+    let before = ticks(&t, "ticks.txt").len();
+    wait_for(Duration::from_secs(60), "three more ticks", || {
+        (ticks(&t, "ticks.txt").len() >= before + 3).then_some(())
+    });
     assert_eq!(t.history("slow").len(), count, "a removed job fired again");
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
@@ -115,7 +119,13 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
             (reloads() > before).then_some(())
         });
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    // Two ticks after the last reload: a tick lost to it shows as a gap.
+    let after = ticks(&t, "ticks.txt").len();
+    wait_for(
+        Duration::from_secs(60),
+        "two ticks after the reloads",
+        || (ticks(&t, "ticks.txt").len() >= after + 2).then_some(()),
+    );
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
@@ -151,7 +161,11 @@ fn a_storm_of_reloads_loses_no_tick() {
         daemon.signal(Signal::SIGHUP);
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    // Two ticks after the storm: a tick lost to it shows as a gap.
+    let after = ticks(&t, "ticks.txt").len();
+    wait_for(Duration::from_secs(60), "two ticks after the storm", || {
+        (ticks(&t, "ticks.txt").len() >= after + 2).then_some(())
+    });
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(15));
     assert_eq!(code, 0, "{log}");
