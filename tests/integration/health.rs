@@ -118,7 +118,17 @@ fn the_database_stops_growing_under_a_per_second_job_with_retention() {
     };
     let mut sizes = Vec::new();
     for _ in 0..4 {
+        // Each round first fills the history with new runs (at least three),
+        // then prunes it; the 3 s are the fill window the test measures.
+        let runs = || {
+            let out = t.run_args(["history", "tick", "--json", "--limit", "1000"]);
+            out.json().as_array().map_or(0, Vec::len)
+        };
+        let before = runs();
         std::thread::sleep(Duration::from_secs(3));
+        wait_for(Duration::from_secs(60), "three new runs", || {
+            (runs() >= before + 3).then_some(())
+        });
         t.run_args(["prune", "--keep-runs", "5"]).expect_code(0);
         sizes.push(size());
     }
