@@ -125,7 +125,7 @@ impl Booted {
         }));
         // The first heartbeat comes from the loop, once it watches the clock.
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             "the daemon's first heartbeat",
             || {
                 let store = Store::open_existing(&state).ok()??;
@@ -151,7 +151,7 @@ impl Booted {
     fn ran(&self, job: &str, tick: DateTime<Utc>) -> RunRecord {
         let _dump = DumpLogsOnPanic(self.log_from);
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             &format!("{job}'s run for {tick}"),
             || {
                 self.runs()
@@ -170,7 +170,7 @@ impl Booted {
 
     /// Waits until the daemon has logged `needle` `n` times.
     fn logged(&self, needle: &str, n: usize) {
-        wait_for(Duration::from_secs(10), needle, || {
+        wait_for(Duration::from_secs(60), needle, || {
             (count(&self.logs(), needle) >= n).then_some(())
         });
     }
@@ -239,7 +239,7 @@ fn forward_jumps_catch_up_once_large_ones_warn_and_backward_ones_rerun_nothing()
 
     // +10 minutes: every job missed ticks; each runs once, for its latest one.
     daemon.clock.advance(chrono::Duration::minutes(10));
-    let caught_up = wait_for(Duration::from_secs(10), "catch-up runs", || {
+    let caught_up = wait_for(Duration::from_secs(60), "catch-up runs", || {
         let r = daemon.runs();
         (r.len() >= 2 && r.iter().all(|r| r.finished_at.is_some())).then_some(r)
     });
@@ -350,7 +350,7 @@ fn a_step_back_over_a_tick_that_ran_leaves_a_replace_jobs_current_run_alone() {
     );
     let started = |tick: DateTime<Utc>| {
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             &format!("the run for {tick}"),
             || {
                 daemon
@@ -536,7 +536,7 @@ fn a_real_daemon_stepped_back_five_hours_by_libfaketime_runs_unclaimed_ticks_at_
     });
     let latest_before = before.iter().filter_map(|r| r.tick).max().expect("ticks");
     offset(&t, "-5h\n");
-    let after = wait_for(Duration::from_secs(10), "a run five hours back", || {
+    let after = wait_for(Duration::from_secs(60), "a run five hours back", || {
         let r = runs(&state);
         r.iter()
             .any(|r| {

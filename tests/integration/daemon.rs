@@ -181,7 +181,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
-    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+    let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
     });
     first.signal(Signal::SIGKILL);
@@ -191,7 +191,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
 
     let second = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     let abandoned = wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "the run to be marked abandoned",
         || {
             t.history("slow")
@@ -251,11 +251,11 @@ fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "5s"]),
     );
-    wait_for(Duration::from_secs(10), "the run to start", || {
+    wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "graceful")
     });
     // The job says when its trap is in place.
-    wait_for(Duration::from_secs(10), "the job's trap", || {
+    wait_for(Duration::from_secs(60), "the job's trap", || {
         t.path("trapped").exists().then_some(())
     });
     let stopped_at = std::time::Instant::now();
@@ -296,7 +296,7 @@ fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "1s"]),
     );
-    wait_for(Duration::from_secs(10), "the run to start", || {
+    wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "stubborn")
     });
     daemon.signal(Signal::SIGTERM);
@@ -377,7 +377,7 @@ fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]),
     );
-    let running = wait_for(Duration::from_secs(10), "the run to start", || {
+    let running = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "busy")
     });
     let refused = t.run_args(["run", "busy", "--config", "{root}/jobs.yaml"]);
@@ -484,7 +484,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
         "jobs:\n  - name: newest\n    schedule: \"* * * * * *\"\n    command: sleep 30\n    concurrency: replace\n    kill_grace: 1s\n  - name: overlap\n    schedule: \"* * * * * *\"\n    command: sleep 3\n    concurrency: allow\n",
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]);
-    let overlapping = wait_for(Duration::from_secs(10), "overlapping runs", || {
+    let overlapping = wait_for(Duration::from_secs(60), "overlapping runs", || {
         let running = t
             .history("overlap")
             .into_iter()
@@ -493,7 +493,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
         (running >= 2).then_some(running)
     });
     assert!(overlapping >= 2);
-    let replaced = wait_for(Duration::from_secs(10), "a replaced run", || {
+    let replaced = wait_for(Duration::from_secs(60), "a replaced run", || {
         t.history("newest")
             .into_iter()
             .find(|r| r["status"] == "killed")
@@ -533,7 +533,7 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
         },
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
-    wait_for(Duration::from_secs(10), "the run to finish", || {
+    wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
@@ -628,7 +628,7 @@ fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
             )
         },
     );
-    let run = wait_for(Duration::from_secs(10), "the run to finish", || {
+    let run = wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("talk")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
@@ -735,7 +735,7 @@ fn a_signalled_run_stops_its_job_and_records_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("jobrun run");
-    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+    let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
     });
     nix::sys::signal::kill(
@@ -766,7 +766,7 @@ fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
-    wait_for(Duration::from_secs(10), "the run to fail", || {
+    wait_for(Duration::from_secs(60), "the run to fail", || {
         t.history("broken")
             .into_iter()
             .find(|r| r["status"] == "failed")
@@ -796,7 +796,7 @@ fn job_output_lines_say_when_and_from_which_stream() {
         },
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
-    wait_for(Duration::from_secs(10), "the run to finish", || {
+    wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")

@@ -23,14 +23,14 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (ticks(&t, "ticks.txt").len() >= 2).then_some(())
     });
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: ticker\n    schedule: [\"* * * * * *\"\n    command: oops\n",
     );
-    wait_for(Duration::from_secs(10), "the reload error", || {
+    wait_for(Duration::from_secs(60), "the reload error", || {
         daemon
             .log()
             .contains("its previous version stays in force until it is fixed")
@@ -58,21 +58,21 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         ),
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    let running = wait_for(Duration::from_secs(10), "slow to run", || {
+    let running = wait_for(Duration::from_secs(60), "slow to run", || {
         t.history("slow")
             .into_iter()
             .find(|r| r["status"] == "running")
     });
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     daemon.signal(Signal::SIGHUP);
-    wait_for(Duration::from_secs(10), "the reload", || {
+    wait_for(Duration::from_secs(60), "the reload", || {
         daemon
             .log()
             .contains("configuration reloaded")
             .then_some(())
     });
     let finished = wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "the running instance to end",
         || {
             t.history("slow")
@@ -102,7 +102,7 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (!ticks(&t, "ticks.txt").is_empty()).then_some(())
     });
     let reloads = || daemon.log().matches("configuration reloaded").count();
@@ -115,7 +115,7 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
             // the file has settled.
             t.write("jobs.yaml", &format!("# edit {i}\njobs:\n{TICKER}"));
         }
-        wait_for(Duration::from_secs(10), "the reload", || {
+        wait_for(Duration::from_secs(60), "the reload", || {
             (reloads() > before).then_some(())
         });
     }
@@ -153,12 +153,13 @@ fn a_storm_of_reloads_loses_no_tick() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (!ticks(&t, "ticks.txt").is_empty()).then_some(())
     });
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(6) {
         daemon.signal(Signal::SIGHUP);
+        // The storm's pace (a HUP every 5 ms), not a wait.
         std::thread::sleep(Duration::from_millis(5));
     }
     // Two ticks after the storm: a tick lost to it shows as a gap.
@@ -318,7 +319,7 @@ fn ticks_keep_firing_while_a_reload_reads_a_slow_source() {
     // While the reload is stuck in the read, rows keep being recorded.
     let rows = |t: &Test| t.history("ticker").len();
     let before = rows(&t);
-    wait_for(Duration::from_secs(10), "rows during the reload", || {
+    wait_for(Duration::from_secs(60), "rows during the reload", || {
         (rows(&t) >= before + 2).then_some(())
     });
     assert!(
@@ -326,7 +327,7 @@ fn ticks_keep_firing_while_a_reload_reads_a_slow_source() {
         "the reload was still reading"
     );
     go.send(()).expect("the FIFO's writer waits");
-    wait_for(Duration::from_secs(10), "the reload to finish", || {
+    wait_for(Duration::from_secs(60), "the reload to finish", || {
         daemon
             .log()
             .contains("configuration reloaded")
@@ -367,6 +368,7 @@ fn a_file_written_slowly_is_applied_only_whole() {
             if i % 5 == 0 {
                 daemon.signal(Signal::SIGHUP);
             }
+            // The slow writer's pace (the scenario), not a wait.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
