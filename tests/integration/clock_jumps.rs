@@ -125,7 +125,7 @@ impl Booted {
         }));
         // The first heartbeat comes from the loop, once it watches the clock.
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             "the daemon's first heartbeat",
             || {
                 let store = Store::open_existing(&state).ok()??;
@@ -151,7 +151,7 @@ impl Booted {
     fn ran(&self, job: &str, tick: DateTime<Utc>) -> RunRecord {
         let _dump = DumpLogsOnPanic(self.log_from);
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             &format!("{job}'s run for {tick}"),
             || {
                 self.runs()
@@ -170,7 +170,7 @@ impl Booted {
 
     /// Waits until the daemon has logged `needle` `n` times.
     fn logged(&self, needle: &str, n: usize) {
-        wait_for(Duration::from_secs(10), needle, || {
+        wait_for(Duration::from_secs(60), needle, || {
             (count(&self.logs(), needle) >= n).then_some(())
         });
     }
@@ -232,15 +232,18 @@ fn forward_jumps_catch_up_once_large_ones_warn_and_backward_ones_rerun_nothing()
         "jobs:\n  - name: minutely\n    schedule: \"* * * * *\"\n    command: \"true\"\n  - name: five\n    schedule: \"*/5 * * * *\"\n    command: \"exit 0\"\n",
         at(12, 0, 30),
     );
+    // The daemon is up (its first heartbeat); nothing marks "ran nothing":
+    // a moment in which a wrong run would show.
     std::thread::sleep(Duration::from_millis(300));
     assert!(daemon.runs().is_empty(), "nothing is due at 12:00:30");
 
     // +10 minutes: every job missed ticks; each runs once, for its latest one.
     daemon.clock.advance(chrono::Duration::minutes(10));
-    let caught_up = wait_for(Duration::from_secs(10), "catch-up runs", || {
+    let caught_up = wait_for(Duration::from_secs(60), "catch-up runs", || {
         let r = daemon.runs();
         (r.len() >= 2 && r.iter().all(|r| r.finished_at.is_some())).then_some(r)
     });
+    // Both catch-up runs ended; a moment in which a third would show.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(daemon.runs().len(), 2, "{:?}", daemon.runs());
     for run in &caught_up {
@@ -251,13 +254,18 @@ fn forward_jumps_catch_up_once_large_ones_warn_and_backward_ones_rerun_nothing()
     // -30 minutes, then forward again over the ticks that ran: the claims
     // refuse them, silently.
     daemon.clock.advance(chrono::Duration::minutes(-30));
-    std::thread::sleep(Duration::from_millis(300));
+    daemon.logged("wall clock moved backwards", 1);
     daemon.clock.advance(chrono::Duration::minutes(30));
+    daemon.logged("running each job that missed ticks once", 2);
+    // The jump's ticks were decided (logged); a moment in which a run
+    // wrongly handed out would show.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(daemon.runs().len(), 2, "{:?}", daemon.runs());
 
     // +5 hours: beyond --max-catch-up: nothing runs, one warning.
     daemon.clock.advance(chrono::Duration::hours(5));
+    daemon.logged("more than --max-catch-up", 1);
+    // The jump was seen (logged); a moment in which a wrong run would show.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(daemon.runs().len(), 2);
 
@@ -295,12 +303,18 @@ fn after_a_large_backward_jump_unclaimed_ticks_run_and_claimed_ones_never_twice(
     // not (07:00:03); then on to one that is new (07:00:07).
     daemon.clock.advance(secs(-4));
     daemon.logged("wall clock moved backwards", 2);
-    for _ in 0..5 {
+    // 07:00:03 must be its own wake-up (a window over it and later ticks
+    // runs only the latest): wait for its run before moving on.
+    daemon.clock.pass(secs(1));
+    daemon.ran("tick", at(7, 0, 3));
+    // 07:00:04-06 are refused without a trace; a slow daemon seeing them as
+    // one window changes nothing, so a short pause per second is enough.
+    for _ in 0..4 {
         daemon.clock.pass(secs(1));
         std::thread::sleep(Duration::from_millis(50));
     }
-    daemon.ran("tick", at(7, 0, 3));
     daemon.ran("tick", at(7, 0, 7));
+    // A moment in which a tick run twice would show.
     std::thread::sleep(Duration::from_millis(300));
     let runs = daemon.runs();
     assert_no_tick_twice(&runs);
@@ -336,7 +350,7 @@ fn a_step_back_over_a_tick_that_ran_leaves_a_replace_jobs_current_run_alone() {
     );
     let started = |tick: DateTime<Utc>| {
         wait_for(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             &format!("the run for {tick}"),
             || {
                 daemon
@@ -357,6 +371,8 @@ fn a_step_back_over_a_tick_that_ran_leaves_a_replace_jobs_current_run_alone() {
     daemon.clock.advance(secs(-6));
     daemon.logged("wall clock moved backwards", 1);
     daemon.clock.pass(secs(1));
+    // The refused tick leaves no trace (by design); a moment in which a
+    // wrongly replaced run would show.
     std::thread::sleep(Duration::from_millis(700));
     // Still running when the daemon stops: interrupted by the shutdown, not
     // killed to make way for a tick that had already run.
@@ -440,6 +456,8 @@ fn a_held_write_lock_delays_no_tick_of_a_per_second_job() {
         .expect("take the write lock");
     // A clock step makes a heartbeat due at once, while the lock is held.
     daemon.clock.advance(secs(3));
+    // While the lock is held nothing can be recorded, so no event shows the
+    // loop's progress: the pauses let the loop see each second on its own.
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..3 {
         daemon.clock.pass(secs(1));
@@ -518,7 +536,7 @@ fn a_real_daemon_stepped_back_five_hours_by_libfaketime_runs_unclaimed_ticks_at_
     });
     let latest_before = before.iter().filter_map(|r| r.tick).max().expect("ticks");
     offset(&t, "-5h\n");
-    let after = wait_for(Duration::from_secs(10), "a run five hours back", || {
+    let after = wait_for(Duration::from_secs(60), "a run five hours back", || {
         let r = runs(&state);
         r.iter()
             .any(|r| {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Timelike, Utc};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::harness::{wait_for, Daemon, Test};
+use crate::harness::{wait_for, wait_until, Daemon, Test};
 
 /// A 6-field expression that fires once a day, `secs` seconds from now, and
 /// that instant.
@@ -88,7 +88,20 @@ fn two_daemons_on_one_state_dir_run_every_tick_exactly_once() {
     );
     let a = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     let b = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    let tick_lines = || {
+        std::fs::read_to_string(t.path("ticks.txt"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for(Duration::from_secs(60), "the first tick", || {
+        (tick_lines() >= 1).then_some(())
+    });
+    // Both daemons race for every tick for 20 s of wall time, counted from the
+    // first tick (not from the spawn, which a loaded machine may delay).
     std::thread::sleep(Duration::from_secs(20));
+    // The last ticks' runs may still be starting on a loaded machine.
+    wait_until(Duration::from_secs(60), || tick_lines() >= 17);
     a.signal(Signal::SIGTERM);
     b.signal(Signal::SIGTERM);
     let (code_a, log_a) = a.wait(Duration::from_secs(15));
@@ -168,7 +181,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
-    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+    let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
     });
     first.signal(Signal::SIGKILL);
@@ -178,7 +191,7 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
 
     let second = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     let abandoned = wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "the run to be marked abandoned",
         || {
             t.history("slow")
@@ -193,7 +206,11 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
             .map(|s| s.parse::<DateTime<Utc>>().ok()),
         Some(Some(tick))
     );
-    // Give the new daemon a moment past the tick: it must not run it again.
+    wait_for(Duration::from_secs(60), "the new daemon's start", || {
+        second.log().contains("daemon started").then_some(())
+    });
+    // Nothing marks "did not rerun the tick": give the new daemon a moment
+    // past its start-up catch-up, in which it must not run the tick again.
     std::thread::sleep(Duration::from_millis(1500));
     second.signal(Signal::SIGTERM);
     let (code, log) = second.wait(Duration::from_secs(15));
@@ -234,11 +251,11 @@ fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "5s"]),
     );
-    wait_for(Duration::from_secs(10), "the run to start", || {
+    wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "graceful")
     });
     // The job says when its trap is in place.
-    wait_for(Duration::from_secs(10), "the job's trap", || {
+    wait_for(Duration::from_secs(60), "the job's trap", || {
         t.path("trapped").exists().then_some(())
     });
     let stopped_at = std::time::Instant::now();
@@ -279,7 +296,7 @@ fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "1s"]),
     );
-    wait_for(Duration::from_secs(10), "the run to start", || {
+    wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "stubborn")
     });
     daemon.signal(Signal::SIGTERM);
@@ -360,7 +377,7 @@ fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]),
     );
-    let running = wait_for(Duration::from_secs(10), "the run to start", || {
+    let running = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "busy")
     });
     let refused = t.run_args(["run", "busy", "--config", "{root}/jobs.yaml"]);
@@ -467,7 +484,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
         "jobs:\n  - name: newest\n    schedule: \"* * * * * *\"\n    command: sleep 30\n    concurrency: replace\n    kill_grace: 1s\n  - name: overlap\n    schedule: \"* * * * * *\"\n    command: sleep 3\n    concurrency: allow\n",
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--shutdown-grace", "2s"]);
-    let overlapping = wait_for(Duration::from_secs(10), "overlapping runs", || {
+    let overlapping = wait_for(Duration::from_secs(60), "overlapping runs", || {
         let running = t
             .history("overlap")
             .into_iter()
@@ -476,7 +493,7 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
         (running >= 2).then_some(running)
     });
     assert!(overlapping >= 2);
-    let replaced = wait_for(Duration::from_secs(10), "a replaced run", || {
+    let replaced = wait_for(Duration::from_secs(60), "a replaced run", || {
         t.history("newest")
             .into_iter()
             .find(|r| r["status"] == "killed")
@@ -516,7 +533,7 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
         },
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
-    wait_for(Duration::from_secs(10), "the run to finish", || {
+    wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
@@ -551,27 +568,38 @@ fn reboot_jobs_run_once_per_boot_and_again_in_a_fresh_container() {
             .lines()
             .count()
     };
-    let start = |marker: &str| {
+    let succeeded = || {
+        t.history("boot")
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .count()
+    };
+    // `decided` is the event that shows the daemon is past its @reboot step.
+    let start = |marker: &str, decided: &dyn Fn(&Daemon) -> bool| {
         let daemon = t.spawn_daemon([
             "--config",
             "{root}/jobs.yaml",
             "--reboot-marker-dir",
             marker,
         ]);
-        std::thread::sleep(Duration::from_millis(1500));
+        wait_for(Duration::from_secs(60), "the @reboot step", || {
+            decided(&daemon).then_some(())
+        });
         daemon.signal(Signal::SIGTERM);
         let (code, log) = daemon.wait(Duration::from_secs(10));
         assert_eq!(code, 0, "{log}");
     };
-    start("{root}/run");
+    start("{root}/run", &|_| succeeded() >= 1);
     assert_eq!(lines(), 1);
-    start("{root}/run");
+    start("{root}/run", &|d| {
+        d.log().contains("@reboot jobs already ran in this boot")
+    });
     assert_eq!(
         lines(),
         1,
         "a restart within the same boot does not rerun @reboot"
     );
-    start("{root}/fresh-container-run");
+    start("{root}/fresh-container-run", &|_| succeeded() >= 2);
     assert_eq!(lines(), 2, "a fresh marker directory is a new boot");
     assert_eq!(
         std::fs::read_to_string(t.path("boots.txt")).unwrap_or_default(),
@@ -600,7 +628,7 @@ fn json_log_format_gives_one_json_object_per_line_for_events_and_job_lines() {
             )
         },
     );
-    let run = wait_for(Duration::from_secs(10), "the run to finish", || {
+    let run = wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("talk")
             .into_iter()
             .find(|r| r["status"] == "succeeded")
@@ -648,7 +676,18 @@ fn a_flood_of_output_into_an_unread_stdout_never_blocks_the_scheduler() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("daemon");
-    std::thread::sleep(Duration::from_secs(6));
+    // Long enough for the stdout pipe to fill and the flood to finish, however
+    // slow the machine: five ticks recorded and the flood's run on record.
+    wait_for(Duration::from_secs(90), "five ticks", || {
+        let text = std::fs::read_to_string(t.path("ticks.txt")).unwrap_or_default();
+        (text.lines().count() >= 5).then_some(())
+    });
+    wait_for(Duration::from_secs(90), "a finished flood run", || {
+        t.history("flood")
+            .iter()
+            .any(|r| r["output_bytes"] == 50_000_000u64)
+            .then_some(())
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         Signal::SIGTERM,
@@ -696,7 +735,7 @@ fn a_signalled_run_stops_its_job_and_records_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("jobrun run");
-    let run = wait_for(Duration::from_secs(10), "the run to start", || {
+    let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
     });
     nix::sys::signal::kill(
@@ -727,7 +766,7 @@ fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
         },
         || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
     );
-    wait_for(Duration::from_secs(10), "the run to fail", || {
+    wait_for(Duration::from_secs(60), "the run to fail", || {
         t.history("broken")
             .into_iter()
             .find(|r| r["status"] == "failed")
@@ -757,7 +796,7 @@ fn job_output_lines_say_when_and_from_which_stream() {
         },
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
-    wait_for(Duration::from_secs(10), "the run to finish", || {
+    wait_for(Duration::from_secs(60), "the run to finish", || {
         t.history("greet")
             .into_iter()
             .find(|r| r["status"] == "succeeded")

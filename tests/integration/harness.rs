@@ -442,6 +442,21 @@ pub fn wait_for<T>(limit: std::time::Duration, what: &str, mut f: impl FnMut() -
     }
 }
 
+/// Polls `f` until it holds or `limit` has passed; whether it held. For a
+/// wait whose timeout the caller asserts on with its own message.
+pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 impl Test {
     /// Starts `jobrun daemon` with `args`, running `pre_exec` in the child
     /// before it executes jobrun (resource limits, signal dispositions: what

@@ -19,7 +19,7 @@ fn status_is_1_without_a_daemon_0_when_healthy_and_1_after_a_failure() {
     assert!(none.stdout.contains("not running"), "{}", none.stdout);
 
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    let healthy = wait_for(Duration::from_secs(10), "a healthy status", || {
+    let healthy = wait_for(Duration::from_secs(60), "a healthy status", || {
         let out = t.run_args(["status", "--json", "--config", "{root}/jobs.yaml"]);
         (out.code == 0).then_some(out)
     });
@@ -118,7 +118,17 @@ fn the_database_stops_growing_under_a_per_second_job_with_retention() {
     };
     let mut sizes = Vec::new();
     for _ in 0..4 {
+        // Each round first fills the history with new runs (at least three),
+        // then prunes it; the 3 s are the fill window the test measures.
+        let runs = || {
+            let out = t.run_args(["history", "tick", "--json", "--limit", "1000"]);
+            out.json().as_array().map_or(0, Vec::len)
+        };
+        let before = runs();
         std::thread::sleep(Duration::from_secs(3));
+        wait_for(Duration::from_secs(60), "three new runs", || {
+            (runs() >= before + 3).then_some(())
+        });
         t.run_args(["prune", "--keep-runs", "5"]).expect_code(0);
         sizes.push(size());
     }
@@ -148,7 +158,7 @@ fn status_needs_only_the_state_not_the_daemons_source_options() {
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     // As `HEALTHCHECK CMD jobrun status` runs it: no --config.
-    let out = wait_for(Duration::from_secs(10), "a healthy bare status", || {
+    let out = wait_for(Duration::from_secs(60), "a healthy bare status", || {
         let out = bare_status(&t);
         (out.code == 0).then_some(out)
     });
@@ -193,10 +203,10 @@ fn a_source_error_leaves_the_rest_running_and_status_degraded_until_fixed() {
     let t = Test::new();
     t.write("jobs.yaml", &two_jobs("good", "99 * * * *"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "the good job to run", || {
+    wait_for(Duration::from_secs(60), "the good job to run", || {
         t.path("good.ran").exists().then_some(())
     });
-    let out = wait_for(Duration::from_secs(10), "a degraded status", || {
+    let out = wait_for(Duration::from_secs(60), "a degraded status", || {
         let out = bare_status(&t);
         out.stdout.contains("degraded").then_some(out)
     });
@@ -247,7 +257,7 @@ fn a_strict_daemon_keeps_its_old_schedule_when_an_edit_breaks_a_source() {
         "jobs:\n  - name: old\n    schedule: \"* * * * * *\"\n    command: echo x >> {root}/old.ran\n",
     );
     let daemon = t.spawn_daemon(["--strict", "--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "the old job to run", || {
+    wait_for(Duration::from_secs(60), "the old job to run", || {
         t.path("old.ran").exists().then_some(())
     });
     // The edit adds a good job and a bad one: lenient mode would run `new`.
@@ -265,7 +275,7 @@ fn a_strict_daemon_keeps_its_old_schedule_when_an_edit_breaks_a_source() {
             .unwrap_or(0)
     };
     let before = runs();
-    wait_for(Duration::from_secs(10), "the old job to run on", || {
+    wait_for(Duration::from_secs(60), "the old job to run on", || {
         (runs() > before + 1).then_some(())
     });
     assert!(!t.path("new.ran").exists(), "the broken edit was applied");

@@ -211,7 +211,9 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
     renew(&t, &config);
     let reloads = t.path("reloads.log");
     assert_eq!(lines(&reloads), ["reload chain"]);
-    std::thread::sleep(Duration::from_secs(4)); // the watch's debounce is 2 s
+    // The watch saw the change too and logs nothing when it finds it handled:
+    // let its 2 s debounce pass (with margin) before asserting no second reload.
+    std::thread::sleep(Duration::from_secs(4));
     assert_eq!(lines(&reloads), ["reload chain"], "{}", daemon.log());
 
     // A renewal outside jobrun: only the watch can see it.
@@ -227,6 +229,7 @@ fn azuracast_a_renewal_reloads_nginx_exactly_once() {
     wait_for(LIMIT, "the watch's reload", || {
         (lines(&reloads).len() == 2).then_some(())
     });
+    // No event marks "no duplicate": a debounce window (2 s) and margin.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(lines(&reloads), ["reload chain", "reload watch"]);
     stop(daemon);
@@ -250,6 +253,9 @@ fn azuracast_a_long_renewal_still_reloads_once() {
     // certificate, past the watch's debounce: the watch waits for the chain.
     let (t, config, daemon) = azuracast("sleep 4\n");
     renew(&t, &config);
+    // `renew` returns once the renewal and its chain are done; the watch
+    // logs nothing when it finds the change handled: let its 2 s debounce
+    // pass (with margin) before asserting it did not reload again.
     std::thread::sleep(Duration::from_secs(4));
     stop(daemon);
     assert_eq!(lines(&t.path("reloads.log")), ["reload chain"]);
@@ -328,6 +334,7 @@ fn mailu_a_certificate_change_hups_dovecot_once_and_a_missing_pidfile_is_skipped
     wait_for(LIMIT, "dovecot's second HUP", || {
         (hups(&t, "dovecot") == 2).then_some(())
     });
+    // No event marks "no second HUP": a debounce window (2 s) and margin.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hups(&t, "dovecot"), 2, "exactly one HUP per change");
     assert_eq!(hups(&t, "nginx"), 3);
@@ -376,6 +383,8 @@ fn websoft9_the_sync_waits_for_a_late_service_and_succeeds_once() {
     let started = Instant::now();
     let daemon = t.spawn_daemon(["--config", &config.display().to_string()]);
     // apphub comes up 5 s after the daemon started (run_on_start triggers the sync).
+    // The scenario's clock, not a wait: the service is late by 5 s, then up
+    // for 20 s.
     let listener = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(5));
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -393,6 +402,12 @@ fn websoft9_the_sync_waits_for_a_late_service_and_succeeds_once() {
         started.elapsed() >= Duration::from_millis(4500),
         "it waited for apphub"
     );
+    wait_for(LIMIT, "the sync's run to succeed", || {
+        t.history_oldest_first("sync-port")
+            .into_iter()
+            .find(|r| r["trigger"] == "start" && r["status"] == "succeeded")
+    });
+    // No event marks "no second start run": a moment for one to show.
     std::thread::sleep(Duration::from_secs(2));
     stop(daemon);
     let starts: Vec<String> = lines(&sync)
@@ -460,6 +475,7 @@ fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
     stop(first);
     #[allow(clippy::disallowed_methods)] // the downtime is on the real clock
     let down = chrono::Utc::now();
+    // The downtime itself (longer than the 3 s period), not a wait.
     std::thread::sleep(Duration::from_secs(4));
     let second = t.spawn_daemon(&args);
     let catch_up = wait_for(LIMIT, "the catch-up sync", || {
@@ -467,6 +483,12 @@ fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
             .into_iter()
             .find(|l| l.starts_with("catch-up "))
     });
+    wait_for(LIMIT, "the catch-up run to succeed", || {
+        t.history_oldest_first("sync-port")
+            .into_iter()
+            .find(|r| r["trigger"] == "catch-up" && r["status"] == "succeeded")
+    });
+    // Catch-up is decided once at start; a moment for a second one to show.
     std::thread::sleep(Duration::from_secs(1));
     stop(second);
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{wait_for, Test};
+use crate::harness::{wait_for, wait_until, Test};
 
 fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -63,13 +63,23 @@ fn as_pid_1_orphans_are_reaped_and_every_exit_status_is_kept() {
         "the daemon in its namespace",
         || children_of(unshare.id()).first().copied(),
     );
+    // Ten seconds of orphans, the churn the test is about; then however long
+    // a loaded machine needs for the 180 finished runs asserted below.
     std::thread::sleep(Duration::from_secs(10));
-    // Let the last orphans exit and be reaped.
+    wait_until(Duration::from_secs(120), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let out = t.run_args(["history", "--json", "--limit", "100000"]);
+        let rows = out.json().as_array().cloned().unwrap_or_default();
+        rows.iter().filter(|r| r["status"] == "failed").count() >= 180
+    });
+    // Let the last orphans exit and be reaped: nothing marks that an orphan
+    // is reaped (only a zombie left over), so a settle window.
     std::thread::sleep(Duration::from_millis(1500));
     // A job that just exited is a zombie for an instant until its run reaps
     // it; an orphan nobody reaps stays one. Keep what every sample shows.
     let mut zombies = zombies_of(daemon);
     for _ in 0..3 {
+        // Samples apart in time (see above).
         std::thread::sleep(Duration::from_millis(300));
         let again = zombies_of(daemon);
         zombies.retain(|z| again.contains(z));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 
-use crate::harness::{wait_for, Test};
+use crate::harness::{wait_for, wait_until, Test};
 
 fn ticks(t: &Test, file: &str) -> Vec<DateTime<Utc>> {
     std::fs::read_to_string(t.path(file))
@@ -23,25 +23,24 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (ticks(&t, "ticks.txt").len() >= 2).then_some(())
     });
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: ticker\n    schedule: [\"* * * * * *\"\n    command: oops\n",
     );
-    wait_for(Duration::from_secs(10), "the reload error", || {
+    wait_for(Duration::from_secs(60), "the reload error", || {
         daemon
             .log()
             .contains("its previous version stays in force until it is fixed")
             .then_some(())
     });
     let before = ticks(&t, "ticks.txt").len();
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(
-        ticks(&t, "ticks.txt").len() >= before + 2,
-        "the old job stopped firing"
-    );
+    let fired = wait_until(Duration::from_secs(60), || {
+        ticks(&t, "ticks.txt").len() >= before + 2
+    });
+    assert!(fired, "the old job stopped firing");
     let log = daemon.log();
     assert!(log.contains("jobs.yaml:"), "{log}");
     daemon.signal(Signal::SIGTERM);
@@ -59,21 +58,21 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         ),
     );
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    let running = wait_for(Duration::from_secs(10), "slow to run", || {
+    let running = wait_for(Duration::from_secs(60), "slow to run", || {
         t.history("slow")
             .into_iter()
             .find(|r| r["status"] == "running")
     });
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     daemon.signal(Signal::SIGHUP);
-    wait_for(Duration::from_secs(10), "the reload", || {
+    wait_for(Duration::from_secs(60), "the reload", || {
         daemon
             .log()
             .contains("configuration reloaded")
             .then_some(())
     });
     let finished = wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "the running instance to end",
         || {
             t.history("slow")
@@ -86,7 +85,12 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
         "a reload never disturbs a run"
     );
     let count = t.history("slow").len();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Three more ticks of the ticker: the daemon has handed out every second
+    // in which the removed job would have fired.
+    let before = ticks(&t, "ticks.txt").len();
+    wait_for(Duration::from_secs(60), "three more ticks", || {
+        (ticks(&t, "ticks.txt").len() >= before + 3).then_some(())
+    });
     assert_eq!(t.history("slow").len(), count, "a removed job fired again");
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
@@ -98,7 +102,7 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (!ticks(&t, "ticks.txt").is_empty()).then_some(())
     });
     let reloads = || daemon.log().matches("configuration reloaded").count();
@@ -111,11 +115,17 @@ fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
             // the file has settled.
             t.write("jobs.yaml", &format!("# edit {i}\njobs:\n{TICKER}"));
         }
-        wait_for(Duration::from_secs(10), "the reload", || {
+        wait_for(Duration::from_secs(60), "the reload", || {
             (reloads() > before).then_some(())
         });
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    // Two ticks after the last reload: a tick lost to it shows as a gap.
+    let after = ticks(&t, "ticks.txt").len();
+    wait_for(
+        Duration::from_secs(60),
+        "two ticks after the reloads",
+        || (ticks(&t, "ticks.txt").len() >= after + 2).then_some(()),
+    );
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
@@ -143,15 +153,20 @@ fn a_storm_of_reloads_loses_no_tick() {
     let t = Test::new();
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    wait_for(Duration::from_secs(10), "ticks", || {
+    wait_for(Duration::from_secs(60), "ticks", || {
         (!ticks(&t, "ticks.txt").is_empty()).then_some(())
     });
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(6) {
         daemon.signal(Signal::SIGHUP);
+        // The storm's pace (a HUP every 5 ms), not a wait.
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    // Two ticks after the storm: a tick lost to it shows as a gap.
+    let after = ticks(&t, "ticks.txt").len();
+    wait_for(Duration::from_secs(60), "two ticks after the storm", || {
+        (ticks(&t, "ticks.txt").len() >= after + 2).then_some(())
+    });
     daemon.signal(Signal::SIGTERM);
     let (code, log) = daemon.wait(Duration::from_secs(15));
     assert_eq!(code, 0, "{log}");
@@ -304,7 +319,7 @@ fn ticks_keep_firing_while_a_reload_reads_a_slow_source() {
     // While the reload is stuck in the read, rows keep being recorded.
     let rows = |t: &Test| t.history("ticker").len();
     let before = rows(&t);
-    wait_for(Duration::from_secs(10), "rows during the reload", || {
+    wait_for(Duration::from_secs(60), "rows during the reload", || {
         (rows(&t) >= before + 2).then_some(())
     });
     assert!(
@@ -312,7 +327,7 @@ fn ticks_keep_firing_while_a_reload_reads_a_slow_source() {
         "the reload was still reading"
     );
     go.send(()).expect("the FIFO's writer waits");
-    wait_for(Duration::from_secs(10), "the reload to finish", || {
+    wait_for(Duration::from_secs(60), "the reload to finish", || {
         daemon
             .log()
             .contains("configuration reloaded")
@@ -353,6 +368,7 @@ fn a_file_written_slowly_is_applied_only_whole() {
             if i % 5 == 0 {
                 daemon.signal(Signal::SIGHUP);
             }
+            // The slow writer's pace (the scenario), not a wait.
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -186,6 +186,7 @@ fn changes_during_a_watch_run_give_exactly_one_more_run_with_the_paths() {
         let runs = t.history_oldest_first("sync");
         (runs.len() == 2 && runs[1]["status"] == "succeeded").then_some(runs)
     });
+    // The second run ended; a moment in which a third (a burst) would show.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(t.history_oldest_first("sync").len(), 2, "no burst");
     daemon.signal(Signal::SIGTERM);
@@ -242,6 +243,8 @@ fn fifty_watch_jobs_and_the_reload_share_one_inotify_instance() {
             (lines(&t, &format!("ran-{i}")) == ["watch"]).then_some(())
         });
     }
+    // w7's and w49's runs are done; a moment in which a stray run of w0
+    // would show.
     std::thread::sleep(Duration::from_millis(500));
     assert!(!t.path("ran-0").exists());
     // A reload (a change of the sources) keeps to the same instance.
@@ -280,8 +283,15 @@ fn a_watched_directory_removed_and_created_again_still_triggers() {
     });
     std::fs::remove_dir_all(t.path("inbox")).unwrap();
     std::fs::create_dir_all(t.path("inbox")).unwrap();
-    // The removal and the creation may run the job; wait until it is quiet.
+    // The removal and the creation may run the job; wait until it is quiet:
+    // a settle window past the 100 ms debounce, then no run still going.
     std::thread::sleep(Duration::from_secs(1));
+    wait_for(LIMIT, "no sync run still going", || {
+        t.history_oldest_first("sync")
+            .iter()
+            .all(|r| r["status"] != "running")
+            .then_some(())
+    });
     let before = t.history_oldest_first("sync").len();
     t.write("inbox/b", "x");
     wait_for(LIMIT, "a run for the new directory's file", || {
