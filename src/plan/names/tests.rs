@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::job::{JobSpec, OwnUser, SourceSet};
 use crate::plan::Plan;
@@ -14,7 +15,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// Every corpus file in Vixie syntax, read as it is installed.
-fn corpus() -> Vec<(String, Vec<JobSpec>)> {
+fn corpus() -> Vec<(String, Vec<Arc<JobSpec>>)> {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(corpus_dir().join("index.json")).unwrap()).unwrap();
     let mut out = Vec::new();
@@ -41,12 +42,12 @@ fn root() -> Option<OwnUser> {
 }
 
 /// Each job's name, by the job's identity.
-fn names(jobs: &[JobSpec]) -> BTreeMap<String, String> {
+fn names(jobs: &[Arc<JobSpec>]) -> BTreeMap<String, String> {
     named(jobs).into_iter().map(|(k, (n, _))| (k, n)).collect()
 }
 
 /// Each job's name and who runs what (user, command), by the job's identity.
-fn named(jobs: &[JobSpec]) -> BTreeMap<String, (String, (Option<String>, String))> {
+fn named(jobs: &[Arc<JobSpec>]) -> BTreeMap<String, (String, (Option<String>, String))> {
     let (plan, _) = Plan::build(
         SourceSet {
             jobs: jobs.to_vec(),
@@ -81,7 +82,7 @@ fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
     out
 }
 
-fn unrelated(n: usize) -> JobSpec {
+fn unrelated(n: usize) -> Arc<JobSpec> {
     let mut set = parse_crontab(
         Path::new("/etc/cron.d/other"),
         format!("*/7 * * * * root /opt/tools/unrelated-{n}.sh --now\n").as_bytes(),
@@ -104,7 +105,7 @@ fn base(name: &str) -> &str {
 /// removal leaves alone with its base, which then loses its suffix, and for
 /// a job that the removed one ran the same command as the same user as (a
 /// twin in another environment), whose suffix gets shorter.
-fn assert_stable(what: &str, jobs: &[JobSpec]) {
+fn assert_stable(what: &str, jobs: &[Arc<JobSpec>]) {
     let whole = named(jobs);
     let before = names(jobs);
     for seed in 1..=6 {
@@ -201,7 +202,7 @@ PATH=/usr/bin:/bin
 
 #[test]
 fn corpus_names_say_what_the_job_is() {
-    let corpus: BTreeMap<String, Vec<JobSpec>> = corpus().into_iter().collect();
+    let corpus: BTreeMap<String, Vec<Arc<JobSpec>>> = corpus().into_iter().collect();
     let named = |file: &str| -> Vec<String> {
         let mut all: Vec<String> = names(&corpus[file]).into_values().collect();
         all.sort();
