@@ -14,8 +14,9 @@
 //!    (`munin` for `/etc/cron.d/munin`), unless that name says nothing
 //!    (`crontab`, a user's spool file); then the first tool, else `job`.
 //! 2. A base that one job has is its name. Jobs that share a base are each
-//!    named `BASE-XXXXXX`, six hex digits of a hash of who runs them and what
-//!    they run (user, command, shell, standard input); jobs alike in all of
+//!    named the base, a dash and six hex digits of a hash of who runs them
+//!    and what they run (user, command, shell, standard input; sysstat's two
+//!    lines are `debian-sa1-0c8bee` and `debian-sa1-51da6a`); jobs alike in all of
 //!    that (twins that differ in environment or directory) add two digits
 //!    of a hash that adds those. Nothing positional: reordering lines or files,
 //!    and adding or removing lines with another base, renames nothing, and a
