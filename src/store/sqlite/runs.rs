@@ -323,45 +323,50 @@ impl SqliteStore {
         if let Some(limit) = filter.limit {
             query.push_str(&format!(" LIMIT {limit}"));
         }
+        self.records(
+            &query,
+            rusqlite::params_from_iter(values.iter()),
+            ("querying history", "reading history"),
+        )
+    }
+
+    /// The runs `query` (which selects `COLUMNS`) finds; an error says it
+    /// was `querying` or `reading` them.
+    fn records(
+        &self,
+        query: &str,
+        params: impl rusqlite::Params,
+        (querying, reading): (&'static str, &'static str),
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(&query)
-            .map_err(sql(Operation::History, "querying history"))?;
+            .prepare(query)
+            .map_err(sql(Operation::History, querying))?;
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(values.iter()), record)
-            .map_err(sql(Operation::History, "querying history"))?;
+            .query_map(params, record)
+            .map_err(sql(Operation::History, querying))?;
         rows.collect::<Result<_, _>>()
-            .map_err(sql(Operation::History, "reading history"))
+            .map_err(sql(Operation::History, reading))
     }
 
     /// The latest run of every job that has one.
     pub fn latest_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(&format!(
+        self.records(
+            &format!(
                 "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY job)"
-            ))
-            .map_err(sql(Operation::History, "querying latest runs"))?;
-        let rows = stmt
-            .query_map([], record)
-            .map_err(sql(Operation::History, "querying latest runs"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql(Operation::History, "reading latest runs"))
+            ),
+            [],
+            ("querying latest runs", "reading latest runs"),
+        )
     }
 
     /// Runs recorded as running, oldest first.
     pub fn running(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
-            ))
-            .map_err(sql(Operation::History, "querying running runs"))?;
-        let rows = stmt
-            .query_map([], record)
-            .map_err(sql(Operation::History, "querying running runs"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql(Operation::History, "reading running runs"))
+        self.records(
+            &format!("SELECT {COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"),
+            [],
+            ("querying running runs", "reading running runs"),
+        )
     }
 
     /// Marks a run whose process died with its owner: only if it still reads
