@@ -523,13 +523,13 @@ fn replace_stops_the_running_instance_and_allow_overlaps() {
         .all(|r| r["status"] != "running"));
 }
 
-#[test]
-fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() {
-    let t = Test::new();
+/// A daemon that runs `greet` (a line on stdout, one on stderr) once and
+/// stops: its stdout (job output) and its log.
+fn greet_once(t: &Test) -> (String, String) {
     let (daemon, _) = daemon_before_tick(
-        &t,
+        t,
         |schedule| {
-            job_file(&t, "greet", schedule, "echo hello; echo oops >&2", "");
+            job_file(t, "greet", schedule, "echo hello; echo oops >&2", "");
         },
         || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
     );
@@ -542,6 +542,13 @@ fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() 
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
     let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
+    (out, log)
+}
+
+#[test]
+fn job_output_reaches_the_daemons_stdout_prefixed_and_list_shows_the_last_run() {
+    let t = Test::new();
+    let (out, log) = greet_once(&t);
     assert!(out.contains(" [greet] stdout: hello\n"), "{out}");
     assert!(out.contains(" [greet] stderr: oops\n"), "{out}");
     assert!(log.contains("claimed"), "the daemon logs to stderr:\n{log}");
@@ -789,22 +796,7 @@ fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
 #[test]
 fn job_output_lines_say_when_and_from_which_stream() {
     let t = Test::new();
-    let (daemon, _) = daemon_before_tick(
-        &t,
-        |schedule| {
-            job_file(&t, "greet", schedule, "echo hello; echo oops >&2", "");
-        },
-        || t.spawn_daemon_to(["--config", "{root}/jobs.yaml"], Some("daemon.out")),
-    );
-    wait_for(Duration::from_secs(60), "the run to finish", || {
-        t.history("greet")
-            .into_iter()
-            .find(|r| r["status"] == "succeeded")
-    });
-    daemon.signal(Signal::SIGTERM);
-    let (code, log) = daemon.wait(Duration::from_secs(10));
-    assert_eq!(code, 0, "{log}");
-    let out = std::fs::read_to_string(t.path("daemon.out")).expect("daemon stdout");
+    let (out, _) = greet_once(&t);
     for (stream, text) in [("stdout", "hello"), ("stderr", "oops")] {
         let line = out
             .lines()
