@@ -37,6 +37,17 @@ async fn fleet(test: &str, n: usize) -> Option<(TestDb, Vec<Client>)> {
     Some((db, clients))
 }
 
+/// Two hosts on a fresh database, each a connection and its registration
+/// (`host-a` first, then `host-b`, with `pid`).
+async fn two_hosts(test: &str, pid: u32) -> Option<(TestDb, (Client, Daemon), (Client, Daemon))> {
+    let (db, mut clients) = fleet(test, 2).await?;
+    let b = clients.pop().unwrap();
+    let a = clients.pop().unwrap();
+    let da = daemons::register(&a, "host-a", pid, LEASE).await.unwrap();
+    let db_ = daemons::register(&b, "host-b", pid, LEASE).await.unwrap();
+    Some((db, (a, da), (b, db_)))
+}
+
 fn tick(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 0, minute, 0).unwrap()
 }
@@ -150,13 +161,9 @@ async fn two_hosts_racing_for_the_same_ticks_win_each_exactly_once() {
 
 #[tokio::test]
 async fn a_fenced_daemon_cannot_beat_claim_start_or_finish_and_its_run_is_abandoned_once() {
-    let Some((_db, mut clients)) = fleet("fencing", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("fencing", 7).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 7, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 7, LEASE).await.unwrap();
     let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("report", tick(1)))
         .await
         .unwrap()
@@ -221,13 +228,9 @@ async fn a_fenced_daemon_cannot_beat_claim_start_or_finish_and_its_run_is_abando
 
 #[tokio::test]
 async fn a_run_is_finished_exactly_once_and_only_by_its_owner() {
-    let Some((_db, mut clients)) = fleet("finish once", 2).await else {
+    let Some((_db, (mut a, da), (b, db_))) = two_hosts("finish once", 1).await else {
         return;
     };
-    let b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("j", tick(3)))
         .await
         .unwrap()
@@ -329,13 +332,9 @@ async fn forbid_holds_across_hosts_and_a_held_tick_is_skipped_once() {
 
 #[tokio::test]
 async fn expiry_uses_the_server_clock_and_spares_live_and_stopped_daemons() {
-    let Some((_db, mut clients)) = fleet("expiry", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("expiry", 1).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("x", tick(5)))
         .await
         .unwrap()
@@ -382,18 +381,13 @@ async fn expiry_uses_the_server_clock_and_spares_live_and_stopped_daemons() {
         daemons::expire(&mut b, &db_).await.unwrap(),
         Default::default()
     );
-    let _ = &mut a;
 }
 
 #[tokio::test]
 async fn a_claim_with_another_definition_than_the_fleets_is_refused_and_reported() {
-    let Some((_db, mut clients)) = fleet("drift", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("drift", 1).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     assert!(matches!(
         claims::claim(&mut a, &da, &request("etl", tick(0)))
             .await
@@ -561,13 +555,9 @@ async fn each_test_database_is_new_and_dropped_at_the_end() {
 
 #[tokio::test]
 async fn a_missed_tick_is_recorded_once_and_never_over_a_tick_a_peer_ran() {
-    let Some((_db, mut clients)) = fleet("missed", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("missed", 1).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     // a ran tick 0; b, back from an outage, must not call it missed.
     assert!(matches!(
         claims::claim(&mut a, &da, &request("m", tick(0)))
@@ -610,13 +600,9 @@ async fn a_missed_tick_is_recorded_once_and_never_over_a_tick_a_peer_ran() {
 
 #[tokio::test]
 async fn runs_without_a_tick_are_recorded_and_forbid_still_holds() {
-    let Some((_db, mut clients)) = fleet("untimed", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("untimed", 1).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     let manual = ClaimRequest {
         tick: None,
         trigger: Trigger::Manual,
@@ -672,13 +658,9 @@ async fn an_outcome_is_kept_when_the_lease_ran_out_but_no_peer_acted_yet() {
 
 #[tokio::test]
 async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
-    let Some((_db, mut clients)) = fleet("history", 2).await else {
+    let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("history", 1).await else {
         return;
     };
-    let mut b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     for minute in 0..4 {
         let (client, me) = if minute % 2 == 0 {
             (&mut a, &da)
@@ -742,13 +724,9 @@ async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
 
 #[tokio::test]
 async fn replace_asks_the_holder_on_another_host_to_stop_its_run() {
-    let Some((_db, mut clients)) = fleet("replace", 2).await else {
+    let Some((_db, (mut a, da), (b, db_))) = two_hosts("replace", 1).await else {
         return;
     };
-    let b = clients.pop().unwrap();
-    let mut a = clients.pop().unwrap();
-    let da = daemons::register(&a, "host-a", 1, LEASE).await.unwrap();
-    let db_ = daemons::register(&b, "host-b", 1, LEASE).await.unwrap();
     let Claimed::Run { run_id } = claims::claim(&mut a, &da, &request("r", tick(0)))
         .await
         .unwrap()
