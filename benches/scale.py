@@ -44,27 +44,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+# The production build (the README's), /proc and machine helpers are
+# e2e.py's: this script runs from benches/, so it imports them.
+from e2e import machine, release_build, status_kb
 
-# The production build the README gives (benches/e2e.py, release_build).
-STATIC_RUSTFLAGS = "-C target-feature=+crt-static -C relocation-model=static"
+REPO = Path(__file__).resolve().parent.parent
 
 SHARED = "0 0 1 1 *"
 
 
 def log(msg: str) -> None:
     print(f"[scale] {msg}", file=sys.stderr, flush=True)
-
-
-def release_build() -> tuple[list[str], dict, Path]:
-    """The cargo command, its extra environment and the binary it makes."""
-    host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
-    triple = next(line.split()[1] for line in host.splitlines() if line.startswith("host:"))
-    argv = ["cargo", "build", "--release", "--locked", "--quiet"]
-    if triple.endswith("-linux-gnu"):
-        argv += ["--target", triple]
-        return argv, {"RUSTFLAGS": STATIC_RUSTFLAGS}, REPO / "target" / triple / "release" / "jobrun"
-    return argv, {}, REPO / "target" / "release" / "jobrun"
 
 
 # ------------------------------------------------------------------- sources
@@ -123,16 +113,6 @@ def source(cache: Path, kind: str, n: int, shared: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------- probes
-
-
-def status_kb(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        return None
-    return None
 
 
 def env() -> dict:
@@ -214,19 +194,6 @@ def measure(jobrun: Path, src: list[str], work: Path, repeat: int, timeout: floa
 
 
 # ------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {os.uname().sysname} {os.uname().release}"
 
 
 def secs(s: float) -> str:
