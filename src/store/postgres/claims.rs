@@ -67,14 +67,7 @@ pub async fn claim(
         .await
         .map_err(sql("starting a claim"))?;
     // Alive, and kept alive until the commit: a peer's expiry waits for us.
-    let alive = tx
-        .query_opt(
-            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
-            &[&me.epoch],
-        )
-        .await
-        .map_err(sql("checking the daemon's lease"))?;
-    if alive.is_none() {
+    if !lease_held(&tx, me.epoch).await? {
         drop(tx);
         return Ok(Claimed::Fenced {
             reason: fenced_reason(client, me.epoch).await?,
@@ -176,14 +169,7 @@ pub async fn record_missed(
         .transaction()
         .await
         .map_err(sql("starting to record a missed tick"))?;
-    let alive = tx
-        .query_opt(
-            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
-            &[&me.epoch],
-        )
-        .await
-        .map_err(sql("checking the daemon's lease"))?;
-    if alive.is_none() {
+    if !lease_held(&tx, me.epoch).await? {
         drop(tx);
         return Ok(Claimed::Fenced {
             reason: fenced_reason(client, me.epoch).await?,
@@ -470,4 +456,17 @@ async fn refused(
         .map(|r| r.get(0))
         .unwrap_or_else(|| format!("no run {run_id}"));
     Ok(Finished::NotRunning { status })
+}
+
+/// Whether the daemon of `epoch` still holds its lease, kept so until `tx`
+/// ends (`FOR SHARE`: a peer's expiry of it waits for the commit).
+async fn lease_held(tx: &impl GenericClient, epoch: i64) -> Result<bool, PgError> {
+    let alive = tx
+        .query_opt(
+            &format!("SELECT 1 FROM daemons d WHERE d.epoch = $1 AND {ALIVE} FOR SHARE"),
+            &[&epoch],
+        )
+        .await
+        .map_err(sql("checking the daemon's lease"))?;
+    Ok(alive.is_some())
 }
