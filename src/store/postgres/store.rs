@@ -389,18 +389,18 @@ impl PostgresStore {
         let starts = starts.to_vec();
         self.op(Operation::Claim, "claiming", |s| async move {
             s.check_refused()?;
+            let fenced_itself = {
+                let member = s.member();
+                member.me.is_some() && !member.fence.may_claim(Instant::now())
+            };
+            if !runs.is_empty() && fenced_itself {
+                return Err(self_fenced(&s));
+            }
             let mut guard = s.client().await?;
             let client = connected(&mut guard)?;
             let me = registered(&s, client).await?;
             if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
-                return Err(PgError::Invalid {
-                    operation: "claiming a tick",
-                    what: format!(
-                        "no heartbeat acknowledged within the fence deadline ({}): this daemon \
-                         has fenced itself and claims nothing until the database answers again",
-                        humantime::format_duration(s.lease.fence)
-                    ),
-                });
+                return Err(self_fenced(&s));
             }
             let mut tx = client
                 .transaction()
@@ -548,6 +548,18 @@ impl PostgresStore {
     #[cfg(test)]
     pub fn refuse_writes_for_tests(&self, refuse: bool) {
         self.shared.refuse.store(refuse, Ordering::Relaxed);
+    }
+}
+
+/// Why a daemon that has fenced itself claims nothing.
+fn self_fenced(s: &Shared) -> PgError {
+    PgError::Invalid {
+        operation: "claiming a tick",
+        what: format!(
+            "no heartbeat acknowledged within the fence deadline ({}): this daemon has fenced \
+             itself and claims nothing until the database answers again",
+            humantime::format_duration(s.lease.fence)
+        ),
     }
 }
 
