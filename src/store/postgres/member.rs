@@ -72,7 +72,14 @@ pub(super) async fn registered(shared: &Arc<Shared>, client: &Client) -> Result<
         return Ok(me);
     }
     let sent = Instant::now();
-    let me = daemons::register(client, &shared.host, shared.pid, shared.lease.lease).await?;
+    let me = daemons::register_as(
+        client,
+        &shared.host,
+        shared.pid,
+        shared.lease.lease,
+        shared.kind,
+    )
+    .await?;
     let start_beats = {
         let mut member = shared.member();
         member.fence.acknowledged(sent);
@@ -165,7 +172,9 @@ async fn beat(shared: &Arc<Shared>, client: &mut Option<Client>) -> Result<(), P
                 "this daemon was fenced: a peer declared it dead, so its runs were resolved by the fleet and it claimed nothing since; registering again");
             // Not through `registered`: the heartbeat task is this one.
             let sent = Instant::now();
-            let again = daemons::register(c, &shared.host, shared.pid, shared.lease.lease).await?;
+            let lease = shared.lease.lease;
+            let again =
+                daemons::register_as(c, &shared.host, shared.pid, lease, shared.kind).await?;
             {
                 let mut member = shared.member();
                 member.fence.acknowledged(sent);

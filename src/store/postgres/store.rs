@@ -47,6 +47,8 @@ pub struct Membership {
     pub host: String,
     pub lease: LeaseConfig,
     pub wall: WallClock,
+    /// A daemon, or a `jobrun run` (not listed among the daemons).
+    pub kind: daemons::Kind,
 }
 
 impl std::fmt::Debug for Membership {
@@ -67,6 +69,7 @@ pub(super) struct Shared {
     pub pid: u32,
     pub lease: LeaseConfig,
     pub wall: WallClock,
+    pub kind: daemons::Kind,
     conn: tokio::sync::Mutex<Option<Client>>,
     member: Mutex<Member>,
     definitions: RwLock<HashMap<String, Declared>>,
@@ -195,6 +198,7 @@ impl PostgresStore {
             pid: std::process::id(),
             lease: membership.lease,
             wall: membership.wall,
+            kind: membership.kind,
             conn: tokio::sync::Mutex::new(None),
             member: Mutex::new(Member::new(Fence::new(membership.lease))),
             definitions: RwLock::new(HashMap::new()),
