@@ -116,7 +116,9 @@ impl FireContext {
         );
         let host = this_host();
         Ok(FireContext {
-            recorder: Recorder::start(Arc::clone(&store))
+            // Its spool in `state_dir/spool/`, so what the store refuses
+            // outlives this process (issue 14, guarantee 8).
+            recorder: Recorder::start_spooled(Arc::clone(&store), state_dir)
                 .context("starting the recorder thread")?,
             store,
             clock,

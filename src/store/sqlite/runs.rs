@@ -60,11 +60,22 @@ fn start_on(conn: &Connection, start: &Started) -> Result<usize, StoreError> {
 }
 
 fn finish_on(conn: &Connection, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    finish_where(conn, id, f, "").map(drop)
+}
+
+/// Writes every field of the outcome on the run `id` if `guard` (SQL after
+/// `WHERE id = ?1`) holds; how many rows changed.
+fn finish_where(
+    conn: &Connection,
+    id: RunId,
+    f: &RunOutcome,
+    guard: &str,
+) -> Result<usize, StoreError> {
+    conn.prepare_cached(&format!(
         "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5,
                 signal = ?6, output_bytes = ?7, output_tail = ?8, error = ?9
-         WHERE id = ?1",
-    )
+         WHERE id = ?1 {guard}"
+    ))
     .and_then(|mut stmt| {
         stmt.execute(params![
             id,
@@ -78,8 +89,7 @@ fn finish_on(conn: &Connection, id: RunId, f: &RunOutcome) -> Result<(), StoreEr
             f.error,
         ])
     })
-    .map_err(sql(Operation::Finish, "recording a finished run"))?;
-    Ok(())
+    .map_err(sql(Operation::Finish, "recording a finished run"))
 }
 
 /// Fixed-width RFC 3339 in UTC, so text order is time order in SQL.
@@ -253,25 +263,13 @@ impl SqliteStore {
     }
 
     /// Records how a run ended only if it still reads `running`: for an
-    /// ending jobrun infers (a firing that panicked or was dropped), which
-    /// must never overwrite an outcome already recorded. True if it did.
+    /// ending jobrun infers (a firing that panicked or was dropped), and an
+    /// outcome written late (the recorder's spool), which must never
+    /// overwrite an outcome already recorded. True if it did.
     pub fn finish_if_running(&self, id: RunId, f: &RunOutcome) -> Result<bool, StoreError> {
-        let changed = self
-            .conn()
-            .prepare_cached(
-                "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, error = ?5
-                 WHERE id = ?1 AND status = 'running'",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    id,
-                    f.status.as_str(),
-                    fmt_time(f.finished_at),
-                    f.duration_ms,
-                    f.error,
-                ])
-            })
-            .map_err(sql(Operation::Finish, "recording how a run ended"))?;
+        // Every field, as `finish`: an outcome the recorder kept while the
+        // store refused writes has its exit code and output.
+        let changed = finish_where(&self.conn(), id, f, "AND status = 'running'")?;
         Ok(changed == 1)
     }
 
