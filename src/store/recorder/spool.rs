@@ -14,6 +14,14 @@
 //! the same one as a SQLite store's), what cannot be put on disk is kept in
 //! memory only, with a warning, and lost if the process exits.
 //!
+//! Where the promise stops: a missed tick is queued for the recorder thread
+//! without waiting (its firing has nothing to wait for), so a process killed
+//! in the instant before the thread takes it loses it; and a crash between
+//! writing kept rows to the store and rewriting the file makes the next
+//! start offer them again, which is harmless for outcomes (no longer
+//! `running`) and ticks (already claimed) but records a missed run without
+//! a tick (a manual run) twice.
+//!
 //! Bounded: the last [`PER_JOB`] missed ticks of each job (older ones are
 //! counted, and the count is written into the oldest kept row's error) and
 //! the last [`MAX_FINISHES`] outcomes (an older outcome is dropped with a
@@ -338,6 +346,8 @@ impl Spool {
                     info!(file = %disk.path().display(), "the spool file holds what is kept again");
                 }
                 self.behind = false;
+                // What files taken over held is in this one now.
+                disk.release_taken();
             }
             Err(e) => {
                 if !self.behind {

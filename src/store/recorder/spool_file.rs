@@ -182,6 +182,9 @@ impl SpoolFile {
     /// Removes (or moves aside, when corrupt) the files taken over: what they
     /// held is now in the store or in this process's file.
     pub(super) fn release_taken(&mut self) {
+        if self.taken.is_empty() {
+            return;
+        }
         for taken in self.taken.drain(..) {
             match &taken.aside {
                 Some(why) => move_aside(&taken.path, why),
