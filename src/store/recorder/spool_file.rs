@@ -393,19 +393,21 @@ fn create(dir: &Path) -> io::Result<(PathBuf, Flock<File>)> {
     )))
 }
 
-/// Writes `bytes` to a new `path` (replacing a file there), locked before
-/// anything is written, fsync'd.
+/// Writes `bytes` to `path` (replacing what a file there held), locked
+/// before anything is cut or written (a file another holds is left alone:
+/// `WouldBlock`), fsync'd.
 fn write_locked(path: &Path, bytes: &[u8]) -> io::Result<Flock<File>> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     let mut file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
         .map_err(|(_, errno)| io::Error::from(errno))?;
+    file.set_len(0)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(file)
