@@ -44,6 +44,9 @@ use crate::store::{NewRun, Store, StoreError};
 pub const PER_JOB: usize = 64;
 /// Outcomes kept while the store refuses writes.
 pub const MAX_FINISHES: usize = 4096;
+/// Kept outcomes written in one transaction at most (bounds one commit:
+/// each may carry a 64 KiB output tail).
+const FLUSH_BATCH: usize = 256;
 /// Entries the file may hold beyond twice what is kept before it is
 /// rewritten (what the bound dropped stays in the file until then).
 const SLACK: usize = 64;
@@ -188,20 +191,26 @@ impl Spool {
 
     fn write_to(&mut self, store: &Store) -> Result<(), StoreError> {
         let (mut written, mut overtaken) = (0, 0);
-        while let Some((id, outcome)) = self.finishes.front() {
-            match store.finish_if_running(*id, outcome) {
-                Ok(true) => written += 1,
-                Ok(false) => {
-                    overtaken += 1;
-                    warn!(run_id = id.0, status = outcome.status.as_str(),
-                        "a kept outcome is not written: its run no longer reads `running` (marked abandoned meanwhile)");
-                }
+        while !self.finishes.is_empty() {
+            let take = self.finishes.len().min(FLUSH_BATCH);
+            let batch: Vec<(RunId, RunOutcome)> = self.finishes.range(..take).cloned().collect();
+            let recorded = match store.finish_many_if_running(&batch) {
+                Ok(recorded) => recorded,
                 Err(e) => {
                     log_written(written);
                     return Err(e);
                 }
+            };
+            for ((id, outcome), recorded) in batch.iter().zip(recorded) {
+                if recorded {
+                    written += 1;
+                } else {
+                    overtaken += 1;
+                    warn!(run_id = id.0, status = outcome.status.as_str(),
+                        "a kept outcome is not written: its run no longer reads `running` (marked abandoned meanwhile)");
+                }
             }
-            self.finishes.pop_front();
+            self.finishes.drain(..take);
         }
         log_written(written);
         if written + overtaken > 0 && self.dropped_finishes > 0 {

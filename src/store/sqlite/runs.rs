@@ -273,6 +273,26 @@ impl SqliteStore {
         Ok(changed == 1)
     }
 
+    /// Several [`finish_if_running`](Self::finish_if_running) in one
+    /// immediate transaction (one commit, one fsync, where one each made
+    /// writing 4,096 kept outcomes take 19 s); whether each was recorded.
+    pub fn finish_many_if_running(
+        &self,
+        runs: &[(RunId, RunOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(Operation::Finish, "starting to record finished runs"))?;
+        let recorded = runs
+            .iter()
+            .map(|(id, f)| Ok(finish_where(&tx, *id, f, "AND status = 'running'")? == 1))
+            .collect::<Result<Vec<bool>, StoreError>>()?;
+        tx.commit()
+            .map_err(sql(Operation::Finish, "committing finished runs"))?;
+        Ok(recorded)
+    }
+
     pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
             .query_row(
