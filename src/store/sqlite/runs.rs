@@ -574,6 +574,43 @@ mod tests {
     }
 
     #[test]
+    fn an_outcome_written_late_is_recorded_whole_and_only_over_a_running_run() {
+        let (_dir, store) = store();
+        let running = store
+            .claim(&new_run("a", Some(t(9, 0, 0))))
+            .unwrap()
+            .unwrap();
+        let abandoned = store
+            .claim(&new_run("b", Some(t(9, 0, 0))))
+            .unwrap()
+            .unwrap();
+        assert!(store.mark_abandoned(abandoned, t(9, 1, 0), "peer").unwrap());
+        let outcome = RunOutcome {
+            status: RunStatus::Failed,
+            finished_at: t(9, 0, 3),
+            duration_ms: Some(3000),
+            exit_code: Some(3),
+            signal: None,
+            output_bytes: 6,
+            output_tail: std::sync::Arc::from(&b"late\n"[..]),
+            error: None,
+        };
+        let recorded = store
+            .finish_many_if_running(&[(running, outcome.clone()), (abandoned, outcome)])
+            .unwrap();
+        assert_eq!(recorded, [true, false]);
+        let a = store.get(running).unwrap().unwrap();
+        assert_eq!(
+            (a.status, a.exit_code, a.output_bytes),
+            (RunStatus::Failed, Some(3), 6)
+        );
+        assert_eq!(store.output_tail(running).unwrap(), b"late\n");
+        let b = store.get(abandoned).unwrap().unwrap();
+        assert_eq!((b.status, b.exit_code), (RunStatus::Abandoned, None));
+        assert!(store.output_tail(abandoned).unwrap().is_empty());
+    }
+
+    #[test]
     fn a_skipped_tick_is_recorded_finished_with_its_reason() {
         let (_dir, store) = store();
         let mut run = new_run("a", Some(t(9, 0, 0)));
