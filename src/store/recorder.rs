@@ -304,8 +304,8 @@ fn serve_batch(
         }
         // The batch is rolled back: write each alone, so one bad row
         // cannot cost the others their record; what the store refuses
-        // is kept for when it accepts writes again.
-        // The refused ones are in the spool's file before anyone hears so.
+        // is kept for when it accepts writes again, in the spool's file
+        // before its firing hears that it was refused.
         Err(_) => {
             let mut refused = Vec::new();
             let mut answers = Vec::with_capacity(replies.len());
