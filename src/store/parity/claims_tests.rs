@@ -218,7 +218,13 @@ fn a_second_outcome_of_one_run() {
             .unwrap();
         s.finish(id, &outcome(RunStatus::Failed, Some(1), b"two"))
             .unwrap();
-        let run = s.get(id).unwrap().unwrap();
+        // The owner's outcome after another process marked the run
+        // abandoned (it judged the owner dead).
+        let late = s.claim(&new_run("a", Some(t(9, 1, 0)))).unwrap().unwrap();
+        assert!(s.mark_abandoned(late, t(9, 2, 0), "owner dead").unwrap());
+        s.finish(late, &outcome(RunStatus::Succeeded, Some(0), b"late"))
+            .unwrap();
+        let (run, late) = (s.get(id).unwrap().unwrap(), s.get(late).unwrap().unwrap());
         // A difference: PostgreSQL finishes each run exactly once
         // (guarantee 11: guarded by `status = 'running'` and the owner's
         // epoch, so a fenced host cannot overwrite what a peer resolved); on
@@ -226,9 +232,11 @@ fn a_second_outcome_of_one_run() {
         if b.is_postgres() {
             assert_eq!(run.status, RunStatus::Succeeded);
             assert_eq!(s.output_tail(id).unwrap(), b"one");
+            assert_eq!(late.status, RunStatus::Abandoned);
         } else {
             assert_eq!(run.status, RunStatus::Failed);
             assert_eq!(s.output_tail(id).unwrap(), b"two");
+            assert_eq!(late.status, RunStatus::Succeeded);
         }
     });
 }

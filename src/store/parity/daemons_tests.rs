@@ -176,3 +176,37 @@ fn a_read_only_open_finds_a_state_and_never_makes_one() {
         assert!(Store::open_existing_at(&empty).unwrap().is_none());
     }
 }
+
+#[test]
+fn the_owner_of_a_peers_run_is_alive_until_the_peer_stops() {
+    use crate::store::owner::{owner_id, Evidence};
+    both("owner liveness", |b| {
+        let s = &*b.store;
+        let peer = b.another("host-b");
+        let start = t(9, 0, 0);
+        let owner = owner_id("host-b", 2, start);
+        peer.beat(&owner, 2, "host-b", start, t(9, 1, 0)).unwrap();
+        let mut run = new_run("a", Some(t(9, 1, 0)));
+        (run.host, run.owner) = ("host-b".into(), owner.clone());
+        let id = peer.claim(&run).unwrap().unwrap();
+        // The run's owner as the history names it (PostgreSQL: HOST#EPOCH).
+        let held_by = s.get(id).unwrap().unwrap().owner;
+        let judge = || {
+            let heartbeat = s.daemon(&held_by).unwrap();
+            let evidence = Evidence {
+                this_host: HOST,
+                me: None,
+                own_pid: std::process::id(),
+                now: t(9, 2, 0),
+                heartbeat: heartbeat.as_ref(),
+                process_started: &|_| None,
+            };
+            s.owner_liveness(&held_by, &evidence).unwrap()
+        };
+        // SQLite: by the peer's heartbeat (recent at `now`); PostgreSQL: by
+        // its lease, on the server's clock.
+        assert!(judge().is_alive(), "{:?}", judge());
+        peer.daemon_stopped(&owner, t(9, 3, 0)).unwrap();
+        assert!(!judge().is_alive(), "{:?}", judge());
+    });
+}
