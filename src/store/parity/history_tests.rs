@@ -2,7 +2,7 @@
 
 use super::{both, new_run, outcome, t};
 use crate::job::{DerivedName, RunId, RunStatus};
-use crate::store::{HistoryFilter, Retention, Started, Store};
+use crate::store::{Declared, HistoryFilter, Retention, Started, Store};
 
 fn ids(runs: Vec<crate::store::RunRecord>) -> Vec<RunId> {
     runs.into_iter().map(|r| r.id).collect()
@@ -279,5 +279,30 @@ fn a_renamed_run_whose_tick_the_new_name_holds_stays_where_it_was() {
         assert_eq!(history(s, of("x")), [x0]);
         assert!(s.tick_claimed("x", t(9, 0, 0)).unwrap());
         assert!(s.tick_claimed("y", t(9, 1, 0)).unwrap());
+    });
+}
+
+#[test]
+fn a_running_one_at_a_time_job_renamed_onto_another_that_runs_still_moves() {
+    both("follow names, forbid", |b| {
+        let s = &*b.store;
+        let legacy = std::collections::HashMap::new;
+        let forbid = |job: &str| Declared {
+            job: job.into(),
+            fingerprint: "f".into(),
+            exclusive: true,
+        };
+        s.declare(vec![forbid("x"), forbid("y")]);
+        s.follow_names(&[named("k1", "x")], legacy).unwrap();
+        let x = s.claim(&new_run("x", Some(t(9, 0, 0)))).unwrap().unwrap();
+        let y = s.claim(&new_run("y", Some(t(9, 1, 0)))).unwrap().unwrap();
+        // PostgreSQL's one-running-run index must not fail the whole rename.
+        assert_eq!(s.follow_names(&[named("k1", "y")], legacy).unwrap(), 1);
+        assert_eq!(history(s, of("y")), [y, x]);
+        assert!(s.tick_claimed("y", t(9, 0, 0)).unwrap());
+        for id in [x, y] {
+            succeed(s, id);
+        }
+        assert!(s.running().unwrap().is_empty());
     });
 }

@@ -18,6 +18,15 @@ use crate::job::DerivedName;
 /// taking another's old name never collects that job's runs. A claim whose
 /// new (job, tick, attempt) is already taken stays where it is, and so does
 /// its run. Returns how many runs moved.
+/// A moved run (alias `r`, moving to job `$1`) keeps its `forbid` mark
+/// unless a `forbid` run of the name it moves to is going: the partial
+/// unique index allows one, and a rename must neither fail as a whole nor
+/// leave the run behind (SQLite moves it; both runs then end as they would).
+/// New claims of the name still find the other run and skip.
+const KEEP_FORBID: &str = "forbid = r.forbid AND NOT (r.status = 'running' AND EXISTS (
+                               SELECT 1 FROM runs o WHERE o.job = $1 AND o.status = 'running'
+                                                      AND o.forbid))";
+
 pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<usize, PgError> {
     /// "JBRNNAME"
     const LOCK: i64 = 0x4a42_524e_4e41_4d45;
@@ -76,9 +85,12 @@ pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<
         // never shows one tick twice).
         moved += tx
             .execute(
-                "UPDATE runs r SET job = $1 WHERE job = $2 AND (r.tick IS NULL OR NOT EXISTS (
-                     SELECT 1 FROM claims k WHERE k.job = $1 AND k.tick = r.tick
-                        AND k.attempt = r.attempt AND k.run_id IS DISTINCT FROM r.id))",
+                &format!(
+                    "UPDATE runs r SET job = $1, {KEEP_FORBID} WHERE job = $2 AND (
+                         r.tick IS NULL OR NOT EXISTS (
+                         SELECT 1 FROM claims k WHERE k.job = $1 AND k.tick = r.tick
+                            AND k.attempt = r.attempt AND k.run_id IS DISTINCT FROM r.id))"
+                ),
                 &[to, &park],
             )
             .await
@@ -87,9 +99,12 @@ pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<
         tx.execute("UPDATE claims SET job = $1 WHERE job = $2", &[from, &park])
             .await
             .map_err(sql("moving a renamed job's claims"))?;
-        tx.execute("UPDATE runs SET job = $1 WHERE job = $2", &[from, &park])
-            .await
-            .map_err(sql("moving a renamed job's runs"))?;
+        tx.execute(
+            &format!("UPDATE runs r SET job = $1, {KEEP_FORBID} WHERE job = $2"),
+            &[from, &park],
+        )
+        .await
+        .map_err(sql("moving a renamed job's runs"))?;
     }
     tx.commit().await.map_err(sql("committing renamed jobs"))?;
     Ok(usize::try_from(moved).unwrap_or(usize::MAX))
