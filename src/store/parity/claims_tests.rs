@@ -308,3 +308,33 @@ fn a_refused_write_is_an_error_naming_its_operation_and_leaves_nothing() {
         assert_eq!(s.get(id).unwrap().unwrap().status, RunStatus::Succeeded);
     });
 }
+
+#[test]
+fn two_processes_racing_for_the_same_ticks_win_each_once() {
+    both("racing claimers", |b| {
+        let other = b.another("host-b");
+        let runs: Vec<_> = (0..40).map(|m| new_run("j", Some(t(10, m, 0)))).collect();
+        // One claims tick by tick, the other in batches, at the same time.
+        let one_by_one = |s: &Store| {
+            let won = runs.iter().map(|r| s.claim(r).unwrap());
+            won.flatten().count()
+        };
+        let in_batches = |s: &Store| {
+            let batches = runs.chunks(8);
+            let won = batches.flat_map(|c| s.claim_and_start_many(c, &[]).unwrap());
+            won.flatten().count()
+        };
+        let (mine, theirs) = std::thread::scope(|scope| {
+            let mine = scope.spawn(|| one_by_one(&b.store));
+            let theirs = scope.spawn(|| in_batches(&other));
+            (mine.join().unwrap(), theirs.join().unwrap())
+        });
+        assert_eq!(mine + theirs, 40, "{mine} + {theirs}");
+        let recorded = runs_of(&b.store, "j");
+        assert_eq!(recorded.len(), 40);
+        let mut ticks: Vec<_> = recorded.iter().map(|r| r.tick).collect();
+        ticks.sort();
+        ticks.dedup();
+        assert_eq!(ticks.len(), 40, "one run per tick");
+    });
+}
