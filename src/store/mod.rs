@@ -49,6 +49,8 @@
 
 pub mod lease;
 pub mod owner;
+#[cfg(test)]
+pub(crate) mod parity;
 pub mod postgres;
 pub mod recorder;
 pub mod records;
