@@ -312,6 +312,15 @@ impl Store {
         }
     }
 
+    /// Sets what stops the command of a run of this host whose daemon a
+    /// fleet peer declared dead. SQLite: the next daemon's start-up recovery
+    /// does it.
+    pub fn set_orphan_handler(&self, handler: postgres::OrphanHandler) {
+        if let Store::Postgres(p) = self {
+            p.set_orphan_handler(handler);
+        }
+    }
+
     /// Asks the host running `job` to stop its run (a `replace` job starting
     /// here). False when the store cannot carry the request (SQLite: the run
     /// is on another host that shares no database with this one).

@@ -37,6 +37,10 @@ use crate::store::{Declared, Lease, LeaseMode, NewRun, Operation, Started, Store
 pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// Stops one of this process's runs that a peer asked to stop (`replace`).
 pub type StopHandler = Arc<dyn Fn(RunId) + Send + Sync>;
+/// Stops the command of a run of this host whose daemon was declared dead
+/// (its process group may still be running, unsupervised), if it is
+/// provably that run's process. Called on the store's runtime.
+pub type OrphanHandler = Arc<dyn Fn(&daemons::AbandonedRun) + Send + Sync>;
 
 /// How to reach the fleet's database and who this process is in it.
 #[derive(Clone)]
@@ -74,6 +78,7 @@ pub(super) struct Shared {
     member: Mutex<Member>,
     definitions: RwLock<HashMap<String, Declared>>,
     stop_handler: Mutex<Option<StopHandler>>,
+    orphan_handler: Mutex<Option<OrphanHandler>>,
     closing: AtomicBool,
     #[cfg(test)]
     refuse: AtomicBool,
@@ -85,6 +90,12 @@ impl Shared {
     }
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Relaxed)
+    }
+    pub fn orphan_handler(&self) -> Option<OrphanHandler> {
+        self.orphan_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
     pub fn stop_handler(&self) -> Option<StopHandler> {
         self.stop_handler
@@ -203,6 +214,7 @@ impl PostgresStore {
             member: Mutex::new(Member::new(Fence::new(membership.lease))),
             definitions: RwLock::new(HashMap::new()),
             stop_handler: Mutex::new(None),
+            orphan_handler: Mutex::new(None),
             closing: AtomicBool::new(false),
             #[cfg(test)]
             refuse: AtomicBool::new(false),
@@ -354,6 +366,16 @@ impl PostgresStore {
         *self
             .shared
             .stop_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    /// Sets what stops an orphaned command of this host (see
+    /// [`OrphanHandler`]).
+    pub fn set_orphan_handler(&self, handler: OrphanHandler) {
+        *self
+            .shared
+            .orphan_handler
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(handler);
     }
