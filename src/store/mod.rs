@@ -66,8 +66,8 @@ use crate::job::{DerivedName, RunId, RunOutcome};
 pub use lease::{Lease, LeaseMode};
 pub use postgres::{Membership, PostgresStore};
 pub use records::{
-    DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter, Loaded, NewRun,
-    Retention, RunRecord, Started,
+    ClaimCounts, DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter,
+    Loaded, NewRun, Retention, RunRecord, Started,
 };
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
@@ -277,6 +277,14 @@ impl Store {
         match self {
             Store::Sqlite(_) => std::time::Duration::ZERO,
             Store::Postgres(p) => p.heartbeat_interval(),
+        }
+    }
+
+    /// How this process's fleet claims came out (`None` for SQLite).
+    pub fn claim_counts(&self) -> Option<ClaimCounts> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.claim_counts()),
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -30,7 +30,9 @@ use super::member::{registered, Member};
 use super::{connect, daemons, migrate, runs, sql, Daemon, LeaseConfig, PgError};
 use crate::job::{RunId, RunOutcome, RunStatus};
 use crate::store::lease::LocalLeases;
-use crate::store::{Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError};
+use crate::store::{
+    ClaimCounts, Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError,
+};
 
 /// The host's wall clock, for measuring its offset from the server's (the
 /// store reads no clock itself).
@@ -79,6 +81,8 @@ pub(super) struct Shared {
     definitions: RwLock<HashMap<String, Declared>>,
     stop_handler: Mutex<Option<StopHandler>>,
     orphan_handler: Mutex<Option<OrphanHandler>>,
+    /// won, lost, fenced, refused (see [`ClaimCounts`]).
+    claims: [AtomicU64; 4],
     closing: AtomicBool,
     #[cfg(test)]
     refuse: AtomicBool,
@@ -215,6 +219,7 @@ impl PostgresStore {
             definitions: RwLock::new(HashMap::new()),
             stop_handler: Mutex::new(None),
             orphan_handler: Mutex::new(None),
+            claims: Default::default(),
             closing: AtomicBool::new(false),
             #[cfg(test)]
             refuse: AtomicBool::new(false),
@@ -271,6 +276,18 @@ impl PostgresStore {
         Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         self.call(f).map_err(failed(operation, doing))
+    }
+
+    /// How this process's claims came out since it started.
+    pub fn claim_counts(&self) -> ClaimCounts {
+        let [won, lost, fenced, refused] = &self.shared.claims;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClaimCounts {
+            won: get(won),
+            lost: get(lost),
+            fenced: get(fenced),
+            refused: get(refused),
+        }
     }
 
     /// How often the heartbeat task renews the lease.
@@ -420,12 +437,14 @@ impl PostgresStore {
                 member.me.is_some() && !member.fence.may_claim(Instant::now())
             };
             if !runs.is_empty() && fenced_itself {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut guard = s.client().await?;
             let client = connected(&mut guard)?;
             let me = registered(&s, client).await?;
             if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut tx = client
@@ -628,6 +647,13 @@ fn settle(
     run: &NewRun,
     claimed: Claimed,
 ) -> Result<Option<RunId>, PgError> {
+    let counter = match &claimed {
+        Claimed::Run { .. } | Claimed::Recorded { .. } | Claimed::Skipped { .. } => 0,
+        Claimed::Lost { .. } => 1,
+        Claimed::Fenced { .. } => 2,
+        Claimed::Drift { .. } => 3,
+    };
+    s.claims[counter].fetch_add(1, Ordering::Relaxed);
     Ok(match claimed {
         Claimed::Run { run_id } | Claimed::Recorded { run_id } => Some(RunId(run_id)),
         Claimed::Skipped { run_id, running_on } => {
