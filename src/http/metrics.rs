@@ -176,6 +176,12 @@ impl Metrics {
         }
     }
 
+    /// Counts one claim with several hosts on one database: `won`, `lost`,
+    /// `fenced` or `refused` (for the PostgreSQL state to call).
+    pub fn claimed(&self, result: &'static str) {
+        *self.lock().claims.entry(result).or_default() += 1;
+    }
+
     /// Moves the metrics by one run event.
     pub fn observe(&self, event: &RunEvent) {
         let mut inner = self.lock();

@@ -231,7 +231,7 @@ fn timeline(out: &mut String, runs: &[RunRecord], now: DateTime<Utc>) {
                 );
             }
             _ => {
-                let h = 3.0 + (HEIGHT - 4.0) * (1.0 + seconds(run)).ln() / (1.0 + longest).ln();
+                let h = 5.0 + (HEIGHT - 6.0) * (1.0 + seconds(run)).ln() / (1.0 + longest).ln();
                 let fill = if run.status == RunStatus::Running {
                     "url(#stripes)"
                 } else {
@@ -282,6 +282,9 @@ fn span(seconds: f64) -> String {
 /// `3m ago`, `in 5s`.
 fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (t - now).num_seconds();
+    if secs == 0 {
+        return "now".to_string();
+    }
     let d = humantime::format_duration(std::time::Duration::from_secs(secs.unsigned_abs()));
     if secs >= 0 {
         format!("in {d}")
