@@ -41,8 +41,9 @@ async fn until(addr: std::net::SocketAddr, path: &'static str, code: u16) -> Str
             .unwrap();
         match got {
             Some((c, body)) if c == code => return body,
+            // Generous: the whole suite runs beside it on a loaded machine.
             other => assert!(
-                start.elapsed() < Duration::from_secs(30),
+                start.elapsed() < Duration::from_secs(60),
                 "{path} never answered {code}: {other:?}"
             ),
         }
