@@ -32,15 +32,15 @@ fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls `GET path` (off the runtime's workers, which serve it) until it
-/// answers `code` (bounded); its body.
-async fn until(addr: std::net::SocketAddr, path: &'static str, code: u16) -> String {
+/// answers `code` with a body containing `text` (bounded); the body.
+async fn until(addr: std::net::SocketAddr, path: &'static str, code: u16, text: &str) -> String {
     let start = Instant::now();
     loop {
         let got = tokio::task::spawn_blocking(move || get(addr, path))
             .await
             .unwrap();
         match got {
-            Some((c, body)) if c == code => return body,
+            Some((c, body)) if c == code && body.contains(text) => return body,
             // Generous: the whole suite runs beside it on a loaded machine.
             other => assert!(
                 start.elapsed() < Duration::from_secs(60),
@@ -58,17 +58,14 @@ async fn healthz_is_503_while_the_loop_is_stuck_and_200_when_it_moves_again() {
     let set = crate::source::yaml::parse_yaml(std::path::Path::new("jobs.yaml"), yaml);
     let (plan, diagnostics) = Plan::build(set, chrono_tz::UTC);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    // A free port: bound, read and let go (the daemon binds it right after).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let liveness = Arc::new(Liveness::default());
     let http = HttpOptions {
         stuck_after: Duration::from_millis(500),
         liveness: Arc::clone(&liveness),
-        ..HttpOptions::new(addr, false)
+        // Port 0: the system picks a free one.
+        ..HttpOptions::new(([127, 0, 0, 1], 0).into(), false)
     };
+    let bound = Arc::clone(&http.bound);
     let options = DaemonOptions {
         plan,
         state_dir: dir.path().join("state"),
@@ -87,17 +84,26 @@ async fn healthz_is_503_while_the_loop_is_stuck_and_200_when_it_moves_again() {
     let daemon = tokio::spawn(run(options, Arc::new(SystemClock), async move {
         let _ = stopped.await;
     }));
+    let start = Instant::now();
+    let addr = loop {
+        if let Some(addr) = bound.get() {
+            break *addr;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never bound");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     // Healthy once the job's first run succeeded.
-    let body = until(addr, "/healthz", 200).await;
-    assert!(body.contains("\"state\":\"healthy\""), "{body}");
+    until(addr, "/healthz", 200, "\"state\":\"healthy\"").await;
 
+    // The loop has passed (it handed out the tick of a recorded run).
+    let ran = "jobrun_job_runs_total{job=\"tick\",status=\"succeeded\"";
+    until(addr, "/metrics", 200, ran).await;
     liveness.hold(true);
-    let body = until(addr, "/healthz", 503).await;
-    assert!(body.contains("the scheduler loop is stuck"), "{body}");
+    let body = until(addr, "/healthz", 503, "the scheduler loop is stuck").await;
     assert!(body.contains("\"state\":\"unhealthy\""), "{body}");
 
     liveness.hold(false);
-    let body = until(addr, "/healthz", 200).await;
+    let body = until(addr, "/healthz", 200, "").await;
     assert!(!body.contains("stuck"), "{body}");
     stop.send(()).unwrap();
     daemon.await.unwrap().unwrap();

@@ -63,6 +63,9 @@ pub struct HttpOptions {
     pub stuck_after: Duration,
     /// The loop's sign of life, which the daemon's loop moves.
     pub liveness: Arc<Liveness>,
+    /// Where the listener was bound (the port the system chose for `:0`),
+    /// once it is.
+    pub bound: Arc<std::sync::OnceLock<SocketAddr>>,
 }
 
 impl HttpOptions {
@@ -72,6 +75,7 @@ impl HttpOptions {
             show_commands,
             stuck_after: STUCK_AFTER,
             liveness: Arc::default(),
+            bound: Arc::default(),
         }
     }
 }
@@ -91,7 +95,7 @@ pub struct Liveness {
 impl Default for Liveness {
     fn default() -> Self {
         Liveness {
-            // Until the loop's first pass (start-up), never stuck.
+            // Until the listener starts (see `starting`), never stuck.
             back_by: AtomicI64::new(i64::MAX),
             #[cfg(test)]
             held: std::sync::atomic::AtomicBool::new(false),
@@ -100,6 +104,12 @@ impl Default for Liveness {
 }
 
 impl Liveness {
+    /// The daemon starts at `now`: its loop is due at its first pass within
+    /// a minute, the longest it ever sleeps (start-up work comes first).
+    pub fn starting(&self, now: DateTime<Utc>) {
+        self.sleeps_until(now + chrono::Duration::seconds(60));
+    }
+
     /// The loop sleeps until `deadline` (or less).
     pub fn sleeps_until(&self, deadline: DateTime<Utc>) {
         self.back_by
@@ -195,6 +205,7 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .context("--http: reading the bound address")?;
+    let _ = options.bound.set(addr);
     let store = Store::open_existing(state_dir)
         .with_context(|| format!("--http: opening {}", state_dir.display()))?
         .with_context(|| format!("--http: no state in {}", state_dir.display()))?;
@@ -205,6 +216,7 @@ pub async fn start(
             .context("--http: reading the history the metrics start from")?,
     );
     metrics.started_with(sources_ok, ctx.clock.now());
+    options.liveness.starting(ctx.clock.now());
     let view = Arc::new(View {
         metrics,
         liveness: Arc::clone(&options.liveness),
@@ -366,10 +378,16 @@ mod tests {
     fn the_loop_is_stuck_only_when_long_past_its_deadline() {
         let t = |s: i64| DateTime::from_timestamp(1_780_000_000 + s, 0).unwrap();
         let live = Liveness::default();
+        assert_eq!(live.stuck(t(0), STUCK_AFTER), None, "not before the start");
+        live.starting(t(0));
         assert_eq!(
-            live.stuck(t(0), STUCK_AFTER),
+            live.stuck(t(89), STUCK_AFTER),
             None,
-            "not before the first pass"
+            "start-up gets a minute"
+        );
+        assert!(
+            live.stuck(t(91), STUCK_AFTER).is_some(),
+            "a loop that never starts"
         );
         live.sleeps_until(t(60));
         assert_eq!(live.stuck(t(59), STUCK_AFTER), None);

@@ -15,15 +15,23 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{wait_for, Test};
+use crate::harness::{wait_for, Daemon, Test};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A port free now (bound, read, let go; the daemon binds it right after).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+/// Starts a daemon of `config` listening on `http` (port 0: the system
+/// picks one, so no other test can take it first) and reads from its log
+/// where it listens (loopback, for an unspecified address).
+fn spawn_http(t: &Test, config: &str, http: &str) -> (Daemon, SocketAddr) {
+    let daemon = t.spawn_daemon(["--config", config, "--http", http]);
+    let addr: SocketAddr = wait_for(LIMIT, "the listener's address in the log", || {
+        let log = daemon.log();
+        let line = log.lines().find(|l| l.contains("HTTP listener"))?;
+        let addr = line.split_once("addr=")?.1.split_whitespace().next()?;
+        addr.parse().ok()
+    });
+    let port = addr.port();
+    (daemon, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// `GET path`: the status code and the body, or `None` if nobody answers.
@@ -117,7 +125,10 @@ fn expected(
     let mut success = BTreeMap::new();
     let mut overlap = BTreeMap::new();
     for r in t.history_all() {
-        let (job, status) = (r["job"].as_str().expect("a job"), r["status"].as_str().expect("a status"));
+        let (job, status) = (
+            r["job"].as_str().expect("a job"),
+            r["status"].as_str().expect("a status"),
+        );
         assert_ne!(status, "running", "a run still going: {r}");
         let key = format!(
             "{{job=\"{job}\",status=\"{status}\",trigger=\"{}\"}}",
@@ -179,9 +190,7 @@ fn metrics_pass_promtool_and_match_the_history_through_a_reload_and_a_restart() 
         \x20 - {name: bad, schedule: '*/1 * * * * *', command: 'exit 3'}\n\
         \x20 - {name: slow, schedule: '*/1 * * * * *', command: 'sleep 5', timeout: 1500ms}\n";
     t.write("jobs.yaml", busy);
-    let addr = free_addr();
-    let http = addr.to_string();
-    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--http", &http]);
+    let (daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
     wait_for(
         LIMIT,
         "successes, failures, a timeout and an overlap",
@@ -241,9 +250,7 @@ fn metrics_pass_promtool_and_match_the_history_through_a_reload_and_a_restart() 
     assert_eq!(code, 0, "{log}");
 
     // A restart starts from the history: nothing resets.
-    let addr = free_addr();
-    let http = addr.to_string();
-    let _daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--http", &http]);
+    let (_daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
     let (_, restarted) = wait_for(LIMIT, "/metrics after the restart", || {
         get(addr, "/metrics")
     });
@@ -268,9 +275,7 @@ fn healthz_is_503_after_a_failed_run_and_200_after_a_success() {
         "jobs.yaml",
         "jobs:\n  - {name: flaky, schedule: '*/1 * * * * *', command: 'test -e {root}/fail && exit 1 || exit 0'}\n",
     );
-    let addr = free_addr();
-    let http = addr.to_string();
-    let _daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--http", &http]);
+    let (_daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
     let code = |want: u16| {
         wait_for(LIMIT, &format!("/healthz {want}"), || {
             get(addr, "/healthz").filter(|(c, _)| *c == want)
@@ -316,9 +321,7 @@ fn the_status_page_shows_each_jobs_state_in_a_headless_browser() {
         \x20 - {name: report, schedule: '*/1 * * * * *', command: 'exit 2'}\n\
         \x20 - {name: reindex, schedule: '*/1 * * * * *', command: 'sleep 600'}\n",
     );
-    let addr = free_addr();
-    let http = addr.to_string();
-    let _daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--http", &http]);
+    let (_daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
     wait_for(LIMIT, "a success, a failure and a running run", || {
         let h = t.history_all();
         let has =
@@ -408,16 +411,10 @@ fn a_non_loopback_address_warns_and_a_bad_one_is_refused() {
         bad.stderr
     );
 
-    let port = free_addr().port();
-    let http = format!("0.0.0.0:{port}");
-    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml", "--http", &http]);
-    let log = wait_for(LIMIT, "the warning", || {
-        let log = daemon.log();
-        log.contains("non-loopback").then_some(log)
-    });
+    let (daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "0.0.0.0:0");
+    let log = daemon.log();
+    assert!(log.contains("non-loopback"), "{log}");
     assert!(log.contains("no authentication"), "{log}");
-    let (code, _) = wait_for(LIMIT, "an answer on loopback", || {
-        get(SocketAddr::from(([127, 0, 0, 1], port)), "/healthz")
-    });
+    let (code, _) = wait_for(LIMIT, "an answer on loopback", || get(addr, "/healthz"));
     assert!(code == 200 || code == 503, "{code}");
 }
