@@ -67,7 +67,7 @@ pub use lease::{Lease, LeaseMode};
 pub use postgres::{Membership, PostgresStore};
 pub use records::{
     ClaimCounts, DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter,
-    Loaded, NewRun, Retention, RunRecord, Started,
+    LastRuns, Loaded, NewRun, Retention, RunRecord, RunTotal, RunTotals, Started,
 };
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
@@ -526,6 +526,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.latest_runs(),
             Store::Postgres(p) => p.latest_runs(),
+        }
+    }
+
+    /// The history summed up per job, status and trigger, and each job's
+    /// latest finished run and success (what metrics start from).
+    pub fn run_totals(&self) -> Result<RunTotals, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.run_totals(),
+            Store::Postgres(p) => p.run_totals(),
         }
     }
 
