@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::daemons::{fenced_reason, ALIVE, NOT_DEAD};
@@ -111,7 +112,7 @@ pub const PRUNED: &str = "pruned: at or before the job's claim floor";
 /// pruned with its run, see [`super::history::prune`]).
 ///
 /// The floor is read after the insert, by a statement of its own (one
-/// lookup of its primary key): an insert that waited for a prune deleting
+/// lookup of its primary key, one round trip): an insert that waited for a prune deleting
 /// the tick's old claim then sees the floor that prune committed. A floor
 /// read in the insert's own snapshot would miss it, and the tick would run
 /// twice.
@@ -130,10 +131,11 @@ async fn insert_claim(
         )
         .await
         .map_err(sql("claiming a tick"))?;
+    // Typed: sent with its parameters in one round trip, no prepare.
     let floored = tx
-        .query_opt(
+        .query_typed_opt(
             "SELECT 1 FROM claim_floors WHERE job = $1 AND tick >= $2",
-            &[&req.job, &tick],
+            &[(&req.job, Type::TEXT), (&tick, Type::TIMESTAMPTZ)],
         )
         .await
         .map_err(sql("reading the job's claim floor"))?;
