@@ -75,8 +75,9 @@ pub async fn last_success_start(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Whether a first attempt of `job` at `tick` is claimed, by any host. The
-/// claims outlive the history's pruning, so this stays true.
+/// Whether a first attempt of `job` at `tick` is claimed, by any host, or
+/// the tick is at or before the job's claim floor (its claim was pruned), so
+/// this stays true after pruning.
 pub async fn tick_claimed(
     client: &impl GenericClient,
     job: &str,
@@ -84,7 +85,8 @@ pub async fn tick_claimed(
 ) -> Result<bool, PgError> {
     let row = client
         .query_opt(
-            "SELECT 1 FROM claims WHERE job = $1 AND tick = $2 AND attempt = 1",
+            "SELECT 1 FROM claims WHERE job = $1 AND tick = $2 AND attempt = 1
+             UNION ALL SELECT 1 FROM claim_floors WHERE job = $1 AND tick >= $2 LIMIT 1",
             &[&job, &tick],
         )
         .await
