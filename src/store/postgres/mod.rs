@@ -86,7 +86,7 @@ pub mod replace;
 pub mod runs;
 mod store;
 
-pub use store::{Membership, PostgresStore, StopHandler, WallClock};
+pub use store::{Membership, OrphanHandler, PostgresStore, StopHandler, WallClock};
 
 #[cfg(test)]
 pub(crate) mod testdb;

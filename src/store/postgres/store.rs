@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -30,13 +30,19 @@ use super::member::{registered, Member};
 use super::{connect, daemons, migrate, runs, sql, Daemon, LeaseConfig, PgError};
 use crate::job::{RunId, RunOutcome, RunStatus};
 use crate::store::lease::LocalLeases;
-use crate::store::{Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError};
+use crate::store::{
+    ClaimCounts, Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError,
+};
 
 /// The host's wall clock, for measuring its offset from the server's (the
 /// store reads no clock itself).
 pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// Stops one of this process's runs that a peer asked to stop (`replace`).
 pub type StopHandler = Arc<dyn Fn(RunId) + Send + Sync>;
+/// Stops the command of a run of this host whose daemon was declared dead
+/// (its process group may still be running, unsupervised), if it is
+/// provably that run's process. Called on the store's runtime.
+pub type OrphanHandler = Arc<dyn Fn(&daemons::AbandonedRun) + Send + Sync>;
 
 /// How to reach the fleet's database and who this process is in it.
 #[derive(Clone)]
@@ -74,6 +80,9 @@ pub(super) struct Shared {
     member: Mutex<Member>,
     definitions: RwLock<HashMap<String, Declared>>,
     stop_handler: Mutex<Option<StopHandler>>,
+    orphan_handler: Mutex<Option<OrphanHandler>>,
+    /// won, lost, fenced, refused (see [`ClaimCounts`]).
+    claims: [AtomicU64; 4],
     closing: AtomicBool,
     #[cfg(test)]
     refuse: AtomicBool,
@@ -85,6 +94,12 @@ impl Shared {
     }
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Relaxed)
+    }
+    pub fn orphan_handler(&self) -> Option<OrphanHandler> {
+        self.orphan_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
     pub fn stop_handler(&self) -> Option<StopHandler> {
         self.stop_handler
@@ -203,6 +218,8 @@ impl PostgresStore {
             member: Mutex::new(Member::new(Fence::new(membership.lease))),
             definitions: RwLock::new(HashMap::new()),
             stop_handler: Mutex::new(None),
+            orphan_handler: Mutex::new(None),
+            claims: Default::default(),
             closing: AtomicBool::new(false),
             #[cfg(test)]
             refuse: AtomicBool::new(false),
@@ -259,6 +276,18 @@ impl PostgresStore {
         Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         self.call(f).map_err(failed(operation, doing))
+    }
+
+    /// How this process's claims came out since it started.
+    pub fn claim_counts(&self) -> ClaimCounts {
+        let [won, lost, fenced, refused] = &self.shared.claims;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClaimCounts {
+            won: get(won),
+            lost: get(lost),
+            fenced: get(fenced),
+            refused: get(refused),
+        }
     }
 
     /// How often the heartbeat task renews the lease.
@@ -358,6 +387,16 @@ impl PostgresStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(handler);
     }
 
+    /// Sets what stops an orphaned command of this host (see
+    /// [`OrphanHandler`]).
+    pub fn set_orphan_handler(&self, handler: OrphanHandler) {
+        *self
+            .shared
+            .orphan_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
     /// Asks whichever host holds run `id` to stop it (a `replace` job's new
     /// run). True if the request was recorded.
     pub fn request_stop(&self, job: &str) -> Result<bool, StoreError> {
@@ -398,12 +437,14 @@ impl PostgresStore {
                 member.me.is_some() && !member.fence.may_claim(Instant::now())
             };
             if !runs.is_empty() && fenced_itself {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut guard = s.client().await?;
             let client = connected(&mut guard)?;
             let me = registered(&s, client).await?;
             if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut tx = client
@@ -606,6 +647,13 @@ fn settle(
     run: &NewRun,
     claimed: Claimed,
 ) -> Result<Option<RunId>, PgError> {
+    let counter = match &claimed {
+        Claimed::Run { .. } | Claimed::Recorded { .. } | Claimed::Skipped { .. } => 0,
+        Claimed::Lost { .. } => 1,
+        Claimed::Fenced { .. } => 2,
+        Claimed::Drift { .. } => 3,
+    };
+    s.claims[counter].fetch_add(1, Ordering::Relaxed);
     Ok(match claimed {
         Claimed::Run { run_id } | Claimed::Recorded { run_id } => Some(RunId(run_id)),
         Claimed::Skipped { run_id, running_on } => {
