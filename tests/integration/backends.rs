@@ -9,11 +9,7 @@ use std::ops::Deref;
 
 use crate::harness::Test;
 
-#[path = "../../src/store/postgres/testdb.rs"]
-#[allow(dead_code)]
-mod testdb;
-
-use testdb::TestDb;
+use crate::postgres::testdb::TestDb;
 
 /// Where a test's runs, claims and daemons live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +72,21 @@ impl Deref for OnBackend {
 
     fn deref(&self) -> &Test {
         &self.test
+    }
+}
+
+impl Drop for OnBackend {
+    /// A test on PostgreSQL that quietly ran on the state directory's SQLite
+    /// (an option that bypassed the database) would prove nothing.
+    fn drop(&mut self) {
+        if self.backend == Backend::Postgres && !std::thread::panicking() {
+            let sqlite = self.test.path("state/jobrun.db");
+            assert!(
+                !sqlite.exists(),
+                "a test on PostgreSQL wrote {}",
+                sqlite.display()
+            );
+        }
     }
 }
 

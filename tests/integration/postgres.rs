@@ -5,7 +5,7 @@
 
 #[path = "../../src/store/postgres/testdb.rs"]
 #[allow(dead_code)]
-mod testdb;
+pub(crate) mod testdb;
 
 use chrono::{TimeZone, Utc};
 use jobrun::job::Trigger;
