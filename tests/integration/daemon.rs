@@ -860,6 +860,5 @@ on_both_backends!(
     replace_stops_the_running_instance_and_allow_overlaps,
     a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace,
     a_timeout_kills_the_whole_process_group_and_records_timed_out,
+    a_signalled_run_stops_its_job_and_records_it,
 );
-
-on_both_backends!(a_signalled_run_stops_its_job_and_records_it,);

@@ -7,9 +7,13 @@ use nix::sys::signal::Signal;
 use crate::backends::{on_both_backends, Backend};
 use crate::harness::{wait_for, Test};
 
-#[test]
-fn status_is_1_without_a_daemon_0_when_healthy_and_1_after_a_failure() {
-    let t = Test::new();
+fn status_is_1_without_a_daemon_0_when_healthy_and_1_after_a_failure(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "status_is_1_without_a_daemon_0_when_healthy_and_1_after_a_failure",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: ok\n    schedule: \"* * * * * *\"\n    command: \"true\"\n  - name: flaky\n    command: test -e {root}/fail && exit 1 || exit 0\n",
@@ -296,4 +300,7 @@ fn a_strict_daemon_keeps_its_old_schedule_when_an_edit_breaks_a_source() {
     assert_eq!(code, 0, "{log}");
 }
 
-on_both_backends!(prune_keeps_the_configured_number_of_runs_per_job,);
+on_both_backends!(
+    status_is_1_without_a_daemon_0_when_healthy_and_1_after_a_failure,
+    prune_keeps_the_configured_number_of_runs_per_job,
+);

@@ -370,4 +370,4 @@ fn a_job_renamed_by_a_reload_keeps_its_runs(backend: Backend) {
     assert_eq!(after[0]["id"], before[0]["id"]);
 }
 
-on_both_backends!(a_job_renamed_by_a_reload_keeps_its_runs,);
+on_both_backends!(a_job_renamed_by_a_reload_keeps_its_runs);

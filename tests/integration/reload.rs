@@ -49,9 +49,13 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
     assert_eq!(code, 0, "{log}");
 }
 
-#[test]
-fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
-    let t = Test::new();
+fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_removed_job_finishes_its_running_instance_and_does_not_fire_again",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         &format!(
@@ -534,4 +538,7 @@ fn a_log_written_into_a_config_directory_does_not_delay_reloads() {
     assert_eq!(code, 0, "{log}");
 }
 
-on_both_backends!(a_per_second_job_runs_once_per_tick_across_10_reloads,);
+on_both_backends!(
+    a_per_second_job_runs_once_per_tick_across_10_reloads,
+    a_removed_job_finishes_its_running_instance_and_does_not_fire_again,
+);
