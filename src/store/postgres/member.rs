@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::daemons::{self, Beat};
 use super::fence::{clock_offset, clock_warning, Fence};
-use super::store::Shared;
+use super::shared::Shared;
 use super::{connect, replace, sql, Daemon, PgError};
 use crate::job::RunId;
 
