@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `jobrun` binary on files in a temporary directory.
 //! One integration binary (fast to link), one module per area.
 
+mod backends;
 mod harness;
 
 mod check_json;
