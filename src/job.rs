@@ -238,6 +238,10 @@ pub struct JobSpec {
     pub retry: Option<Box<RetryPolicy>>,
     /// After downtime, run the latest tick within this window if nobody claimed it.
     pub catch_up: Option<Duration>,
+    /// YAML `jitter` (crontab `RANDOM_DELAY`): each scheduled run starts
+    /// this much after its tick at most, by an offset fixed by the job's
+    /// name and the tick (`plan::jitter`). `None` (or zero): at the tick.
+    pub jitter: Option<Duration>,
     /// Run once each time a daemon starts.
     pub run_on_start: bool,
     /// Jobs to start after a run of this job succeeds.
@@ -271,6 +275,7 @@ impl JobSpec {
             requires_timeout: None,
             retry: None,
             catch_up: None,
+            jitter: None,
             run_on_start: false,
             on_success: Vec::new(),
             on_failure: Vec::new(),

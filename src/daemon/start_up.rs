@@ -121,7 +121,9 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
             .and_then(|w| started.checked_sub_signed(w))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let from = down_since.max(window_start);
-        let Some(tick) = job.latest_tick(from, started) else {
+        // With `jitter`, a tick whose run starts after `started` is not
+        // missed: the loop hands it out when it starts.
+        let Some(tick) = job.due_tick(from, started) else {
             continue;
         };
         match ctx.store.tick_claimed(&job.name, tick) {

@@ -13,6 +13,7 @@ mod fuzz_findings;
 mod fuzz_smoke;
 mod health;
 mod incidents;
+mod jitter;
 mod layout;
 mod limits;
 mod migration;

@@ -38,6 +38,7 @@ pub(super) struct Defaults {
     pub(super) workdir: Option<PathBuf>,
     pub(super) shell: Option<String>,
     pub(super) env: JobEnv,
+    pub(super) jitter: Option<Duration>,
 }
 
 impl Defaults {
@@ -64,6 +65,7 @@ impl Defaults {
         Ok(Defaults {
             timeout: duration(&d.timeout, limits::TIMEOUT)?,
             kill_grace: duration(&d.kill_grace, limits::KILL_GRACE)?,
+            jitter: duration(&d.jitter, limits::JITTER)?,
             timezone: d.timezone,
             concurrency: d.concurrency.map(Into::into),
             user: d.user,
@@ -235,6 +237,16 @@ pub(super) fn build_job(
             format!("job {name}: `catch_up` needs a `schedule`: it runs a missed tick"),
         ));
     }
+    // A job's own `jitter` without a schedule is a mistake; the file's
+    // default simply does not apply to a job that has no ticks.
+    if def.jitter.is_some() && job.schedules.is_empty() {
+        return Err(Diagnostic::error(
+            at("jitter"),
+            format!("job {name}: `jitter` needs a `schedule`: it delays scheduled runs"),
+        ));
+    }
+    job.jitter = duration(def.jitter, limits::JITTER, "jitter", defaults.jitter)?
+        .filter(|j| !j.is_zero() && !job.schedules.is_empty());
     job.run_on_start = def.run_on_start.unwrap_or(false);
     let chain = |v: Option<OneOrMany>, key: &str| -> Result<Vec<ChainLink>, Diagnostic> {
         let names = match v {

@@ -100,6 +100,7 @@ pub(super) struct DefaultsDef {
     pub(super) shell: Option<String>,
     #[serde(default)]
     pub(super) env: BTreeMap<String, ScalarDef>,
+    pub(super) jitter: Option<DurationDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +124,7 @@ pub(super) struct JobDef {
     pub(super) requires_timeout: Option<DurationDef>,
     pub(super) retry: Option<RetryDef>,
     pub(super) catch_up: Option<DurationDef>,
+    pub(super) jitter: Option<DurationDef>,
     pub(super) run_on_start: Option<bool>,
     pub(super) on_success: Option<OneOrMany>,
     pub(super) on_failure: Option<OneOrMany>,
