@@ -21,6 +21,7 @@ mod acquire;
 mod active;
 mod chain;
 mod env;
+pub mod events;
 mod execute;
 pub mod limits;
 mod log_limit;
@@ -35,6 +36,7 @@ mod unwind;
 
 pub use active::{ActiveRuns, StopReason};
 pub use chain::{chained, fire_and_chain, runnable};
+pub use events::{RunEvent, RunEvents};
 pub use limits::Limits;
 pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
@@ -95,6 +97,9 @@ pub struct FireContext {
     /// How many runs may hold descriptors at once, and the firing path's
     /// rate-limited warnings.
     pub limits: Limits,
+    /// Who hears of each run's start and end (metrics, notifications);
+    /// empty unless somebody subscribes.
+    pub events: RunEvents,
 }
 
 impl FireContext {
@@ -127,6 +132,7 @@ impl FireContext {
             tail_bytes,
             active: ActiveRuns::default(),
             limits: Limits::for_this_process(),
+            events: RunEvents::default(),
         })
     }
 }
@@ -182,11 +188,23 @@ impl FireResult {
 
 /// Runs one firing of `job` to the end and records it. A panic in jobrun
 /// before the claim records the tick `missed`; after it, the run `failed`.
+/// Its start and its end are published to `ctx.events`.
 pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
-    unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing)).await
+    let started = std::sync::OnceLock::new();
+    let result =
+        unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing, &started)).await;
+    if let Ok(result) = &result {
+        events::settled(ctx, job, firing, result, started.get().copied());
+    }
+    result
 }
 
-async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+async fn fire_once(
+    ctx: &FireContext,
+    job: &Job,
+    firing: &Firing,
+    started: &std::sync::OnceLock<DateTime<Utc>>,
+) -> anyhow::Result<FireResult> {
     #[cfg(test)]
     tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
@@ -249,7 +267,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         ctx,
         job,
         run_id,
-        execute(ctx, job, firing, run_id, &mut slot),
+        execute(ctx, job, firing, run_id, &mut slot, started),
     )
     .await;
     // The lease is held until the outcome is on record: a running row whose
