@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub use crate::job_env::JobEnv;
 
+mod notify;
 mod run;
+pub use notify::{NotifyOn, NotifySpec};
 pub use run::{Firing, RunId, RunOutcome, RunStatus, Trigger};
 
 /// Where a definition was written: a file and a 1-based line number.
@@ -242,6 +244,9 @@ pub struct JobSpec {
     /// this much after its tick at most, by an offset fixed by the job's
     /// name and the tick (`plan::jitter`). `None` (or zero): at the tick.
     pub jitter: Option<Duration>,
+    /// YAML `notify:`: webhook and ping on the job's run events. Shared:
+    /// the file's `defaults:` give every job one copy.
+    pub notify: Option<Arc<NotifySpec>>,
     /// Run once each time a daemon starts.
     pub run_on_start: bool,
     /// Jobs to start after a run of this job succeeds.
@@ -276,6 +281,7 @@ impl JobSpec {
             retry: None,
             catch_up: None,
             jitter: None,
+            notify: None,
             run_on_start: false,
             on_success: Vec::new(),
             on_failure: Vec::new(),

@@ -44,6 +44,8 @@
 //!   it. In parts: the lease and `replace` (`acquire`), readiness (`requires:`), the
 //!   command or the `signal:` job (`execute`, `signal_job`), the environment, the active
 //!   runs, retries, chains, recording.
+//! - [`notify`]: `notify:` webhooks and pings, from the firings' run events, on a
+//!   thread of its own with a bounded queue (never on the firing path).
 //! - [`daemon`]: start-up, the scheduler loop (`scheduler`) and its components: source
 //!   reloads, `watch:` runs over one file watcher, the heartbeat thread, the clock-jump
 //!   watch, the executor, housekeeping, one awaitable shutdown.
@@ -62,6 +64,7 @@ pub mod health;
 pub mod job;
 pub mod job_env;
 pub mod limits;
+pub mod notify;
 
 pub mod plan;
 pub mod private_dir;

@@ -494,7 +494,8 @@ fn merge_into(job: &mut Job, spec: Arc<JobSpec>, diagnostics: &mut Vec<Diagnosti
             || a.requires_timeout != b.requires_timeout
             || a.retry != b.retry
             || a.catch_up != b.catch_up
-            || a.jitter != b.jitter;
+            || a.jitter != b.jitter
+            || a.notify != b.notify;
         if differs {
             diagnostics.push(Diagnostic::warning(
                 Some(spec.origin.clone()),

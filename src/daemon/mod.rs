@@ -50,6 +50,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::fire::FireContext;
+use crate::notify::Notifier;
 use crate::plan::Plan;
 use crate::runner;
 use crate::store::Retention;
@@ -86,6 +87,8 @@ pub struct DaemonOptions {
 /// minute, on the wake-up that re-reads the clock anyway, so an idle daemon's
 /// loop wakes once a minute and not more (issue 6).
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// How long the daemon's exit waits for the last notifications.
+const NOTIFY_DRAIN: Duration = Duration::from_secs(2);
 /// How often the history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -117,6 +120,11 @@ pub async fn run(
     state_check::check_state(&ctx.store)?;
     recovery::recover_abandoned(&ctx)?;
     let plan = Arc::new(opts.plan);
+    // Before the first firing: every run event of a job with `notify:` is
+    // handed to the notifier's own thread (never awaited by a firing).
+    let notifier = Notifier::start(Arc::clone(&ctx.store), ctx.host.clone(), &plan)
+        .context("starting the notifier thread")?;
+    ctx.events.subscribe(notifier.subscriber());
     // Before anything reads the runs (catch-up, pruning, claims): a renamed
     // crontab job's runs are found under its new name.
     loaded::follow_names(&ctx.store, &plan);
@@ -175,10 +183,17 @@ pub async fn run(
         next_beat: tokio::time::Instant::now(),
         next_prune: tokio::time::Instant::now() + PRUNE_EVERY,
         recording_loaded: None,
+        notifier: Arc::clone(&notifier),
     };
     scheduler.run(shutdown).await;
 
     shut_down(&ctx, &mut scheduler.tasks, opts.shutdown_grace).await;
+    // The last runs' notifications, for a moment: a receiver that does not
+    // answer must not hold up the exit.
+    let draining = tokio::task::spawn_blocking(move || notifier.drain());
+    if tokio::time::timeout(NOTIFY_DRAIN, draining).await.is_err() {
+        warn!("notifications still undelivered at exit are dropped");
+    }
     if let Some(recording) = scheduler.recording_loaded.take() {
         let _ = recording.await;
     }

@@ -57,6 +57,9 @@ const ROOMS: &[(&str, &[&str])] = &[
             "users",
         ],
     ),
+    // Notifications: the firings' run events (fire's hook) to webhooks and
+    // pings, on a thread of its own; a recovery is read from the store.
+    ("notify", &["fire", "job", "plan", "store"]),
     // The composers: the daemon may name every room but the command line,
     // the command line every room.
     ("daemon", &[ALL_BUT, "cli"]),
