@@ -18,6 +18,7 @@ mod layout;
 mod limits;
 mod migration;
 mod migration_errors;
+mod notify;
 mod pid1;
 mod postgres;
 mod recovery;
