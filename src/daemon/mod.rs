@@ -122,8 +122,7 @@ pub async fn run(
     let plan = Arc::new(opts.plan);
     // Before the first firing: every run event of a job with `notify:` is
     // handed to the notifier's own thread (never awaited by a firing).
-    let notifier = Notifier::start(Arc::clone(&ctx.store), ctx.host.clone(), &plan)
-        .context("starting the notifier thread")?;
+    let notifier = Notifier::new(Arc::clone(&ctx.store), ctx.host.clone(), &plan);
     ctx.events.subscribe(notifier.subscriber());
     // Before anything reads the runs (catch-up, pruning, claims): a renamed
     // crontab job's runs are found under its new name.

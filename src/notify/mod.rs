@@ -5,7 +5,8 @@
 //! and puts each event of a job with `notify:` on a bounded queue, and
 //! nothing more: a firing never waits for a notification, and a full queue
 //! drops the event (counted) rather than hold a run up. Its thread
-//! (`deliver`) decides what each event means (`message`; a `recovery` is
+//! (`deliver`; started at the first event to tell, so a daemon that
+//! notifies nobody has none) decides what each event means (`message`; a `recovery` is
 //! read from the store's history, `history`) and makes the requests, with a
 //! timeout and bounded retries. [`NotifyCounters`] count the outcomes, for
 //! the daemon's metrics.
@@ -19,7 +20,7 @@ mod message;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tracing::warn;
 
@@ -63,39 +64,61 @@ impl NotifyCounters {
 /// The daemon's notifier: the queue to its thread, and the plan its
 /// subscriber looks jobs up in.
 pub struct Notifier {
-    queue: SyncSender<Message>,
+    /// Made with the thread, at the first event to tell: a daemon whose
+    /// jobs notify nobody has no notifier thread (nor its memory).
+    queue: OnceLock<SyncSender<Message>>,
+    /// The thread's work, until it is started.
+    worker: Mutex<Option<Worker>>,
     plan: RwLock<Arc<Plan>>,
     counters: Arc<NotifyCounters>,
 }
 
 impl Notifier {
-    /// Starts the notifier's thread. `host` is this machine's name, sent in
-    /// every webhook body; `store` answers whether a success is a recovery.
-    pub fn start(
-        store: Arc<Store>,
-        host: String,
-        plan: &Arc<Plan>,
-    ) -> std::io::Result<Arc<Notifier>> {
-        Notifier::start_with(store, host, plan, deliver::POLICY)
+    /// The notifier for `plan`'s jobs; its thread starts with the first
+    /// event to tell. `host` is this machine's name, sent in every webhook
+    /// body; `store` answers whether a success is a recovery.
+    pub fn new(store: Arc<Store>, host: String, plan: &Arc<Plan>) -> Arc<Notifier> {
+        Notifier::with_policy(store, host, plan, deliver::POLICY)
     }
 
-    fn start_with(
+    fn with_policy(
         store: Arc<Store>,
         host: String,
         plan: &Arc<Plan>,
         policy: Policy,
-    ) -> std::io::Result<Arc<Notifier>> {
-        let (queue, events) = mpsc::sync_channel(QUEUE);
+    ) -> Arc<Notifier> {
         let counters = Arc::new(NotifyCounters::default());
         let worker = Worker::new(store, host, Arc::clone(&counters), policy);
-        std::thread::Builder::new()
-            .name("jobrun-notify".into())
-            .spawn(move || worker.run(events))?;
-        Ok(Arc::new(Notifier {
-            queue,
+        Arc::new(Notifier {
+            queue: OnceLock::new(),
+            worker: Mutex::new(Some(worker)),
             plan: RwLock::new(Arc::clone(plan)),
             counters,
-        }))
+        })
+    }
+
+    /// The queue to the thread, starting the thread the first time. `None`
+    /// when the thread could not be started (said once).
+    fn queue(&self) -> Option<&SyncSender<Message>> {
+        if let Some(queue) = self.queue.get() {
+            return Some(queue);
+        }
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = self.queue.get() {
+            return Some(queue);
+        }
+        let worker = worker.take()?;
+        let (queue, events) = mpsc::sync_channel(QUEUE);
+        match std::thread::Builder::new()
+            .name("jobrun-notify".into())
+            .spawn(move || worker.run(events))
+        {
+            Ok(_) => Some(self.queue.get_or_init(|| queue)),
+            Err(e) => {
+                warn!(error = %e, "cannot start the notifier thread; no notification is sent");
+                None
+            }
+        }
     }
 
     /// The plan whose jobs' `notify:` apply from now on (after a reload).
@@ -131,7 +154,11 @@ impl Notifier {
             spec,
             attempts,
         };
-        match self.queue.try_send(message) {
+        let Some(queue) = self.queue() else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match queue.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -153,8 +180,11 @@ impl Notifier {
     /// at once) and stops the thread; blocks until it has. The daemon calls
     /// it at shutdown, bounded by a timeout of its own.
     pub fn drain(&self) {
+        let Some(queue) = self.queue.get() else {
+            return;
+        };
         let (done, finished) = mpsc::channel();
-        if self.queue.send(Message::Stop(done)).is_ok() {
+        if queue.send(Message::Stop(done)).is_ok() {
             let _ = finished.recv();
         }
     }

@@ -162,7 +162,7 @@ fn a_failure_reaches_the_webhook_and_the_ping_once_each() {
     let (url, requests) = receiver(|_| Answer::Status(200));
     let (_dir, store) = store();
     let plan = plan_with(webhook_and_ping(&url), None);
-    let notifier = Notifier::start_with(store, "web-1".into(), &plan, QUICK).expect("started");
+    let notifier = Notifier::with_policy(store, "web-1".into(), &plan, QUICK);
     let subscriber = notifier.subscriber();
     subscriber(&failed("backup", 7));
     // A job without `notify:` (or not in the plan) is not queued at all.
@@ -206,7 +206,7 @@ fn a_refusing_receiver_is_tried_as_often_as_the_policy_says_then_counted_once() 
     });
     let (_dir, store) = store();
     let plan = plan_with(webhook_and_ping(&url), None);
-    let notifier = Notifier::start_with(store, "h".into(), &plan, QUICK).expect("started");
+    let notifier = Notifier::with_policy(store, "h".into(), &plan, QUICK);
     notifier.subscriber()(&failed("backup", 1));
     let got: Vec<String> = (0..6)
         .map(|_| {
@@ -237,7 +237,7 @@ fn a_failure_that_will_be_retried_waits_for_its_last_attempt() {
     let (url, requests) = receiver(|_| Answer::Status(204));
     let (_dir, store) = store();
     let plan = plan_with(webhook_and_ping(&url), Some(2));
-    let notifier = Notifier::start_with(store, "h".into(), &plan, QUICK).expect("started");
+    let notifier = Notifier::with_policy(store, "h".into(), &plan, QUICK);
     let subscriber = notifier.subscriber();
     subscriber(&failed("backup", 1));
     let mut last = failed("backup", 2);
@@ -257,7 +257,7 @@ fn a_reload_changes_what_is_notified() {
     let (url, requests) = receiver(|_| Answer::Status(200));
     let (_dir, store) = store();
     let plan = plan_with(webhook_and_ping(&url), None);
-    let notifier = Notifier::start_with(store, "h".into(), &plan, QUICK).expect("started");
+    let notifier = Notifier::with_policy(store, "h".into(), &plan, QUICK);
     let mut quiet = webhook_and_ping(&url);
     quiet.webhook = None;
     notifier.set_plan(&plan_with(quiet, None));

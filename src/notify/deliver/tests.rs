@@ -47,7 +47,7 @@ fn a_stop_tries_every_pending_retry_once_more_at_once() {
         attempts: 3,
         backoff: Duration::from_secs(3600),
     };
-    let notifier = Notifier::start_with(store, "h".into(), &plan, policy).expect("started");
+    let notifier = Notifier::with_policy(store, "h".into(), &plan, policy);
     notifier.subscriber()(&failed("backup", 1));
     requests
         .recv_timeout(Duration::from_secs(10))
