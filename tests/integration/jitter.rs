@@ -253,3 +253,22 @@ fn next_and_list_say_the_times_are_jittered() {
     assert_eq!(list[0]["jitter"], "30s", "{list}");
     assert!(list[1].get("jitter").is_none(), "{list}");
 }
+
+#[test]
+fn check_warns_of_a_jitter_as_long_as_the_interval() {
+    let t = Test::new().file(
+        "jobs.yaml",
+        "jobs:\n  - name: busy\n    schedule: \"*/10 * * * * *\"\n    jitter: 10s\n    \
+         command: \"true\"\n  - name: calm\n    schedule: \"@hourly\"\n    jitter: 10m\n    \
+         command: \"false\"\n",
+    );
+    let out = t
+        .run_args(["check", "--config", "{root}/jobs.yaml"])
+        .expect_code(0);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("jobs.yaml:2: warning: job busy: jitter 10s is not shorter than the 10s between its ticks"),
+        "{text}"
+    );
+    assert!(!text.contains("job calm"), "{text}");
+}
