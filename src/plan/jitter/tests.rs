@@ -131,12 +131,16 @@ fn offsets_spread_evenly_over_the_jitter() {
 /// Walks the scheduler's loop over `plan` from `from`: sleep until
 /// [`Plan::next_wakeup`], fire [`Plan::due`] in the window, as
 /// `daemon::next_tick` does; `(job, start)` for each of the first `n` firings.
+/// Every wake-up fires something: the loop never wakes for a tick whose run
+/// is jittered later.
 fn walk_loop(plan: &Plan, from: DateTime<Utc>, n: usize) -> Vec<(String, Start)> {
     let mut cursor = from;
     let mut fired = Vec::new();
     while fired.len() < n {
         let wake = plan.next_wakeup(cursor).expect("a next wake-up");
-        for (job, tick) in plan.due(cursor, wake) {
+        let due = plan.due(cursor, wake);
+        assert!(!due.is_empty(), "a wake-up at {wake} with nothing to start");
+        for (job, tick) in due {
             fired.push((job.name.clone(), Start { tick, at: wake }));
         }
         cursor = wake;
