@@ -46,6 +46,10 @@
 //!   runs, retries, chains, recording.
 //! - [`notify`]: `notify:` webhooks and pings, from the firings' run events, on a
 //!   thread of its own with a bounded queue (never on the firing path).
+//! - [`status`]: the status of a state directory (the live daemon, each job's latest
+//!   run, the verdict), read once for `jobrun status` and the daemon's `/status`.
+//! - [`http`]: `daemon --http`, read-only: `/metrics` (kept in memory from the
+//!   run-event hook of `fire`), `/healthz`, `/status` and the status page `/`.
 //! - [`daemon`]: start-up, the scheduler loop (`scheduler`) and its components: source
 //!   reloads, `watch:` runs over one file watcher, the heartbeat thread, the clock-jump
 //!   watch, the executor, housekeeping, one awaitable shutdown.
@@ -61,6 +65,7 @@ pub mod clock;
 pub mod daemon;
 pub mod fire;
 pub mod health;
+pub mod http;
 pub mod job;
 pub mod job_env;
 pub mod limits;
@@ -73,5 +78,6 @@ pub mod procfs;
 pub mod runner;
 pub mod schedule;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod users;

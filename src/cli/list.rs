@@ -6,10 +6,10 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::status::live_daemon;
 use super::table::{local_time, new_table, relative, rfc3339, start_local_time, start_rfc3339};
 use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_OK};
 use crate::plan::{Job, Plan};
+use crate::status::live_daemon;
 use crate::store::{DaemonRecord, RunRecord, Store};
 use std::collections::HashMap;
 
@@ -182,7 +182,7 @@ fn last_runs(
     let read = || -> anyhow::Result<(Vec<RunRecord>, Option<DaemonRecord>)> {
         let dir = state_dir(global, env)?;
         Ok(match Store::open_existing(&dir)? {
-            Some(store) => (store.latest_runs()?, live_daemon(&store, now)?),
+            Some(store) => (store.latest_runs()?, live_daemon(&store, now, None)?),
             None => (Vec::new(), None),
         })
     };

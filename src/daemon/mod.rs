@@ -21,6 +21,7 @@ mod executor;
 mod file_watch;
 mod heartbeat;
 mod housekeeping;
+mod listener;
 mod loaded;
 pub mod memory;
 mod next_tick;
@@ -81,12 +82,11 @@ pub struct DaemonOptions {
     pub reload: Option<reload::ReloadOptions>,
     /// How much run history the daemon keeps (pruned at start and hourly).
     pub retention: Retention,
+    /// `--http`: the read-only listener, if asked for.
+    pub http: Option<crate::http::HttpOptions>,
 }
 
-/// How often the daemon records that it is alive (`jobrun status`). Once a
-/// minute, on the wake-up that re-reads the clock anyway, so an idle daemon's
-/// loop wakes once a minute and not more (issue 6).
-pub const HEARTBEAT: Duration = Duration::from_secs(60);
+pub use crate::status::HEARTBEAT;
 /// How long the daemon's exit waits for the last notifications.
 const NOTIFY_DRAIN: Duration = Duration::from_secs(2);
 /// How often the history is pruned.
@@ -135,6 +135,14 @@ pub async fn run(
     // Before this daemon's first heartbeat: the last one on record tells
     // when the downtime began.
     let catch_up = start_up::missed_ticks(&ctx, &plan, started);
+    let http = listener::start(
+        opts.http,
+        &ctx,
+        &plan,
+        opts.reload.as_ref(),
+        &opts.state_dir,
+    )
+    .await?;
     let (stop, stopping) = shutdown::channel();
     let reaper = opts
         .reap
@@ -183,6 +191,7 @@ pub async fn run(
         next_prune: tokio::time::Instant::now() + PRUNE_EVERY,
         recording_loaded: None,
         notifier: Arc::clone(&notifier),
+        http,
     };
     scheduler.run(shutdown).await;
 

@@ -12,7 +12,8 @@
 //! (readiness, then the command or the `signal:` job), with `env` (the run's
 //! environment), `readiness` (`requires:` checks), `signal_job` (`signal:`
 //! jobs), `active` (the runs this process supervises), `retry`, `chain`,
-//! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed).
+//! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed),
+//! and `events` (each run's start and end, told to the daemon's subscribers).
 //!
 //! Composes `store` (leases, claims, the recorder) and `runner`; knows
 //! nothing of schedules or of the daemon's loop.

@@ -62,7 +62,10 @@ use chrono::{DateTime, Utc};
 use crate::job::{DerivedName, RunId, RunOutcome};
 
 pub use lease::{Lease, LeaseMode};
-pub use records::{DaemonRecord, HistoryFilter, Loaded, NewRun, Retention, RunRecord, Started};
+pub use records::{
+    DaemonRecord, HistoryFilter, LastRuns, Loaded, NewRun, Retention, RunRecord, RunTotal,
+    RunTotals, Started,
+};
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
 /// What a backend said went wrong: its own error, boxed, so its message and
@@ -322,6 +325,12 @@ impl Store {
     /// The latest run of every job that has one.
     pub fn latest_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         on_backend!(self, b => b.latest_runs())
+    }
+
+    /// The history summed up per job, status and trigger, and each job's
+    /// latest finished run and success (what metrics start from).
+    pub fn run_totals(&self) -> Result<RunTotals, StoreError> {
+        on_backend!(self, b => b.run_totals())
     }
 
     /// Runs recorded as running, oldest first.

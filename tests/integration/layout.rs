@@ -60,6 +60,17 @@ const ROOMS: &[(&str, &[&str])] = &[
     // Notifications: the firings' run events (fire's hook) to webhooks and
     // pings, on a thread of its own; a recovery is read from the store.
     ("notify", &["fire", "job", "plan", "store"]),
+    // The status of a state directory, read once for `jobrun status` and
+    // the daemon's `/status`.
+    ("status", &["fire", "health", "job", "store"]),
+    // `daemon --http`: read-only endpoints over what the daemon hands it
+    // (the plan, the loop's liveness) and the run-event hook of `fire`.
+    (
+        "http",
+        &[
+            "clock", "fire", "health", "job", "limits", "plan", "schedule", "status", "store",
+        ],
+    ),
     // The composers: the daemon may name every room but the command line,
     // the command line every room.
     ("daemon", &[ALL_BUT, "cli"]),

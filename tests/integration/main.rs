@@ -12,6 +12,7 @@ mod examples;
 mod fuzz_findings;
 mod fuzz_smoke;
 mod health;
+mod http;
 mod incidents;
 mod jitter;
 mod layout;

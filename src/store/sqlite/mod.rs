@@ -15,6 +15,7 @@ pub(in crate::store) mod lock;
 mod migrate;
 mod names;
 mod runs;
+mod totals;
 
 use std::fs::OpenOptions;
 use std::io::Read;
