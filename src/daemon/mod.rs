@@ -143,6 +143,9 @@ pub async fn run(
         &opts.state_dir,
     )
     .await?;
+    if let Some(http) = &http {
+        http.view.metrics.count_notifications(notifier.counters());
+    }
     let (stop, stopping) = shutdown::channel();
     let reaper = opts
         .reap

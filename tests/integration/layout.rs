@@ -68,7 +68,8 @@ const ROOMS: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "clock", "fire", "health", "job", "limits", "plan", "schedule", "status", "store",
+            "clock", "fire", "health", "job", "limits", "notify", "plan", "schedule", "status",
+            "store",
         ],
     ),
     // The composers: the daemon may name every room but the command line,
