@@ -120,3 +120,29 @@ fn with_no_subscriber_an_event_is_never_built() {
     assert!(events.is_empty());
     events.publish(|| panic!("built an event nobody hears"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jittered_run_is_late_from_when_it_was_due_not_from_its_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let seen = listen(&ctx);
+    let mut spread = job("spread", "true");
+    Arc::make_mut(&mut spread.spec).jitter = Some(Duration::from_secs(30));
+    // The clock stands at tick(0); the run is for the tick 10 s before.
+    let due = spread.start_of(tick(-10));
+    assert!(due > tick(-10), "pick a tick with an offset: {due}");
+    fire(&ctx, &spread, &scheduled(&spread, -10)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let Some(RunEvent::Started {
+        lateness, tick: t, ..
+    }) = seen.first()
+    else {
+        panic!("{seen:#?}")
+    };
+    assert_eq!(*t, Some(tick(-10)), "the event keeps the nominal tick");
+    assert_eq!(
+        *lateness,
+        Some((tick(0) - due).to_std().unwrap_or(Duration::ZERO))
+    );
+    assert_ne!(*lateness, Some(Duration::from_secs(10)));
+}
