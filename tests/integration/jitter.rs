@@ -18,6 +18,9 @@ const JITTER_MS: i64 = 800;
 /// How far a start may be from its prediction: the loop wakes within a
 /// millisecond; the rest is spawning the command on a loaded machine.
 const TOLERANCE_MS: i64 = 50;
+/// What no start may exceed, even on a loaded machine: well under the 2 s
+/// between ticks, so a prediction off by a tick or by the jitter fails.
+const LOADED_MS: i64 = 400;
 
 fn instant(v: &serde_json::Value) -> DateTime<Utc> {
     v.as_str()
@@ -113,28 +116,34 @@ fn runs_start_where_next_predicted_and_two_daemons_run_each_tick_once() {
         let started = instant(&run["started_at"]);
         let offset = (started - *tick).num_milliseconds();
         assert!(
-            (0..JITTER_MS + TOLERANCE_MS).contains(&offset),
+            (0..JITTER_MS + LOADED_MS).contains(&offset),
             "started {offset} ms after its tick: {run}"
         );
         // Predictions are within the jitter, to the millisecond.
         assert!((0..JITTER_MS).contains(&(*at - *tick).num_milliseconds()));
+        // Never before the prediction; never a tick's worth after it.
         let off_by = (started - *at).num_milliseconds();
         assert!(
-            (-1..=TOLERANCE_MS).contains(&off_by),
+            (-1..=LOADED_MS).contains(&off_by),
             "started {off_by} ms from `next`'s {at}: {run}"
         );
         offsets.push(offset);
     }
-    let worst = runs
+    // Most within the tolerance: on an idle machine all are, 1 to 10 ms
+    // after the prediction; the whole suite beside other builds on two
+    // cores has delayed a spawn past it.
+    let mut off_by: Vec<i64> = runs
         .iter()
         .zip(&predicted)
         .map(|(run, (_, at))| (instant(&run["started_at"]) - *at).num_milliseconds())
-        .max()
-        .unwrap_or_default();
+        .collect();
+    off_by.sort();
     eprintln!(
-        "{} runs; latest start after `next`'s prediction: {worst} ms",
+        "{} runs, ms after `next`'s prediction: {off_by:?}",
         runs.len()
     );
+    let median = off_by[off_by.len() / 2];
+    assert!(median <= TOLERANCE_MS, "{off_by:?}");
     // The offsets differ from tick to tick (a fixed delay would not).
     offsets.sort();
     offsets.dedup_by(|a, b| (*a - *b).abs() < 20);
