@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub use crate::job_env::JobEnv;
 
+mod notify;
 mod run;
+pub use notify::{NotifyOn, NotifySpec};
 pub use run::{Firing, RunId, RunOutcome, RunStatus, Trigger};
 
 /// Where a definition was written: a file and a 1-based line number.
@@ -238,6 +240,13 @@ pub struct JobSpec {
     pub retry: Option<Box<RetryPolicy>>,
     /// After downtime, run the latest tick within this window if nobody claimed it.
     pub catch_up: Option<Duration>,
+    /// YAML `jitter` (crontab `RANDOM_DELAY`): each scheduled run starts
+    /// this much after its tick at most, by an offset fixed by the job's
+    /// name and the tick (`plan::jitter`). `None` (or zero): at the tick.
+    pub jitter: Option<Duration>,
+    /// YAML `notify:`: webhook and ping on the job's run events. Shared:
+    /// the file's `defaults:` give every job one copy.
+    pub notify: Option<Arc<NotifySpec>>,
     /// Run once each time a daemon starts.
     pub run_on_start: bool,
     /// Jobs to start after a run of this job succeeds.
@@ -271,6 +280,8 @@ impl JobSpec {
             requires_timeout: None,
             retry: None,
             catch_up: None,
+            jitter: None,
+            notify: None,
             run_on_start: false,
             on_success: Vec::new(),
             on_failure: Vec::new(),

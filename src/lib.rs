@@ -44,6 +44,8 @@
 //!   it. In parts: the lease and `replace` (`acquire`), readiness (`requires:`), the
 //!   command or the `signal:` job (`execute`, `signal_job`), the environment, the active
 //!   runs, retries, chains, recording.
+//! - [`notify`]: `notify:` webhooks and pings, from the firings' run events, on a
+//!   thread of its own with a bounded queue (never on the firing path).
 //! - [`status`]: the status of a state directory (the live daemon, each job's latest
 //!   run, the verdict), read once for `jobrun status` and the daemon's `/status`.
 //! - [`http`]: `daemon --http`, read-only: `/metrics` (kept in memory from the
@@ -67,6 +69,7 @@ pub mod http;
 pub mod job;
 pub mod job_env;
 pub mod limits;
+pub mod notify;
 
 pub mod plan;
 pub mod private_dir;

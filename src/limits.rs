@@ -45,6 +45,9 @@ pub const RETRY_BACKOFF: DurationLimit = limit("retry.backoff", 7 * DAY);
 pub const RETRY_MAX_BACKOFF: DurationLimit = limit("retry.max_backoff", 7 * DAY);
 /// YAML `catch_up`: a yearly job may still catch up its missed tick.
 pub const CATCH_UP: DurationLimit = limit("catch_up", YEAR);
+/// YAML `jitter` (job or `defaults:`), and crontab `RANDOM_DELAY` (minutes):
+/// how much later than its tick a run may start.
+pub const JITTER: DurationLimit = limit("jitter", DAY);
 /// YAML `watch.debounce`.
 pub const WATCH_DEBOUNCE: DurationLimit = limit("watch.debounce", HOUR);
 /// `jobrun daemon --shutdown-grace`.
@@ -68,6 +71,7 @@ pub const DURATIONS: &[DurationLimit] = &[
     RETRY_BACKOFF,
     RETRY_MAX_BACKOFF,
     CATCH_UP,
+    JITTER,
     WATCH_DEBOUNCE,
     SHUTDOWN_GRACE,
     MAX_CATCH_UP,

@@ -17,10 +17,12 @@ use crate::schedule::{FireTimes, Schedule, ScheduleError};
 
 mod chains;
 mod drift;
+mod jitter;
 mod names;
 mod schedules;
 pub use crate::job::DerivedName;
 use chains::{chain_parents, check_chains};
+pub use jitter::{offset as jitter_offset, Start};
 use names::assign_derived_names;
 pub use names::derive_name;
 use schedules::ScheduleIndex;
@@ -319,18 +321,20 @@ impl Plan {
 
     /// The jobs due in the window `(after, upto]`, each with its latest tick in
     /// that window: a job whose ticks were several in the window (the loop woke
-    /// late) fires once, for the latest.
+    /// late) fires once, for the latest. A job with `jitter` is due when its
+    /// run starts ([`Job::due_tick`]), with the tick it belongs to.
     pub fn due(&self, after: DateTime<Utc>, upto: DateTime<Utc>) -> Vec<(&Job, DateTime<Utc>)> {
         let mut out = Vec::new();
         for job in &self.jobs {
-            if let Some(tick) = job.latest_tick(after, upto) {
+            if let Some(tick) = job.due_tick(after, upto) {
                 out.push((job, tick));
             }
         }
         out
     }
 
-    /// The earliest tick of any job strictly after `t`.
+    /// The earliest tick of any job strictly after `t`: for a job with
+    /// `jitter`, when its next run starts ([`Job::next_start_after`]).
     ///
     /// Jobs that share an expression share its parse: the time found for one
     /// is reused for the jobs after it with the same parse, so 100,000 jobs on
@@ -339,6 +343,15 @@ impl Plan {
         let mut last: Option<(&Schedule, Option<DateTime<Utc>>)> = None;
         let mut earliest = None;
         for job in self.jobs.iter().filter(|j| j.spec.enabled) {
+            if job.jitter().is_some() {
+                // Its own: the offset is the job's, not the expression's.
+                let next = job.next_start_after(t).map(|s| s.at);
+                earliest = match (earliest, next) {
+                    (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                    (a, b) => a.or(b),
+                };
+                continue;
+            }
             for planned in &job.schedules {
                 let next = match last {
                     Some((seen, next)) if seen.same_parse(&planned.schedule) => next,
@@ -489,7 +502,9 @@ fn merge_into(job: &mut Job, spec: Arc<JobSpec>, diagnostics: &mut Vec<Diagnosti
             || a.requires != b.requires
             || a.requires_timeout != b.requires_timeout
             || a.retry != b.retry
-            || a.catch_up != b.catch_up;
+            || a.catch_up != b.catch_up
+            || a.jitter != b.jitter
+            || a.notify != b.notify;
         if differs {
             diagnostics.push(Diagnostic::warning(
                 Some(spec.origin.clone()),

@@ -45,8 +45,31 @@ pub fn live_daemon(
     now: DateTime<Utc>,
     me: Option<&str>,
 ) -> Result<Option<DaemonRecord>> {
+    live_among(store, now, me, |_| true)
+}
+
+/// The first live daemon other than the asking one (`me`, its owner id;
+/// in a fleet also its own registration), if any: a daemon starting beside
+/// a live one has no downtime to catch up on.
+pub fn live_peer(store: &Store, now: DateTime<Utc>, me: &str) -> Result<Option<DaemonRecord>> {
+    live_among(store, now, Some(me), |d| {
+        d.owner != me && !store.is_own_registration(&d.owner)
+    })
+}
+
+fn live_among(
+    store: &Store,
+    now: DateTime<Utc>,
+    me: Option<&str>,
+    keep: impl Fn(&DaemonRecord) -> bool,
+) -> Result<Option<DaemonRecord>> {
     let host = crate::fire::this_host();
-    for d in store.daemons().context("reading daemon heartbeats")? {
+    for d in store
+        .daemons()
+        .context("reading daemon heartbeats")?
+        .into_iter()
+        .filter(|d| keep(d))
+    {
         let live = if store.is_fleet() {
             let evidence = Evidence::here(&host, me, now, Some(&d));
             store.owner_liveness(&d.owner, &evidence)?.is_alive()

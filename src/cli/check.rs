@@ -117,6 +117,26 @@ pub fn run(
             }
         }
     }
+    // A jitter as long as the time between ticks makes a tick's run start
+    // after the next tick's: runs overlap and may start out of order.
+    for job in plan.jobs() {
+        let Some(jitter) = job.jitter() else { continue };
+        if let [first, second] = job.next_n(now, 2)[..] {
+            let gap = (second - first).to_std().unwrap_or_default();
+            if jitter >= gap {
+                diagnostics.push(Diagnostic::warning(
+                    Some(job.spec.origin.clone()),
+                    format!(
+                        "job {}: jitter {} is not shorter than the {} between its ticks, so a \
+                         tick's run may start after the next tick's; use a shorter jitter",
+                        job.name,
+                        humantime::format_duration(jitter),
+                        humantime::format_duration(gap)
+                    ),
+                ));
+            }
+        }
+    }
     if !env.running_as_root {
         for job in plan.jobs().iter().filter(|j| j.spec.user.is_some()) {
             diagnostics.push(Diagnostic::warning(

@@ -6,7 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::table::{local_time, new_table, relative, rfc3339};
+use super::table::{local_time, new_table, relative, rfc3339, start_local_time, start_rfc3339};
 use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
 use crate::plan::{Job, Plan};
 use crate::status::live_daemon;
@@ -20,7 +20,12 @@ struct JobJson {
     user: Option<String>,
     enabled: bool,
     schedules: Vec<ScheduleJson>,
+    /// When the next scheduled run starts: its tick, or with `jitter` the
+    /// tick plus its offset (to the millisecond).
     next_run: Option<String>,
+    /// The job's `jitter`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jitter: Option<String>,
     /// What starts the job besides its schedule ("on change: /certs",
     /// "after renew-certificates", "at daemon start", "at boot").
     triggers: Vec<String>,
@@ -84,16 +89,20 @@ pub fn run(
             .collect();
         zones.dedup();
         let triggers = other_triggers(&plan, job);
-        let next = match job.next_after(now) {
-            Some(t) if triggers.is_empty() => {
-                format!("{} ({})", local_time(t, zone), relative(t, now))
-            }
-            Some(t) => format!(
-                "{} ({}); {}",
-                local_time(t, zone),
+        let jitter = job.jitter();
+        // A jittered start says so: it is not the schedule's tick.
+        let when = |t| match jitter {
+            Some(j) => format!(
+                "{} ({}, +jitter {})",
+                start_local_time(t, zone, true),
                 relative(t, now),
-                triggers.join("; ")
+                humantime::format_duration(j)
             ),
+            None => format!("{} ({})", local_time(t, zone), relative(t, now)),
+        };
+        let next = match job.next_start_after(now).map(|s| s.at) {
+            Some(t) if triggers.is_empty() => when(t),
+            Some(t) => format!("{}; {}", when(t), triggers.join("; ")),
             None if !job.spec.enabled => "disabled".to_string(),
             None if triggers.is_empty() => "manual only".to_string(),
             None => triggers.join("; "),
@@ -208,7 +217,12 @@ fn job_json(
                 sources: s.origins.iter().map(ToString::to_string).collect(),
             })
             .collect(),
-        next_run: job.next_after(now).map(rfc3339),
+        next_run: job
+            .next_start_after(now)
+            .map(|s| start_rfc3339(s.at, job.jitter().is_some())),
+        jitter: job
+            .jitter()
+            .map(|j| humantime::format_duration(j).to_string()),
         triggers,
         last_run: last.map(|r| rfc3339(r.started_at.unwrap_or(r.claimed_at))),
         last_status: last.map(|r| r.status.to_string()),

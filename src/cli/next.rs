@@ -8,7 +8,7 @@ use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::table::{local_time, new_table, relative, rfc3339};
+use super::table::{new_table, relative, rfc3339, start_local_time, start_rfc3339};
 use super::{default_zone, load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
 use crate::job::Dialect;
 use crate::plan::Job;
@@ -44,7 +44,15 @@ struct NextJson {
     job: Option<String>,
     expr: String,
     timezone: String,
+    /// When the runs start: the ticks, or with `jitter` each tick plus its
+    /// offset (to the millisecond).
     times: Vec<String>,
+    /// The job's `jitter`, when it has one: `times` are then delayed ticks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jitter: Option<String>,
+    /// With `jitter`, the tick each start belongs to (`JOBRUN_TICK`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticks: Option<Vec<String>>,
     /// Why there are no times: the schedule can never fire (SPEC 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     never_fires: Option<String>,
@@ -85,6 +93,8 @@ pub fn run(
             expr: expr.trim().to_string(),
             timezone: zone.name().to_string(),
             times: times.iter().copied().map(rfc3339).collect(),
+            jitter: None,
+            ticks: None,
             never_fires,
         };
         return print(
@@ -113,7 +123,9 @@ pub fn run(
     let mut entries = Vec::new();
     let mut all_times = Vec::new();
     for job in jobs {
-        let times = job.next_n(from, args.count);
+        let starts = job.starts_after(from, args.count);
+        let times: Vec<DateTime<Utc>> = starts.iter().map(|s| s.at).collect();
+        let jitter = job.jitter();
         let exprs: Vec<&str> = job.schedules.iter().map(|s| s.schedule.expr()).collect();
         let mut zones: Vec<&str> = job
             .schedules
@@ -130,7 +142,12 @@ pub fn run(
                 zones.join(" | ")
             },
             never_fires: never_fires(job, &times),
-            times: times.iter().copied().map(rfc3339).collect(),
+            times: times
+                .iter()
+                .map(|t| start_rfc3339(*t, jitter.is_some()))
+                .collect(),
+            jitter: jitter.map(|j| humantime::format_duration(j).to_string()),
+            ticks: jitter.map(|_| starts.iter().map(|s| rfc3339(s.tick)).collect()),
         });
         all_times.push(times);
     }
@@ -190,6 +207,12 @@ fn print(
             .and_then(|z| z.parse().ok())
             .unwrap_or(Tz::UTC);
         let job = entry.job.clone().unwrap_or_else(|| "-".to_string());
+        let jittered = entry.jitter.is_some();
+        // Said where the times are read: they are not the ticks.
+        let expr = match &entry.jitter {
+            Some(j) => format!("{} +jitter {j}", entry.expr),
+            None => entry.expr.clone(),
+        };
         if times.is_empty() {
             let why = match &entry.never_fires {
                 Some(reason) => format!("never fires: {reason}"),
@@ -197,7 +220,7 @@ fn print(
             };
             table.add_row(vec![
                 job.clone(),
-                entry.expr.clone(),
+                expr.clone(),
                 why,
                 String::new(),
                 String::new(),
@@ -206,9 +229,9 @@ fn print(
         for t in times {
             table.add_row(vec![
                 job.clone(),
-                entry.expr.clone(),
-                local_time(*t, zone),
-                rfc3339(*t),
+                expr.clone(),
+                start_local_time(*t, zone, jittered),
+                start_rfc3339(*t, jittered),
                 relative(*t, now),
             ]);
         }

@@ -95,6 +95,27 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A run's start: to the millisecond when `jitter` moved it off its tick
+/// (a jittered start is rarely a whole second), else as [`rfc3339`].
+pub fn start_rfc3339(t: DateTime<Utc>, jitter: bool) -> String {
+    if jitter {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    } else {
+        rfc3339(t)
+    }
+}
+
+/// [`local_time`], to the millisecond for a jittered start.
+pub fn start_local_time(t: DateTime<Utc>, zone: Tz, jitter: bool) -> String {
+    if jitter {
+        t.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M:%S%.3f %Z")
+            .to_string()
+    } else {
+        local_time(t, zone)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::fire::FireContext;
+use crate::notify::Notifier;
 use crate::plan::Plan;
 use crate::runner;
 use crate::store::Retention;
@@ -92,6 +93,8 @@ pub struct DaemonOptions {
 }
 
 pub use crate::status::HEARTBEAT;
+/// How long the daemon's exit waits for the last notifications.
+const NOTIFY_DRAIN: Duration = Duration::from_secs(2);
 /// How often the history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -127,19 +130,21 @@ pub async fn run(
     let plan = Arc::new(opts.plan);
     crate::fire::declare(&ctx.store, &plan);
     ctx.accept_stop_requests();
+    // Before the first firing: every run event of a job with `notify:` is
+    // handed to the notifier's own thread (never awaited by a firing).
+    let notifier = Notifier::new(Arc::clone(&ctx.store), ctx.host.clone(), &plan);
+    ctx.events.subscribe(notifier.subscriber());
     // Before anything reads the runs (catch-up, pruning, claims): a renamed
     // crontab job's runs are found under its new name.
     loaded::follow_names(&ctx.store, &plan);
-    info!(
-        jobs = plan.jobs().len(),
-        state = %ctx.store.describe(),
-        "daemon started"
-    );
     // Before this daemon's first heartbeat: the last one on record tells
     // when the downtime began.
     let catch_up = start_up::missed_ticks(&ctx, &plan, started);
     let http =
         listener::start(opts.http, &ctx, &plan, opts.reload.as_ref(), &opts.location).await?;
+    if let Some(http) = &http {
+        http.view.metrics.count_notifications(notifier.counters());
+    }
     let (stop, stopping) = shutdown::channel();
     let reaper = opts
         .reap
@@ -160,6 +165,12 @@ pub async fn run(
     let watch_runs = watch_runs::WatchRuns::new(files.clone(), &plan);
     let sources =
         source_reloads::SourceReloads::new(opts.reload, &plan, &files, watch_runs.watches.armer())?;
+    // Said once SIGHUP is handled: a signal sent on this line reloads.
+    info!(
+        jobs = plan.jobs().len(),
+        state = %ctx.store.describe(),
+        "daemon started"
+    );
     loaded::record(&ctx, &plan, &sources.problems(), started).await;
     let heartbeat = Heartbeat::start(
         &ctx.store,
@@ -187,11 +198,18 @@ pub async fn run(
         next_beat: tokio::time::Instant::now(),
         next_prune: tokio::time::Instant::now() + PRUNE_EVERY,
         recording_loaded: None,
+        notifier: Arc::clone(&notifier),
         http,
     };
     scheduler.run(shutdown).await;
 
     shut_down(&ctx, &mut scheduler.tasks, opts.shutdown_grace).await;
+    // The last runs' notifications, for a moment: a receiver that does not
+    // answer must not hold up the exit.
+    let draining = tokio::task::spawn_blocking(move || notifier.drain());
+    if tokio::time::timeout(NOTIFY_DRAIN, draining).await.is_err() {
+        warn!("notifications still undelivered at exit are dropped");
+    }
     if let Some(recording) = scheduler.recording_loaded.take() {
         let _ = recording.await;
     }

@@ -63,6 +63,8 @@ pub(super) struct Scheduler {
     pub(super) next_prune: Instant,
     /// The record of what the last reload loaded, while it is written.
     pub(super) recording_loaded: Option<tokio::task::JoinHandle<()>>,
+    /// Told each new plan: it finds a job's `notify:` there.
+    pub(super) notifier: Arc<crate::notify::Notifier>,
     /// `--http`, told of each pass and reload.
     pub(super) http: Option<crate::http::Server>,
 }
@@ -96,6 +98,7 @@ impl Scheduler {
                 Ok(()) = changed(&mut self.moved) => {}
                 (plan, prepared) = self.sources.next_plan() => {
                     self.plan = plan;
+                    self.notifier.set_plan(&self.plan);
                     if let Some(http) = &self.http {
                         let ok = super::listener::no_errors(&self.sources.problems());
                         http.view.reloaded(&self.plan, ok);

@@ -97,6 +97,16 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
     if !plan.jobs().iter().any(|j| j.spec.catch_up.is_some()) {
         return Vec::new();
     }
+    // A daemon already running beside this one (sharing the state directory,
+    // or a fleet peer) has run every tick meanwhile: no downtime.
+    match crate::status::live_peer(&ctx.store, started, &ctx.owner) {
+        Ok(Some(peer)) => {
+            info!(peer = %peer.owner, "another daemon is running; nothing to catch up");
+            return Vec::new();
+        }
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "reading whether another daemon runs"),
+    }
     let last_seen = match ctx.store.last_daemon_seen() {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -121,7 +131,9 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
             .and_then(|w| started.checked_sub_signed(w))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let from = down_since.max(window_start);
-        let Some(tick) = job.latest_tick(from, started) else {
+        // With `jitter`, a tick whose run starts after `started` is not
+        // missed: the loop hands it out when it starts.
+        let Some(tick) = job.due_tick(from, started) else {
             continue;
         };
         match ctx.store.tick_claimed(&job.name, tick) {

@@ -30,8 +30,9 @@ pub enum RunEvent {
         trigger: Trigger,
         tick: Option<DateTime<Utc>>,
         started_at: DateTime<Utc>,
-        /// From the scheduled tick to the start (`None` for a firing with no
-        /// tick; zero for a start before its tick).
+        /// From when the run was due (its tick, plus the job's `jitter`
+        /// offset) to the start (`None` for a firing with no tick; zero for
+        /// a start before it was due).
         lateness: Option<Duration>,
     },
     /// The claimed run ended (or could not start) and was recorded.
@@ -183,7 +184,7 @@ pub(super) fn lateness(tick: Option<DateTime<Utc>>, started_at: DateTime<Utc>) -
 /// `started` for its `Finished` event.
 pub(super) fn started(
     ctx: &super::FireContext,
-    job: &str,
+    job: &crate::plan::Job,
     firing: &crate::job::Firing,
     run_id: RunId,
     at: DateTime<Utc>,
@@ -191,12 +192,13 @@ pub(super) fn started(
 ) {
     let _ = started.set(at);
     ctx.events.publish(|| RunEvent::Started {
-        job: job.to_string(),
+        job: job.name.clone(),
         run_id,
         trigger: firing.trigger,
         tick: firing.tick,
         started_at: at,
-        lateness: lateness(firing.tick, at),
+        // A jittered run is due at its start, not at its tick.
+        lateness: lateness(firing.tick.map(|t| job.start_of(t)), at),
     });
 }
 

@@ -115,7 +115,7 @@ async fn send_signal(
             if let Err(e) = ctx.recorder.mark_started(start).await {
                 warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
             }
-            events::started(ctx, &job.name, firing, run_id, at, started_at);
+            events::started(ctx, job, firing, run_id, at, started_at);
             info!(job = %job.name, run_id = run_id.0, pid, "{detail}");
             let outcome = RunOutcome {
                 output_tail: format!("{detail}\n").into_bytes().into(),
@@ -186,7 +186,7 @@ async fn run_command(
             warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
         });
     }
-    events::started(ctx, &job.name, firing, run_id, at, started_at);
+    events::started(ctx, job, firing, run_id, at, started_at);
     let reason = Arc::new(Mutex::new(None));
     ctx.active.register(
         run_id,

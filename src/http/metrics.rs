@@ -17,12 +17,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 
 use crate::fire::RunEvent;
 use crate::job::{RunStatus, SourceKind, Trigger};
+use crate::notify::NotifyCounters;
 use crate::plan::Plan;
 use crate::store::RunTotals;
 
@@ -117,6 +118,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The daemon's notifier's counters (`jobrun_notifications_total`).
+    notifications: OnceLock<Arc<NotifyCounters>>,
 }
 
 /// A run's last exit code: its exit status, 128 + the signal that killed
@@ -132,6 +135,11 @@ fn exit_value(exit_code: Option<i32>, signal: Option<i32>) -> i64 {
 impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Exports `counters` as `jobrun_notifications_total{result}`.
+    pub fn count_notifications(&self, counters: Arc<NotifyCounters>) {
+        let _ = self.notifications.set(counters);
     }
 
     /// Starts the counters and last runs from the history summed up.
@@ -329,10 +337,16 @@ impl Metrics {
             w,
             "jobrun_job_next_run_timestamp_seconds",
             "gauge",
-            "When the job's schedule next fires, in seconds since the epoch.",
+            "When the job's next scheduled run starts (its tick, plus its jitter), in seconds since the epoch.",
         );
         for job in plan.jobs() {
-            if let Some(t) = job.spec.enabled.then(|| job.next_after(now)).flatten() {
+            // With `jitter`, when the run starts (as `next` and `list` say).
+            if let Some(t) = job
+                .spec
+                .enabled
+                .then(|| job.next_start_after(now).map(|s| s.at))
+                .flatten()
+            {
                 sample(
                     w,
                     "jobrun_job_next_run_timestamp_seconds",
@@ -425,6 +439,18 @@ impl Metrics {
         );
         for (result, n) in &inner.claims {
             sample(w, "jobrun_claims_total", &[("result", result)], *n as f64);
+        }
+
+        if let Some(counters) = self.notifications.get() {
+            family(w, "jobrun_notifications_total", "counter", "Notifications (notify: webhooks and pings) since this daemon started: sent (answered 2xx), failed (every try failed), dropped (the queue was full).");
+            for (result, n) in counters.results() {
+                sample(
+                    w,
+                    "jobrun_notifications_total",
+                    &[("result", result)],
+                    n as f64,
+                );
+            }
         }
 
         family(
@@ -540,6 +566,31 @@ mod tests {
     use super::*;
     use crate::job::RunId;
     use std::time::Duration;
+
+    #[test]
+    fn notification_counters_are_exported_by_result() {
+        let m = Metrics::default();
+        assert!(!m
+            .render(&Plan::default(), at(0))
+            .contains("jobrun_notifications_total"));
+        let counters = Arc::new(NotifyCounters::default());
+        m.count_notifications(Arc::clone(&counters));
+        counters
+            .sent
+            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = m.render(&Plan::default(), at(0));
+        for line in [
+            "# TYPE jobrun_notifications_total counter",
+            "jobrun_notifications_total{result=\"sent\"} 3",
+            "jobrun_notifications_total{result=\"failed\"} 1",
+            "jobrun_notifications_total{result=\"dropped\"} 0",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_780_000_000 + s, 0).unwrap()

@@ -21,6 +21,10 @@
 //!   (`=x`, which Vixie would set) is not an environment line but an error.
 //! - Every variable set so far, `SHELL`, `CRON_TZ` and `MAILTO` included, is in
 //!   the entry's environment, as cron passes them to the job.
+//! - cronie's `RANDOM_DELAY=N` (minutes) gives the entries after it a `jitter`
+//!   of N minutes. cronie draws one random factor per daemon start; jobrun's
+//!   offset is fixed per job and tick (see `plan::jitter`), the same on
+//!   every host.
 //! - The command is kept exactly as written after its leading blanks (trailing
 //!   blanks included, as Vixie passes them to the shell).
 //! - A first command word that looks like another time field (`*`, `0`, `*/5`) is
@@ -136,6 +140,7 @@ pub fn parse_crontab(
     let mut env = EnvStack::new();
     let mut shell: Option<String> = None;
     let mut timezone: Option<String> = None;
+    let mut random_delay: Option<std::time::Duration> = None;
     let mut mailto_noted = false;
     let mut root_warned = false;
 
@@ -174,6 +179,14 @@ pub fn parse_crontab(
                     // cronie's CRON_TZ: the zone of the following entries' schedules;
                     // empty means the default zone again.
                     "CRON_TZ" => timezone = (!value.is_empty()).then(|| value.clone()),
+                    // cronie's RANDOM_DELAY (minutes): the following entries'
+                    // runs start up to that much after their ticks (`jitter`).
+                    "RANDOM_DELAY" => match random_delay_of(&value) {
+                        Ok(delay) => random_delay = delay,
+                        Err(m) => out
+                            .diagnostics
+                            .push(Diagnostic::error(Some(origin.clone()), m)),
+                    },
                     "MAILTO" if !mailto_noted => {
                         mailto_noted = true;
                         out.diagnostics
@@ -229,6 +242,7 @@ pub fn parse_crontab(
                     });
                     job.stdin = stdin;
                     job.shell = shell.clone();
+                    job.jitter = random_delay;
                     job.user = user;
                     job.env = env.env();
                     if let Err(m) = limits::check_env_bytes(job.env.bytes()) {
@@ -255,6 +269,30 @@ pub fn parse_crontab(
         }
     }
     out
+}
+
+/// `RANDOM_DELAY=N`: up to N minutes (cronie); empty or 0 is none. Any
+/// other value is refused (cronie logs it and ignores it), so the entries
+/// after it keep the delay set before it.
+fn random_delay_of(value: &str) -> Result<Option<std::time::Duration>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let minutes: u64 = value.parse().map_err(|_| {
+        format!(
+            "RANDOM_DELAY={value}: not a number of minutes; write a whole number such as \
+             RANDOM_DELAY=10 (the delay before the entries below it is kept)"
+        )
+    })?;
+    let max = limits::JITTER.max.as_secs() / 60;
+    if minutes > max {
+        return Err(format!(
+            "RANDOM_DELAY={minutes}: {minutes} minutes is too long; at most {max} (1 day) \
+             (the delay before the entries below it is kept)"
+        ));
+    }
+    Ok((minutes > 0).then(|| std::time::Duration::from_secs(minutes * 60)))
 }
 
 /// One line of the file: its 1-based number and its text, or `Err` when it is not

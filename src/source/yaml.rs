@@ -12,6 +12,7 @@ use std::path::Path;
 
 mod build;
 mod defs;
+mod notify;
 
 use super::yaml_locate::Locator;
 use super::yaml_slot::{self, Slot};

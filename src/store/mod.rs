@@ -298,6 +298,19 @@ impl Store {
         }
     }
 
+    /// Whether `owner` is this process's own fleet registration (a daemon
+    /// reading the daemons finds itself among them). False for SQLite,
+    /// whose owners the caller compares itself.
+    pub fn is_own_registration(&self, owner: &str) -> bool {
+        match self {
+            Store::Sqlite(_) => false,
+            Store::Postgres(p) => {
+                p.member().map(|d| d.epoch) == postgres::owner::epoch(owner)
+                    && postgres::owner::epoch(owner).is_some()
+            }
+        }
+    }
+
     /// Whether several hosts share this state (PostgreSQL).
     pub fn is_fleet(&self) -> bool {
         matches!(self, Store::Postgres(_))

@@ -57,6 +57,9 @@ const ROOMS: &[(&str, &[&str])] = &[
             "users",
         ],
     ),
+    // Notifications: the firings' run events (fire's hook) to webhooks and
+    // pings, on a thread of its own; a recovery is read from the store.
+    ("notify", &["fire", "job", "plan", "store"]),
     // The status of a state directory, read once for `jobrun status` and
     // the daemon's `/status`.
     ("status", &["fire", "health", "job", "store"]),
@@ -65,7 +68,8 @@ const ROOMS: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "clock", "fire", "health", "job", "limits", "plan", "schedule", "status", "store",
+            "clock", "fire", "health", "job", "limits", "notify", "plan", "schedule", "status",
+            "store",
         ],
     ),
     // The composers: the daemon may name every room but the command line,

@@ -80,15 +80,18 @@ async fn a_run_that_never_starts_publishes_only_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     let seen = listen(&ctx);
-    ctx.active.stop_all(StopReason::Shutdown);
-    let job = job("late", "true");
+    // Claimed, then never ready: its command never starts.
+    let mut job = job("late", "true");
+    let spec = std::sync::Arc::make_mut(&mut job.spec);
+    spec.requires = vec![crate::job::Requirement::File(dir.path().join("never"))];
+    spec.requires_timeout = Some(std::time::Duration::from_millis(100));
     fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
     let seen = seen.lock().unwrap().clone();
     assert!(
         matches!(
             seen.as_slice(),
             [RunEvent::Finished {
-                status: RunStatus::Interrupted,
+                status: RunStatus::Failed,
                 started_at: None,
                 ..
             }]
@@ -119,4 +122,30 @@ fn with_no_subscriber_an_event_is_never_built() {
     let events = RunEvents::default();
     assert!(events.is_empty());
     events.publish(|| panic!("built an event nobody hears"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jittered_run_is_late_from_when_it_was_due_not_from_its_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    let seen = listen(&ctx);
+    let mut spread = job("spread", "true");
+    Arc::make_mut(&mut spread.spec).jitter = Some(Duration::from_secs(30));
+    // The clock stands at tick(0); the run is for the tick 10 s before.
+    let due = spread.start_of(tick(-10));
+    assert!(due > tick(-10), "pick a tick with an offset: {due}");
+    fire(&ctx, &spread, &scheduled(&spread, -10)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let Some(RunEvent::Started {
+        lateness, tick: t, ..
+    }) = seen.first()
+    else {
+        panic!("{seen:#?}")
+    };
+    assert_eq!(*t, Some(tick(-10)), "the event keeps the nominal tick");
+    assert_eq!(
+        *lateness,
+        Some((tick(0) - due).to_std().unwrap_or(Duration::ZERO))
+    );
+    assert_ne!(*lateness, Some(Duration::from_secs(10)));
 }

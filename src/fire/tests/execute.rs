@@ -51,27 +51,19 @@ async fn end_early_records_the_reason_and_no_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_claimed_as_jobrun_shuts_down_never_starts_its_command() {
+async fn a_firing_still_unclaimed_as_jobrun_shuts_down_claims_nothing_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path());
     let marker = dir.path().join("ran");
     let job = job("late", &format!("touch '{}'", marker.display()));
     ctx.active.stop_all(StopReason::Shutdown);
     let result = fire(&ctx, &job, &scheduled(&job, 0)).await.unwrap();
-    let FireResult::Finished {
-        outcome: RunOutcome { status, error, .. },
-        ..
-    } = &result
-    else {
-        panic!("not finished: {result:?}");
-    };
-    assert_eq!(*status, RunStatus::Interrupted);
-    assert_eq!(
-        error.as_deref(),
-        Some("not started: the daemon was shutting down")
-    );
+    // No row says the tick ran or was cut short: the next start's catch-up
+    // sees it as downtime (a backlog behind a slow store is not claimed and
+    // recorded `interrupted` by the thousand).
+    assert_eq!(result, FireResult::Lost);
     assert!(!marker.exists(), "the command ran");
-    assert_eq!(runs_of(&ctx, "late")[0].pid, None);
+    assert!(runs_of(&ctx, "late").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

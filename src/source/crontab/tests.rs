@@ -606,3 +606,41 @@ fn corpus_matches_the_vixie_model() {
         }
     }
 }
+
+#[test]
+fn random_delay_gives_the_entries_after_it_a_jitter_in_minutes() {
+    let set = parse(
+        "0 1 * * * before\n\
+         RANDOM_DELAY=10\n\
+         0 2 * * * ten\n\
+         RANDOM_DELAY=soon\n\
+         0 3 * * * still-ten\n\
+         RANDOM_DELAY=1441\n\
+         RANDOM_DELAY=0\n\
+         0 4 * * * none\n",
+        CrontabFormat::User,
+        Some("alice"),
+    );
+    let jitter: Vec<Option<u64>> = set
+        .jobs
+        .iter()
+        .map(|j| j.jitter.map(|d| d.as_secs()))
+        .collect();
+    assert_eq!(jitter, [None, Some(600), Some(600), None]);
+    let errors = errors(&set);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].origin.as_ref().map(|o| o.line), Some(4));
+    assert!(
+        errors[0].message.contains("not a number of minutes"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[1].origin.as_ref().map(|o| o.line), Some(6));
+    assert!(
+        errors[1].message.contains("too long; at most 1440"),
+        "{}",
+        errors[1]
+    );
+    // Still passed to the job, as cron passes every variable.
+    assert_eq!(set.jobs[1].env.get("RANDOM_DELAY"), Some("10"));
+}

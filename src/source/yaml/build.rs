@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::defs::*;
 use super::valid_name;
 use crate::job::{
-    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobEnv, JobSpec, Origin,
-    Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, WatchSpec,
+    ChainLink, Command, Concurrency, Diagnostic, Dialect, IfNotRunning, JobEnv, JobSpec,
+    NotifySpec, Origin, Requirement, RetryPolicy, ScheduleSpec, SignalSpec, SourceKind, WatchSpec,
     DEFAULT_WATCH_DEBOUNCE,
 };
 use crate::limits::{self, DurationLimit};
@@ -38,6 +38,9 @@ pub(super) struct Defaults {
     pub(super) workdir: Option<PathBuf>,
     pub(super) shell: Option<String>,
     pub(super) env: JobEnv,
+    pub(super) jitter: Option<Duration>,
+    /// One copy for every job of the file that has no `notify:` of its own.
+    pub(super) notify: Option<std::sync::Arc<NotifySpec>>,
 }
 
 impl Defaults {
@@ -64,6 +67,13 @@ impl Defaults {
         Ok(Defaults {
             timeout: duration(&d.timeout, limits::TIMEOUT)?,
             kill_grace: duration(&d.kill_grace, limits::KILL_GRACE)?,
+            jitter: duration(&d.jitter, limits::JITTER)?,
+            notify: d
+                .notify
+                .map(|n| {
+                    super::notify::notify_spec(n).map_err(|m| Diagnostic::error(at("notify"), m))
+                })
+                .transpose()?,
             timezone: d.timezone,
             concurrency: d.concurrency.map(Into::into),
             user: d.user,
@@ -235,6 +245,24 @@ pub(super) fn build_job(
             format!("job {name}: `catch_up` needs a `schedule`: it runs a missed tick"),
         ));
     }
+    // A job's own `jitter` without a schedule is a mistake; the file's
+    // default simply does not apply to a job that has no ticks.
+    if def.jitter.is_some() && job.schedules.is_empty() {
+        return Err(Diagnostic::error(
+            at("jitter"),
+            format!("job {name}: `jitter` needs a `schedule`: it delays scheduled runs"),
+        ));
+    }
+    job.jitter = duration(def.jitter, limits::JITTER, "jitter", defaults.jitter)?
+        .filter(|j| !j.is_zero() && !job.schedules.is_empty());
+    job.notify = match def.notify {
+        // A job's own `notify:` replaces the defaults' (it is not merged).
+        Some(n) => Some(
+            super::notify::notify_spec(n)
+                .map_err(|m| Diagnostic::error(at("notify"), format!("job {name}: {m}")))?,
+        ),
+        None => defaults.notify.clone(),
+    };
     job.run_on_start = def.run_on_start.unwrap_or(false);
     let chain = |v: Option<OneOrMany>, key: &str| -> Result<Vec<ChainLink>, Diagnostic> {
         let names = match v {

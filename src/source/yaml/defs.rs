@@ -100,6 +100,8 @@ pub(super) struct DefaultsDef {
     pub(super) shell: Option<String>,
     #[serde(default)]
     pub(super) env: BTreeMap<String, ScalarDef>,
+    pub(super) jitter: Option<DurationDef>,
+    pub(super) notify: Option<NotifyDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +125,8 @@ pub(super) struct JobDef {
     pub(super) requires_timeout: Option<DurationDef>,
     pub(super) retry: Option<RetryDef>,
     pub(super) catch_up: Option<DurationDef>,
+    pub(super) jitter: Option<DurationDef>,
+    pub(super) notify: Option<NotifyDef>,
     pub(super) run_on_start: Option<bool>,
     pub(super) on_success: Option<OneOrMany>,
     pub(super) on_failure: Option<OneOrMany>,
@@ -153,6 +157,15 @@ pub(super) struct RetryDef {
 pub(super) struct WatchDef {
     pub(super) paths: OneOrMany,
     pub(super) debounce: Option<DurationDef>,
+}
+
+/// `notify: {on, webhook, ping}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NotifyDef {
+    pub(super) on: Option<OneOrMany>,
+    pub(super) webhook: Option<String>,
+    pub(super) ping: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -166,6 +166,16 @@ fn semantic_errors_name_the_key_line() {
                 "needs a `schedule`",
             ),
             (
+                "jobs:\n  - name: a\n    command: x\n    jitter: 30s\n",
+                4,
+                "`jitter` needs a `schedule`",
+            ),
+            (
+                "jobs:\n  - name: a\n    command: x\n    schedule: \"@daily\"\n    jitter: 2d\n",
+                5,
+                "jitter: 2d is too long; at most 1day",
+            ),
+            (
                 "jobs:\n  - name: a\n    command: x\n    on_success: [Reload Nginx]\n",
                 4,
                 "is not a job name",
@@ -198,6 +208,7 @@ fn every_duration_key_refuses_a_value_that_would_overflow_an_instant() {
         ("retry: {attempts: 2, backoff: V}", "retry.backoff"),
         ("retry: {attempts: 2, max_backoff: V}", "retry.max_backoff"),
         ("catch_up: V", "catch_up"),
+        ("jitter: V", "jitter"),
         ("watch: {paths: [d], debounce: V}", "watch.debounce"),
     ];
     for value in [
@@ -230,7 +241,7 @@ fn every_duration_key_refuses_a_value_that_would_overflow_an_instant() {
                 );
             assert!(set.jobs.is_empty());
         }
-        for key in ["timeout", "kill_grace"] {
+        for key in ["timeout", "kill_grace", "jitter"] {
             let set = parse(&format!("defaults:\n  {key}: {value}\njobs: []\n"));
             let errs = errors(&set);
             assert_eq!(errs.len(), 1, "{errs:?}");
@@ -270,7 +281,7 @@ fn a_file_with_bad_jobs_is_parsed_once() {
             [
                 "/etc/jobrun/jobs.yaml:8: error: unknown field `extra`, expected one of `defaults`, `jobs`, `history`",
                 "/etc/jobrun/jobs.yaml:7: error: history: unknown field `keep`, expected `keep_days` or `keep_runs`",
-                "/etc/jobrun/jobs.yaml:4: error: job a: unknown field `colour`, expected one of `name`, `schedule`, `command`, `argv`, `user`, `workdir`, `shell`, `env`, `timezone`, `timeout`, `kill_grace`, `concurrency`, `enabled`, `requires`, `requires_timeout`, `retry`, `catch_up`, `run_on_start`, `on_success`, `on_failure`, `watch`, `signal`",
+                "/etc/jobrun/jobs.yaml:4: error: job a: unknown field `colour`, expected one of `name`, `schedule`, `command`, `argv`, `user`, `workdir`, `shell`, `env`, `timezone`, `timeout`, `kill_grace`, `concurrency`, `enabled`, `requires`, `requires_timeout`, `retry`, `catch_up`, `jitter`, `notify`, `run_on_start`, `on_success`, `on_failure`, `watch`, `signal`",
             ]
         );
 }
@@ -521,4 +532,109 @@ fn a_schedule_that_is_not_text_says_what_a_schedule_is() {
             .any(|e| e.contains("a string or a list of strings")),
         "{all:?}"
     );
+}
+
+#[test]
+fn jitter_is_read_from_the_job_or_the_defaults() {
+    let set = parse(
+        "defaults:\n  jitter: 30s\njobs:\n\
+         \x20 - {name: a, schedule: \"@hourly\", command: x}\n\
+         \x20 - {name: b, schedule: \"@hourly\", command: y, jitter: 800ms}\n\
+         \x20 - {name: c, schedule: \"@hourly\", command: z, jitter: 0}\n\
+         \x20 - {name: d, command: w, on_success: a}\n",
+    );
+    assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+    let jitter: Vec<Option<Duration>> = set.jobs.iter().map(|j| j.jitter).collect();
+    assert_eq!(
+        jitter,
+        [
+            Some(Duration::from_secs(30)),
+            Some(Duration::from_millis(800)),
+            // `jitter: 0` turns the default off.
+            None,
+            // The default does not apply to a job with no schedule.
+            None,
+        ]
+    );
+}
+
+#[test]
+fn notify_is_read_from_the_job_or_the_defaults() {
+    use crate::job::NotifyOn;
+    let set = parse(
+        "defaults:\n  notify:\n    ping: https://hc.example/uuid\njobs:\n\
+         \x20 - name: a\n    command: x\n\
+         \x20 - name: b\n    command: y\n    notify:\n      on: [start, failure, failure, missed]\n      \
+         webhook: http://127.0.0.1:9/hook\n\
+         \x20 - name: c\n    command: z\n    notify: {webhook: \"https://hooks.example/x\", on: success}\n",
+    );
+    assert!(set.diagnostics.is_empty(), "{:?}", errors(&set));
+    let a = set.jobs[0].notify.as_deref().expect("the default");
+    assert_eq!(a.ping.as_deref(), Some("https://hc.example/uuid"));
+    assert_eq!(a.on, NotifyOn::DEFAULT);
+    assert_eq!(a.webhook, None);
+    // A job's own replaces the default: b has no ping.
+    let b = set.jobs[1].notify.as_deref().expect("its own");
+    assert_eq!(b.on, [NotifyOn::Failure, NotifyOn::Start, NotifyOn::Missed]);
+    assert_eq!(b.webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
+    assert_eq!(b.ping, None);
+    assert!(b.wants(NotifyOn::Start) && !b.wants(NotifyOn::Recovery));
+    let c = set.jobs[2].notify.as_deref().expect("its own");
+    assert_eq!(c.on, [NotifyOn::Success]);
+    // Every job with the default shares one copy.
+    let set = parse(
+        "defaults:\n  notify: {ping: \"https://hc.example/u\"}\njobs:\n\
+         \x20 - {name: a, command: x}\n  - {name: b, command: y}\n",
+    );
+    let (a, b) = (&set.jobs[0].notify, &set.jobs[1].notify);
+    assert!(std::sync::Arc::ptr_eq(
+        a.as_ref().unwrap(),
+        b.as_ref().unwrap()
+    ));
+}
+
+#[test]
+fn notify_errors_name_the_key_and_the_line() {
+    for (text, line, needle) in [
+        (
+            "jobs:\n  - name: a\n    command: x\n    notify:\n      webhook: ftp://h/x\n",
+            4,
+            "job a: notify.webhook: \"ftp://h/x\" is not an http or https URL",
+        ),
+        (
+            "jobs:\n  - name: a\n    command: x\n    notify: {ping: \"https:///x\"}\n",
+            4,
+            "job a: notify.ping: \"https:///x\" has no host",
+        ),
+        (
+            "jobs:\n  - name: a\n    command: x\n    notify: {on: [failure, sometimes], webhook: \"https://h/\"}\n",
+            4,
+            "notify.on: unknown event \"sometimes\"; the events are failure, recovery, success, start, missed",
+        ),
+        (
+            "jobs:\n  - name: a\n    command: x\n    notify: {on: [failure]}\n",
+            4,
+            "`notify` needs a `webhook`",
+        ),
+        (
+            "jobs:\n  - name: a\n    command: x\n    notify: {webhook: \"https://h/\", email: me}\n",
+            4,
+            "unknown field `email`, expected one of `on`, `webhook`, `ping`",
+        ),
+        (
+            "defaults:\n  timeout: 1m\n  notify:\n    webhook: hooks.example\njobs: []\n",
+            3,
+            "notify.webhook: \"hooks.example\" is not an http or https URL",
+        ),
+    ] {
+        let set = parse(text);
+        let errs = errors(&set);
+        assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+        assert!(
+            errs[0].starts_with(&format!("/etc/jobrun/jobs.yaml:{line}: error:")),
+            "{text}: {errs:?}"
+        );
+        assert!(errs[0].contains(needle), "{text}: {errs:?}");
+        assert!(set.jobs.is_empty());
+    }
 }

@@ -1,7 +1,8 @@
 //! The fingerprint of a job's definition that each claim carries (issue 14,
 //! guarantee 9): what makes two hosts' runs of a job the same run. The
 //! schedules with their effective zones, the command, its input, shell,
-//! user, working directory, environment, timeout and concurrency. Not the
+//! user, working directory, environment, timeout and concurrency, and the
+//! jitter and notifications when set. Not the
 //! file or line it came from (a replica may keep its files elsewhere).
 //!
 //! Stable across builds and hosts: a length-prefixed canonical text hashed
@@ -61,6 +62,18 @@ pub fn fingerprint(spec: &JobSpec, default_zone: &str) -> String {
         spec.timeout.map(|t| t.as_millis().to_string()).as_deref(),
     );
     text.field("concurrency", spec.concurrency.as_str());
+    // Added only when set, so jobs without them keep the fingerprints that
+    // jobrun versions before `jitter:` and `notify:` gave them.
+    if let Some(jitter) = spec.jitter.filter(|j| !j.is_zero()) {
+        text.field("jitter-ms", &jitter.as_millis().to_string());
+    }
+    if let Some(notify) = &spec.notify {
+        for on in &notify.on {
+            text.field("notify-on", on.as_str());
+        }
+        text.opt("notify-webhook", notify.webhook.as_deref());
+        text.opt("notify-ping", notify.ping.as_deref());
+    }
     format!("{FORMAT}:{:016x}", fnv1a(text.0.as_bytes()))
 }
 
