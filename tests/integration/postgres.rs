@@ -3,9 +3,10 @@
 //! The daemon scenarios (`--database`, several `--host-id`s) come with the
 //! wiring into the store seam.
 
+// Also the fleet scenarios' (fleet.rs, pg_cluster.rs): one copy in the binary.
 #[path = "../../src/store/postgres/testdb.rs"]
 #[allow(dead_code)]
-mod testdb;
+pub(crate) mod testdb;
 
 use chrono::{TimeZone, Utc};
 use jobrun::job::Trigger;
