@@ -277,7 +277,13 @@ fn three_hosts_run_every_tick_exactly_once_in_the_database_and_the_jobs_record()
 
     let lines = f.lines("ticks.txt");
     no_tick_twice(&lines);
-    let mut ticks: Vec<DateTime<Utc>> = lines.iter().map(|(t, _)| *t).collect();
+    // Up to `end`: the daemons stop one after another, and a run stopped
+    // between its claim and its command leaves a gap that is no loss.
+    let mut ticks: Vec<DateTime<Utc>> = lines
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t <= end)
+        .collect();
     ticks.sort();
     for pair in ticks.windows(2) {
         assert_eq!(
