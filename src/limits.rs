@@ -51,6 +51,12 @@ pub const WATCH_DEBOUNCE: DurationLimit = limit("watch.debounce", HOUR);
 pub const SHUTDOWN_GRACE: DurationLimit = limit("--shutdown-grace", DAY);
 /// `jobrun daemon --max-catch-up`.
 pub const MAX_CATCH_UP: DurationLimit = limit("--max-catch-up", YEAR);
+/// `--heartbeat` (with `--database`).
+pub const FLEET_HEARTBEAT: DurationLimit = limit("--heartbeat", HOUR);
+/// `--lease` (with `--database`).
+pub const FLEET_LEASE: DurationLimit = limit("--lease", DAY);
+/// `--fence` (with `--database`).
+pub const FLEET_FENCE: DurationLimit = limit("--fence", DAY);
 /// `jobrun history --since DURATION`.
 pub const HISTORY_SINCE: DurationLimit = limit("--since", 100 * YEAR);
 

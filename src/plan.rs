@@ -145,6 +145,8 @@ pub struct Plan {
     /// For each job some job chains to, the positions of its chain parents
     /// (built once with the plan; see [`Plan::chain_parents`]).
     parents: HashMap<String, Vec<usize>>,
+    /// The zone of schedules that name none (the IANA name).
+    default_zone: String,
 }
 
 impl Plan {
@@ -259,6 +261,7 @@ impl Plan {
                 history: set.history,
                 derived,
                 parents,
+                default_zone: default_tz.name().to_string(),
             },
             diagnostics,
         )
@@ -266,6 +269,12 @@ impl Plan {
 
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
+    }
+
+    /// The zone of schedules that name none, as an IANA name (part of each
+    /// job's definition: hosts in different zones run it at other times).
+    pub fn default_zone(&self) -> &str {
+        &self.default_zone
     }
 
     /// The crontab jobs' names and identities, for the state to keep their

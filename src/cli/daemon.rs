@@ -118,6 +118,8 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         max_catch_up: args.max_catch_up,
         reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,
+        location: super::location(global, env)?,
+        host: super::host_id(global),
         state_dir,
         base_env: std::env::vars().collect(),
         shutdown_grace: args.shutdown_grace,

@@ -6,9 +6,9 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::table::{local_time, new_table, relative};
-use super::{default_zone, state_dir, Env, GlobalArgs, EXIT_OK};
+use super::{default_zone, Env, GlobalArgs, EXIT_OK};
 use crate::job::RunStatus;
-use crate::store::{HistoryFilter, RunRecord, Store};
+use crate::store::{HistoryFilter, RunRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
@@ -75,8 +75,7 @@ pub fn run(
         status: args.status,
         limit: Some(args.limit),
     };
-    let dir = state_dir(global, env)?;
-    let runs = match Store::open_existing(&dir).context("opening the run history")? {
+    let runs = match super::open_existing_store(global, env)? {
         Some(store) => store.history(&filter).context("reading the run history")?,
         None => Vec::new(),
     };
@@ -86,17 +85,22 @@ pub fn run(
         return Ok(EXIT_OK);
     }
     let zone = default_zone(env).0;
-    let mut table = new_table(
-        &[
-            "ID", "JOB", "TRIGGER", "STARTED", "DURATION", "STATUS", "RESULT",
-        ],
-        global.table_width(),
-    );
+    // A fleet's history, or one host's that other hosts wrote to: which host
+    // ran each run.
+    let hosts = global.database.is_some() || runs.iter().any(|r| r.host != runs[0].host);
+    let mut header = vec!["ID", "JOB"];
+    if hosts {
+        header.push("HOST");
+    }
+    header.extend(["TRIGGER", "STARTED", "DURATION", "STATUS", "RESULT"]);
+    let mut table = new_table(&header, global.table_width());
     for run in &runs {
         let when = run.started_at.unwrap_or(run.claimed_at);
-        table.add_row(vec![
-            run.id.to_string(),
-            run.job.clone(),
+        let mut row = vec![run.id.to_string(), run.job.clone()];
+        if hosts {
+            row.push(run.host.clone());
+        }
+        row.extend([
             match run.attempt {
                 1 => run.trigger.clone(),
                 n => format!("{} #{n}", run.trigger),
@@ -106,9 +110,14 @@ pub fn run(
             run.status.to_string(),
             result_text(run),
         ]);
+        table.add_row(row);
     }
     if runs.is_empty() {
-        writeln!(out, "no runs recorded in {}", dir.display())?;
+        writeln!(
+            out,
+            "no runs recorded in {}",
+            super::location_text(global, env)?
+        )?;
     } else {
         writeln!(out, "{table}")?;
     }

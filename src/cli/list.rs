@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::status::live_daemon;
 use super::table::{local_time, new_table, relative, rfc3339};
-use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_OK};
+use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
 use crate::plan::{Job, Plan};
-use crate::store::{DaemonRecord, RunRecord, Store};
+use crate::store::{DaemonRecord, RunRecord};
 use std::collections::HashMap;
 
 #[derive(Serialize)]
@@ -171,8 +171,7 @@ fn last_runs(
     now: DateTime<Utc>,
 ) -> (HashMap<String, RunRecord>, Option<DaemonRecord>) {
     let read = || -> anyhow::Result<(Vec<RunRecord>, Option<DaemonRecord>)> {
-        let dir = state_dir(global, env)?;
-        Ok(match Store::open_existing(&dir)? {
+        Ok(match super::open_existing_store(global, env)? {
             Some(store) => (store.latest_runs()?, live_daemon(&store, now)?),
             None => (Vec::new(), None),
         })

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::history::{format_ms, result_text};
 use super::table::{local_time, relative};
-use super::{default_zone, state_dir, Env, GlobalArgs, EXIT_OK};
-use crate::store::Store;
+use super::{default_zone, Env, GlobalArgs, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
@@ -26,14 +25,15 @@ pub fn run(
     args: &LogsArgs,
     out: &mut dyn Write,
 ) -> Result<i32> {
-    let dir = state_dir(global, env)?;
-    let store = Store::open_existing(&dir)
-        .context("opening the run history")?
-        .with_context(|| format!("no run history in {}", dir.display()))?;
+    let store = match super::open_existing_store(global, env)? {
+        Some(store) => store,
+        None => anyhow::bail!("no run history in {}", super::location_text(global, env)?),
+    };
+    let place = store.describe();
     let run = store
         .get(crate::job::RunId(args.run_id))
         .context("reading the run")?
-        .with_context(|| format!("no run with id {} in {}", args.run_id, dir.display()))?;
+        .with_context(|| format!("no run with id {} in {place}", args.run_id))?;
     let tail = store
         .output_tail(run.id)
         .context("reading the run's output")?;

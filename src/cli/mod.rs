@@ -5,6 +5,7 @@
 mod check;
 mod completions;
 mod daemon;
+mod fleet_view;
 mod history;
 mod list;
 mod logging;
@@ -19,6 +20,7 @@ mod table;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono_tz::Tz;
@@ -28,6 +30,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::job::{Diagnostic, Severity};
 use crate::plan::Plan;
 use crate::source::{self, SourceOptions};
+use crate::store::postgres::LeaseConfig;
+use crate::store::{Location, Membership, Store};
 
 /// Exit codes (SPEC 5).
 pub const EXIT_OK: i32 = 0;
@@ -89,6 +93,32 @@ pub struct GlobalArgs {
     /// Where the run history and locks live.
     #[arg(long, global = true, env = "JOBRUN_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep runs, claims and daemons in this PostgreSQL database, shared by
+    /// every host that runs the schedule (postgres://USER@HOST:PORT/DB):
+    /// each tick runs at most once across the fleet. The state directory
+    /// still holds this host's local files.
+    #[arg(
+        long,
+        global = true,
+        env = "JOBRUN_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    /// This daemon's name in the fleet (default: the host name).
+    #[arg(long, global = true, env = "JOBRUN_HOST_ID", value_name = "NAME")]
+    pub host_id: Option<String>,
+    /// With --database: how often the daemon renews its lease.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = |s: &str| crate::limits::FLEET_HEARTBEAT.parse(s))]
+    pub heartbeat: std::time::Duration,
+    /// With --database: how long after its last renewal a peer may declare
+    /// a daemon dead and resolve its runs.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = |s: &str| crate::limits::FLEET_LEASE.parse(s))]
+    pub lease: std::time::Duration,
+    /// With --database: how long without an acknowledged renewal before the
+    /// daemon stops claiming on its own (at least 5 s below --lease).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "20s", value_parser = |s: &str| crate::limits::FLEET_FENCE.parse(s))]
+    pub fence: std::time::Duration,
     /// Log format of the daemon's own messages and job output lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -275,6 +305,60 @@ pub fn state_dir(global: &GlobalArgs, env: &Env) -> Result<PathBuf> {
             "no state directory: pass --state-dir DIR or set JOBRUN_STATE_DIR (HOME is not set)"
         ),
     }
+}
+
+/// This process's host in runs and heartbeats: `--host-id`, else the
+/// host name.
+pub fn host_id(global: &GlobalArgs) -> String {
+    global
+        .host_id
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(crate::fire::this_host)
+}
+
+/// Where the state is: `--database`, else the state directory.
+pub fn location(global: &GlobalArgs, env: &Env) -> Result<Location> {
+    let Some(url) = global.database.clone().filter(|u| !u.is_empty()) else {
+        return Ok(Location::StateDir(state_dir(global, env)?));
+    };
+    let lease = LeaseConfig {
+        heartbeat: global.heartbeat,
+        lease: global.lease,
+        fence: global.fence,
+    };
+    lease
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--heartbeat/--fence/--lease: {e}"))?;
+    Ok(Location::Database(Membership {
+        url,
+        host: host_id(global),
+        lease,
+        wall: Arc::new(|| SystemClock.now()),
+    }))
+}
+
+/// Where the state is, in words (never a password).
+pub fn location_text(global: &GlobalArgs, env: &Env) -> Result<String> {
+    Ok(match location(global, env)? {
+        Location::StateDir(dir) => format!("state directory {}", dir.display()),
+        Location::Database(m) => match crate::store::postgres::connect::config(&m.url) {
+            Ok(config) => format!(
+                "PostgreSQL {}",
+                crate::store::postgres::connect::target(&config)
+            ),
+            Err(_) => "the --database".to_string(),
+        },
+    })
+}
+
+/// The store of a read-only command, if there is one: it is never created.
+pub fn open_existing_store(global: &GlobalArgs, env: &Env) -> Result<Option<Store>> {
+    let location = location(global, env)?;
+    Store::open_existing_at(&location).with_context(|| match &location {
+        Location::StateDir(dir) => format!("opening the run history in {}", dir.display()),
+        Location::Database(_) => "opening the run history in the database".to_string(),
+    })
 }
 
 /// Where jobs come from (SPEC 1.1): `--config`, else `$JOBRUN_CONFIG`; the

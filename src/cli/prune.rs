@@ -58,7 +58,11 @@ pub fn run(
         None
     };
     let retention = retention(args.keep_days, args.keep_runs, yaml.as_ref());
-    let removed = match Store::open_existing(&dir).context("opening the run history")? {
+    let store = super::open_existing_store(global, env)?;
+    let place = store
+        .as_ref()
+        .map_or_else(|| dir.display().to_string(), Store::describe);
+    let removed = match store {
         Some(store) => store
             .prune(now, retention)
             .context("pruning the run history")?,
@@ -67,7 +71,7 @@ pub fn run(
     if args.json {
         writeln!(out, "{}", serde_json::json!({ "removed": removed }))?;
     } else {
-        writeln!(out, "removed {removed} run(s) from {}", dir.display())?;
+        writeln!(out, "removed {removed} run(s) from {place}")?;
     }
     Ok(EXIT_OK)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use tokio::task::JoinSet;
 
-use super::{load_plan, report_problems, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
+use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::clock::{Clock, SystemClock};
 use crate::fire::JobOutput;
 use crate::fire::{self, FireContext, FireResult, StopReason};
@@ -109,10 +109,11 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
             names.join(", ")
         );
     };
-    let dir = state_dir(global, env)?;
+    let location = super::location(global, env)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ctx = Arc::new(FireContext::open(
-        &dir,
+        &location,
+        super::host_id(global),
         Arc::clone(&clock),
         clock.now(),
         Arc::new(PassThrough),
@@ -127,6 +128,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     {
         tracing::warn!(error = %e, "moving renamed crontab jobs' runs to their new names");
     }
+    crate::fire::declare(&ctx.store, &plan);
     let firing = Firing::new(job.name.clone(), None, Trigger::Manual);
     // Two workers: output written to a slow terminal or pipe must not hold up
     // the timer that enforces the job's timeout.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::table::{local_time, new_table, relative};
-use super::{default_zone, state_dir, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
+use super::{default_zone, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::daemon::HEARTBEAT;
 use crate::health;
 
@@ -23,7 +23,7 @@ pub const STALE_AFTER: std::time::Duration = HEARTBEAT
     .saturating_mul(2)
     .saturating_add(std::time::Duration::from_secs(30));
 use crate::store::owner::{owner_alive, Evidence};
-use crate::store::{DaemonRecord, RunRecord, Store};
+use crate::store::{DaemonRecord, Fleet, RunRecord, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -41,6 +41,9 @@ struct StatusJson<'a> {
     reasons: &'a [String],
     daemon: Option<&'a DaemonRecord>,
     jobs: Vec<JobStatus<'a>>,
+    /// The fleet sharing a PostgreSQL state (absent for SQLite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<&'a Fleet>,
 }
 
 #[derive(Serialize)]
@@ -63,14 +66,22 @@ pub fn alive(daemon: &DaemonRecord, now: DateTime<Utc>, host: &str) -> bool {
         .is_alive()
 }
 
-/// The first live daemon of the state directory, if any.
+/// The first live daemon of the state, if any (in a fleet: the first that
+/// holds its lease by the server's clock).
 pub fn live_daemon(store: &Store, now: DateTime<Utc>) -> Result<Option<DaemonRecord>> {
     let host = crate::fire::this_host();
-    Ok(store
-        .daemons()
-        .context("reading daemon heartbeats")?
-        .into_iter()
-        .find(|d| alive(d, now, &host)))
+    for d in store.daemons().context("reading daemon heartbeats")? {
+        let live = if store.is_fleet() {
+            let evidence = Evidence::here(&host, None, now, Some(&d));
+            store.owner_liveness(&d.owner, &evidence)?.is_alive()
+        } else {
+            alive(&d, now, &host)
+        };
+        if live {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
 }
 
 pub fn run(
@@ -83,13 +94,13 @@ pub fn run(
     // Only the state: the daemon recorded what it loaded, so a HEALTHCHECK
     // needs none of the daemon's source options (any given are not read).
     let zone = default_zone(env).0;
-    let dir = state_dir(global, env)?;
-    let (daemon, latest) = match Store::open_existing(&dir).context("opening the run history")? {
+    let (daemon, latest, fleet) = match super::open_existing_store(global, env)? {
         Some(store) => (
             live_daemon(&store, now)?,
             store.latest_runs().context("reading the run history")?,
+            store.fleet().context("reading the fleet")?,
         ),
-        None => (None, Vec::new()),
+        None => (None, Vec::new(), None),
     };
     let loaded = daemon.as_ref().and_then(|d| d.loaded.as_ref());
     // The jobs the daemon runs; without a record of them (no daemon, or an
@@ -131,6 +142,7 @@ pub fn run(
             reasons: &verdict.reasons,
             daemon: daemon.as_ref(),
             jobs,
+            fleet: fleet.as_ref(),
         };
         serde_json::to_writer_pretty(&mut *out, &status)?;
         writeln!(out)?;
@@ -146,9 +158,12 @@ pub fn run(
             )?,
             None => writeln!(
                 out,
-                "daemon: not running (state directory {})",
-                dir.display()
+                "daemon: not running ({})",
+                super::location_text(global, env)?
             )?,
+        }
+        if let Some(fleet) = &fleet {
+            super::fleet_view::write_fleet(out, fleet, now, zone, global.table_width())?;
         }
         let mut table = new_table(
             &["JOB", "LAST RUN", "STATUS", "RESULT"],

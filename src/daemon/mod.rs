@@ -62,7 +62,13 @@ use next_tick::NextTick;
 /// What the daemon needs to run, resolved by the command line.
 pub struct DaemonOptions {
     pub plan: Plan,
+    /// Where this host's local files live (the `@reboot` marker's fallback,
+    /// the spool).
     pub state_dir: PathBuf,
+    /// Where the state is: the state directory, or a fleet's database.
+    pub location: crate::store::Location,
+    /// This daemon's host in runs and heartbeats (`--host-id`).
+    pub host: String,
     /// jobrun's own environment, the base of every job's.
     pub base_env: BTreeMap<String, String>,
     /// How long running jobs get after SIGTERM at shutdown before SIGKILL.
@@ -104,7 +110,8 @@ pub async fn run(
     // wakes the loop's first sleep.
     let moved = clock.moved();
     let ctx = Arc::new(FireContext::open(
-        &opts.state_dir,
+        &opts.location,
+        opts.host,
         Arc::clone(&clock),
         started,
         Arc::new(output::StdoutSink::new(
@@ -117,12 +124,14 @@ pub async fn run(
     state_check::check_state(&ctx.store)?;
     recovery::recover_abandoned(&ctx)?;
     let plan = Arc::new(opts.plan);
+    crate::fire::declare(&ctx.store, &plan);
+    ctx.accept_stop_requests();
     // Before anything reads the runs (catch-up, pruning, claims): a renamed
     // crontab job's runs are found under its new name.
     loaded::follow_names(&ctx.store, &plan);
     info!(
         jobs = plan.jobs().len(),
-        state = %opts.state_dir.display(),
+        state = %ctx.store.describe(),
         "daemon started"
     );
     // Before this daemon's first heartbeat: the last one on record tells

@@ -37,6 +37,8 @@ async fn a_panicking_firing_ends_its_run_on_record_and_the_daemon_fires_the_next
     let options = DaemonOptions {
         plan,
         state_dir: state.clone(),
+        location: crate::store::Location::StateDir(state.clone()),
+        host: "test-host".into(),
         base_env: std::env::vars().collect(),
         shutdown_grace: Duration::from_secs(5),
         tail_bytes: 1024,

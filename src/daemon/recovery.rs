@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::fire::FireContext;
 use crate::runner;
-use crate::store::owner::{owner_alive, same_process, Evidence, Liveness};
+use crate::store::owner::{same_process, Evidence, Liveness};
 use crate::store::LeaseMode;
 
 /// Marks the `running` rows whose owner is shown dead as `abandoned`, and
@@ -31,14 +31,21 @@ pub(super) fn recover_abandoned(ctx: &FireContext) -> Result<()> {
         else {
             continue; // alive in another process sharing this state directory
         };
-        let heartbeat = ctx
-            .store
-            .daemon(&run.owner)
-            .context("reading a daemon's heartbeat")?;
+        let heartbeat = if ctx.store.is_fleet() {
+            None
+        } else {
+            ctx.store
+                .daemon(&run.owner)
+                .context("reading a daemon's heartbeat")?
+        };
         // Not `me`: this daemon has claimed nothing yet, and a row with its
         // pid is an earlier process's.
         let evidence = Evidence::here(&ctx.host, None, ctx.clock.now(), heartbeat.as_ref());
-        let why = match owner_alive(&run.owner, &evidence) {
+        let liveness = ctx
+            .store
+            .owner_liveness(&run.owner, &evidence)
+            .context("reading whether a run's owner is alive")?;
+        let why = match liveness {
             Liveness::Alive(why) => {
                 info!(job = %run.job, run_id = run.id.0, owner = %run.owner, why = %why,
                     "a running run's lock is free but its owner is alive; left to it");

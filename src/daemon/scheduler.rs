@@ -144,6 +144,8 @@ impl Scheduler {
     /// the previous record: the recorder may be waiting for a write lock,
     /// which must not hold up the loop.
     fn record_loaded(&mut self) {
+        // At once, before the new plan's first claim: an in-memory update.
+        crate::fire::declare(&self.ctx.store, &self.plan);
         let (ctx, plan) = (Arc::clone(&self.ctx), Arc::clone(&self.plan));
         let (problems, started) = (self.sources.problems(), self.started);
         let previous = self.recording_loaded.take();

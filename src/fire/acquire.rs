@@ -21,7 +21,7 @@ use super::{missed, FireContext, FireResult};
 use crate::job::{Concurrency, Firing, RunStatus, Trigger};
 use crate::plan::Job;
 use crate::runner::{self, DEFAULT_KILL_GRACE};
-use crate::store::owner::{owner_alive, Evidence};
+use crate::store::owner::Evidence;
 use crate::store::{Lease, LeaseMode, RunRecord, Store, StoreError};
 
 /// How long a firing waits for a process that holds a job's lock to record
@@ -71,11 +71,17 @@ pub(super) async fn acquire(
         match (job.spec.concurrency, holder) {
             (Concurrency::Replace, Some(holder)) => {
                 if !stop_sent {
-                    stop_holder(ctx, &holder, grace);
+                    stop_holder(ctx, &holder, grace).await;
                     stop_sent = true;
                 }
-                // Wait for the stopped run to be recorded and let go.
-                if waited > grace.saturating_add(HOLDER_WAIT) {
+                // Wait for the stopped run to be recorded and let go (on
+                // another host, after its next heartbeat reads the request).
+                let reach = if ctx.store.is_fleet() {
+                    ctx.store.heartbeat_interval()
+                } else {
+                    Duration::ZERO
+                };
+                if waited > grace.saturating_add(HOLDER_WAIT).saturating_add(reach) {
                     return Ok(Acquired::Busy(Some(Box::new(holder))));
                 }
             }
@@ -104,8 +110,8 @@ pub(super) async fn acquire(
 }
 
 /// The `running` rows of `job` whose owner is alive, oldest first: a row
-/// whose owner died (recorded `abandoned` only at the next daemon start)
-/// holds no lease.
+/// whose owner died (recorded `abandoned` only at the next daemon start, or
+/// by a fleet peer once its lease ran out) holds no lease.
 fn live_runs_of(
     store: &Store,
     job: &str,
@@ -116,27 +122,41 @@ fn live_runs_of(
     let mut live = Vec::new();
     for run in store.running()?.into_iter().filter(|r| r.job == job) {
         // Our own runs need no evidence; another process's may need its beat.
-        let heartbeat = if run.owner == me {
+        let heartbeat = if run.owner == me || store.is_fleet() {
             None
         } else {
             store.daemon(&run.owner)?
         };
         let evidence = Evidence::here(host, Some(me), now, heartbeat.as_ref());
-        if owner_alive(&run.owner, &evidence).is_alive() {
+        if store.owner_liveness(&run.owner, &evidence)?.is_alive() {
             live.push(run);
         }
     }
     Ok(live)
 }
 
-/// Stops the run holding a `replace` job's lease: through our own supervisor when
-/// it is ours, by signalling its process group when it runs elsewhere on this host.
-fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
+/// Stops the run holding a `replace` job's lease: through our own supervisor
+/// when it is ours, by signalling its process group when it runs elsewhere
+/// on this host, through the fleet's database when it runs on another host.
+async fn stop_holder(ctx: &FireContext, holder: &RunRecord, grace: Duration) {
     if ctx.active.stop_run(holder.id, StopReason::Replaced) {
         return;
     }
-    if holder.host != ctx.host {
-        warn!(job = %holder.job, run_id = holder.id.0, host = %holder.host, "cannot replace a run on another host");
+    if holder.host != ctx.host || ctx.store.is_fleet() {
+        let job = holder.job.clone();
+        match ctx
+            .recorder
+            .call(move |store| store.request_stop(&job))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(job = %holder.job, run_id = holder.id.0, host = %holder.host, "cannot replace a run on another host")
+            }
+            Err(e) => {
+                warn!(job = %holder.job, run_id = holder.id.0, error = %e, "asking the host of a run to stop it")
+            }
+        }
         return;
     }
     if let Some(pid) = holder.pid {

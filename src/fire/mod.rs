@@ -40,7 +40,6 @@ pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -50,9 +49,11 @@ use tracing::{debug, info};
 use crate::clock::Clock;
 use crate::job::{Concurrency, Firing, RunId, RunOutcome, RunStatus};
 use crate::plan::Job;
+use crate::plan::Plan;
 use crate::runner::Stream;
+use crate::store::postgres::fingerprint::fingerprint;
 use crate::store::recorder::Recorder;
-use crate::store::{LeaseMode, Store};
+use crate::store::{Declared, LeaseMode, Location, Store};
 
 use acquire::{acquire, skip_busy, Acquired};
 use execute::execute;
@@ -98,23 +99,25 @@ pub struct FireContext {
 }
 
 impl FireContext {
-    /// Opens the state directory `state_dir` and starts its recorder thread:
-    /// the one set-up of the daemon and of `jobrun run`. `started` is when
-    /// this process started (part of its owner id); lines of runs go to
-    /// `sink`; `base_env` is jobrun's own environment.
+    /// Opens the store at `location` and starts its recorder thread: the
+    /// one set-up of the daemon and of `jobrun run`. `host` is this
+    /// process's host (`--host-id`); `started` is when this process started
+    /// (part of its owner id); lines of runs go to `sink`; `base_env` is
+    /// jobrun's own environment.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
-        state_dir: &Path,
+        location: &Location,
+        host: String,
         clock: Arc<dyn Clock>,
         started: DateTime<Utc>,
         sink: Arc<dyn JobOutput>,
         base_env: BTreeMap<String, String>,
         tail_bytes: usize,
     ) -> anyhow::Result<FireContext> {
-        let store = Arc::new(
-            Store::open(state_dir)
-                .with_context(|| format!("opening state directory {}", state_dir.display()))?,
-        );
-        let host = this_host();
+        let store = Arc::new(Store::open_at(location).with_context(|| match location {
+            Location::StateDir(dir) => format!("opening state directory {}", dir.display()),
+            Location::Database(_) => "opening the fleet's PostgreSQL database".to_string(),
+        })?);
         Ok(FireContext {
             recorder: Recorder::start(Arc::clone(&store))
                 .context("starting the recorder thread")?,
@@ -128,6 +131,38 @@ impl FireContext {
             active: ActiveRuns::default(),
             limits: Limits::for_this_process(),
         })
+    }
+}
+
+/// Tells a fleet's store the definition of every job of `plan` (at start
+/// and after each reload), so that a host whose definition of a job differs
+/// from its peers' is refused instead of running it twice. Nothing to do on
+/// a store of one host.
+pub fn declare(store: &Store, plan: &Plan) {
+    if !store.is_fleet() {
+        return;
+    }
+    let zone = plan.default_zone();
+    store.declare(
+        plan.jobs()
+            .iter()
+            .map(|job| Declared {
+                job: job.name.clone(),
+                fingerprint: fingerprint(&job.spec, zone),
+                exclusive: job.spec.concurrency != Concurrency::Allow,
+            })
+            .collect(),
+    );
+}
+
+impl FireContext {
+    /// Lets peers stop this process's runs (a `replace` job started on
+    /// another host asks through the fleet's store).
+    pub fn accept_stop_requests(&self) {
+        let active = self.active.clone();
+        self.store.set_stop_handler(Arc::new(move |id| {
+            active.stop_run(id, StopReason::Replaced);
+        }));
     }
 }
 

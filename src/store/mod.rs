@@ -62,7 +62,11 @@ use chrono::{DateTime, Utc};
 use crate::job::{DerivedName, RunId, RunOutcome};
 
 pub use lease::{Lease, LeaseMode};
-pub use records::{DaemonRecord, HistoryFilter, Loaded, NewRun, Retention, RunRecord, Started};
+pub use postgres::{Membership, PostgresStore};
+pub use records::{
+    DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter, Loaded, NewRun,
+    Retention, RunRecord, Started,
+};
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
 /// What a backend said went wrong: its own error, boxed, so its message and
@@ -142,6 +146,10 @@ pub enum StoreError {
     /// error; another backend wraps its own with `io::Error::other`).
     #[error(transparent)]
     Lease(std::io::Error),
+    /// The PostgreSQL database cannot be used (its URL, the server, its
+    /// schema); the backend's error says which.
+    #[error("{source}")]
+    Database { source: BackendError },
     /// An operation the backend failed; `doing` says it in words.
     #[error("database {doing}: {source}")]
     Failed {
@@ -164,6 +172,7 @@ impl StoreError {
             | StoreError::NotSqlite { .. }
             | StoreError::Foreign { .. }
             | StoreError::TooNew { .. }
+            | StoreError::Database { .. }
             | StoreError::Unreadable { .. } => Operation::Open,
         }
     }
@@ -175,12 +184,25 @@ impl StoreError {
 pub enum Store {
     /// The state directory's `jobrun.db`.
     Sqlite(SqliteStore),
+    /// A PostgreSQL database shared by several hosts (`--database`).
+    Postgres(PostgresStore),
+}
+
+/// Where the state is: a state directory's SQLite file, or a PostgreSQL
+/// database shared by a fleet.
+#[derive(Debug, Clone)]
+pub enum Location {
+    StateDir(PathBuf),
+    Database(Membership),
 }
 
 /// The daemon's heartbeat on a connection of its own, for the one thread
 /// that beats (see [`Store::heartbeat_writer`]).
 pub enum BeatWriter {
     Sqlite(sqlite::SqliteBeatWriter),
+    /// PostgreSQL's lease is renewed by the store's own heartbeat task,
+    /// every `--heartbeat`: the daemon's minute beat writes nothing more.
+    Postgres,
 }
 
 impl BeatWriter {
@@ -195,17 +217,9 @@ impl BeatWriter {
     ) -> Result<(), StoreError> {
         match self {
             BeatWriter::Sqlite(w) => w.beat(owner, pid, host, started_at, now),
+            BeatWriter::Postgres => Ok(()),
         }
     }
-}
-
-/// Calls the same method on whichever backend `$store` is.
-macro_rules! on_backend {
-    ($store:expr, $b:ident => $call:expr) => {
-        match $store {
-            Store::Sqlite($b) => $call,
-        }
-    };
 }
 
 impl Store {
@@ -221,11 +235,118 @@ impl Store {
         Ok(SqliteStore::open_existing(state_dir)?.map(Store::Sqlite))
     }
 
+    /// Opens (creating if needed) the store at `location`.
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::StateDir(dir) => Store::open(dir),
+            Location::Database(m) => PostgresStore::open(m.clone()).map(Store::Postgres),
+        }
+    }
+
+    /// Opens the store at `location` only if it holds a jobrun state.
+    pub fn open_existing_at(location: &Location) -> Result<Option<Store>, StoreError> {
+        match location {
+            Location::StateDir(dir) => Store::open_existing(dir),
+            Location::Database(m) => {
+                Ok(PostgresStore::open_existing(m.clone())?.map(Store::Postgres))
+            }
+        }
+    }
+
+    /// Where the state is, for messages (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(s) => s.path().display().to_string(),
+            Store::Postgres(p) => format!("PostgreSQL {}", p.target()),
+        }
+    }
+
+    /// The fleet sharing the state (`None` for SQLite: one host).
+    pub fn fleet(&self) -> Result<Option<Fleet>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(p) => p.fleet().map(Some),
+        }
+    }
+
+    /// How often this process renews its fleet lease (a peer's request to
+    /// stop a run reaches it within this); zero for SQLite.
+    pub fn heartbeat_interval(&self) -> std::time::Duration {
+        match self {
+            Store::Sqlite(_) => std::time::Duration::ZERO,
+            Store::Postgres(p) => p.heartbeat_interval(),
+        }
+    }
+
+    /// Whether several hosts share this state (PostgreSQL).
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// The definitions this process claims its jobs with (at start and after
+    /// each reload): a fleet refuses a host whose definition of a job
+    /// differs from its peers'. Nothing to compare on SQLite.
+    pub fn declare(&self, jobs: Vec<Declared>) {
+        if let Store::Postgres(p) = self {
+            p.declare(jobs);
+        }
+    }
+
+    /// For each job the fleet's live daemons claim, the host and fingerprint
+    /// of the definition they claim it with (`check`); empty for SQLite.
+    pub fn fleet_definitions(&self) -> Result<HashMap<String, (String, String)>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(HashMap::new()),
+            Store::Postgres(p) => p.fleet_definitions(),
+        }
+    }
+
+    /// Sets what stops one of this process's runs when a peer asks (a
+    /// `replace` job started on another host). SQLite: peers on this host
+    /// signal the run's process group themselves.
+    pub fn set_stop_handler(&self, handler: postgres::StopHandler) {
+        if let Store::Postgres(p) = self {
+            p.set_stop_handler(handler);
+        }
+    }
+
+    /// Asks the host running `job` to stop its run (a `replace` job starting
+    /// here). False when the store cannot carry the request (SQLite: the run
+    /// is on another host that shares no database with this one).
+    pub fn request_stop(&self, job: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(false),
+            Store::Postgres(p) => p.request_stop(job),
+        }
+    }
+
+    /// Whether the owner of a run (or a daemon) is alive, by the store's one
+    /// rule: SQLite's [`owner::owner_alive`] (its process on this host, its
+    /// heartbeat elsewhere); a fleet member's lease by the server's clock.
+    pub fn owner_liveness(
+        &self,
+        owner_id: &str,
+        evidence: &owner::Evidence<'_>,
+    ) -> Result<owner::Liveness, StoreError> {
+        if let Store::Postgres(p) = self {
+            if let Some(verdict) = p.owner_alive(owner_id)? {
+                return Ok(match verdict {
+                    Ok(why) => owner::Liveness::Alive(why),
+                    Err(why) => owner::Liveness::Dead(why),
+                });
+            }
+        }
+        Ok(owner::owner_alive(owner_id, evidence))
+    }
+
     /// Proves that the store takes writes (a daemon's start): a read-only
     /// store is refused at once rather than failing every tick. Changes
     /// nothing.
     pub fn check_writable(&self) -> Result<(), StoreError> {
-        on_backend!(self, b => b.check_writable())
+        match self {
+            Store::Sqlite(s) => s.check_writable(),
+            Store::Postgres(p) => p.check_writable(),
+        }
     }
 
     /// Takes `job`'s lease without waiting (see [`lease`]
@@ -233,25 +354,39 @@ impl Store {
     /// holds it: that is not an error, it is the answer. The caller holds
     /// it from before the claim until the outcome is recorded.
     pub fn lease(&self, job: &str, mode: LeaseMode) -> Result<Option<Lease>, StoreError> {
-        on_backend!(self, b => b.lease(job, mode))
+        match self {
+            Store::Sqlite(s) => s.lease(job, mode),
+            Store::Postgres(p) => p.lease(job, mode),
+        }
     }
 
     /// Makes ready where the leases live and checks it (a daemon's start);
     /// `Ok(Some(warning))` when it is usable but others may change it.
     pub fn prepare_leases(&self) -> Result<Option<String>, StoreError> {
-        on_backend!(self, b => b.prepare_leases())
+        match self {
+            Store::Sqlite(s) => s.prepare_leases(),
+            Store::Postgres(_) => Ok(None),
+        }
     }
 
     /// Where the leases live, for messages (SQLite: the locks directory).
     pub fn lease_location(&self) -> String {
-        on_backend!(self, b => b.lease_location())
+        match self {
+            Store::Sqlite(s) => s.lease_location(),
+            Store::Postgres(p) => p.lease_location(),
+        }
     }
 
     /// Claims a run against the (job, tick, attempt) key. `Ok(None)` means
     /// another process (or an earlier run of this one) already claimed that
     /// tick: the caller must not run it.
     pub fn claim(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
-        on_backend!(self, b => b.claim(run))
+        match self {
+            Store::Sqlite(s) => s.claim(run),
+            Store::Postgres(p) => p
+                .claim_and_start_many(std::slice::from_ref(run), &[])
+                .map(|ids| ids.into_iter().next().flatten()),
+        }
     }
 
     /// Several claims and start marks written together, each claim decided
@@ -262,71 +397,112 @@ impl Store {
         claims: &[NewRun],
         starts: &[Started],
     ) -> Result<Vec<Option<RunId>>, StoreError> {
-        on_backend!(self, b => b.claim_and_start_many(claims, starts))
+        match self {
+            Store::Sqlite(s) => s.claim_and_start_many(claims, starts),
+            Store::Postgres(p) => p.claim_and_start_many(claims, starts),
+        }
     }
 
     /// Records that the claimed run's command started (`pid`: its process
     /// group; `None` for a run with no process of its own).
     pub fn mark_started(&self, start: Started) -> Result<(), StoreError> {
-        on_backend!(self, b => b.mark_started(start))
+        match self {
+            Store::Sqlite(s) => s.mark_started(start),
+            Store::Postgres(p) => p.mark_started(start),
+        }
     }
 
     /// When the latest run of `job` that started and succeeded started.
     pub fn last_success_start(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        on_backend!(self, b => b.last_success_start(job))
+        match self {
+            Store::Sqlite(s) => s.last_success_start(job),
+            Store::Postgres(p) => p.last_success_start(job),
+        }
     }
 
     /// Whether a run of `job` for `tick` (a first attempt) is on record.
     pub fn tick_claimed(&self, job: &str, tick: DateTime<Utc>) -> Result<bool, StoreError> {
-        on_backend!(self, b => b.tick_claimed(job, tick))
+        match self {
+            Store::Sqlite(s) => s.tick_claimed(job, tick),
+            Store::Postgres(p) => p.tick_claimed(job, tick),
+        }
     }
 
     /// Records how several runs ended, together.
     pub fn finish_many(&self, runs: &[(RunId, RunOutcome)]) -> Result<(), StoreError> {
-        on_backend!(self, b => b.finish_many(runs))
+        match self {
+            Store::Sqlite(s) => s.finish_many(runs),
+            Store::Postgres(p) => p.finish_many(runs).map(drop),
+        }
     }
 
     /// Records how a run ended.
     pub fn finish(&self, id: RunId, f: &RunOutcome) -> Result<(), StoreError> {
-        on_backend!(self, b => b.finish(id, f))
+        match self {
+            Store::Sqlite(s) => s.finish(id, f),
+            Store::Postgres(p) => p.finish_many(&[(id, f.clone())]).map(drop),
+        }
     }
 
     /// Records how a run ended only if it still reads `running` (an ending
     /// jobrun infers must never overwrite a recorded one). True if it did.
     pub fn finish_if_running(&self, id: RunId, f: &RunOutcome) -> Result<bool, StoreError> {
-        on_backend!(self, b => b.finish_if_running(id, f))
+        match self {
+            Store::Sqlite(s) => s.finish_if_running(id, f),
+            Store::Postgres(p) => p
+                .finish_many(&[(id, f.clone())])
+                .map(|written| written.first() == Some(&true)),
+        }
     }
 
     /// Makes every write fail, or lets writes through again: how tests make
     /// the store refuse writes without root.
     #[cfg(test)]
     pub fn refuse_writes_for_tests(&self, refuse: bool) {
-        on_backend!(self, b => b.refuse_writes_for_tests(refuse))
+        match self {
+            Store::Sqlite(s) => s.refuse_writes_for_tests(refuse),
+            Store::Postgres(p) => p.refuse_writes_for_tests(refuse),
+        }
     }
 
     /// One run, if it is on record.
     pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
-        on_backend!(self, b => b.get(id))
+        match self {
+            Store::Sqlite(s) => s.get(id),
+            Store::Postgres(p) => p.get(id),
+        }
     }
 
     /// The stored tail of a run's output.
     pub fn output_tail(&self, id: RunId) -> Result<Vec<u8>, StoreError> {
-        on_backend!(self, b => b.output_tail(id))
+        match self {
+            Store::Sqlite(s) => s.output_tail(id),
+            Store::Postgres(p) => p.output_tail(id),
+        }
     }
 
     /// Past runs, newest first.
     pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRecord>, StoreError> {
-        on_backend!(self, b => b.history(filter))
+        match self {
+            Store::Sqlite(s) => s.history(filter),
+            Store::Postgres(p) => p.history(filter),
+        }
     }
 
     /// The latest run of every job that has one.
     pub fn latest_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        on_backend!(self, b => b.latest_runs())
+        match self {
+            Store::Sqlite(s) => s.latest_runs(),
+            Store::Postgres(p) => p.latest_runs(),
+        }
     }
 
     /// Runs recorded as running, oldest first.
     pub fn running(&self) -> Result<Vec<RunRecord>, StoreError> {
-        on_backend!(self, b => b.running())
+        match self {
+            Store::Sqlite(s) => s.running(),
+            Store::Postgres(p) => p.running(),
+        }
     }
 
     /// Marks a run whose owner died `abandoned`, only if it still reads
@@ -337,7 +513,10 @@ impl Store {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, b => b.mark_abandoned(id, at, reason))
+        match self {
+            Store::Sqlite(s) => s.mark_abandoned(id, at, reason),
+            Store::Postgres(p) => p.mark_abandoned(id, reason),
+        }
     }
 
     /// Records that the daemon `owner` is alive at `now`.
@@ -349,21 +528,34 @@ impl Store {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_backend!(self, b => b.beat(owner, pid, host, started_at, now))
+        match self {
+            Store::Sqlite(s) => s.beat(owner, pid, host, started_at, now),
+            Store::Postgres(_) => Ok(()),
+        }
     }
 
     /// Holds the database's write lock from another connection until the
     /// guard is dropped, as another process's `jobrun prune` would (tests).
     #[cfg(test)]
     pub fn hold_write_lock(&self) -> Result<impl Drop, StoreError> {
-        on_backend!(self, b => b.hold_write_lock())
+        match self {
+            Store::Sqlite(s) => s.hold_write_lock(),
+            Store::Postgres(_) => Err(StoreError::Failed {
+                operation: Operation::Claim,
+                doing: "holding the write lock (a SQLite test helper)",
+                source: "not a SQLite store".into(),
+            }),
+        }
     }
 
     /// A writer of the daemon's heartbeat on a connection of its own, which
     /// waits at most `busy` for another process's write lock (see
     /// `SqliteStore::heartbeat_writer`).
     pub fn heartbeat_writer(&self, busy: std::time::Duration) -> Result<BeatWriter, StoreError> {
-        on_backend!(self, b => b.heartbeat_writer(busy).map(BeatWriter::Sqlite))
+        match self {
+            Store::Sqlite(s) => s.heartbeat_writer(busy).map(BeatWriter::Sqlite),
+            Store::Postgres(_) => Ok(BeatWriter::Postgres),
+        }
     }
 
     /// Records what the daemon `owner` loaded (at start, after each reload).
@@ -376,7 +568,10 @@ impl Store {
         now: DateTime<Utc>,
         loaded: &Loaded,
     ) -> Result<(), StoreError> {
-        on_backend!(self, b => b.record_loaded(owner, pid, host, started_at, now, loaded))
+        match self {
+            Store::Sqlite(s) => s.record_loaded(owner, pid, host, started_at, now, loaded),
+            Store::Postgres(p) => p.record_loaded(loaded),
+        }
     }
 
     /// Records each crontab job's current name under its identity and moves
@@ -389,33 +584,51 @@ impl Store {
         names: &[DerivedName],
         legacy: impl FnOnce() -> HashMap<String, String>,
     ) -> Result<usize, StoreError> {
-        on_backend!(self, b => b.follow_names(names, legacy))
+        match self {
+            Store::Sqlite(s) => s.follow_names(names, legacy),
+            Store::Postgres(p) => p.follow_names(names),
+        }
     }
 
     /// Records a clean shutdown of the daemon `owner`.
     pub fn daemon_stopped(&self, owner: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        on_backend!(self, b => b.daemon_stopped(owner, now))
+        match self {
+            Store::Sqlite(s) => s.daemon_stopped(owner, now),
+            Store::Postgres(p) => p.stopped(),
+        }
     }
 
     /// The last moment any daemon is known to have been scheduling (its
     /// clean stop or its last heartbeat); `None` when none ever ran.
     pub fn last_daemon_seen(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        on_backend!(self, b => b.last_daemon_seen())
+        match self {
+            Store::Sqlite(s) => s.last_daemon_seen(),
+            Store::Postgres(p) => p.last_daemon_seen(),
+        }
     }
 
     /// Every daemon that has not stopped cleanly, latest beat first.
     pub fn daemons(&self) -> Result<Vec<DaemonRecord>, StoreError> {
-        on_backend!(self, b => b.daemons())
+        match self {
+            Store::Sqlite(s) => s.daemons(),
+            Store::Postgres(p) => p.daemons(),
+        }
     }
 
     /// The daemon `owner` as it last reported itself, stopped or not.
     pub fn daemon(&self, owner: &str) -> Result<Option<DaemonRecord>, StoreError> {
-        on_backend!(self, b => b.daemon(owner))
+        match self {
+            Store::Sqlite(s) => s.daemon(owner),
+            Store::Postgres(p) => p.daemon(owner),
+        }
     }
 
     /// Applies the retention (never to a `running` run); returns how many
     /// runs were removed.
     pub fn prune(&self, now: DateTime<Utc>, retention: Retention) -> Result<u64, StoreError> {
-        on_backend!(self, b => b.prune(now, retention))
+        match self {
+            Store::Sqlite(s) => s.prune(now, retention),
+            Store::Postgres(p) => p.prune(retention),
+        }
     }
 }

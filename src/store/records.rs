@@ -145,3 +145,52 @@ impl Default for Retention {
         }
     }
 }
+
+/// The fleet sharing a PostgreSQL state, as `status` shows it (SQLite has
+/// none: one host).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fleet {
+    pub members: Vec<FleetMember>,
+    /// Jobs whose live daemons declare different definitions.
+    pub drift: Vec<DefinitionDrift>,
+}
+
+/// One daemon start of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetMember {
+    pub host: String,
+    /// Its fencing token: a new one at each start and after being fenced.
+    pub epoch: i64,
+    pub pid: i32,
+    /// `alive`, `expired` (its lease ran out, no peer acted yet), `dead`
+    /// (declared dead by a peer: fenced) or `stopped`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub last_beat: DateTime<Utc>,
+    /// Its clock minus the server's at its last heartbeat.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// A live daemon whose definition of a job differs from the fleet's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefinitionDrift {
+    pub job: String,
+    pub host: String,
+    pub fingerprint: String,
+    pub fleet_host: String,
+    pub fleet_fingerprint: String,
+}
+
+/// What the store needs of a job to claim it for a fleet: its definition's
+/// fingerprint (hosts claiming with another are refused) and whether one
+/// run at a time is allowed (`forbid`, `replace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub job: String,
+    pub fingerprint: String,
+    pub exclusive: bool,
+}

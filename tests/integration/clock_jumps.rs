@@ -108,6 +108,8 @@ impl Booted {
         let options = DaemonOptions {
             plan,
             state_dir: state.clone(),
+            location: jobrun::store::Location::StateDir(state.clone()),
+            host: "test-host".into(),
             base_env: std::env::vars().collect(),
             shutdown_grace: Duration::from_secs(5),
             tail_bytes: 1024,

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::daemons::{fenced_reason, ALIVE, NOT_DEAD};
 use super::{sql, Daemon, PgError};
@@ -58,42 +58,48 @@ pub async fn claim(
     me: &Daemon,
     req: &ClaimRequest<'_>,
 ) -> Result<Claimed, PgError> {
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting a claim"))?;
+    let claimed = claim_in(&mut tx, me, req).await?;
+    // A lost or drifting claim commits too: its declaration of the job's
+    // definition is kept, so `status` shows the drift.
+    tx.commit().await.map_err(sql("committing a claim"))?;
+    Ok(claimed)
+}
+
+/// [`claim`] inside the caller's transaction (several claims written
+/// together commit together); nothing of it is visible before the commit.
+pub async fn claim_in(
+    tx: &mut Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+) -> Result<Claimed, PgError> {
     let attempt = i32::try_from(req.attempt).map_err(|_| PgError::Invalid {
         operation: "claiming a tick",
         what: format!("attempt {} is out of range", req.attempt),
     })?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(sql("starting a claim"))?;
     // Alive, and kept alive until the commit: a peer's expiry waits for us.
-    if !lease_held(&tx, me.epoch).await? {
-        drop(tx);
+    if !lease_held(tx, me.epoch).await? {
         return Ok(Claimed::Fenced {
-            reason: fenced_reason(client, me.epoch).await?,
+            reason: fenced_reason(tx, me.epoch).await?,
         });
     }
-    if let Some(drift) = check_definition(&tx, me, req).await? {
-        // Keep the declaration: `status` shows the drift.
-        tx.commit()
-            .await
-            .map_err(sql("recording the job's definition"))?;
+    if let Some(drift) = check_definition(tx, me, req).await? {
         return Ok(drift);
     }
     if let Some(tick) = req.tick {
-        if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
-            // Keep the declaration of the definition (`status` shows drift).
-            tx.commit().await.map_err(sql("committing a lost claim"))?;
+        if let Some(lost) = insert_claim(tx, me, req, tick, attempt).await? {
             return Ok(lost);
         }
     }
-    let claimed = insert_run(&tx, me, req, attempt).await?;
+    let claimed = insert_run(tx, me, req, attempt).await?;
     if let (Some(tick), Claimed::Run { run_id } | Claimed::Skipped { run_id, .. }) =
         (req.tick, &claimed)
     {
-        link(&tx, req.job, tick, attempt, *run_id).await?;
+        link(tx, req.job, tick, attempt, *run_id).await?;
     }
-    tx.commit().await.map_err(sql("committing a claim"))?;
     Ok(claimed)
 }
 
@@ -156,29 +162,43 @@ pub async fn record_missed(
     req: &ClaimRequest<'_>,
     reason: &str,
 ) -> Result<Claimed, PgError> {
-    let (Some(tick), Ok(attempt)) = (req.tick, i32::try_from(req.attempt)) else {
-        return Err(PgError::Invalid {
-            operation: "recording a missed tick",
-            what: format!(
-                "{} has no tick, or attempt {} is out of range",
-                req.job, req.attempt
-            ),
-        });
-    };
-    let tx = client
+    let mut tx = client
         .transaction()
         .await
         .map_err(sql("starting to record a missed tick"))?;
-    if !lease_held(&tx, me.epoch).await? {
-        drop(tx);
+    let recorded = record_ended_in(&mut tx, me, req, RunStatus::Missed, reason).await?;
+    tx.commit().await.map_err(sql("committing a missed tick"))?;
+    Ok(recorded)
+}
+
+/// Records a tick (or a run that claims none) that will not run, `missed`
+/// or `skipped` with the reason, inside the caller's transaction: under the
+/// tick's claim key, so a tick that a peer did run is never also recorded
+/// here ([`Claimed::Lost`]).
+pub async fn record_ended_in(
+    tx: &mut Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+    status: RunStatus,
+    reason: &str,
+) -> Result<Claimed, PgError> {
+    let Ok(attempt) = i32::try_from(req.attempt) else {
+        return Err(PgError::Invalid {
+            operation: "recording a tick that will not run",
+            what: format!("attempt {} of {} is out of range", req.attempt, req.job),
+        });
+    };
+    if !lease_held(tx, me.epoch).await? {
         return Ok(Claimed::Fenced {
-            reason: fenced_reason(client, me.epoch).await?,
+            reason: fenced_reason(tx, me.epoch).await?,
         });
     }
-    if let Some(lost) = insert_claim(&tx, me, req, tick, attempt).await? {
-        return Ok(lost);
+    if let Some(tick) = req.tick {
+        if let Some(lost) = insert_claim(tx, me, req, tick, attempt).await? {
+            return Ok(lost);
+        }
     }
-    let missed = RunStatus::Missed.as_str();
+    let ended = status.as_str();
     let trigger = req.trigger.as_str();
     let run_id: i64 = tx
         .query_one(
@@ -188,10 +208,10 @@ pub async fn record_missed(
             &[
                 &req.job,
                 &trigger,
-                &tick,
+                &req.tick,
                 &attempt,
                 &req.parent_id,
-                &missed,
+                &ended,
                 &me.host,
                 &me.epoch,
                 &req.forbid,
@@ -199,10 +219,11 @@ pub async fn record_missed(
             ],
         )
         .await
-        .map_err(sql("recording a missed tick"))?
+        .map_err(sql("recording a tick that will not run"))?
         .get(0);
-    link(&tx, req.job, tick, attempt, run_id).await?;
-    tx.commit().await.map_err(sql("committing a missed tick"))?;
+    if let Some(tick) = req.tick {
+        link(tx, req.job, tick, attempt, run_id).await?;
+    }
     Ok(Claimed::Recorded { run_id })
 }
 
@@ -350,7 +371,7 @@ pub enum Finished {
 /// Marks a claimed run's command as started (its pid), by the server's
 /// clock, on condition that the caller owns it and is alive.
 pub async fn start(
-    client: &Client,
+    client: &impl GenericClient,
     me: &Daemon,
     run_id: i64,
     pid: Option<u32>,
@@ -388,7 +409,7 @@ pub struct Outcome<'a> {
 /// owner, only while no peer has declared the owner dead (a lease that ran
 /// out unnoticed does not lose an outcome that nobody else has written).
 pub async fn finish(
-    client: &Client,
+    client: &impl GenericClient,
     me: &Daemon,
     run_id: i64,
     outcome: &Outcome<'_>,
@@ -423,7 +444,7 @@ pub async fn finish(
 
 /// Says why a conditional write of a run changed nothing.
 async fn refused(
-    client: &Client,
+    client: &impl GenericClient,
     me: &Daemon,
     run_id: i64,
     n: u64,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use super::{secs, sql, Daemon, PgError};
 
@@ -84,7 +84,10 @@ pub async fn heartbeat(client: &Client, me: &Daemon, lease: Duration) -> Result<
 }
 
 /// Why an epoch is no longer alive, for the daemon's log.
-pub(crate) async fn fenced_reason(client: &Client, epoch: i64) -> Result<String, PgError> {
+pub(crate) async fn fenced_reason(
+    client: &impl GenericClient,
+    epoch: i64,
+) -> Result<String, PgError> {
     let row = client
         .query_opt(
             "SELECT dead_reason, stopped_at IS NOT NULL, lease_until <= now()

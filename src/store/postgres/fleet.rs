@@ -31,6 +31,8 @@ pub struct Member {
     pub started_at: DateTime<Utc>,
     pub last_beat: DateTime<Utc>,
     pub state: MemberState,
+    /// The host's clock minus the server's at its last heartbeat.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The daemons that are alive, or stopped or died within `recent_secs`.
@@ -40,7 +42,7 @@ pub async fn members(client: &Client, recent_secs: f64) -> Result<Vec<Member>, P
             &format!(
                 "SELECT d.epoch, d.host, d.instance, d.pid, d.started_at, d.last_beat,
                         d.stopped_at IS NOT NULL, d.dead_at IS NOT NULL, d.dead_reason,
-                        {ALIVE}
+                        {ALIVE}, d.clock_offset_ms
                  FROM daemons d
                  WHERE coalesce(d.stopped_at, d.dead_at, d.lease_until)
                        > now() - make_interval(secs => $1)
@@ -69,6 +71,7 @@ pub async fn members(client: &Client, recent_secs: f64) -> Result<Vec<Member>, P
                 started_at: r.get(4),
                 last_beat: r.get(5),
                 state,
+                clock_offset_ms: r.get(10),
             }
         })
         .collect())

@@ -10,11 +10,13 @@ use super::{sql, PgError};
 use crate::job::{RunId, RunStatus};
 use crate::store::{HistoryFilter, Retention, RunRecord};
 
-const COLUMNS: &str = "id, job, trigger, tick, started_at, finished_at, duration_ms, status,
-                       exit_code, signal, pid, host, output_bytes, error, parent_id, attempt,
-                       claimed_at, host || ' (epoch ' || owner_epoch || ')'";
+/// A run's columns as [`record`] reads them; the owner is `HOST#EPOCH`
+/// (see [`super::owner`]).
+pub(crate) const COLUMNS: &str = "id, job, trigger, tick, started_at, finished_at, duration_ms,
+                       status, exit_code, signal, pid, host, output_bytes, error, parent_id,
+                       attempt, claimed_at, host || '#' || owner_epoch";
 
-fn record(row: &Row) -> Result<RunRecord, PgError> {
+pub(crate) fn record(row: &Row) -> Result<RunRecord, PgError> {
     let status: String = row.get(7);
     let status = RunStatus::parse(&status).ok_or_else(|| PgError::Invalid {
         operation: "reading history",

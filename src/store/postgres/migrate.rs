@@ -10,7 +10,10 @@ use tokio_postgres::Client;
 use super::{sql, PgError};
 
 /// The migrations, in order; version N is the N-th entry.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_fleet.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_fleet.sql"),
+    include_str!("../../../migrations/postgres/0002_member_details.sql"),
+];
 
 /// The schema version this jobrun writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

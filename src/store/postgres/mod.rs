@@ -77,8 +77,16 @@ pub mod fence;
 pub mod fingerprint;
 pub mod fleet;
 pub mod history;
+mod member;
 pub mod migrate;
+mod names;
+pub mod owner;
+mod reads;
 pub mod replace;
+pub mod runs;
+mod store;
+
+pub use store::{Membership, PostgresStore, StopHandler, WallClock};
 
 #[cfg(test)]
 pub(crate) mod testdb;

@@ -1,0 +1,13 @@
+-- jobrun PostgreSQL state, schema version 2: what `status` shows of each
+-- member, and crontab jobs' names followed across renames (as SQLite's 0006).
+
+-- This host's clock minus the server's at its last heartbeat, in
+-- milliseconds (NULL until measured): `status` warns above 1 s.
+ALTER TABLE daemons ADD COLUMN clock_offset_ms BIGINT;
+
+-- Each crontab job's current name under its identity: when the derived name
+-- changes, its runs and claims move to the new name (src/store/postgres/names.rs).
+CREATE TABLE job_names (
+    key  TEXT PRIMARY KEY,
+    name TEXT NOT NULL
+);

@@ -1,0 +1,85 @@
+//! Crontab jobs' names in the PostgreSQL state (schema 2, `job_names`): when
+//! a job's derived name changes, its runs and its claims move to the new
+//! name, as SQLite's `store/sqlite/names.rs` moves runs. A PostgreSQL state
+//! never held names from before names were followed, so there are no legacy
+//! names to read here.
+
+use std::collections::HashMap;
+
+use tokio_postgres::Client;
+
+use super::{sql, PgError};
+use crate::job::DerivedName;
+
+/// Records each job's current name under its identity and moves its runs
+/// and claims there from the name recorded before. One transaction under a
+/// transaction-scoped advisory lock (two hosts reloading at once move each
+/// job once); every move goes through a name no job can have, so a job
+/// taking another's old name never collects that job's runs. A claim whose
+/// new (job, tick, attempt) is already taken stays where it is. Returns how
+/// many runs moved.
+pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<usize, PgError> {
+    /// "JBRNNAME"
+    const LOCK: i64 = 0x4a42_524e_4e41_4d45;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting to follow renamed jobs"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await
+        .map_err(sql("taking the rename lock"))?;
+    let recorded: HashMap<String, String> = tx
+        .query("SELECT key, name FROM job_names", &[])
+        .await
+        .map_err(sql("reading the jobs' recorded names"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut moves: Vec<(&str, &str)> = Vec::new();
+    for d in names {
+        match recorded.get(&d.key) {
+            Some(before) if *before == d.name => continue,
+            Some(before) => moves.push((before, &d.name)),
+            None => {}
+        }
+        tx.execute(
+            "INSERT INTO job_names (key, name) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name",
+            &[&d.key, &d.name],
+        )
+        .await
+        .map_err(sql("recording a job's name"))?;
+    }
+    let parked = |i: usize| format!("\u{1}moving {i}");
+    for (i, (from, _)) in moves.iter().enumerate() {
+        let park = parked(i);
+        tx.execute("UPDATE runs SET job = $1 WHERE job = $2", &[&park, from])
+            .await
+            .map_err(sql("moving a renamed job's runs"))?;
+        tx.execute("UPDATE claims SET job = $1 WHERE job = $2", &[&park, from])
+            .await
+            .map_err(sql("moving a renamed job's claims"))?;
+    }
+    let mut moved = 0;
+    for (i, (from, to)) in moves.iter().enumerate() {
+        let park = parked(i);
+        moved += tx
+            .execute("UPDATE runs SET job = $1 WHERE job = $2", &[to, &park])
+            .await
+            .map_err(sql("moving a renamed job's runs"))?;
+        tx.execute(
+            "UPDATE claims c SET job = $1 WHERE job = $2 AND NOT EXISTS (
+                 SELECT 1 FROM claims k WHERE k.job = $1 AND k.tick = c.tick
+                                          AND k.attempt = c.attempt)",
+            &[to, &park],
+        )
+        .await
+        .map_err(sql("moving a renamed job's claims"))?;
+        // What the new name had already claimed stays under the old one.
+        tx.execute("UPDATE claims SET job = $1 WHERE job = $2", &[from, &park])
+            .await
+            .map_err(sql("moving a renamed job's claims"))?;
+    }
+    tx.commit().await.map_err(sql("committing renamed jobs"))?;
+    Ok(usize::try_from(moved).unwrap_or(usize::MAX))
+}

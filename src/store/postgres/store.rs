@@ -1,0 +1,613 @@
+//! [`PostgresStore`]: the PostgreSQL state behind the store seam, with the
+//! same blocking calls as SQLite's, so `fire`, `daemon` and `cli` use it
+//! through [`crate::store::Store`] unchanged.
+//!
+//! The client is async (tokio-postgres); the seam's callers are threads (the
+//! recorder, the CLI) and, at start-up, the daemon's loop. The store
+//! therefore runs a small runtime of its own (one worker thread, which also
+//! drives the connections and the heartbeat task), and each call is a task
+//! there whose result the caller waits for on a plain channel: no call ever
+//! enters the caller's runtime, so it may come from anywhere.
+//!
+//! Two connections: the store's (claims, records, reads; re-made on the
+//! next call after it broke) and the heartbeat's (see [`super::member`]), so
+//! a slow claim never delays a beat. Leases are this process's
+//! ([`LocalLeases`]); across hosts the claim decides.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, Config};
+use tracing::{debug, error, info, warn};
+
+use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
+use super::fence::Fence;
+use super::member::{registered, Member};
+use super::{connect, daemons, migrate, runs, sql, Daemon, LeaseConfig, PgError};
+use crate::job::{RunId, RunOutcome, RunStatus};
+use crate::store::lease::LocalLeases;
+use crate::store::{Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError};
+
+/// The host's wall clock, for measuring its offset from the server's (the
+/// store reads no clock itself).
+pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// Stops one of this process's runs that a peer asked to stop (`replace`).
+pub type StopHandler = Arc<dyn Fn(RunId) + Send + Sync>;
+
+/// How to reach the fleet's database and who this process is in it.
+#[derive(Clone)]
+pub struct Membership {
+    /// `--database`.
+    pub url: String,
+    /// `--host-id`, else the host name.
+    pub host: String,
+    pub lease: LeaseConfig,
+    pub wall: WallClock,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("Membership")
+            .field("host", &self.host)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the store's calls and the heartbeat task share.
+pub(super) struct Shared {
+    pub config: Config,
+    pub target: String,
+    pub host: String,
+    pub pid: u32,
+    pub lease: LeaseConfig,
+    pub wall: WallClock,
+    conn: tokio::sync::Mutex<Option<Client>>,
+    member: Mutex<Member>,
+    definitions: RwLock<HashMap<String, Declared>>,
+    stop_handler: Mutex<Option<StopHandler>>,
+    closing: AtomicBool,
+    #[cfg(test)]
+    refuse: AtomicBool,
+}
+
+impl Shared {
+    pub fn member(&self) -> MutexGuard<'_, Member> {
+        self.member.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+    pub fn stop_handler(&self) -> Option<StopHandler> {
+        self.stop_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    /// The store's connection, made again if it broke.
+    pub(super) async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, PgError> {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(connect::connect(&self.config).await?);
+        }
+        Ok(guard)
+    }
+    fn declared(&self, job: &str) -> Declared {
+        let known = self.definitions.read().unwrap_or_else(|p| p.into_inner());
+        known.get(job).cloned().unwrap_or_else(|| Declared {
+            job: job.to_string(),
+            // A job this process never declared (it is not in its plan):
+            // a fingerprint no definition has, so a fleet that runs the job
+            // reports the drift instead of letting it run twice.
+            fingerprint: "undeclared".into(),
+            exclusive: false,
+        })
+    }
+    #[cfg(test)]
+    fn check_refused(&self) -> Result<(), PgError> {
+        if self.refuse.load(Ordering::Relaxed) {
+            return Err(PgError::Invalid {
+                operation: "writing",
+                what: "writes refused (test)".into(),
+            });
+        }
+        Ok(())
+    }
+    #[cfg(not(test))]
+    fn check_refused(&self) -> Result<(), PgError> {
+        Ok(())
+    }
+}
+
+/// The connected client of a call.
+pub(super) fn connected(guard: &mut Option<Client>) -> Result<&mut Client, PgError> {
+    guard.as_mut().ok_or(PgError::Invalid {
+        operation: "connecting",
+        what: "no connection".into(),
+    })
+}
+
+/// The PostgreSQL state (see the module doc).
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    leases: LocalLeases,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.shared.target)
+            .field("host", &self.shared.host)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(operation: Operation, doing: &'static str) -> impl FnOnce(PgError) -> StoreError {
+    move |e| StoreError::Failed {
+        operation,
+        doing,
+        source: Box::new(e),
+    }
+}
+
+impl PostgresStore {
+    /// Connects and brings the schema to this jobrun's version (several
+    /// hosts starting at once migrate once).
+    pub fn open(membership: Membership) -> Result<PostgresStore, StoreError> {
+        Self::connect(membership, true).map(|s| s.expect("migrated"))
+    }
+
+    /// Connects only if the database holds a jobrun state already
+    /// (read-only commands create nothing).
+    pub fn open_existing(membership: Membership) -> Result<Option<PostgresStore>, StoreError> {
+        Self::connect(membership, false)
+    }
+
+    fn connect(membership: Membership, create: bool) -> Result<Option<PostgresStore>, StoreError> {
+        let open = |e: PgError| StoreError::Database {
+            source: Box::new(e),
+        };
+        membership
+            .lease
+            .validate()
+            .map_err(|what| open(PgError::BadUrl(what)))?;
+        let config = connect::config(&membership.url).map_err(open)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("jobrun-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Database {
+                source: Box::new(e),
+            })?;
+        let shared = Arc::new(Shared {
+            target: connect::target(&config),
+            config,
+            host: membership.host,
+            pid: std::process::id(),
+            lease: membership.lease,
+            wall: membership.wall,
+            conn: tokio::sync::Mutex::new(None),
+            member: Mutex::new(Member::new(Fence::new(membership.lease))),
+            definitions: RwLock::new(HashMap::new()),
+            stop_handler: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            #[cfg(test)]
+            refuse: AtomicBool::new(false),
+        });
+        let store = PostgresStore {
+            shared,
+            runtime: Some(runtime),
+            leases: LocalLeases::default(),
+        };
+        let exists = store
+            .call(move |s| async move {
+                let mut guard = s.client().await?;
+                let client = connected(&mut guard)?;
+                let version = migrate::version(client).await?;
+                if version == 0 && !create {
+                    return Ok(false);
+                }
+                migrate::migrate(client).await?;
+                Ok(true)
+            })
+            .map_err(open)?;
+        Ok(exists.then_some(store))
+    }
+
+    /// Runs `f` on the store's runtime and waits for it.
+    fn call<T, F, Fut>(&self, f: F) -> Result<T, PgError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        let lost = || PgError::Invalid {
+            operation: "calling the database",
+            what: "the store's runtime is gone".into(),
+        };
+        let runtime = self.runtime.as_ref().ok_or_else(lost)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let future = f(Arc::clone(&self.shared));
+        runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv().map_err(|_| lost())?
+    }
+
+    pub(super) fn op<T, F, Fut>(
+        &self,
+        operation: Operation,
+        doing: &'static str,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        self.call(f).map_err(failed(operation, doing))
+    }
+
+    /// How often the heartbeat task renews the lease.
+    pub fn heartbeat_interval(&self) -> std::time::Duration {
+        self.shared.lease.heartbeat
+    }
+
+    /// Where the database is (never the password), for messages.
+    pub fn target(&self) -> &str {
+        &self.shared.target
+    }
+
+    /// Proves the database takes writes: registers this process with the
+    /// fleet (a daemon's start) on a primary, not a read-only standby.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        self.op(
+            Operation::Heartbeat,
+            "registering with the fleet",
+            |s| async move {
+                let mut guard = s.client().await?;
+                let client = connected(&mut guard)?;
+                let read_only: String = client
+                    .query_one("SHOW transaction_read_only", &[])
+                    .await
+                    .map_err(sql("checking that the database takes writes"))?
+                    .get(0);
+                if read_only == "on" {
+                    return Err(PgError::Invalid {
+                        operation: "checking that the database takes writes",
+                        what: "the server is read-only (a standby?); point --database at the \
+                               primary"
+                            .into(),
+                    });
+                }
+                registered(&s, client).await.map(drop)
+            },
+        )
+    }
+
+    /// This process's lease on `job` (see [`LocalLeases`]); for one run at a
+    /// time, also `None` while a run of the job is going anywhere in the
+    /// fleet, so `forbid` skips and `replace` stops it before claiming (the
+    /// claim's unique index still decides a race).
+    pub fn lease(&self, job: &str, mode: LeaseMode) -> Result<Option<Lease>, StoreError> {
+        let Some(lease) = self.leases.take(job, mode) else {
+            return Ok(None);
+        };
+        if mode == LeaseMode::Shared {
+            return Ok(Some(lease));
+        }
+        let job = job.to_string();
+        let busy = self.op(
+            Operation::Lease,
+            "looking for a running run of the job",
+            |s| async move {
+                let mut guard = s.client().await?;
+                let row = connected(&mut guard)?
+                    .query_opt(
+                        "SELECT 1 FROM runs r JOIN daemons d ON d.epoch = r.owner_epoch
+                         WHERE r.job = $1 AND r.status = 'running' AND d.dead_at IS NULL
+                         LIMIT 1",
+                        &[&job],
+                    )
+                    .await
+                    .map_err(sql("looking for a running run of the job"))?;
+                Ok(row.is_some())
+            },
+        )?;
+        Ok((!busy).then_some(lease))
+    }
+
+    /// Where the leases live, for messages.
+    pub fn lease_location(&self) -> String {
+        format!(
+            "this process's memory (the PostgreSQL database at {} decides across hosts)",
+            self.shared.target
+        )
+    }
+
+    /// The definitions this process claims jobs with (at start and after
+    /// each reload).
+    pub fn declare(&self, jobs: Vec<Declared>) {
+        let mut known = self
+            .shared
+            .definitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *known = jobs.into_iter().map(|d| (d.job.clone(), d)).collect();
+    }
+
+    /// Sets what stops a run a peer asked to stop.
+    pub fn set_stop_handler(&self, handler: StopHandler) {
+        *self
+            .shared
+            .stop_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    /// Asks whichever host holds run `id` to stop it (a `replace` job's new
+    /// run). True if the request was recorded.
+    pub fn request_stop(&self, job: &str) -> Result<bool, StoreError> {
+        let job = job.to_string();
+        self.op(
+            Operation::Claim,
+            "asking a run on another host to stop",
+            |s| async move {
+                let mut guard = s.client().await?;
+                let client = connected(&mut guard)?;
+                let me = registered(&s, client).await?;
+                let asked = super::replace::request_stop(client, &me, &job).await?;
+                for r in &asked {
+                    info!(job = %r.job, run_id = r.run_id, host = %r.host, "asked the host running it to stop it (concurrency: replace)");
+                }
+                Ok(!asked.is_empty())
+            },
+        )
+    }
+
+    /// Claims and start marks written in one transaction; see
+    /// `Store::claim_and_start_many`. A claim another host won, a tick
+    /// recorded `skipped` because a `forbid` job runs elsewhere, and a
+    /// definition the fleet does not share are all "not yours" (`None`),
+    /// each logged; a fenced daemon's claims are an error (the firing path
+    /// then records the tick `missed` once it can).
+    pub fn claim_and_start_many(
+        &self,
+        runs: &[NewRun],
+        starts: &[Started],
+    ) -> Result<Vec<Option<RunId>>, StoreError> {
+        let runs = runs.to_vec();
+        let starts = starts.to_vec();
+        self.op(Operation::Claim, "claiming", |s| async move {
+            s.check_refused()?;
+            let mut guard = s.client().await?;
+            let client = connected(&mut guard)?;
+            let me = registered(&s, client).await?;
+            if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
+                return Err(PgError::Invalid {
+                    operation: "claiming a tick",
+                    what: format!(
+                        "no heartbeat acknowledged within the fence deadline ({}): this daemon \
+                         has fenced itself and claims nothing until the database answers again",
+                        humantime::format_duration(s.lease.fence)
+                    ),
+                });
+            }
+            let mut tx = client
+                .transaction()
+                .await
+                .map_err(sql("starting a claim"))?;
+            let mut ids = Vec::with_capacity(runs.len());
+            for run in &runs {
+                let declared = s.declared(&run.job);
+                let req = ClaimRequest {
+                    job: &run.job,
+                    tick: run.tick,
+                    attempt: run.attempt,
+                    trigger: run.trigger,
+                    parent_id: run.parent_id.map(|p| p.0),
+                    fingerprint: &declared.fingerprint,
+                    forbid: declared.exclusive,
+                };
+                let claimed = match run.status {
+                    RunStatus::Running => claims::claim_in(&mut tx, &me, &req).await?,
+                    ended => {
+                        let reason = run.error.as_deref().unwrap_or("");
+                        claims::record_ended_in(&mut tx, &me, &req, ended, reason).await?
+                    }
+                };
+                ids.push(settle(&s, &me, run, claimed)?);
+            }
+            for start in &starts {
+                let done = claims::start(&tx, &me, start.run.0, start.pid).await?;
+                if done != Finished::Recorded {
+                    warn!(run_id = start.run.0, result = ?done, "a run's start was not recorded");
+                }
+            }
+            tx.commit().await.map_err(sql("committing a claim"))?;
+            Ok(ids)
+        })
+    }
+
+    /// Records that a claimed run's command started.
+    pub fn mark_started(&self, start: Started) -> Result<(), StoreError> {
+        self.claim_and_start_many(&[], &[start]).map(drop)
+    }
+
+    /// Records how runs ended, each exactly once (see [`claims::finish`]): an
+    /// outcome of a run a peer already resolved (this daemon was declared
+    /// dead meanwhile) is logged and dropped, never written over it.
+    pub fn finish_many(&self, done: &[(RunId, RunOutcome)]) -> Result<Vec<bool>, StoreError> {
+        let done = done.to_vec();
+        self.op(
+            Operation::Finish,
+            "recording how runs ended",
+            |s| async move {
+                s.check_refused()?;
+                let mut guard = s.client().await?;
+                let client = connected(&mut guard)?;
+                let me = registered(&s, client).await?;
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(sql("starting to record outcomes"))?;
+                let mut written = Vec::with_capacity(done.len());
+                for (id, o) in &done {
+                    let outcome = Outcome {
+                        status: o.status,
+                        duration_ms: o.duration_ms,
+                        exit_code: o.exit_code,
+                        signal: o.signal,
+                        output_bytes: o.output_bytes,
+                        output_tail: &o.output_tail,
+                        error: o.error.as_deref(),
+                    };
+                    let result = claims::finish(&tx, &me, id.0, &outcome).await?;
+                    if let Finished::Fenced { reason } | Finished::NotRunning { status: reason } =
+                        &result
+                    {
+                        warn!(run_id = id.0, status = o.status.as_str(), why = %reason,
+                            "an outcome was not recorded: the fleet had already resolved the run (this daemon was fenced meanwhile)");
+                    }
+                    written.push(result == Finished::Recorded);
+                }
+                tx.commit()
+                    .await
+                    .map_err(sql("committing outcomes"))?;
+                Ok(written)
+            },
+        )
+    }
+
+    /// Marks run `id` abandoned, only if it still reads `running`.
+    pub fn mark_abandoned(&self, id: RunId, reason: &str) -> Result<bool, StoreError> {
+        let reason = reason.to_string();
+        self.op(
+            Operation::Finish,
+            "marking a run abandoned",
+            |s| async move {
+                let mut guard = s.client().await?;
+                runs::mark_abandoned(connected(&mut guard)?, id.0, &reason).await
+            },
+        )
+    }
+
+    /// Records what this daemon loaded, on its row.
+    pub fn record_loaded(&self, loaded: &crate::store::Loaded) -> Result<(), StoreError> {
+        let text = serde_json::to_string(loaded).unwrap_or_default();
+        self.op(
+            Operation::Heartbeat,
+            "recording what the daemon loaded",
+            |s| async move {
+                let mut guard = s.client().await?;
+                let client = connected(&mut guard)?;
+                let me = registered(&s, client).await?;
+                client
+                    .execute(
+                        "UPDATE daemons SET loaded = $2 WHERE epoch = $1",
+                        &[&me.epoch, &text],
+                    )
+                    .await
+                    .map_err(sql("recording what the daemon loaded"))?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Records a clean stop: the heartbeat ends, and the row says stopped
+    /// (peers then declare nothing dead).
+    pub fn stopped(&self) -> Result<(), StoreError> {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.op(
+            Operation::Heartbeat,
+            "recording the daemon's stop",
+            |s| async move {
+                let me = s.member().me.take();
+                let Some(me) = me else { return Ok(()) };
+                let mut guard = s.client().await?;
+                daemons::stop(connected(&mut guard)?, &me).await
+            },
+        )
+    }
+
+    /// This process's current registration, if any (tests).
+    pub fn member(&self) -> Option<Daemon> {
+        self.shared.member().me.clone()
+    }
+
+    /// Makes every write fail, or lets writes through again (tests).
+    #[cfg(test)]
+    pub fn refuse_writes_for_tests(&self, refuse: bool) {
+        self.shared.refuse.store(refuse, Ordering::Relaxed);
+    }
+}
+
+/// What one claim came to, for the seam: the run's id when this process
+/// owns it and recorded it, else `None`, with the reason logged.
+fn settle(
+    s: &Shared,
+    me: &Daemon,
+    run: &NewRun,
+    claimed: Claimed,
+) -> Result<Option<RunId>, PgError> {
+    Ok(match claimed {
+        Claimed::Run { run_id } | Claimed::Recorded { run_id } => Some(RunId(run_id)),
+        Claimed::Skipped { run_id, running_on } => {
+            info!(job = %run.job, run_id, %running_on,
+                "skipped: concurrency forbid, and the job is running on another host");
+            None
+        }
+        Claimed::Lost { winner } => {
+            debug!(job = %run.job, tick = ?run.tick, %winner, "claim lost to a peer");
+            None
+        }
+        Claimed::Drift {
+            peer_host,
+            peer_fingerprint,
+        } => {
+            let fingerprint = s.declared(&run.job).fingerprint;
+            let first = s
+                .member()
+                .drift_reported
+                .insert((run.job.clone(), fingerprint.clone()));
+            if first {
+                error!(job = %run.job, host = %me.host, %fingerprint, %peer_host, %peer_fingerprint,
+                    "refusing to run this job: its definition here differs from the one the fleet claims it with (schedule, zone, command, user or environment); deploy one definition to every host");
+            }
+            None
+        }
+        Claimed::Fenced { reason } => {
+            s.member().fence.fenced();
+            return Err(PgError::Invalid {
+                operation: "claiming a tick",
+                what: format!("this daemon was fenced ({reason}); it registers again"),
+            });
+        }
+    })
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let registered = self.shared.member().me.is_some();
+        if registered && !self.shared.is_closing() {
+            // A `jobrun run` ending: its row says stopped, not dead.
+            if let Err(e) = self.stopped() {
+                warn!(error = %e, "recording this process's stop in the fleet's database");
+            }
+        }
+        self.shared.closing.store(true, Ordering::Relaxed);
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, whatever thread or runtime drops the store.
+            runtime.shutdown_background();
+        }
+    }
+}
