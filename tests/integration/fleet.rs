@@ -111,9 +111,30 @@ impl Fleet {
         rows
     }
 
+    /// `status --json` (exit 0 when healthy, 1 when not: both print it).
     #[track_caller]
     fn status(&self) -> Value {
-        self.jobrun(&["status", "--json"]).expect_code(0).json()
+        let out = self.jobrun(&["status", "--json"]);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "status: exit {}\n{}",
+            out.code,
+            out.stderr
+        );
+        out.json()
+    }
+
+    /// `status` as text (exit 0 or 1, as for [`Fleet::status`]).
+    #[track_caller]
+    fn status_text(&self) -> String {
+        let out = self.jobrun(&["status"]);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "status: exit {}\n{}",
+            out.code,
+            out.stderr
+        );
+        out.stdout
     }
 
     /// The fleet's members in `status --json`, by host (the newest epoch of
@@ -121,27 +142,16 @@ impl Fleet {
     #[track_caller]
     fn members(&self) -> BTreeMap<String, Value> {
         let status = self.status();
-        let members = status["fleet"]["members"]
-            .as_array()
-            .unwrap_or_else(|| panic!("status --json has no fleet.members: {status}"));
-        let mut by_host: BTreeMap<String, Value> = BTreeMap::new();
-        for m in members {
-            let host = m["host"].as_str().expect("a member's host").to_string();
-            let newer = by_host
-                .get(&host)
-                .is_none_or(|old| old["epoch"].as_i64() < m["epoch"].as_i64());
-            if newer {
-                by_host.insert(host, m.clone());
-            }
-        }
-        by_host
+        members_of(&status)
+            .unwrap_or_else(|| panic!("status --json has no fleet.members: {status}"))
     }
 
     /// Waits until every host in `hosts` is an alive member of the fleet.
     #[track_caller]
     fn wait_alive(&self, hosts: &[&str]) {
         wait_for(Duration::from_secs(60), "every host to be alive", || {
-            let members = self.members();
+            // No fleet before the first daemon has made the schema.
+            let members = members_of(&self.status())?;
             hosts
                 .iter()
                 .all(|h| members.get(*h).is_some_and(|m| m["state"] == "alive"))
@@ -163,6 +173,22 @@ impl Fleet {
             })
             .collect()
     }
+}
+
+/// The members of a `status --json` by host (the newest epoch of each
+/// host); `None` without a fleet.
+fn members_of(status: &Value) -> Option<BTreeMap<String, Value>> {
+    let mut by_host: BTreeMap<String, Value> = BTreeMap::new();
+    for m in status["fleet"]["members"].as_array()? {
+        let host = m["host"].as_str().expect("a member's host").to_string();
+        let newer = by_host
+            .get(&host)
+            .is_none_or(|old| old["epoch"].as_i64() < m["epoch"].as_i64());
+        if newer {
+            by_host.insert(host, m.clone());
+        }
+    }
+    Some(by_host)
 }
 
 /// A history row's time field.
@@ -246,7 +272,6 @@ fn pid_alive(pid: i64) -> bool {
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn three_hosts_run_every_tick_exactly_once_in_the_database_and_the_jobs_record() {
     let Some(db) = TestDb::create("fleet: three hosts, every tick once") else {
         return;
@@ -319,7 +344,6 @@ fn three_hosts_run_every_tick_exactly_once_in_the_database_and_the_jobs_record()
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn status_and_history_show_every_host_its_state_and_last_beat() {
     let Some(db) = TestDb::create("fleet: status and history") else {
         return;
@@ -346,11 +370,11 @@ fn status_and_history_show_every_host_its_state_and_last_beat() {
         let m = f.members();
         (time(&m["replica-one"], "last_beat").expect("a last beat") > beat).then_some(())
     });
-    let text = f.jobrun(&["status"]).expect_code(0).stdout;
+    let text = f.status_text();
     for h in hosts {
         let line = text
             .lines()
-            .find(|l| l.contains(h))
+            .find(|l| l.trim_start().starts_with(h))
             .unwrap_or_else(|| panic!("status does not show {h}:\n{text}"));
         assert!(line.contains("alive"), "{h} is alive:\n{text}");
     }
@@ -382,17 +406,16 @@ fn status_and_history_show_every_host_its_state_and_last_beat() {
     let members = f.members();
     assert_eq!(members["replica-three"]["state"], "stopped", "{members:?}");
     assert_eq!(members["replica-one"]["state"], "alive", "{members:?}");
-    let text = f.jobrun(&["status"]).expect_code(0).stdout;
+    let text = f.status_text();
     let line = text
         .lines()
-        .find(|l| l.contains("replica-three"))
+        .find(|l| l.trim_start().starts_with("replica-three"))
         .unwrap_or_else(|| panic!("status forgets a stopped host:\n{text}"));
     assert!(line.contains("stopped"), "{text}");
     stop_all(daemons);
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn a_killed_hosts_run_is_abandoned_by_a_peer_within_the_lease_and_never_run_again() {
     let Some(db) = TestDb::create("fleet: a killed host") else {
         return;
@@ -434,6 +457,7 @@ fn a_killed_hosts_run_is_abandoned_by_a_peer_within_the_lease_and_never_run_agai
         "abandoned {} after the kill, more than lease + 5 s: {abandoned}",
         resolved - killed_at
     );
+    eprintln!("abandoned {} after the kill", resolved - killed_at);
     let error = abandoned["error"].as_str().unwrap_or_default();
     assert!(
         error.contains(&victim),
@@ -468,7 +492,6 @@ fn a_killed_hosts_run_is_abandoned_by_a_peer_within_the_lease_and_never_run_agai
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn a_paused_host_is_fenced_its_late_finish_is_refused_and_it_claims_again() {
     let Some(db) = TestDb::create("fleet: a paused host") else {
         return;
@@ -571,7 +594,6 @@ fn a_paused_host_is_fenced_its_late_finish_is_refused_and_it_claims_again() {
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn forbid_across_three_hosts_never_runs_two_at_once() {
     let Some(db) = TestDb::create("fleet: forbid") else {
         return;
@@ -635,7 +657,6 @@ fn forbid_across_three_hosts_never_runs_two_at_once() {
 }
 
 #[test]
-#[ignore = "needs the --database wiring"]
 fn a_host_with_another_definition_of_a_job_is_refused_and_reported() {
     let Some(db) = TestDb::create("fleet: drift") else {
         return;
@@ -669,7 +690,7 @@ fn a_host_with_another_definition_of_a_job_is_refused_and_reported() {
     assert_eq!(drift["host"], "second-host", "{drift}");
     assert_eq!(drift["fleet_host"], "first-host", "{drift}");
     assert_ne!(drift["fingerprint"], drift["fleet_fingerprint"], "{drift}");
-    let text = f.jobrun(&["status"]).expect_code(0).stdout;
+    let text = f.status_text();
     assert!(
         text.lines()
             .any(|l| l.contains("drifty") && l.contains("second-host")),
@@ -697,7 +718,10 @@ fn a_host_with_another_definition_of_a_job_is_refused_and_reported() {
 }
 
 #[test]
-#[ignore = "needs the --database wiring (root: a cluster as the postgres user)"]
+#[cfg_attr(
+    not(jobrun_root),
+    ignore = "starts a cluster as the postgres user: needs root"
+)]
 fn cut_connections_and_a_server_restart_mid_run_lose_no_outcome_and_run_nothing_twice() {
     let Some(pg) = PgCluster::start("fleet: server restart") else {
         return;
@@ -733,6 +757,7 @@ fn cut_connections_and_a_server_restart_mid_run_lose_no_outcome_and_run_nothing_
             .find(|r| tick(r) > back_at && r["status"] == "succeeded")
     });
     let took = restarted.elapsed();
+    eprintln!("runs resumed {took:?} after the restart");
     assert!(
         took < Duration::from_secs(15),
         "runs resumed {took:?} after the restart: {resumed}"
@@ -767,7 +792,10 @@ fn cut_connections_and_a_server_restart_mid_run_lose_no_outcome_and_run_nothing_
 }
 
 #[test]
-#[ignore = "needs the --database wiring (root: a cluster as the postgres user)"]
+#[cfg_attr(
+    not(jobrun_root),
+    ignore = "starts a cluster as the postgres user: needs root"
+)]
 fn while_the_server_is_down_nothing_starts_and_its_ticks_are_recorded_missed() {
     let Some(pg) = PgCluster::start("fleet: server down") else {
         return;
