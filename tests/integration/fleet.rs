@@ -866,3 +866,142 @@ fn while_the_server_is_down_nothing_starts_and_its_ticks_are_recorded_missed() {
         "ticks without a row (the server was down {down_at}..{up_at}): {gaps:?}"
     );
 }
+
+#[test]
+fn replace_stops_the_run_on_whichever_host_holds_it() {
+    let Some(db) = TestDb::create("fleet: replace across hosts") else {
+        return;
+    };
+    let f = Fleet::new(&db.url);
+    let command = format!("{}; sleep 30", record_to("runs.txt"));
+    f.jobs(
+        "jobs.yaml",
+        &[(
+            "newest",
+            "*/3 * * * * *",
+            &command,
+            "concurrency: replace\nkill_grace: 1s",
+        )],
+    );
+    let hosts = ["rep-a", "rep-b"];
+    let daemons: Vec<Daemon> = hosts.iter().map(|h| f.host(h, "jobs.yaml")).collect();
+    // A run replaced by one that started on the other host: the request
+    // went through the database.
+    let (old, new) = wait_for(
+        Duration::from_secs(120),
+        "a run replaced from the other host",
+        || {
+            let rows = f.history("newest");
+            let started: Vec<&Value> = rows.iter().filter(|r| r["pid"].is_number()).collect();
+            started.windows(2).find_map(|pair| {
+                (pair[0]["status"] == "killed" && pair[0]["host"] != pair[1]["host"])
+                    .then(|| (pair[0].clone(), pair[1].clone()))
+            })
+        },
+    );
+    let error = old["error"].as_str().unwrap_or_default();
+    assert!(error.contains("replaced"), "{old}");
+    stop_all(daemons);
+
+    let rows = f.history("newest");
+    one_row_per_tick(&rows);
+    let mut intervals: Vec<(DateTime<Utc>, DateTime<Utc>, &Value)> = rows
+        .iter()
+        .filter(|r| r["pid"].is_number())
+        .map(|r| {
+            let start = time(r, "started_at").unwrap_or_else(|| panic!("no start: {r}"));
+            let end = time(r, "finished_at").unwrap_or_else(|| panic!("no end: {r}"));
+            (start, end, r)
+        })
+        .collect();
+    intervals.sort_by_key(|(start, _, _)| *start);
+    for pair in intervals.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two runs of a replace job at once:\n{}\n{}\n(replaced {old} by {new})",
+            pair[0].2,
+            pair[1].2
+        );
+    }
+    no_tick_twice(&f.lines("runs.txt"));
+}
+
+/// Starts the one host of a spool scenario on `pg`, waits for a run of
+/// `slow` (a 6 s job), stops the server and waits for the job to end while
+/// it is down; the daemon and the run.
+fn run_ends_while_the_server_is_down(f: &Fleet, pg: &PgCluster) -> (Daemon, Value) {
+    let slow = format!("{}; sleep 6", record_to("slow.txt"));
+    f.jobs("jobs.yaml", &[("slow", "*/10 * * * * *", &slow, "")]);
+    let daemon = f.host_on("spool-host", "jobs.yaml", &pg.url_for("spool-host"));
+    let run = wait_for(Duration::from_secs(60), "a run of slow", || {
+        f.history("slow")
+            .into_iter()
+            .find(|r| r["status"] == "running" && r["pid"].is_number())
+    });
+    pg.stop();
+    let pid = run["pid"].as_i64().expect("pid");
+    assert!(
+        pid_alive(pid),
+        "the job ended before the server was down (a loaded machine?): the scenario did not happen"
+    );
+    wait_for(Duration::from_secs(30), "the job to end", || {
+        (!pid_alive(pid)).then_some(())
+    });
+    (daemon, run)
+}
+
+#[test]
+#[cfg_attr(
+    not(jobrun_root),
+    ignore = "starts a cluster as the postgres user: needs root"
+)]
+fn a_run_that_ends_while_the_server_is_down_has_its_outcome_written_when_it_is_back() {
+    let Some(pg) = PgCluster::start("fleet: outcome spooled") else {
+        return;
+    };
+    let f = Fleet::new(&pg.url());
+    let (daemon, run) = run_ends_while_the_server_is_down(&f, &pg);
+    pg.start_again();
+    let done = wait_for(Duration::from_secs(60), "the outcome", || {
+        f.history("slow")
+            .into_iter()
+            .find(|r| r["id"] == run["id"] && r["status"] != "running")
+    });
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["exit_code"], 0, "{done}");
+    stop_all(vec![daemon]);
+}
+
+#[test]
+#[ignore = "product gap (issue 14, guarantee 8): the spool is in memory, so an outcome kept \
+            while the server is down is lost when the daemon exits and the run ends abandoned"]
+fn a_run_that_ends_while_the_server_is_down_keeps_its_outcome_across_a_daemon_restart() {
+    let Some(pg) = PgCluster::start("fleet: outcome spooled across a restart") else {
+        return;
+    };
+    let f = Fleet::new(&pg.url());
+    let (daemon, run) = run_ends_while_the_server_is_down(&f, &pg);
+    // The daemon restarts before the server is back (a deploy, say): the
+    // outcome it holds must outlive it (issue 14, guarantee 8).
+    daemon.signal(Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(60));
+    pg.start_again();
+    let again = f.host_on("spool-host", "jobs.yaml", &pg.url_for("spool-host"));
+    let done = wait_for(
+        LEASE + Duration::from_secs(60),
+        "the run to be resolved",
+        || {
+            f.history("slow")
+                .into_iter()
+                .find(|r| r["id"] == run["id"] && r["status"] != "running")
+        },
+    );
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "the outcome of a run that ended while the server was down did not survive a daemon \
+         restart: {done}\nthe first daemon (exit {code}):\n{log}\nthe second:\n{}",
+        again.log()
+    );
+    stop_all(vec![again]);
+}
