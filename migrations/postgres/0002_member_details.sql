@@ -5,6 +5,11 @@
 -- milliseconds (NULL until measured): `status` warns above 1 s.
 ALTER TABLE daemons ADD COLUMN clock_offset_ms BIGINT;
 
+-- What registered: a `daemon`, or a `run` (`jobrun run`, a member only
+-- while its run goes). `status` lists the daemons.
+ALTER TABLE daemons ADD COLUMN kind TEXT NOT NULL DEFAULT 'daemon'
+    CHECK (kind IN ('daemon', 'run'));
+
 -- Each crontab job's current name under its identity: when the derived name
 -- changes, its runs and claims move to the new name (src/store/postgres/names.rs).
 CREATE TABLE job_names (

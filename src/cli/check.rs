@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use super::{load_plan, Env, GlobalArgs, EXIT_FAILURE, EXIT_OK};
 use crate::job::{Diagnostic, Severity};
+use crate::plan::Plan;
+use crate::store::postgres::fingerprint::fingerprint;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct CheckArgs {
@@ -50,6 +52,40 @@ impl<'a> From<&'a Diagnostic> for Finding<'a> {
             message: &d.message,
         }
     }
+}
+
+/// With `--database`: each job whose definition here differs from the one
+/// the fleet's live daemons claim it with is an error at its line (a daemon
+/// started with it would have that job's claims refused).
+fn fleet_drift(
+    global: &GlobalArgs,
+    env: &Env,
+    plan: &Plan,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<()> {
+    let Some(store) = super::open_existing_store(global, env)? else {
+        return Ok(());
+    };
+    let fleet = store.fleet_definitions()?;
+    for job in plan.jobs() {
+        let Some((host, theirs)) = fleet.get(&job.name) else {
+            continue;
+        };
+        let ours = fingerprint(&job.spec, plan.default_zone());
+        if *theirs != ours {
+            diagnostics.push(Diagnostic::error(
+                Some(job.spec.origin.clone()),
+                format!(
+                    "job {}: its definition here ({ours}) differs from the one the fleet claims it \
+                     with ({theirs}, from {host}): schedule, zone, command, user or environment; a \
+                     daemon started with it would have this job's claims refused; deploy one \
+                     definition to every host",
+                    job.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn run(
@@ -93,6 +129,9 @@ pub fn run(
                 ),
             ));
         }
+    }
+    if global.database.is_some() {
+        fleet_drift(global, env, &plan, &mut diagnostics)?;
     }
     let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     let (errors, warnings, notes) = (

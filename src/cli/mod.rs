@@ -335,6 +335,7 @@ pub fn location(global: &GlobalArgs, env: &Env) -> Result<Location> {
         host: host_id(global),
         lease,
         wall: Arc::new(|| SystemClock.now()),
+        kind: crate::store::postgres::daemons::Kind::Daemon,
     }))
 }
 

@@ -109,7 +109,10 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
             names.join(", ")
         );
     };
-    let location = super::location(global, env)?;
+    let mut location = super::location(global, env)?;
+    if let crate::store::Location::Database(member) = &mut location {
+        member.kind = crate::store::postgres::daemons::Kind::Run;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ctx = Arc::new(FireContext::open(
         &location,
@@ -156,6 +159,15 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
             }
         }
     })?;
+    // A fleet's member only while the run went: its row says stopped.
+    if let Err(e) = ctx
+        .store
+        .is_fleet()
+        .then(|| ctx.store.daemon_stopped(&ctx.owner, clock.now()))
+        .transpose()
+    {
+        tracing::warn!(error = %e, "recording the end of this run's membership");
+    }
     Ok(match result {
         FireResult::Finished {
             run_id,

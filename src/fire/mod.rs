@@ -119,7 +119,9 @@ impl FireContext {
             Location::Database(_) => "opening the fleet's PostgreSQL database".to_string(),
         })?);
         Ok(FireContext {
-            recorder: Recorder::start(Arc::clone(&store))
+            // Its spool in `state_dir/spool/`, so what the store refuses
+            // outlives this process (issue 14, guarantee 8).
+            recorder: Recorder::start_spooled(Arc::clone(&store), state_dir)
                 .context("starting the recorder thread")?,
             store,
             clock,

@@ -6,7 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Why a run started (SPEC 4; later triggers are added by their features).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialized as [`Trigger::as_str`] (the recorder's spool file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// A scheduled tick.
     Schedule,
@@ -16,6 +18,7 @@ pub enum Trigger {
     Reboot,
     /// After a forward clock jump or suspend, or after downtime (`catch_up:`):
     /// once for the missed ticks.
+    #[serde(rename = "catch-up")]
     CatchUp,
     /// `on_success:` / `on_failure:` of another job's run.
     Chain,
@@ -57,8 +60,10 @@ impl Trigger {
     }
 }
 
-/// The state of a run as recorded (SPEC 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The state of a run as recorded (SPEC 4). Serialized as
+/// [`RunStatus::as_str`] (the recorder's spool file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Succeeded,
@@ -125,7 +130,9 @@ impl fmt::Display for RunStatus {
 }
 
 /// A run's identity in the store, as `history` and `logs` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct RunId(pub i64);
 
@@ -138,7 +145,11 @@ impl fmt::Display for RunId {
 /// How a run ended: the one shape of it, built once by `fire` and recorded
 /// as is by the store (whatever ended it: its command, jobrun not starting
 /// it, a `signal:` job, a shutdown).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable for the recorder's spool file (an outcome kept on disk while
+/// the store refuses writes); a field added here needs `#[serde(default)]`,
+/// or outcomes spooled by an older jobrun are moved aside unread.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutcome {
     pub status: RunStatus,
     pub finished_at: chrono::DateTime<chrono::Utc>,
@@ -150,6 +161,7 @@ pub struct RunOutcome {
     pub output_bytes: u64,
     /// The end of its output (shared: a firing's result and the store's
     /// queue hold the same bytes).
+    #[serde(with = "tail_bytes")]
     pub output_tail: std::sync::Arc<[u8]>,
     /// Why jobrun ended or failed the run itself ("not ready: ...").
     pub error: Option<String>,
@@ -172,6 +184,50 @@ impl RunOutcome {
             output_bytes: 0,
             output_tail: std::sync::Arc::from(&[][..]),
             error,
+        }
+    }
+}
+
+/// An output tail as text when it is UTF-8 (job output nearly always is: no
+/// bloat), else as hex: `{"text": "..."}` or `{"hex": "..."}`.
+mod tail_bytes {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Tail<'a> {
+        Text(std::borrow::Cow<'a, str>),
+        Hex(String),
+    }
+
+    pub fn serialize<S: Serializer>(tail: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(tail) {
+            Ok(text) => Tail::Text(text.into()).serialize(s),
+            Err(_) => {
+                let hex = tail.iter().map(|b| format!("{b:02x}")).collect();
+                Tail::Hex(hex).serialize(s)
+            }
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        match Tail::deserialize(d)? {
+            Tail::Text(text) => Ok(Arc::from(text.as_bytes())),
+            Tail::Hex(hex) => {
+                let digit = |c: u8| (c as char).to_digit(16);
+                let bytes = hex
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|pair| match pair {
+                        [hi, lo] => Some((digit(*hi)? * 16 + digit(*lo)?) as u8),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| serde::de::Error::custom("an output tail that is not hex"))?;
+                Ok(Arc::from(bytes))
+            }
         }
     }
 }

@@ -455,6 +455,16 @@ impl Store {
         }
     }
 
+    /// Several [`finish_if_running`](Self::finish_if_running) together (the
+    /// recorder's spool written late): one transaction, nothing recorded
+    /// unless all is. For each run, whether it was recorded.
+    pub fn finish_many_if_running(
+        &self,
+        runs: &[(RunId, RunOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        on_backend!(self, b => b.finish_many_if_running(runs))
+    }
+
     /// Makes every write fail, or lets writes through again: how tests make
     /// the store refuse writes without root.
     #[cfg(test)]

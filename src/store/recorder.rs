@@ -14,7 +14,12 @@
 //! What cannot be written because the store refuses writes (a missed tick,
 //! an outcome) is kept in a bounded spool (`spool`) and written when it
 //! accepts them again: the thread tries again every [`SPOOL_RETRY`] while
-//! the spool holds something.
+//! the spool holds something. Started with a state directory
+//! ([`Recorder::start_spooled`]: the daemon, `jobrun run`), the spool is
+//! written ahead to `STATE_DIR/spool/` (`spool_file`) and outlives the
+//! process: the next recorder to start there writes what an ended process
+//! kept, before its caller goes on (so before a daemon's start-up marks
+//! runs left `running` abandoned).
 //!
 //! The store's async door, not one backend's: it makes its calls through the
 //! backend-neutral [`Store`] (see the module doc of [`crate::store`]).
@@ -22,8 +27,14 @@
 //! Knows the store and a reply channel; nothing of jobs, locks or processes.
 
 mod spool;
+mod spool_file;
+#[cfg(test)]
+mod spool_tests;
+
+pub use spool::{MAX_FINISHES, PER_JOB};
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -77,20 +88,43 @@ const FINISH_BATCH: usize = 256;
 pub const SPOOL_RETRY: Duration = Duration::from_secs(1);
 
 impl Recorder {
-    /// Starts the recorder thread for `store`.
+    /// Starts the recorder thread for `store`, with its spool in memory only
+    /// (lost if the process exits).
     pub fn start(store: Arc<Store>) -> std::io::Result<Recorder> {
+        Recorder::start_with(store, None)
+    }
+
+    /// Starts the recorder thread for `store`, with its spool written ahead
+    /// to `state_dir/spool/`. What processes that ended left there is offered
+    /// to the store before this returns (kept for later if it refuses). A
+    /// directory that cannot be used leaves the spool in memory, with a
+    /// warning: never an error.
+    pub fn start_spooled(store: Arc<Store>, state_dir: &Path) -> std::io::Result<Recorder> {
+        Recorder::start_with(store, Some(state_dir.to_path_buf()))
+    }
+
+    fn start_with(store: Arc<Store>, state_dir: Option<PathBuf>) -> std::io::Result<Recorder> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
         let (ending, ended) = std::sync::mpsc::channel::<()>();
+        let (opened, spool_open) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("jobrun-recorder".into())
             .spawn(move || {
-                serve(&store, &worker);
+                // On this thread, as every store call of the recorder.
+                let spool = match state_dir {
+                    Some(dir) => spool::Spool::open(&dir, &store),
+                    None => spool::Spool::default(),
+                };
+                drop(opened);
+                serve(&store, &worker, spool);
                 drop(ending);
             })?;
+        // Closed once the spool is open and what it found was offered.
+        let _ = spool_open.recv();
         Ok(Recorder {
             shared,
             ended: Mutex::new(ended),
@@ -169,8 +203,7 @@ impl Drop for Recorder {
 }
 
 /// The thread: urgent calls first, then the waiting outcomes in batches.
-fn serve(store: &Store, shared: &Shared) {
-    let mut spool = spool::Spool::default();
+fn serve(store: &Store, shared: &Shared, mut spool: spool::Spool) {
     loop {
         let (urgent, finishes) = {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,14 +222,13 @@ fn serve(store: &Store, shared: &Shared) {
                 }
             }
             if queue.urgent.is_empty() && queue.finishes.is_empty() && queue.closed {
-                // Closed, and nothing left to do but a last try at the spool.
+                // Closed, and nothing left to do but a last try at the spool;
+                // what the store still refuses stays in the spool's file.
                 drop(queue);
-                if let Err(e) = spool.flush(store) {
-                    tracing::error!(
-                        error = %e,
-                        "rows kept while the store refused writes are lost at exit; runs left `running` are marked abandoned at the next start"
-                    );
+                if !spool.is_empty() {
+                    let _ = spool.flush(store);
                 }
+                spool.close();
                 return;
             }
             let urgent: Vec<Request> = queue.urgent.drain(..).collect();
@@ -230,16 +262,24 @@ fn serve_batch(
 ) {
     let mut claims = Vec::new();
     let mut starts = Vec::new();
+    let mut missed = Vec::new();
     for request in urgent {
         match request {
             Request::Urgent(call) => call(store),
             Request::Claim(claim, reply) => claims.push((claim, reply)),
             Request::Start(mark, reply) => starts.push((mark, reply)),
-            Request::Missed(claim) => spool.keep_missed(claim),
+            Request::Missed(claim) => missed.push(claim),
             Request::Finish(..) => unreachable!("outcomes are queued apart"),
         }
     }
     write_claims_and_starts(store, claims, starts);
+    // Straight to the store when nothing waits before them; to the spool
+    // (its file first) when the store refuses them or others wait.
+    if !missed.is_empty()
+        && (!spool.is_empty() || store.claim_and_start_many(&missed, &[]).is_err())
+    {
+        spool.keep_missed(missed);
+    }
     if !spool.is_empty() {
         // Missed ticks just queued, or rows kept from before: a store
         // that refuses them still does, and they stay for the next try.
@@ -264,13 +304,22 @@ fn serve_batch(
         }
         // The batch is rolled back: write each alone, so one bad row
         // cannot cost the others their record; what the store refuses
-        // is kept for when it accepts writes again.
+        // is kept for when it accepts writes again, in the spool's file
+        // before its firing hears that it was refused.
         Err(_) => {
+            let mut refused = Vec::new();
+            let mut answers = Vec::with_capacity(replies.len());
             for ((id, outcome), reply) in rows.into_iter().zip(replies) {
                 let written = store.finish(id, &outcome);
                 if written.is_err() {
-                    spool.keep_finish(id, outcome);
+                    refused.push((id, outcome));
                 }
+                answers.push((reply, written));
+            }
+            if !refused.is_empty() {
+                spool.keep_finishes(refused);
+            }
+            for (reply, written) in answers {
                 let _ = reply.send(written);
             }
         }

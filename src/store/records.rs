@@ -10,8 +10,10 @@ use crate::job::{RunId, RunStatus, Trigger};
 
 /// A run to claim: a (job, tick) for scheduled triggers, or a manual run
 /// (no tick, so never in conflict). Owns its values: it may wait in the
-/// recorder's queue or spool after its firing is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// recorder's queue or spool after its firing is gone. Serializable for the
+/// recorder's spool file; a field added here needs `#[serde(default)]`, or
+/// ticks spooled by an older jobrun are moved aside unread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NewRun {
     pub job: String,
     pub trigger: Trigger,

@@ -29,16 +29,45 @@ pub async fn register(
     pid: u32,
     lease: Duration,
 ) -> Result<Daemon, PgError> {
+    register_as(client, host, pid, lease, Kind::Daemon).await
+}
+
+/// What registers with the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `jobrun daemon`.
+    Daemon,
+    /// `jobrun run`: a member while its run goes; not listed as a daemon.
+    Run,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Daemon => "daemon",
+            Kind::Run => "run",
+        }
+    }
+}
+
+/// [`register`] as `kind`.
+pub async fn register_as(
+    client: &Client,
+    host: &str,
+    pid: u32,
+    lease: Duration,
+    kind: Kind,
+) -> Result<Daemon, PgError> {
     let pid = i32::try_from(pid).map_err(|_| PgError::Invalid {
         operation: "registering the daemon",
         what: format!("pid {pid} is out of range"),
     })?;
     let row = client
         .query_one(
-            "INSERT INTO daemons (host, instance, pid, lease_until)
-             VALUES ($1, gen_random_uuid()::text, $2, now() + make_interval(secs => $3))
+            "INSERT INTO daemons (host, instance, pid, lease_until, kind)
+             VALUES ($1, gen_random_uuid()::text, $2, now() + make_interval(secs => $3), $4)
              RETURNING epoch, instance",
-            &[&host, &pid, &secs(lease)],
+            &[&host, &pid, &secs(lease), &kind.as_str()],
         )
         .await
         .map_err(sql("registering the daemon"))?;

@@ -46,6 +46,7 @@ pub async fn members(client: &Client, recent_secs: f64) -> Result<Vec<Member>, P
                  FROM daemons d
                  WHERE coalesce(d.stopped_at, d.dead_at, d.lease_until)
                        > now() - make_interval(secs => $1)
+                   AND d.kind = 'daemon'
                  ORDER BY d.host, d.epoch"
             ),
             &[&recent_secs],

@@ -42,6 +42,12 @@ pub(super) struct Member {
     pub stops_passed: HashSet<i64>,
     /// The heartbeat's last error was logged (said once until it recovers).
     pub beat_failing: bool,
+    /// Since when every beat was acknowledged within the fence deadline of
+    /// the one before (from the registration). Peers are declared dead only
+    /// after a whole lease of this: after an outage of the database every
+    /// daemon's lease has run out, and the first one back must give its live
+    /// peers a lease's time to renew before it resolves their runs.
+    pub steady_since: Option<Instant>,
 }
 
 impl Member {
@@ -54,6 +60,7 @@ impl Member {
             drift_reported: HashSet::new(),
             stops_passed: HashSet::new(),
             beat_failing: false,
+            steady_since: None,
         }
     }
 }
@@ -65,10 +72,18 @@ pub(super) async fn registered(shared: &Arc<Shared>, client: &Client) -> Result<
         return Ok(me);
     }
     let sent = Instant::now();
-    let me = daemons::register(client, &shared.host, shared.pid, shared.lease.lease).await?;
+    let me = daemons::register_as(
+        client,
+        &shared.host,
+        shared.pid,
+        shared.lease.lease,
+        shared.kind,
+    )
+    .await?;
     let start_beats = {
         let mut member = shared.member();
         member.fence.acknowledged(sent);
+        member.steady_since = Some(sent);
         member.me = Some(me.clone());
         !std::mem::replace(&mut member.beating, true)
     };
@@ -132,6 +147,11 @@ async fn beat(shared: &Arc<Shared>, client: &mut Option<Client>) -> Result<(), P
             .await
             .map_err(sql("recording the clock offset"))?;
             let mut member = shared.member();
+            if !member.fence.may_claim(sent) {
+                // A gap: the lease may have run out meanwhile, ours and our
+                // peers'. Steady again from now.
+                member.steady_since = Some(sent);
+            }
             member.fence.acknowledged(sent);
             match warning {
                 Some(w) if !member.offset_warned => {
@@ -152,15 +172,25 @@ async fn beat(shared: &Arc<Shared>, client: &mut Option<Client>) -> Result<(), P
                 "this daemon was fenced: a peer declared it dead, so its runs were resolved by the fleet and it claimed nothing since; registering again");
             // Not through `registered`: the heartbeat task is this one.
             let sent = Instant::now();
-            let again = daemons::register(c, &shared.host, shared.pid, shared.lease.lease).await?;
+            let lease = shared.lease.lease;
+            let again =
+                daemons::register_as(c, &shared.host, shared.pid, lease, shared.kind).await?;
             {
                 let mut member = shared.member();
                 member.fence.acknowledged(sent);
+                member.steady_since = Some(sent);
                 member.me = Some(again.clone());
             }
             info!(epoch = again.epoch, "registered again after being fenced");
             return Ok(());
         }
+    }
+    let steady = shared
+        .member()
+        .steady_since
+        .is_some_and(|since| sent.duration_since(since) >= shared.lease.lease);
+    if !steady {
+        return pass_stop_requests(shared, client_mut(client)?, &me).await;
     }
     let expired = daemons::expire(client_mut(client)?, &me).await?;
     for (epoch, host) in &expired.daemons {

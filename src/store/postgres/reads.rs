@@ -130,7 +130,8 @@ impl PostgresStore {
                 .query(
                     &format!(
                         "SELECT {DAEMON_COLUMNS} FROM daemons
-                         WHERE stopped_at IS NULL AND dead_at IS NULL ORDER BY last_beat DESC"
+                         WHERE stopped_at IS NULL AND dead_at IS NULL AND kind = 'daemon'
+                         ORDER BY last_beat DESC"
                     ),
                     &[],
                 )
@@ -175,7 +176,7 @@ impl PostgresStore {
                         "SELECT max(CASE WHEN dead_at IS NULL AND stopped_at IS NULL
                                           AND lease_until > now() THEN now()
                                          ELSE coalesce(stopped_at, last_beat) END)
-                         FROM daemons WHERE epoch <> $1",
+                         FROM daemons WHERE epoch <> $1 AND kind = 'daemon'",
                         &[&me],
                     )
                     .await

@@ -47,6 +47,8 @@ pub struct Membership {
     pub host: String,
     pub lease: LeaseConfig,
     pub wall: WallClock,
+    /// A daemon, or a `jobrun run` (not listed among the daemons).
+    pub kind: daemons::Kind,
 }
 
 impl std::fmt::Debug for Membership {
@@ -67,6 +69,7 @@ pub(super) struct Shared {
     pub pid: u32,
     pub lease: LeaseConfig,
     pub wall: WallClock,
+    pub kind: daemons::Kind,
     conn: tokio::sync::Mutex<Option<Client>>,
     member: Mutex<Member>,
     definitions: RwLock<HashMap<String, Declared>>,
@@ -195,6 +198,7 @@ impl PostgresStore {
             pid: std::process::id(),
             lease: membership.lease,
             wall: membership.wall,
+            kind: membership.kind,
             conn: tokio::sync::Mutex::new(None),
             member: Mutex::new(Member::new(Fence::new(membership.lease))),
             definitions: RwLock::new(HashMap::new()),
@@ -389,18 +393,18 @@ impl PostgresStore {
         let starts = starts.to_vec();
         self.op(Operation::Claim, "claiming", |s| async move {
             s.check_refused()?;
+            let fenced_itself = {
+                let member = s.member();
+                member.me.is_some() && !member.fence.may_claim(Instant::now())
+            };
+            if !runs.is_empty() && fenced_itself {
+                return Err(self_fenced(&s));
+            }
             let mut guard = s.client().await?;
             let client = connected(&mut guard)?;
             let me = registered(&s, client).await?;
             if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
-                return Err(PgError::Invalid {
-                    operation: "claiming a tick",
-                    what: format!(
-                        "no heartbeat acknowledged within the fence deadline ({}): this daemon \
-                         has fenced itself and claims nothing until the database answers again",
-                        humantime::format_duration(s.lease.fence)
-                    ),
-                });
+                return Err(self_fenced(&s));
             }
             let mut tx = client
                 .transaction()
@@ -548,6 +552,18 @@ impl PostgresStore {
     #[cfg(test)]
     pub fn refuse_writes_for_tests(&self, refuse: bool) {
         self.shared.refuse.store(refuse, Ordering::Relaxed);
+    }
+}
+
+/// Why a daemon that has fenced itself claims nothing.
+fn self_fenced(s: &Shared) -> PgError {
+    PgError::Invalid {
+        operation: "claiming a tick",
+        what: format!(
+            "no heartbeat acknowledged within the fence deadline ({}): this daemon has fenced \
+             itself and claims nothing until the database answers again",
+            humantime::format_duration(s.lease.fence)
+        ),
     }
 }
 
