@@ -116,6 +116,7 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &RunArgs) -> Result<i32> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ctx = Arc::new(FireContext::open(
         &location,
+        &super::state_dir(global, env)?,
         super::host_id(global),
         Arc::clone(&clock),
         clock.now(),

@@ -111,6 +111,7 @@ pub async fn run(
     let moved = clock.moved();
     let ctx = Arc::new(FireContext::open(
         &opts.location,
+        &opts.state_dir,
         opts.host,
         Arc::clone(&clock),
         started,

@@ -99,14 +99,16 @@ pub struct FireContext {
 }
 
 impl FireContext {
-    /// Opens the store at `location` and starts its recorder thread: the
-    /// one set-up of the daemon and of `jobrun run`. `host` is this
+    /// Opens the store at `location` and starts its recorder thread (its
+    /// spool in `state_dir`, this host's own files): the one set-up of the
+    /// daemon and of `jobrun run`. `host` is this
     /// process's host (`--host-id`); `started` is when this process started
     /// (part of its owner id); lines of runs go to `sink`; `base_env` is
     /// jobrun's own environment.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         location: &Location,
+        state_dir: &std::path::Path,
         host: String,
         clock: Arc<dyn Clock>,
         started: DateTime<Utc>,

@@ -405,8 +405,12 @@ fn answer_claim(
 
 #[cfg(test)]
 mod tests {
+    //! Each runs on both backends (SQLite, and PostgreSQL when a server
+    //! answers): the recorder is written against the neutral API only.
+
     use super::*;
     use crate::job::Trigger;
+    use crate::store::parity::backends;
     use chrono::{DateTime, Utc};
 
     fn claim(job: &str, tick: DateTime<Utc>) -> NewRun {
@@ -439,8 +443,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_firings_claim_and_record_through_one_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        for backend in backends("recorder: many firings") {
+            many_firings_on(Arc::clone(&backend.store)).await;
+        }
+    }
+
+    async fn many_firings_on(store: Arc<Store>) {
         let recorder = Arc::new(Recorder::start(Arc::clone(&store)).unwrap());
         let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let mut tasks = tokio::task::JoinSet::new();
@@ -487,8 +495,12 @@ mod tests {
 
     #[tokio::test]
     async fn what_the_store_refused_is_written_when_the_handle_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        for backend in backends("recorder: refused writes") {
+            refused_writes_on(Arc::clone(&backend.store)).await;
+        }
+    }
+
+    async fn refused_writes_on(store: Arc<Store>) {
         let recorder = Recorder::start(Arc::clone(&store)).unwrap();
         let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let id = recorder.claim(claim("a", tick)).await.unwrap().unwrap();
@@ -513,8 +525,12 @@ mod tests {
 
     #[test]
     fn a_claim_whose_firing_is_gone_is_closed_not_left_running() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        for backend in backends("recorder: gone firings") {
+            gone_firings_on(&backend.store);
+        }
+    }
+
+    fn gone_firings_on(store: &Store) {
         let tick = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         for batch in [1, 3] {
             let claims: Vec<(NewRun, ClaimReply)> = (0..batch)
@@ -524,7 +540,7 @@ mod tests {
                     (claim(&format!("gone{batch}-{i}"), tick), tx)
                 })
                 .collect();
-            write_claims_and_starts(&store, claims, Vec::new());
+            write_claims_and_starts(store, claims, Vec::new());
         }
         let rows = store
             .history(&crate::store::HistoryFilter::default())

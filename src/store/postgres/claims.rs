@@ -442,6 +442,38 @@ pub async fn finish(
     refused(client, me, run_id, n, NOT_DEAD).await
 }
 
+/// Records how a run ended only if it still reads `running`, whoever owns
+/// it: an outcome a jobrun inferred, or one its spool kept across a restart
+/// (the process that ran it is gone, and the run is still `running` only if
+/// no peer resolved it meanwhile). True if it did.
+pub async fn finish_if_running(
+    client: &impl GenericClient,
+    run_id: i64,
+    outcome: &Outcome<'_>,
+) -> Result<bool, PgError> {
+    let bytes = i64::try_from(outcome.output_bytes).unwrap_or(i64::MAX);
+    let status = outcome.status.as_str();
+    let n = client
+        .execute(
+            "UPDATE runs SET status = $2, finished_at = now(), duration_ms = $3, exit_code = $4,
+                    signal = $5, output_bytes = $6, output_tail = $7, error = $8
+             WHERE id = $1 AND status = 'running'",
+            &[
+                &run_id,
+                &status,
+                &outcome.duration_ms,
+                &outcome.exit_code,
+                &outcome.signal,
+                &bytes,
+                &outcome.output_tail,
+                &outcome.error,
+            ],
+        )
+        .await
+        .map_err(sql("recording a run's outcome"))?;
+    Ok(n > 0)
+}
+
 /// Says why a conditional write of a run changed nothing.
 async fn refused(
     client: &impl GenericClient,

@@ -16,8 +16,17 @@ use crate::job::DerivedName;
 /// transaction-scoped advisory lock (two hosts reloading at once move each
 /// job once); every move goes through a name no job can have, so a job
 /// taking another's old name never collects that job's runs. A claim whose
-/// new (job, tick, attempt) is already taken stays where it is. Returns how
-/// many runs moved.
+/// new (job, tick, attempt) is already taken stays where it is, and so does
+/// its run. Returns how many runs moved.
+/// A moved run (alias `r`, moving to job `$1`) keeps its `forbid` mark
+/// unless a `forbid` run of the name it moves to is going: the partial
+/// unique index allows one, and a rename must neither fail as a whole nor
+/// leave the run behind (SQLite moves it; both runs then end as they would).
+/// New claims of the name still find the other run and skip.
+const KEEP_FORBID: &str = "forbid = r.forbid AND NOT (r.status = 'running' AND EXISTS (
+                               SELECT 1 FROM runs o WHERE o.job = $1 AND o.status = 'running'
+                                                      AND o.forbid))";
+
 pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<usize, PgError> {
     /// "JBRNNAME"
     const LOCK: i64 = 0x4a42_524e_4e41_4d45;
@@ -63,10 +72,6 @@ pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<
     let mut moved = 0;
     for (i, (from, to)) in moves.iter().enumerate() {
         let park = parked(i);
-        moved += tx
-            .execute("UPDATE runs SET job = $1 WHERE job = $2", &[to, &park])
-            .await
-            .map_err(sql("moving a renamed job's runs"))?;
         tx.execute(
             "UPDATE claims c SET job = $1 WHERE job = $2 AND NOT EXISTS (
                  SELECT 1 FROM claims k WHERE k.job = $1 AND k.tick = c.tick
@@ -75,10 +80,31 @@ pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<
         )
         .await
         .map_err(sql("moving a renamed job's claims"))?;
+        // A run goes with its claim: one whose (tick, attempt) the new name
+        // already held stays under the old name, as on SQLite (its history
+        // never shows one tick twice).
+        moved += tx
+            .execute(
+                &format!(
+                    "UPDATE runs r SET job = $1, {KEEP_FORBID} WHERE job = $2 AND (
+                         r.tick IS NULL OR NOT EXISTS (
+                         SELECT 1 FROM claims k WHERE k.job = $1 AND k.tick = r.tick
+                            AND k.attempt = r.attempt AND k.run_id IS DISTINCT FROM r.id))"
+                ),
+                &[to, &park],
+            )
+            .await
+            .map_err(sql("moving a renamed job's runs"))?;
         // What the new name had already claimed stays under the old one.
         tx.execute("UPDATE claims SET job = $1 WHERE job = $2", &[from, &park])
             .await
             .map_err(sql("moving a renamed job's claims"))?;
+        tx.execute(
+            &format!("UPDATE runs r SET job = $1, {KEEP_FORBID} WHERE job = $2"),
+            &[from, &park],
+        )
+        .await
+        .map_err(sql("moving a renamed job's runs"))?;
     }
     tx.commit().await.map_err(sql("committing renamed jobs"))?;
     Ok(usize::try_from(moved).unwrap_or(usize::MAX))

@@ -466,16 +466,7 @@ impl PostgresStore {
                     .map_err(sql("starting to record outcomes"))?;
                 let mut written = Vec::with_capacity(done.len());
                 for (id, o) in &done {
-                    let outcome = Outcome {
-                        status: o.status,
-                        duration_ms: o.duration_ms,
-                        exit_code: o.exit_code,
-                        signal: o.signal,
-                        output_bytes: o.output_bytes,
-                        output_tail: &o.output_tail,
-                        error: o.error.as_deref(),
-                    };
-                    let result = claims::finish(&tx, &me, id.0, &outcome).await?;
+                    let result = claims::finish(&tx, &me, id.0, &outcome_of(o)).await?;
                     if let Finished::Fenced { reason } | Finished::NotRunning { status: reason } =
                         &result
                     {
@@ -487,6 +478,33 @@ impl PostgresStore {
                 tx.commit()
                     .await
                     .map_err(sql("committing outcomes"))?;
+                Ok(written)
+            },
+        )
+    }
+
+    /// Records how runs ended, each only if it still reads `running`,
+    /// whoever owns it (see [`claims::finish_if_running`]).
+    pub fn finish_many_if_running(
+        &self,
+        done: &[(RunId, RunOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let done = done.to_vec();
+        self.op(
+            Operation::Finish,
+            "recording how runs ended",
+            |s| async move {
+                s.check_refused()?;
+                let mut guard = s.client().await?;
+                let tx = connected(&mut guard)?
+                    .transaction()
+                    .await
+                    .map_err(sql("starting to record outcomes"))?;
+                let mut written = Vec::with_capacity(done.len());
+                for (id, o) in &done {
+                    written.push(claims::finish_if_running(&tx, id.0, &outcome_of(o)).await?);
+                }
+                tx.commit().await.map_err(sql("committing outcomes"))?;
                 Ok(written)
             },
         )
@@ -552,6 +570,19 @@ impl PostgresStore {
     #[cfg(test)]
     pub fn refuse_writes_for_tests(&self, refuse: bool) {
         self.shared.refuse.store(refuse, Ordering::Relaxed);
+    }
+}
+
+/// A run's outcome as the claims module writes it.
+fn outcome_of(o: &RunOutcome) -> Outcome<'_> {
+    Outcome {
+        status: o.status,
+        duration_ms: o.duration_ms,
+        exit_code: o.exit_code,
+        signal: o.signal,
+        output_bytes: o.output_bytes,
+        output_tail: &o.output_tail,
+        error: o.error.as_deref(),
     }
 }
 
