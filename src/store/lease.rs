@@ -7,10 +7,13 @@
 //! crashed jobrun never leaves a job leased:
 //! - SQLite: a `flock` on `STATE_DIR/locks/JOB.lock` (the kernel drops it
 //!   when the process dies);
-//! - PostgreSQL (issue 14): a session advisory lock
-//!   (`pg_try_advisory_lock`/`pg_try_advisory_lock_shared` on the job's key,
-//!   held on a connection of its own), which the server drops when the
-//!   holder's session ends, exactly as a flock dies with its process.
+//! - PostgreSQL: this process's own leases in memory ([`LocalLeases`]), and
+//!   for one run at a time, no lease while a run of the job is going on any
+//!   live host. Across hosts the database decides at the claim (a partial
+//!   unique index for `forbid`), and a dead host's runs are resolved when its
+//!   lease row expires: a session advisory lock would die with a connection,
+//!   not with its daemon (a SIGSTOPped daemon would hold it for ever), and
+//!   gives no fencing token (see `store::postgres`).
 //!
 //! Both have the same two modes, so [`LeaseMode`] means the same on each.
 //! Dropping a [`Lease`] releases it.

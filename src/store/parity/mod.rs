@@ -61,6 +61,7 @@ fn membership(url: &str, host: &str) -> Membership {
         host: host.to_string(),
         lease: LeaseConfig::default(),
         wall: Arc::new(|| SystemClock.now()),
+        kind: crate::store::postgres::daemons::Kind::Daemon,
     }
 }
 
