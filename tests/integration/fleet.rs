@@ -696,6 +696,20 @@ fn a_host_with_another_definition_of_a_job_is_refused_and_reported() {
             .any(|l| l.contains("drifty") && l.contains("second-host")),
         "status shows the drift:\n{text}"
     );
+    // `check` against the fleet says the same before a deploy.
+    let refused = f.jobrun(&["check", "--config", "{root}/second.yaml"]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(
+        refused.code, 0,
+        "check passes a drifting definition:\n{said}"
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.contains("drifty") && l.contains("definition") && l.contains("first-host")),
+        "check names the job, its definition and the fleet's host:\n{said}"
+    );
+    let same = f.jobrun(&["check", "--config", "{root}/first.yaml"]);
+    assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
     // Both hosts evaluate the next ticks; only the first definition runs.
     let from = wall_now() + chrono::Duration::seconds(3);
     wait_for(Duration::from_secs(30), "three more ticks", || {
@@ -973,8 +987,10 @@ fn a_run_that_ends_while_the_server_is_down_has_its_outcome_written_when_it_is_b
 }
 
 #[test]
-#[ignore = "product gap (issue 14, guarantee 8): the spool is in memory, so an outcome kept \
-            while the server is down is lost when the daemon exits and the run ends abandoned"]
+#[cfg_attr(
+    not(jobrun_root),
+    ignore = "starts a cluster as the postgres user: needs root"
+)]
 fn a_run_that_ends_while_the_server_is_down_keeps_its_outcome_across_a_daemon_restart() {
     let Some(pg) = PgCluster::start("fleet: outcome spooled across a restart") else {
         return;
