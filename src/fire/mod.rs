@@ -162,10 +162,23 @@ pub fn declare(store: &Store, plan: &Plan) {
 impl FireContext {
     /// Lets peers stop this process's runs (a `replace` job started on
     /// another host asks through the fleet's store).
+    /// And stops a command of this host left running by a daemon that a
+    /// fleet peer declared dead, when it is provably that run's process
+    /// group (as start-up recovery does on one host).
     pub fn accept_stop_requests(&self) {
         let active = self.active.clone();
         self.store.set_stop_handler(Arc::new(move |id| {
             active.stop_run(id, StopReason::Replaced);
+        }));
+        self.store.set_orphan_handler(Arc::new(|run| {
+            let (Some(pid), Some(started)) = (run.pid, run.started_at) else {
+                return;
+            };
+            if crate::store::owner::same_process(crate::runner::job_group_started(pid), started) {
+                tracing::warn!(job = %run.job, run_id = run.run_id, pid,
+                    "stopping the process group a dead daemon of this host left running");
+                crate::runner::stop_foreign_group(pid, crate::runner::DEFAULT_KILL_GRACE);
+            }
         }));
     }
 }

@@ -66,8 +66,8 @@ use crate::job::{DerivedName, RunId, RunOutcome};
 pub use lease::{Lease, LeaseMode};
 pub use postgres::{Membership, PostgresStore};
 pub use records::{
-    DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter, Loaded, NewRun,
-    Retention, RunRecord, Started,
+    ClaimCounts, DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter,
+    Loaded, NewRun, Retention, RunRecord, Started,
 };
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
@@ -280,6 +280,14 @@ impl Store {
         }
     }
 
+    /// How this process's fleet claims came out (`None` for SQLite).
+    pub fn claim_counts(&self) -> Option<ClaimCounts> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.claim_counts()),
+        }
+    }
+
     /// Whether several hosts share this state (PostgreSQL).
     pub fn is_fleet(&self) -> bool {
         matches!(self, Store::Postgres(_))
@@ -309,6 +317,15 @@ impl Store {
     pub fn set_stop_handler(&self, handler: postgres::StopHandler) {
         if let Store::Postgres(p) = self {
             p.set_stop_handler(handler);
+        }
+    }
+
+    /// Sets what stops the command of a run of this host whose daemon a
+    /// fleet peer declared dead. SQLite: the next daemon's start-up recovery
+    /// does it.
+    pub fn set_orphan_handler(&self, handler: postgres::OrphanHandler) {
+        if let Store::Postgres(p) = self {
+            p.set_orphan_handler(handler);
         }
     }
 

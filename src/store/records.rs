@@ -187,6 +187,22 @@ pub struct DefinitionDrift {
     pub fleet_fingerprint: String,
 }
 
+/// How this process's claims in a fleet came out, since it started (the
+/// `jobrun_claims_total{result}` metric).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClaimCounts {
+    /// Claims this host won (its run, or its record of a skipped or missed tick).
+    pub won: u64,
+    /// Ticks a peer had claimed first.
+    pub lost: u64,
+    /// Claims refused because this daemon was fenced (declared dead, or it
+    /// fenced itself with no acknowledged heartbeat).
+    pub fenced: u64,
+    /// Claims refused because this host's definition of the job differs
+    /// from the fleet's.
+    pub refused: u64,
+}
+
 /// What the store needs of a job to claim it for a fleet: its definition's
 /// fingerprint (hosts claiming with another are refused) and whether one
 /// run at a time is allowed (`forbid`, `replace`).

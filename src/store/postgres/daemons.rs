@@ -155,8 +155,21 @@ pub struct Expired {
     pub daemons: Vec<(i64, String)>,
     /// How many of their runs were marked `abandoned`.
     pub abandoned: u64,
+    /// Those runs, with where their command ran.
+    pub runs: Vec<AbandonedRun>,
     /// The caller itself is no longer alive: it declared nobody dead.
     pub fenced: bool,
+}
+
+/// A run marked `abandoned` because its daemon was declared dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonedRun {
+    pub run_id: i64,
+    pub job: String,
+    pub host: String,
+    /// Its process group, if its command started.
+    pub pid: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// Declares dead every daemon whose lease has expired by the server's clock,
@@ -199,22 +212,36 @@ pub async fn expire(client: &mut Client, me: &Daemon) -> Result<Expired, PgError
         .map_err(sql("declaring dead daemons dead"))?;
     let daemons: Vec<(i64, String)> = dead.iter().map(|r| (r.get(0), r.get(1))).collect();
     let epochs: Vec<i64> = daemons.iter().map(|d| d.0).collect();
-    let abandoned = tx
-        .execute(
+    let runs: Vec<AbandonedRun> = tx
+        .query(
             "UPDATE runs SET status = 'abandoned', finished_at = now(),
                     error = 'the daemon on ' || host || ' (epoch ' || owner_epoch
                             || ') lost its lease while the run was going: ' || $2
-             WHERE owner_epoch = ANY($1) AND status = 'running'",
+             WHERE owner_epoch = ANY($1) AND status = 'running'
+             RETURNING id, job, host, pid, started_at",
             &[&epochs, &reason],
         )
         .await
-        .map_err(sql("marking a dead daemon's runs abandoned"))?;
+        .map_err(sql("marking a dead daemon's runs abandoned"))?
+        .iter()
+        .map(|r| AbandonedRun {
+            run_id: r.get(0),
+            job: r.get(1),
+            host: r.get(2),
+            pid: r
+                .get::<_, Option<i32>>(3)
+                .and_then(|p| u32::try_from(p).ok()),
+            started_at: r.get(4),
+        })
+        .collect();
+    let abandoned = runs.len() as u64;
     tx.commit()
         .await
         .map_err(sql("committing the lease expiry"))?;
     Ok(Expired {
         daemons,
         abandoned,
+        runs,
         fenced: false,
     })
 }

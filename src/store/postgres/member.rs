@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::daemons::{self, Beat};
 use super::fence::{clock_offset, clock_warning, Fence};
-use super::store::Shared;
+use super::shared::Shared;
 use super::{connect, replace, sql, Daemon, PgError};
 use crate::job::RunId;
 
@@ -196,6 +196,13 @@ async fn beat(shared: &Arc<Shared>, client: &mut Option<Client>) -> Result<(), P
     for (epoch, host) in &expired.daemons {
         warn!(peer = %host, peer_epoch = epoch, abandoned = expired.abandoned,
             "declared dead a peer whose lease ran out; its running runs are marked abandoned");
+    }
+    // A run of this host whose command may still go on, unsupervised (its
+    // daemon was killed): the handler stops it if it is provably the run's.
+    if let Some(handler) = shared.orphan_handler() {
+        for run in expired.runs.iter().filter(|r| r.host == shared.host) {
+            handler(run);
+        }
     }
     pass_stop_requests(shared, client_mut(client)?, &me).await
 }

@@ -84,9 +84,11 @@ pub mod owner;
 mod reads;
 pub mod replace;
 pub mod runs;
+mod shared;
 mod store;
 
-pub use store::{Membership, PostgresStore, StopHandler, WallClock};
+pub use shared::{Membership, OrphanHandler, StopHandler, WallClock};
+pub use store::PostgresStore;
 
 #[cfg(test)]
 pub(crate) mod testdb;

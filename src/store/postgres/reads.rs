@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::fleet::{self, MemberState};
-use super::store::{connected, PostgresStore};
+use super::shared::connected;
+use super::store::PostgresStore;
 use super::{history, names, runs, sql};
 use crate::job::{DerivedName, RunId};
 use crate::store::{

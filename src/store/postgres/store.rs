@@ -16,126 +16,22 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, Config};
 use tracing::{debug, error, info, warn};
 
 use super::claims::{self, ClaimRequest, Claimed, Finished, Outcome};
 use super::fence::Fence;
 use super::member::{registered, Member};
-use super::{connect, daemons, migrate, runs, sql, Daemon, LeaseConfig, PgError};
+use super::shared::{connected, Membership, OrphanHandler, Shared, StopHandler};
+use super::{connect, daemons, migrate, runs, sql, Daemon, PgError};
 use crate::job::{RunId, RunOutcome, RunStatus};
 use crate::store::lease::LocalLeases;
-use crate::store::{Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError};
-
-/// The host's wall clock, for measuring its offset from the server's (the
-/// store reads no clock itself).
-pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-/// Stops one of this process's runs that a peer asked to stop (`replace`).
-pub type StopHandler = Arc<dyn Fn(RunId) + Send + Sync>;
-
-/// How to reach the fleet's database and who this process is in it.
-#[derive(Clone)]
-pub struct Membership {
-    /// `--database`.
-    pub url: String,
-    /// `--host-id`, else the host name.
-    pub host: String,
-    pub lease: LeaseConfig,
-    pub wall: WallClock,
-    /// A daemon, or a `jobrun run` (not listed among the daemons).
-    pub kind: daemons::Kind,
-}
-
-impl std::fmt::Debug for Membership {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the URL: it may carry a password.
-        f.debug_struct("Membership")
-            .field("host", &self.host)
-            .field("lease", &self.lease)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the store's calls and the heartbeat task share.
-pub(super) struct Shared {
-    pub config: Config,
-    pub target: String,
-    pub host: String,
-    pub pid: u32,
-    pub lease: LeaseConfig,
-    pub wall: WallClock,
-    pub kind: daemons::Kind,
-    conn: tokio::sync::Mutex<Option<Client>>,
-    member: Mutex<Member>,
-    definitions: RwLock<HashMap<String, Declared>>,
-    stop_handler: Mutex<Option<StopHandler>>,
-    closing: AtomicBool,
-    #[cfg(test)]
-    refuse: AtomicBool,
-}
-
-impl Shared {
-    pub fn member(&self) -> MutexGuard<'_, Member> {
-        self.member.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Relaxed)
-    }
-    pub fn stop_handler(&self) -> Option<StopHandler> {
-        self.stop_handler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-    /// The store's connection, made again if it broke.
-    pub(super) async fn client(
-        &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, PgError> {
-        let mut guard = self.conn.lock().await;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect::connect(&self.config).await?);
-        }
-        Ok(guard)
-    }
-    fn declared(&self, job: &str) -> Declared {
-        let known = self.definitions.read().unwrap_or_else(|p| p.into_inner());
-        known.get(job).cloned().unwrap_or_else(|| Declared {
-            job: job.to_string(),
-            // A job this process never declared (it is not in its plan):
-            // a fingerprint no definition has, so a fleet that runs the job
-            // reports the drift instead of letting it run twice.
-            fingerprint: "undeclared".into(),
-            exclusive: false,
-        })
-    }
-    #[cfg(test)]
-    fn check_refused(&self) -> Result<(), PgError> {
-        if self.refuse.load(Ordering::Relaxed) {
-            return Err(PgError::Invalid {
-                operation: "writing",
-                what: "writes refused (test)".into(),
-            });
-        }
-        Ok(())
-    }
-    #[cfg(not(test))]
-    fn check_refused(&self) -> Result<(), PgError> {
-        Ok(())
-    }
-}
-
-/// The connected client of a call.
-pub(super) fn connected(guard: &mut Option<Client>) -> Result<&mut Client, PgError> {
-    guard.as_mut().ok_or(PgError::Invalid {
-        operation: "connecting",
-        what: "no connection".into(),
-    })
-}
+use crate::store::{
+    ClaimCounts, Declared, Lease, LeaseMode, NewRun, Operation, Started, StoreError,
+};
 
 /// The PostgreSQL state (see the module doc).
 pub struct PostgresStore {
@@ -203,6 +99,8 @@ impl PostgresStore {
             member: Mutex::new(Member::new(Fence::new(membership.lease))),
             definitions: RwLock::new(HashMap::new()),
             stop_handler: Mutex::new(None),
+            orphan_handler: Mutex::new(None),
+            claims: Default::default(),
             closing: AtomicBool::new(false),
             #[cfg(test)]
             refuse: AtomicBool::new(false),
@@ -259,6 +157,18 @@ impl PostgresStore {
         Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         self.call(f).map_err(failed(operation, doing))
+    }
+
+    /// How this process's claims came out since it started.
+    pub fn claim_counts(&self) -> ClaimCounts {
+        let [won, lost, fenced, refused] = &self.shared.claims;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClaimCounts {
+            won: get(won),
+            lost: get(lost),
+            fenced: get(fenced),
+            refused: get(refused),
+        }
     }
 
     /// How often the heartbeat task renews the lease.
@@ -358,6 +268,16 @@ impl PostgresStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(handler);
     }
 
+    /// Sets what stops an orphaned command of this host (see
+    /// [`OrphanHandler`]).
+    pub fn set_orphan_handler(&self, handler: OrphanHandler) {
+        *self
+            .shared
+            .orphan_handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
     /// Asks whichever host holds run `id` to stop it (a `replace` job's new
     /// run). True if the request was recorded.
     pub fn request_stop(&self, job: &str) -> Result<bool, StoreError> {
@@ -398,12 +318,14 @@ impl PostgresStore {
                 member.me.is_some() && !member.fence.may_claim(Instant::now())
             };
             if !runs.is_empty() && fenced_itself {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut guard = s.client().await?;
             let client = connected(&mut guard)?;
             let me = registered(&s, client).await?;
             if !runs.is_empty() && !s.member().fence.may_claim(Instant::now()) {
+                s.claims[2].fetch_add(runs.len() as u64, Ordering::Relaxed);
                 return Err(self_fenced(&s));
             }
             let mut tx = client
@@ -606,6 +528,13 @@ fn settle(
     run: &NewRun,
     claimed: Claimed,
 ) -> Result<Option<RunId>, PgError> {
+    let counter = match &claimed {
+        Claimed::Run { .. } | Claimed::Recorded { .. } | Claimed::Skipped { .. } => 0,
+        Claimed::Lost { .. } => 1,
+        Claimed::Fenced { .. } => 2,
+        Claimed::Drift { .. } => 3,
+    };
+    s.claims[counter].fetch_add(1, Ordering::Relaxed);
     Ok(match claimed {
         Claimed::Run { run_id } | Claimed::Recorded { run_id } => Some(RunId(run_id)),
         Claimed::Skipped { run_id, running_on } => {
