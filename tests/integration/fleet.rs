@@ -77,6 +77,11 @@ impl Fleet {
     /// Starts host `host` on `url`: its own state directory, the short
     /// leases, and `FLEET_HOST` in its jobs' environment.
     fn host_on(&self, host: &str, rel: &str, url: &str) -> Daemon {
+        self.host_with(host, rel, url, &[])
+    }
+
+    /// Starts host `host` on `url` with `env` added to its environment.
+    fn host_with(&self, host: &str, rel: &str, url: &str, env: &[(&str, &str)]) -> Daemon {
         let state = format!("{{root}}/hosts/{host}");
         let config = format!("{{root}}/{rel}");
         let mut args = vec![
@@ -90,7 +95,9 @@ impl Fleet {
             &config,
         ];
         args.extend(LEASES);
-        self.t.spawn_daemon_env(args, &[("FLEET_HOST", host)])
+        let mut all = vec![("FLEET_HOST", host)];
+        all.extend(env);
+        self.t.spawn_daemon_env(args, &all)
     }
 
     /// jobrun `args` against the fleet's database.

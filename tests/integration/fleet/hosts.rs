@@ -583,3 +583,82 @@ fn a_fleets_first_start_catches_up_nothing() {
         f.history("daily")
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(jobrun_faketime),
+    ignore = "needs libfaketime (apt-get install faketime, then touch build.rs)"
+)]
+fn a_host_whose_clock_is_off_is_warned_and_runs_each_tick_once() {
+    let Some(db) = TestDb::create("fleet: a host's clock off") else {
+        return;
+    };
+    let f = Fleet::new(&db.url);
+    let command = record_to("ticks.txt");
+    f.jobs(
+        "jobs.yaml",
+        &[("tick", "* * * * * *", &command, "concurrency: allow")],
+    );
+    let on_time = f.host("on-time", "jobs.yaml");
+    // Its wall clock 5 s ahead (monotonic time left alone, as NTP's is).
+    let ahead = f.host_with(
+        "ahead",
+        "jobs.yaml",
+        &f.url,
+        &[
+            (
+                "LD_PRELOAD",
+                option_env!("JOBRUN_LIBFAKETIME").unwrap_or_default(),
+            ),
+            ("FAKETIME", "+5s"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    f.wait_alive(&["on-time", "ahead"]);
+    let offset = wait_for(Duration::from_secs(30), "the clock offset", || {
+        f.members()["ahead"]["clock_offset_ms"].as_i64()
+    });
+    assert!((4000..6000).contains(&offset), "offset {offset} ms");
+    let own = f.members()["on-time"]["clock_offset_ms"].as_i64();
+    assert!(own.is_some_and(|ms| ms.abs() < 1000), "{own:?}");
+    wait_for(Duration::from_secs(30), "the warning in its log", || {
+        ahead
+            .log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("clock of ahead"))
+            .then_some(())
+    });
+    let text = f.status_text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning") && l.contains("clock of ahead")),
+        "status warns of the clock:\n{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.contains("clock of on-time")),
+        "{text}"
+    );
+    // Ticks come from the schedule: the fast host fires each tick 5 s early
+    // by the real clock, and still every tick runs once.
+    let first = wait_for(Duration::from_secs(30), "a tick", || {
+        f.lines("ticks.txt").iter().map(|(t, _)| *t).max()
+    });
+    let end = first + chrono::Duration::seconds(10);
+    wait_for(Duration::from_secs(60), "10 s of ticks", || {
+        f.lines("ticks.txt")
+            .iter()
+            .any(|(t, _)| *t >= end)
+            .then_some(())
+    });
+    stop_all(vec![on_time, ahead]);
+    let lines = f.lines("ticks.txt");
+    no_tick_twice(&lines);
+    let rows = f.history("tick");
+    one_row_per_tick(&rows);
+    every_run_claimed(&lines, &rows);
+    assert!(
+        gaps(&rows, end).is_empty(),
+        "ticks without a row: {:?}",
+        gaps(&rows, end)
+    );
+}
