@@ -662,3 +662,86 @@ fn a_host_whose_clock_is_off_is_warned_and_runs_each_tick_once() {
         gaps(&rows, end)
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(jobrun_faketime),
+    ignore = "needs libfaketime (apt-get install faketime, then touch build.rs)"
+)]
+fn pruned_history_keeps_the_claims_so_a_clock_stepped_back_reruns_nothing() {
+    let Some(db) = TestDb::create("fleet: claims outlive pruning") else {
+        return;
+    };
+    let f = Fleet::new(&db.url);
+    let command = record_to("ticks.txt");
+    f.jobs(
+        "jobs.yaml",
+        &[("tick", "* * * * * *", &command, "concurrency: allow")],
+    );
+    // Written whole and renamed, so libfaketime never reads half a file.
+    let offset = |text: &str| {
+        f.t.write("offset.tmp", text);
+        std::fs::rename(f.t.path("offset.tmp"), f.t.path("offset")).expect("rename");
+    };
+    offset("+0\n");
+    let offset_file = f.t.path("offset").display().to_string();
+    let steady = f.host("steady", "jobs.yaml");
+    let stepper = f.host_with(
+        "stepper",
+        "jobs.yaml",
+        &f.url,
+        &[
+            (
+                "LD_PRELOAD",
+                option_env!("JOBRUN_LIBFAKETIME").unwrap_or_default(),
+            ),
+            ("FAKETIME_TIMESTAMP_FILE", &offset_file),
+            ("FAKETIME_NO_CACHE", "1"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    f.wait_alive(&["steady", "stepper"]);
+    wait_for(Duration::from_secs(60), "12 ticks", || {
+        (f.lines("ticks.txt").len() >= 12).then_some(())
+    });
+    let pruned = f.jobrun(&["prune", "--keep-runs", "1"]).expect_code(0);
+    assert!(
+        f.history("tick").len() <= 3,
+        "prune kept: {:?}\n{}",
+        f.history("tick"),
+        pruned.stdout
+    );
+    let before = f
+        .lines("ticks.txt")
+        .iter()
+        .map(|(t, _)| *t)
+        .max()
+        .expect("ticks");
+    // The stepper's clock goes 10 s back: it meets again the ticks it and
+    // its peer ran, whose runs are pruned but whose claims are not. (With
+    // the claims deleted instead, the stepper runs them again: checked by
+    // hand once.)
+    offset("-10\n");
+    wait_for(Duration::from_secs(30), "the step back to be seen", || {
+        stepper
+            .log()
+            .contains("wall clock moved backwards")
+            .then_some(())
+    });
+    // Its clock is 10 s behind its peer's: past `before` when the peer is
+    // 10 s further.
+    wait_for(
+        Duration::from_secs(60),
+        "the stepper to be past its step",
+        || {
+            f.lines("ticks.txt")
+                .iter()
+                .any(|(t, _)| *t > before + chrono::Duration::seconds(12))
+                .then_some(())
+        },
+    );
+    stop_all(vec![steady, stepper]);
+    let lines = f.lines("ticks.txt");
+    no_tick_twice(&lines);
+    one_row_per_tick(&f.history("tick"));
+}
