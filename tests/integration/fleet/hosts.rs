@@ -698,6 +698,9 @@ fn pruned_history_keeps_the_claims_so_a_clock_stepped_back_reruns_nothing() {
             ("FAKETIME_TIMESTAMP_FILE", &offset_file),
             ("FAKETIME_NO_CACHE", "1"),
             ("DONT_FAKE_MONOTONIC", "1"),
+            // A tick met again after the step and found claimed is a debug
+            // line.
+            ("RUST_LOG", "info,jobrun::daemon=debug"),
         ],
     );
     f.wait_alive(&["steady", "stepper"]);
@@ -739,6 +742,22 @@ fn pruned_history_keeps_the_claims_so_a_clock_stepped_back_reruns_nothing() {
                 .any(|(t, _)| *t > before + chrono::Duration::seconds(12))
                 .then_some(())
         },
+    );
+    let log = stepper.log();
+    let after_step = log
+        .split_once("wall clock moved backwards")
+        .map_or("", |(_, rest)| rest);
+    let met_again: BTreeSet<DateTime<Utc>> = after_step
+        .lines()
+        .filter(|l| l.contains("ran before the clock went back"))
+        .filter_map(|l| l.split_once("tick=")?.1.split_whitespace().next())
+        .filter_map(|t| t.parse().ok())
+        .filter(|t| *t <= before)
+        .collect();
+    assert!(
+        met_again.len() >= 5,
+        "the stepper met {} of the pruned ticks again:\n{log}",
+        met_again.len()
     );
     stop_all(vec![steady, stepper]);
     let lines = f.lines("ticks.txt");
