@@ -18,6 +18,11 @@ Measures (see BENCHMARKS.md for what each means and the results):
                 (voluntary context switches summed over every thread; the
                 involuntary ones, preemptions, are reported beside them)
                 over --idle-seconds
+  http          the idle round again with `daemon --http` open (issue 15):
+                wake-ups and RSS beside the same daemon without it, then
+                the cost of one scrape of /metrics (and of the status page /)
+                with 1,000 jobs, each with a run on record: the scraper's wall
+                time and the daemon's CPU per request
   memory        peak RSS (VmHWM) with 1,000 jobs loaded, and after 10,000 runs
   cli           `jobrun list` with 10,000 jobs, `jobrun history --limit 50` on
                 1,000,000 runs: wall time
@@ -586,18 +591,36 @@ class Bench:
         lat = latency_from(read_records(out), jobs, skip_before, None)
         return lat.summary()
 
-    def jobrun_idle(self, jobs: int, seconds: float) -> dict:
-        d = self.scratch("jobrun-idle")
+    def jobrun_idle(self, jobs: int, seconds: float, http: bool = False) -> dict:
+        """`jobs` jobs none due within the hour; with `http`, `--http` open
+        (and, after the idle window, the scrape costs)."""
+        name = "jobrun-idle-http" if http else "jobrun-idle"
+        d = self.scratch(name)
         hour = (dt.datetime.now(UTC).hour + 2) % 24
         cfg = d / "jobs.yaml"
-        yaml_jobs(cfg, [(job_name("idle", i), f"{i % 60} {hour} * * *") for i in range(jobs)], records_of(d))
-        daemon = self.start_jobrun("jobrun-idle", d, ["--config", str(cfg)])
+        names = [job_name("idle", i) for i in range(jobs)]
+        yaml_jobs(cfg, [(n, f"{i % 60} {hour} * * *") for i, n in enumerate(names)], records_of(d))
+        extra = []
+        if http:
+            # One run of each job on record, so the status page draws a
+            # timeline per job (and the metrics seed from a history).
+            seed_runs(self.jobrun, d / "state", names)
+            port = free_port()
+            extra = ["--http", f"127.0.0.1:{port}"]
+        daemon = self.start_jobrun(name, d, ["--config", str(cfg), *extra])
+        if http:
+            wait_until("the listener", 30, lambda: http_get(port, "/healthz") is not None)
         time.sleep(self.args.settle)
         idle = measure_idle(daemon.pid, seconds)
         hwm = status_kb(daemon.pid, "VmHWM")
         rss = status_kb(daemon.pid, "VmRSS")
+        out = idle_json(idle, hwm, rss)
+        if http:
+            out["scrape"] = scrape_costs(daemon.pid, port, "/metrics", self.args.scrapes)
+            out["page"] = scrape_costs(daemon.pid, port, "/", max(3, self.args.scrapes // 10))
+            out["rss_after_scrapes_kib"] = status_kb(daemon.pid, "VmRSS")
         daemon.stop()
-        return idle_json(idle, hwm, rss)
+        return out
 
     def output_flood(self, flood_bytes: int, line_bytes: int) -> dict:
         """A job writing `flood_bytes` in 4 KiB lines beside one writing one
@@ -660,6 +683,63 @@ class Bench:
             self.args.cli_repeat)
         times["jobs"], times["runs"] = n_jobs, n_runs
         return times
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> bytes | None:
+    """The body of GET `path` on the daemon's listener, or None."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:  # /healthz answers 503 when unhealthy
+        return e.read()
+    except OSError:
+        return None
+
+
+def seed_runs(jobrun: Path, state: Path, names: list[str]) -> None:
+    """One succeeded run of each job in a new state directory, written
+    directly (as `history_db` does): jobrun's schema from one manual run."""
+    seed = state.parent / "seed.yaml"
+    seed.write_text('jobs:\n  - name: seed\n    command: "true"\n')
+    subprocess.run([str(jobrun), "run", "seed", "--config", str(seed), "--state-dir", str(state)],
+                   check=True, stdout=subprocess.DEVNULL)
+    now = dt.datetime.now(UTC) - dt.timedelta(minutes=5)
+    at = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    conn = sqlite3.connect(state / "jobrun.db")
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (job, trigger, tick, claimed_at, started_at, finished_at, duration_ms, status, "
+            "exit_code, pid, host, owner, output_bytes, output_tail) "
+            "VALUES (?, 'schedule', ?, ?, ?, ?, 120, 'succeeded', 0, 1, 'bench-host', 'bench-host:1:x', 0, x'')",
+            [(n, at, at, at, at) for n in names])
+    conn.close()
+
+
+def scrape_costs(pid: int, port: int, path: str, count: int) -> dict:
+    """`count` sequential GETs of `path`: the scraper's wall time per request
+    (median, max) and the daemon's CPU per request."""
+    http_get(port, path)  # warm-up
+    walls = []
+    cpu0, ss0 = cpu_seconds(pid), schedstat_ns(pid)
+    size = 0
+    for _ in range(count):
+        t = time.perf_counter()
+        body = http_get(port, path)
+        walls.append((time.perf_counter() - t) * 1000)
+        size = len(body or b"")
+    cpu_ms = max((cpu_seconds(pid) - cpu0) * 1000, (schedstat_ns(pid) - ss0) / 1e6)
+    return {"requests": count, "wall_ms_p50": round(statistics.median(walls), 2),
+            "wall_ms_max": round(max(walls), 2), "daemon_cpu_ms": round(cpu_ms / count, 2),
+            "bytes": size}
 
 
 def idle_json(idle: Idle, hwm, rss) -> dict:
@@ -926,6 +1006,23 @@ def report(result: dict) -> str:
             f"{'peak RSS, ' + str(result['idle_jobs']) + ' jobs loaded (KiB)':44} "
             f"{fmt(merged(reps, ['idle', 'rss_peak_kib'])):>9}",
         ]
+    if "http" in reps[0]:
+        lines += ["", f"{'daemon --http, ' + str(result['idle_jobs']) + ' idle jobs':40} {'without':>8} {'with':>8}"]
+        for label, path, digits in (
+            ("idle: wake-ups per minute", ["wakeups_per_min"], 2),
+            ("idle: % of one core", ["core_percent"], 4),
+            ("RSS after the idle window (KiB)", ["rss_kib"], 0),
+            ("peak RSS (KiB)", ["rss_peak_kib"], 0),
+        ):
+            lines.append(f"{label:40} {fmt(merged(reps, ['idle', *path]) if 'idle' in reps[0] else merged(reps, ['http_off', *path]), '', digits):>8} "
+                         f"{fmt(merged(reps, ['http', *path]), '', digits):>8}")
+        for what in ("scrape", "page"):
+            lines.append(
+                f"{'GET ' + ('/metrics' if what == 'scrape' else '/') + ': wall p50 / max, daemon CPU (ms)':40} "
+                f"{fmt(merged(reps, ['http', what, 'wall_ms_p50']), '', 2):>8} "
+                f"{fmt(merged(reps, ['http', what, 'wall_ms_max']), '', 2):>8} "
+                f"{fmt(merged(reps, ['http', what, 'daemon_cpu_ms']), '', 2):>8}  "
+                f"({reps[0]['http'][what]['bytes']} bytes)")
     if "output" in reps[0]:
         o = reps[0]["output"]
         lines += [
@@ -1013,8 +1110,9 @@ def main() -> int:
                    help="the job: benches/stamp.c built static (default), or a bash one-liner")
     p.add_argument("--floor-threads", type=int, default=2,
                    help="threads of the spawn floor (benches/spawn_floor.c); default 2, one per core here")
-    p.add_argument("--only", default="latency,idle,cli,output",
-                   help="which of latency,idle,cli,output to measure (default all)")
+    p.add_argument("--only", default="latency,idle,http,cli,output",
+                   help="which of latency,idle,http,cli,output to measure (default all)")
+    p.add_argument("--scrapes", type=int, default=100, help="timed GETs of /metrics in the http round")
     p.add_argument("--json", type=Path, help="also write every number here")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args()
@@ -1024,6 +1122,7 @@ def main() -> int:
         args.compare = "no"
         args.idle_seconds = min(args.idle_seconds, 3.0)
         args.settle = 1.0
+        args.scrapes = 5
         job_counts, every, ticks = [1, 20], {1: 1, 20: 1}, {1: 3, 20: 2}
         args.cli_jobs, args.cli_runs, args.cli_repeat = 200, 2_000, 1
         idle_jobs = 50
@@ -1053,8 +1152,8 @@ def main() -> int:
         daemons += [n for n, ok in (("cron", have_cron), ("yacron", have_yacron)) if ok]
 
     only = set(args.only.split(","))
-    if only - {"latency", "idle", "cli", "output"}:
-        raise SystemExit(f"e2e: --only takes latency, idle, cli and output, not {args.only!r}")
+    if only - {"latency", "idle", "http", "cli", "output"}:
+        raise SystemExit(f"e2e: --only takes latency, idle, http, cli and output, not {args.only!r}")
     work = Path(tempfile.mkdtemp(prefix="jobrun-e2e-"))
     floor = None
     global JOB
@@ -1095,6 +1194,12 @@ def main() -> int:
             if "idle" in only:
                 log(f"run {rep + 1}/{args.repeat}: idle, {idle_jobs} jobs, {args.idle_seconds:.0f} s")
                 one["idle"] = bench.jobrun_idle(idle_jobs, args.idle_seconds)
+            if "http" in only:
+                if "idle" not in only:
+                    log(f"run {rep + 1}/{args.repeat}: idle without --http, {idle_jobs} jobs, {args.idle_seconds:.0f} s")
+                    one["http_off"] = bench.jobrun_idle(idle_jobs, args.idle_seconds)
+                log(f"run {rep + 1}/{args.repeat}: idle with --http, {idle_jobs} jobs, {args.idle_seconds:.0f} s, then scrapes")
+                one["http"] = bench.jobrun_idle(idle_jobs, args.idle_seconds, http=True)
             if "cli" in only:
                 log(f"run {rep + 1}/{args.repeat}: list and history")
                 one["cli"] = bench.cli_times()

@@ -44,6 +44,10 @@
 //!   it. In parts: the lease and `replace` (`acquire`), readiness (`requires:`), the
 //!   command or the `signal:` job (`execute`, `signal_job`), the environment, the active
 //!   runs, retries, chains, recording.
+//! - [`status`]: the status of a state directory (the live daemon, each job's latest
+//!   run, the verdict), read once for `jobrun status` and the daemon's `/status`.
+//! - [`http`]: `daemon --http`, read-only: `/metrics` (kept in memory from the
+//!   run-event hook of `fire`), `/healthz`, `/status` and the status page `/`.
 //! - [`daemon`]: start-up, the scheduler loop (`scheduler`) and its components: source
 //!   reloads, `watch:` runs over one file watcher, the heartbeat thread, the clock-jump
 //!   watch, the executor, housekeeping, one awaitable shutdown.
@@ -59,6 +63,7 @@ pub mod clock;
 pub mod daemon;
 pub mod fire;
 pub mod health;
+pub mod http;
 pub mod job;
 pub mod job_env;
 pub mod limits;
@@ -70,5 +75,6 @@ pub mod procfs;
 pub mod runner;
 pub mod schedule;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod users;

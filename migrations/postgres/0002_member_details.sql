@@ -16,3 +16,15 @@ CREATE TABLE job_names (
     key  TEXT PRIMARY KEY,
     name TEXT NOT NULL
 );
+
+-- Claims outlive history pruning (issue 14, guarantee 10), with a table that
+-- stays bounded: when pruning removes runs, each job's floor is raised to
+-- the newest tick among their claims (never lowered), and the claims at or
+-- before it whose run is gone are deleted. Every tick at or before a job's
+-- floor counts as claimed (src/store/postgres/claims.rs). One row per job.
+-- Conservative: a tick older than what retention keeps that was genuinely
+-- missed can no longer be caught up. A renamed job's floor moves with it.
+CREATE TABLE claim_floors (
+    job  TEXT        PRIMARY KEY,
+    tick TIMESTAMPTZ NOT NULL
+);

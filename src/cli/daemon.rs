@@ -63,6 +63,32 @@ pub struct DaemonArgs {
     /// keep_runs`, else 10000.
     #[arg(long, value_name = "N")]
     pub keep_runs: Option<u32>,
+    /// Serve read-only metrics (/metrics, Prometheus), health (/healthz),
+    /// status (/status, JSON) and a status page (/) over HTTP on ADDR, such
+    /// as 127.0.0.1:9746. Off by default. No authentication: an address
+    /// other than loopback exposes job names, schedules, run history and
+    /// errors to whoever reaches it (a warning says so).
+    #[arg(long, value_name = "ADDR", env = "JOBRUN_HTTP", value_parser = parse_http_addr)]
+    pub http: Option<std::net::SocketAddr>,
+    /// Show each job's command on the status page (commands often carry
+    /// secrets, so they are hidden by default).
+    #[arg(long, requires = "http")]
+    pub http_show_commands: bool,
+}
+
+/// `--http ADDR`: `HOST:PORT`, the host an IP address or a name.
+fn parse_http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let wrong = || {
+        format!("{s:?} is not an address to listen on; expected HOST:PORT, such as 127.0.0.1:9746, [::1]:9746 or localhost:9746")
+    };
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("{}: {e}", wrong()))?
+        .next()
+        .ok_or_else(wrong)
 }
 
 pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
@@ -115,6 +141,9 @@ pub fn run(global: &GlobalArgs, env: &Env, args: &DaemonArgs) -> Result<i32> {
         plan,
         reload: Some(reload),
         retention,
+        http: args
+            .http
+            .map(|addr| crate::http::HttpOptions::new(addr, args.http_show_commands)),
         max_catch_up: args.max_catch_up,
         reap: args.reap || std::process::id() == 1,
         reboot_marker_dir,

@@ -6,10 +6,10 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::status::live_daemon;
 use super::table::{local_time, new_table, relative, rfc3339};
 use super::{load_plan, report_problems, Env, GlobalArgs, EXIT_OK};
 use crate::plan::{Job, Plan};
+use crate::status::live_daemon;
 use crate::store::{DaemonRecord, RunRecord};
 use std::collections::HashMap;
 
@@ -172,7 +172,7 @@ fn last_runs(
 ) -> (HashMap<String, RunRecord>, Option<DaemonRecord>) {
     let read = || -> anyhow::Result<(Vec<RunRecord>, Option<DaemonRecord>)> {
         Ok(match super::open_existing_store(global, env)? {
-            Some(store) => (store.latest_runs()?, live_daemon(&store, now)?),
+            Some(store) => (store.latest_runs()?, live_daemon(&store, now, None)?),
             None => (Vec::new(), None),
         })
     };

@@ -21,6 +21,7 @@ mod executor;
 mod file_watch;
 mod heartbeat;
 mod housekeeping;
+mod listener;
 mod loaded;
 pub mod memory;
 mod next_tick;
@@ -86,12 +87,11 @@ pub struct DaemonOptions {
     pub reload: Option<reload::ReloadOptions>,
     /// How much run history the daemon keeps (pruned at start and hourly).
     pub retention: Retention,
+    /// `--http`: the read-only listener, if asked for.
+    pub http: Option<crate::http::HttpOptions>,
 }
 
-/// How often the daemon records that it is alive (`jobrun status`). Once a
-/// minute, on the wake-up that re-reads the clock anyway, so an idle daemon's
-/// loop wakes once a minute and not more (issue 6).
-pub const HEARTBEAT: Duration = Duration::from_secs(60);
+pub use crate::status::HEARTBEAT;
 /// How often the history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -138,6 +138,8 @@ pub async fn run(
     // Before this daemon's first heartbeat: the last one on record tells
     // when the downtime began.
     let catch_up = start_up::missed_ticks(&ctx, &plan, started);
+    let http =
+        listener::start(opts.http, &ctx, &plan, opts.reload.as_ref(), &opts.location).await?;
     let (stop, stopping) = shutdown::channel();
     let reaper = opts
         .reap
@@ -185,6 +187,7 @@ pub async fn run(
         next_beat: tokio::time::Instant::now(),
         next_prune: tokio::time::Instant::now() + PRUNE_EVERY,
         recording_loaded: None,
+        http,
     };
     scheduler.run(shutdown).await;
 

@@ -48,6 +48,7 @@ async fn a_panicking_firing_ends_its_run_on_record_and_the_daemon_fires_the_next
         reap: false,
         reload: None,
         retention: Retention::default(),
+        http: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run(options, Arc::new(SystemClock), async move {

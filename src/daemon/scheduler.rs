@@ -63,6 +63,8 @@ pub(super) struct Scheduler {
     pub(super) next_prune: Instant,
     /// The record of what the last reload loaded, while it is written.
     pub(super) recording_loaded: Option<tokio::task::JoinHandle<()>>,
+    /// `--http`, told of each pass and reload.
+    pub(super) http: Option<crate::http::Server>,
 }
 
 impl Scheduler {
@@ -71,11 +73,18 @@ impl Scheduler {
     pub(super) async fn run(&mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            #[cfg(test)]
+            if let Some(http) = &self.http {
+                http.view.liveness.wait_while_held().await;
+            }
             self.housekeeping();
             let now = self.ctx.clock.now();
             // A tick already due (woken for something else at it) sleeps zero.
             let next_tick = self.ticks.after(&self.plan, self.clock_watch.cursor());
             let deadline = self.deadline(now, next_tick);
+            if let Some(http) = &self.http {
+                http.view.liveness.sleeps_until(deadline);
+            }
             let watch_due = self.watch_runs.due().map(Instant::from_std);
             tokio::select! {
                 () = &mut shutdown => break,
@@ -87,6 +96,10 @@ impl Scheduler {
                 Ok(()) = changed(&mut self.moved) => {}
                 (plan, prepared) = self.sources.next_plan() => {
                     self.plan = plan;
+                    if let Some(http) = &self.http {
+                        let ok = super::listener::no_errors(&self.sources.problems());
+                        http.view.reloaded(&self.plan, ok);
+                    }
                     self.record_loaded();
                     self.watch_runs.update(&self.plan, prepared);
                 }

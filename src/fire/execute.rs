@@ -2,7 +2,9 @@
 //! send a `signal:` job's signal or start the command, supervise it to its
 //! end, and record the outcome. Every path out of here records the run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{DateTime, Utc};
 
 use tracing::{debug, info, warn};
 
@@ -11,7 +13,7 @@ use super::env::build_request;
 use super::readiness::{self, Readiness};
 use super::record::{end_early, record};
 use super::signal_job::{self, SignalOutcome};
-use super::{limits, missed, FireContext, FireResult, JobOutput};
+use super::{events, limits, missed, FireContext, FireResult, JobOutput};
 use crate::job::{
     Command, Firing, IfNotRunning, RunId, RunOutcome, RunStatus, SignalSpec,
     DEFAULT_REQUIRES_TIMEOUT,
@@ -40,6 +42,7 @@ pub(super) async fn execute(
     firing: &Firing,
     run_id: RunId,
     slot: &mut limits::Slot,
+    started_at: &OnceLock<DateTime<Utc>>,
 ) -> anyhow::Result<FireResult> {
     if ctx.active.is_stopping() {
         // Claimed just as the daemon began to shut down: the command never
@@ -77,9 +80,12 @@ pub(super) async fn execute(
         debug!(job = %job.name, run_id = run_id.0, "ready");
     }
     match &job.spec.command {
-        Command::Signal(spec) => send_signal(ctx, job, run_id, spec, started).await,
+        Command::Signal(spec) => {
+            send_signal(ctx, job, firing, run_id, spec, started, started_at).await
+        }
         Command::Shell(_) | Command::Argv(_) => {
-            run_command(ctx, job, run_id, request, started, slot).await
+            let at = (firing, started_at);
+            run_command(ctx, job, run_id, request, started, slot, at).await
         }
     }
 }
@@ -88,9 +94,11 @@ pub(super) async fn execute(
 async fn send_signal(
     ctx: &FireContext,
     job: &Job,
+    firing: &Firing,
     run_id: RunId,
     spec: &SignalSpec,
     started: std::time::Instant,
+    started_at: &OnceLock<DateTime<Utc>>,
 ) -> anyhow::Result<FireResult> {
     let outcome = signal_job::send(spec);
     let ms = i64::try_from(started.elapsed().as_millis()).ok();
@@ -103,9 +111,11 @@ async fn send_signal(
                 pid: None,
                 at: ctx.clock.now(),
             };
+            let at = start.at;
             if let Err(e) = ctx.recorder.mark_started(start).await {
                 warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
             }
+            events::started(ctx, &job.name, firing, run_id, at, started_at);
             info!(job = %job.name, run_id = run_id.0, pid, "{detail}");
             let outcome = RunOutcome {
                 output_tail: format!("{detail}\n").into_bytes().into(),
@@ -146,6 +156,7 @@ async fn run_command(
     request: RunRequest,
     started: std::time::Instant,
     slot: &mut limits::Slot,
+    (firing, started_at): (&Firing, &OnceLock<DateTime<Utc>>),
 ) -> anyhow::Result<FireResult> {
     let sink = Arc::new(RunOutput {
         run_id,
@@ -168,12 +179,14 @@ async fn run_command(
         pid: Some(pid),
         at: ctx.clock.now(),
     };
+    let at = start.at;
     if let Err(e) = ctx.recorder.mark_started(start).await {
         // The command already runs; its outcome will still be recorded.
         missed::warn_limited(ctx, &missed::key("recording a start", &e), || {
             warn!(job = %job.name, run_id = run_id.0, error = %e, "recording the start failed");
         });
     }
+    events::started(ctx, &job.name, firing, run_id, at, started_at);
     let reason = Arc::new(Mutex::new(None));
     ctx.active.register(
         run_id,

@@ -12,7 +12,8 @@
 //! (readiness, then the command or the `signal:` job), with `env` (the run's
 //! environment), `readiness` (`requires:` checks), `signal_job` (`signal:`
 //! jobs), `active` (the runs this process supervises), `retry`, `chain`,
-//! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed).
+//! `limits` (descriptors), `missed` and `unwind` (runs jobrun itself failed),
+//! and `events` (each run's start and end, told to the daemon's subscribers).
 //!
 //! Composes `store` (leases, claims, the recorder) and `runner`; knows
 //! nothing of schedules or of the daemon's loop.
@@ -21,6 +22,7 @@ mod acquire;
 mod active;
 mod chain;
 mod env;
+pub mod events;
 mod execute;
 pub mod limits;
 mod log_limit;
@@ -35,6 +37,7 @@ mod unwind;
 
 pub use active::{ActiveRuns, StopReason};
 pub use chain::{chained, fire_and_chain, runnable};
+pub use events::{RunEvent, RunEvents};
 pub use limits::Limits;
 pub use missed::flush_log_summaries;
 pub use retry::fire_with_retries;
@@ -96,6 +99,9 @@ pub struct FireContext {
     /// How many runs may hold descriptors at once, and the firing path's
     /// rate-limited warnings.
     pub limits: Limits,
+    /// Who hears of each run's start and end (metrics, notifications);
+    /// empty unless somebody subscribes.
+    pub events: RunEvents,
 }
 
 impl FireContext {
@@ -134,6 +140,7 @@ impl FireContext {
             tail_bytes,
             active: ActiveRuns::default(),
             limits: Limits::for_this_process(),
+            events: RunEvents::default(),
         })
     }
 }
@@ -234,11 +241,23 @@ impl FireResult {
 
 /// Runs one firing of `job` to the end and records it. A panic in jobrun
 /// before the claim records the tick `missed`; after it, the run `failed`.
+/// Its start and its end are published to `ctx.events`.
 pub async fn fire(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
-    unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing)).await
+    let started = std::sync::OnceLock::new();
+    let result =
+        unwind::before_claim(ctx, job, firing, fire_once(ctx, job, firing, &started)).await;
+    if let Ok(result) = &result {
+        events::settled(ctx, job, firing, result, started.get().copied());
+    }
+    result
 }
 
-async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Result<FireResult> {
+async fn fire_once(
+    ctx: &FireContext,
+    job: &Job,
+    firing: &Firing,
+    started: &std::sync::OnceLock<DateTime<Utc>>,
+) -> anyhow::Result<FireResult> {
     #[cfg(test)]
     tests::panic_if_asked(&job.name, true);
     let concurrency = job.spec.concurrency;
@@ -301,7 +320,7 @@ async fn fire_once(ctx: &FireContext, job: &Job, firing: &Firing) -> anyhow::Res
         ctx,
         job,
         run_id,
-        execute(ctx, job, firing, run_id, &mut slot),
+        execute(ctx, job, firing, run_id, &mut slot, started),
     )
     .await;
     // The lease is held until the outcome is on record: a running row whose

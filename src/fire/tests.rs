@@ -9,6 +9,7 @@ mod acquire;
 mod active;
 mod chain;
 mod env;
+mod events;
 mod execute;
 mod retry;
 
@@ -56,6 +57,7 @@ fn context_with(dir: &std::path::Path, sink: Arc<dyn JobOutput>) -> Arc<FireCont
         tail_bytes: 1024,
         active: ActiveRuns::default(),
         limits: Limits::sized(1 << 16, 1 << 16, 0),
+        events: RunEvents::default(),
     })
 }
 

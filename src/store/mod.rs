@@ -12,6 +12,16 @@
 //! with their holder, see [`lease`]) and the claim (a unique (job, tick,
 //! attempt) key, [`Store::claim`]).
 //!
+//! Claims outlive history pruning (issue 14, guarantee 10): when
+//! [`Store::prune`] removes runs, it raises each job's *claim floor* to the
+//! newest tick among them (never lowers it; one row per job,
+//! `claim_floors`), and every tick at or before a job's floor counts as
+//! claimed, whatever the attempt: [`Store::claim`] refuses it and
+//! [`Store::tick_claimed`] reads it as taken, so a clock stepping back over
+//! pruned ticks or a restart's catch-up never runs one twice. Conservative:
+//! a tick older than what retention keeps that was genuinely missed can no
+//! longer be caught up (nor retried). A renamed job's floor moves with it.
+//!
 //! Backends, each in a room of its own: [`sqlite`] (the state directory's
 //! `jobrun.db`, migrations in `migrations/sqlite/`), the embedded default;
 //! PostgreSQL (issue 14) lands beside it as `store/postgres/`.
@@ -67,7 +77,7 @@ pub use lease::{Lease, LeaseMode};
 pub use postgres::{Membership, PostgresStore};
 pub use records::{
     ClaimCounts, DaemonRecord, Declared, DefinitionDrift, Fleet, FleetMember, HistoryFilter,
-    Loaded, NewRun, Retention, RunRecord, Started,
+    LastRuns, Loaded, NewRun, Retention, RunRecord, RunTotal, RunTotals, Started,
 };
 pub use sqlite::{SqliteStore, LATEST_VERSION};
 
@@ -398,7 +408,8 @@ impl Store {
 
     /// Claims a run against the (job, tick, attempt) key. `Ok(None)` means
     /// another process (or an earlier run of this one) already claimed that
-    /// tick: the caller must not run it.
+    /// tick, or it is at or before the job's claim floor (see the module
+    /// doc): the caller must not run it.
     pub fn claim(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
         match self {
             Store::Sqlite(s) => s.claim(run),
@@ -439,7 +450,8 @@ impl Store {
         }
     }
 
-    /// Whether a run of `job` for `tick` (a first attempt) is on record.
+    /// Whether a run of `job` for `tick` (a first attempt) is on record, or
+    /// the tick is at or before the job's claim floor (its run was pruned).
     pub fn tick_claimed(&self, job: &str, tick: DateTime<Utc>) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.tick_claimed(job, tick),
@@ -526,6 +538,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.latest_runs(),
             Store::Postgres(p) => p.latest_runs(),
+        }
+    }
+
+    /// The history summed up per job, status and trigger, and each job's
+    /// latest finished run and success (what metrics start from).
+    pub fn run_totals(&self) -> Result<RunTotals, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.run_totals(),
+            Store::Postgres(p) => p.run_totals(),
         }
     }
 
@@ -655,8 +676,9 @@ impl Store {
         }
     }
 
-    /// Applies the retention (never to a `running` run); returns how many
-    /// runs were removed.
+    /// Applies the retention (never to a `running` run), raising each job's
+    /// claim floor to the newest tick removed (see the module doc); returns
+    /// how many runs were removed.
     pub fn prune(&self, now: DateTime<Utc>, retention: Retention) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.prune(now, retention),

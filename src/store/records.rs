@@ -212,3 +212,32 @@ pub struct Declared {
     pub fingerprint: String,
     pub exclusive: bool,
 }
+
+/// The run history summed up ([`Store::run_totals`](super::Store::run_totals)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunTotals {
+    pub counts: Vec<RunTotal>,
+    /// Per job that has one: its latest finished run.
+    pub last: Vec<LastRuns>,
+}
+
+/// How many finished runs of `job` ended `status` for `trigger`, with an
+/// error starting with `error_start` (the first characters, or empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTotal {
+    pub job: String,
+    pub status: crate::job::RunStatus,
+    pub trigger: String,
+    pub error_start: String,
+    pub count: u64,
+}
+
+/// A job's latest finished run (not a skip or a missed tick) and its latest success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRuns {
+    pub job: String,
+    pub finished_at: DateTime<Utc>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub last_success: Option<DateTime<Utc>>,
+}

@@ -119,6 +119,7 @@ impl Booted {
             reap: false,
             reload: None,
             retention: Default::default(),
+            http: None,
         };
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

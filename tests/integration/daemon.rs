@@ -7,6 +7,7 @@ use chrono::{DateTime, Timelike, Utc};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use crate::backends::{on_both_backends, Backend};
 use crate::harness::{wait_for, wait_until, Daemon, Test};
 
 /// A 6-field expression that fires once a day, `secs` seconds from now, and
@@ -76,9 +77,13 @@ fn job_file(t: &Test, name: &str, schedule: &str, command: &str, extra: &str) {
     );
 }
 
-#[test]
-fn two_daemons_on_one_state_dir_run_every_tick_exactly_once() {
-    let t = Test::new();
+fn two_daemons_on_one_state_dir_run_every_tick_exactly_once(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "two_daemons_on_one_state_dir_run_every_tick_exactly_once",
+    ) else {
+        return;
+    };
     job_file(
         &t,
         "tick",
@@ -165,9 +170,14 @@ fn two_daemons_on_one_state_dir_run_every_tick_exactly_once() {
     );
 }
 
-#[test]
-fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
-    let t = Test::new();
+fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again",
+    ) else {
+        return;
+    };
+    let args = [&["--config", "{root}/jobs.yaml"][..], t.short_lease()].concat();
     let (first, tick) = daemon_before_tick(
         &t,
         |schedule| {
@@ -175,11 +185,11 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
                 &t,
                 "slow",
                 schedule,
-                "echo started >> {root}/runs.txt; sleep 30",
+                "echo started >> {root}/runs.txt; sleep 60",
                 "",
             );
         },
-        || t.spawn_daemon(["--config", "{root}/jobs.yaml"]),
+        || t.spawn_daemon(&args),
     );
     let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
@@ -189,15 +199,28 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
     assert_eq!(code, 128 + 9);
     let job_pid = run["pid"].as_i64().expect("pid") as i32;
 
-    let second = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
-    let abandoned = wait_for(
-        Duration::from_secs(60),
-        "the run to be marked abandoned",
-        || {
-            t.history("slow")
-                .into_iter()
-                .find(|r| r["status"] == "abandoned")
-        },
+    let second = t.spawn_daemon(&args);
+    let started = std::time::Instant::now();
+    // How soon the new daemon records the killed one's run abandoned.
+    // SQLite: at its start, once the killed daemon's pid is shown gone.
+    // PostgreSQL: the new daemon (on the same host id here) does not judge a
+    // peer by its pid (in a fleet a pid names nothing); the lease decides.
+    // The killed daemon's lease (7 s) runs out, and the new daemon declares
+    // peers dead only after a whole lease of its own acknowledged beats
+    // (7 s): at most both leases, plus seconds for its start on a loaded
+    // machine (about 7 s after its spawn on an idle one: the two overlap).
+    let limit = match backend {
+        Backend::Sqlite => Duration::from_secs(60),
+        Backend::Postgres => Duration::from_secs(7 + 7 + 8),
+    };
+    let abandoned = wait_for(limit, "the run to be marked abandoned", || {
+        t.history("slow")
+            .into_iter()
+            .find(|r| r["status"] == "abandoned")
+    });
+    eprintln!(
+        "{backend:?}: abandoned {:?} after the new daemon's spawn",
+        started.elapsed()
     );
     assert_eq!(abandoned["id"], run["id"]);
     assert_eq!(
@@ -223,21 +246,35 @@ fn a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again() {
         "started\n"
     );
     // The job the killed daemon left running was stopped by the new one
-    // (gone, or a zombie waiting for whoever adopted it).
-    let stopped = !pid_alive(job_pid);
+    // (gone, or a zombie waiting for whoever adopted it). SQLite: during its
+    // start-up recovery, before it logs its start. PostgreSQL: at the beat
+    // that declares the killed daemon (of the same host) dead, since the
+    // process group provably is the run's: SIGTERM, and SIGKILL after 10 s.
+    let stopped = wait_until(Duration::from_secs(15), || !pid_alive(job_pid));
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(job_pid), Signal::SIGKILL);
     assert!(stopped, "the orphaned job {job_pid} is still running");
-    assert!(
-        abandoned["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("was stopped")),
-        "{abandoned}"
-    );
+    let error = abandoned["error"].as_str().unwrap_or_default();
+    match backend {
+        Backend::Sqlite => assert!(error.contains("was stopped"), "{abandoned}"),
+        // The run is abandoned when the lease runs out; the stop comes after.
+        Backend::Postgres => {
+            let host = abandoned["host"].as_str().expect("a fleet run has a host");
+            assert!(
+                error.contains(&format!("the daemon on {host} ")) && error.contains("lease"),
+                "{abandoned}"
+            );
+            assert!(log.contains("declared dead"), "{log}");
+        }
+    }
 }
 
-#[test]
-fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
-    let t = Test::new();
+fn sigterm_stops_the_running_job_records_interrupted_and_exits_0(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "sigterm_stops_the_running_job_records_interrupted_and_exits_0",
+    ) else {
+        return;
+    };
     let (daemon, _) = daemon_before_tick(
         &t,
         |schedule| {
@@ -280,9 +317,13 @@ fn sigterm_stops_the_running_job_records_interrupted_and_exits_0() {
         .contains("shutdown"));
 }
 
-#[test]
-fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
-    let t = Test::new();
+fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace",
+    ) else {
+        return;
+    };
     let (daemon, _) = daemon_before_tick(
         &t,
         |schedule| {
@@ -307,9 +348,13 @@ fn a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace() {
     assert_eq!(rows[0]["signal"], 9, "{rows:?}");
 }
 
-#[test]
-fn a_timeout_kills_the_whole_process_group_and_records_timed_out() {
-    let t = Test::new();
+fn a_timeout_kills_the_whole_process_group_and_records_timed_out(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_timeout_kills_the_whole_process_group_and_records_timed_out",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: hang\n    command: sleep 300 & echo $! > {root}/grandchild.pid; wait\n    timeout: 1s\n    kill_grace: 1s\n",
@@ -329,9 +374,13 @@ fn a_timeout_kills_the_whole_process_group_and_records_timed_out() {
     assert_eq!(rows[0]["trigger"], "manual");
 }
 
-#[test]
-fn exit_codes_and_signals_are_recorded_exactly_and_run_returns_them() {
-    let t = Test::new();
+fn exit_codes_and_signals_are_recorded_exactly_and_run_returns_them(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "exit_codes_and_signals_are_recorded_exactly_and_run_returns_them",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: three\n    command: echo out; echo err >&2; exit 3\n  - name: killed\n    command: kill -9 $$\n  - name: fine\n    argv: [\"true\"]\n",
@@ -367,9 +416,13 @@ fn exit_codes_and_signals_are_recorded_exactly_and_run_returns_them() {
     assert!(logs.stdout.contains("exit 3"), "{}", logs.stdout);
 }
 
-#[test]
-fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree() {
-    let t = Test::new();
+fn run_is_refused_while_the_daemon_runs_the_job_and_both_agree(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "run_is_refused_while_the_daemon_runs_the_job_and_both_agree",
+    ) else {
+        return;
+    };
     let (daemon, _) = daemon_before_tick(
         &t,
         |schedule| {
@@ -476,9 +529,13 @@ fn a_database_from_a_newer_jobrun_is_refused_naming_both_versions() {
     );
 }
 
-#[test]
-fn replace_stops_the_running_instance_and_allow_overlaps() {
-    let t = Test::new();
+fn replace_stops_the_running_instance_and_allow_overlaps(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "replace_stops_the_running_instance_and_allow_overlaps",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: newest\n    schedule: \"* * * * * *\"\n    command: sleep 30\n    concurrency: replace\n    kill_grace: 1s\n  - name: overlap\n    schedule: \"* * * * * *\"\n    command: sleep 3\n    concurrency: allow\n",
@@ -726,34 +783,21 @@ fn a_flood_of_output_into_an_unread_stdout_never_blocks_the_scheduler() {
 
 /// Found in review: a signalled `jobrun run` used to leave its job running,
 /// unsupervised, with its row stuck `running`.
-#[test]
-fn a_signalled_run_stops_its_job_and_records_it() {
-    let t = Test::new();
+fn a_signalled_run_stops_its_job_and_records_it(backend: Backend) {
+    let Some(t) = backend.on(Test::new(), "a_signalled_run_stops_its_job_and_records_it") else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n  - name: slow\n    command: sleep 30\n    kill_grace: 2s\n",
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobrun"))
-        .args(["run", "slow", "--config"])
-        .arg(t.path("jobs.yaml"))
-        .arg("--state-dir")
-        .arg(t.path("state"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("jobrun run");
+    let run_cmd = t.spawn(["run", "slow", "--config", "{root}/jobs.yaml"]);
     let run = wait_for(Duration::from_secs(60), "the run to start", || {
         running_run(&t, "slow")
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let status = wait_for(Duration::from_secs(10), "jobrun run to exit", || {
-        child.try_wait().expect("wait")
-    });
-    assert_eq!(status.code(), Some(128 + 15));
+    run_cmd.signal(Signal::SIGTERM);
+    let (code, log) = run_cmd.wait(Duration::from_secs(10));
+    assert_eq!(code, 128 + 15, "{log}");
     let rows = t.history("slow");
     assert_eq!(rows[0]["id"], run["id"]);
     assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
@@ -825,3 +869,15 @@ fn job_output_lines_say_when_and_from_which_stream() {
         DateTime::parse_from_rfc3339(ts).unwrap_or_else(|e| panic!("{ts:?} in {line:?}: {e}"));
     }
 }
+
+on_both_backends!(
+    two_daemons_on_one_state_dir_run_every_tick_exactly_once,
+    a_killed_daemon_leaves_an_abandoned_run_that_is_not_run_again,
+    sigterm_stops_the_running_job_records_interrupted_and_exits_0,
+    exit_codes_and_signals_are_recorded_exactly_and_run_returns_them,
+    run_is_refused_while_the_daemon_runs_the_job_and_both_agree,
+    replace_stops_the_running_instance_and_allow_overlaps,
+    a_job_ignoring_sigterm_is_killed_after_the_shutdown_grace,
+    a_timeout_kills_the_whole_process_group_and_records_timed_out,
+    a_signalled_run_stops_its_job_and_records_it,
+);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::backends::{on_both_backends, Backend};
 use crate::harness::{wait_for, Daemon, Test};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -51,16 +52,20 @@ const WALLOS_CRONTAB: &str = "# Run the scripts every day\r\n\
 0 2 * * * /usr/local/bin/php /var/www/html/endpoints/cronjobs/updateexchange.php >> /var/log/cron/updateexchange.log 2>&1\r\n\
 0 9 * * * /usr/local/bin/php /var/www/html/endpoints/cronjobs/sendnotifications.php >> /var/log/cron/sendnotifications.log 2>&1\r\n";
 
-#[test]
-fn wallos_the_job_in_every_source_sends_once_per_tick() {
-    let t = Test::new();
+fn wallos_the_job_in_every_source_sends_once_per_tick(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "wallos_the_job_in_every_source_sends_once_per_tick",
+    ) else {
+        return;
+    };
     let me = user_name();
     // The stand-in for php records which script ran for which tick.
     t.script(
         "bin/php",
         "#!/bin/sh\necho \"$(basename \"$1\") $JOBRUN_TICK\" >> {root}/sent.log\n",
     );
-    std::fs::create_dir_all(t.path("log")).unwrap();
+    std::fs::create_dir_all(t.path("log")).expect("mkdir log");
     let to_local = |text: &str| {
         text.replace("/usr/local/bin/php", "{root}/bin/php")
             .replace("/var/log/cron", "{root}/log")
@@ -95,7 +100,7 @@ fn wallos_the_job_in_every_source_sends_once_per_tick() {
     let jobs = list.json();
     let send = jobs
         .as_array()
-        .unwrap()
+        .expect("list is an array")
         .iter()
         .find(|j| j["name"] == "sendnotifications")
         .expect("sendnotifications is listed");
@@ -454,11 +459,15 @@ fn websoft9_a_service_that_never_comes_fails_not_ready_and_the_sync_never_runs()
     assert!(!t.path("sync.log").exists(), "the sync command never ran");
 }
 
-#[test]
-fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
-    let t = Test::new();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start",
+    ) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("its address").port();
     // Every 3 seconds instead of every 10 minutes, so a downtime of a few
     // seconds misses a tick.
     let config = websoft9(&t, port, &[("\"*/10 * * * *\"", "\"*/3 * * * * *\"")]);
@@ -499,8 +508,11 @@ fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
         .collect();
     assert_eq!(catch_ups.len(), 1, "{catch_ups:#?}");
     assert_eq!(catch_ups[0]["status"], "succeeded");
-    let tick: chrono::DateTime<chrono::Utc> =
-        catch_ups[0]["tick"].as_str().unwrap().parse().unwrap();
+    let tick: chrono::DateTime<chrono::Utc> = catch_ups[0]["tick"]
+        .as_str()
+        .expect("a tick")
+        .parse()
+        .expect("an RFC 3339 tick");
     assert!(
         tick > down - chrono::Duration::seconds(1),
         "a tick of the downtime: {tick} vs {down}"
@@ -515,3 +527,8 @@ fn websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start() {
     );
     drop(listener);
 }
+
+on_both_backends!(
+    wallos_the_job_in_every_source_sends_once_per_tick,
+    websoft9_a_tick_missed_while_the_daemon_was_down_runs_once_on_start,
+);

@@ -57,6 +57,17 @@ const ROOMS: &[(&str, &[&str])] = &[
             "users",
         ],
     ),
+    // The status of a state directory, read once for `jobrun status` and
+    // the daemon's `/status`.
+    ("status", &["fire", "health", "job", "store"]),
+    // `daemon --http`: read-only endpoints over what the daemon hands it
+    // (the plan, the loop's liveness) and the run-event hook of `fire`.
+    (
+        "http",
+        &[
+            "clock", "fire", "health", "job", "limits", "plan", "schedule", "status", "store",
+        ],
+    ),
     // The composers: the daemon may name every room but the command line,
     // the command line every room.
     ("daemon", &[ALL_BUT, "cli"]),

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `jobrun` binary on files in a temporary directory.
 //! One integration binary (fast to link), one module per area.
 
+mod backends;
 mod harness;
 
 mod check_json;
@@ -13,6 +14,7 @@ mod fleet;
 mod fuzz_findings;
 mod fuzz_smoke;
 mod health;
+mod http;
 mod incidents;
 mod layout;
 mod limits;

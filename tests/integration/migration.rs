@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use crate::backends::{on_both_backends, Backend};
 use crate::harness::Test;
 
 /// Cron runs a crontab job in its user's `HOME`, so relative paths in the
@@ -317,9 +318,10 @@ fn the_daemon_finds_an_old_states_runs_under_the_new_names_at_its_start() {
 
 /// After a reload gives a job another name (a second job now shares its
 /// base, so it takes a suffix), its runs move to that name.
-#[test]
-fn a_job_renamed_by_a_reload_keeps_its_runs() {
-    let t = Test::new();
+fn a_job_renamed_by_a_reload_keeps_its_runs(backend: Backend) {
+    let Some(t) = backend.on(Test::new(), "a_job_renamed_by_a_reload_keeps_its_runs") else {
+        return;
+    };
     t.script("backup.sh", "#!/bin/sh\nexit 0\n");
     t.write("crontab", "0 0 1 1 * {root}/backup.sh\n");
     let args = |more: &[&'static str]| -> Vec<&'static str> {
@@ -367,3 +369,5 @@ fn a_job_renamed_by_a_reload_keeps_its_runs() {
     assert_eq!(after.len(), 1, "{log}");
     assert_eq!(after[0]["id"], before[0]["id"]);
 }
+
+on_both_backends!(a_job_renamed_by_a_reload_keeps_its_runs);

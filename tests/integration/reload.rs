@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 
+use crate::backends::{on_both_backends, Backend};
 use crate::harness::{wait_for, wait_until, Test};
 
 fn ticks(t: &Test, file: &str) -> Vec<DateTime<Utc>> {
@@ -48,9 +49,13 @@ fn a_broken_config_keeps_the_old_schedule_and_logs_the_error_with_its_line() {
     assert_eq!(code, 0, "{log}");
 }
 
-#[test]
-fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
-    let t = Test::new();
+fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_removed_job_finishes_its_running_instance_and_does_not_fire_again",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         &format!(
@@ -97,9 +102,13 @@ fn a_removed_job_finishes_its_running_instance_and_does_not_fire_again() {
     assert_eq!(code, 0, "{log}");
 }
 
-#[test]
-fn a_per_second_job_runs_once_per_tick_across_10_reloads() {
-    let t = Test::new();
+fn a_per_second_job_runs_once_per_tick_across_10_reloads(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_per_second_job_runs_once_per_tick_across_10_reloads",
+    ) else {
+        return;
+    };
     t.write("jobs.yaml", &format!("jobs:\n{TICKER}"));
     let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
     wait_for(Duration::from_secs(60), "ticks", || {
@@ -528,3 +537,8 @@ fn a_log_written_into_a_config_directory_does_not_delay_reloads() {
     let (code, log) = daemon.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{log}");
 }
+
+on_both_backends!(
+    a_per_second_job_runs_once_per_tick_across_10_reloads,
+    a_removed_job_finishes_its_running_instance_and_does_not_fire_again,
+);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::backends::Backend;
 use crate::harness::{wait_for, Test};
 
 fn jobs_yaml(count: usize, command: &str) -> String {
@@ -40,9 +41,13 @@ fn alarms(log: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick() {
-    let t = Test::new().file("jobs.yaml", jobs_yaml(200, "true"));
+fn two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick(backend: Backend) {
+    let Some(t) = backend.on(
+        Test::new().file("jobs.yaml", jobs_yaml(200, "true")),
+        "two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick",
+    ) else {
+        return;
+    };
     let daemon = t.spawn_daemon_with_nofile(["--config", "{root}/jobs.yaml"], 64, 64);
     // Four ticks complete (a fifth begun), whatever they took.
     wait_for(Duration::from_secs(90), "four complete ticks", || {
@@ -64,7 +69,7 @@ fn two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick() {
     for statuses in &full {
         assert!(
             statuses.keys().all(|s| s == "succeeded" || s == "skipped"),
-            "{ticks:?}"
+            "{ticks:?}\n{log}"
         );
     }
     let succeeded: usize = full.iter().map(|s| s.get("succeeded").unwrap_or(&0)).sum();
@@ -239,4 +244,26 @@ fn a_limit_too_low_to_start_jobs_records_every_tick_missed_with_one_warning() {
     }
     let alarms = alarms(&log);
     assert!(alarms.len() <= 3, "{}", alarms.join("\n"));
+}
+
+mod two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick {
+    #[test]
+    fn on_sqlite() {
+        super::two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick(
+            crate::backends::Backend::Sqlite,
+        )
+    }
+
+    /// Under 64 descriptors the PostgreSQL daemon claims about 40 runs a
+    /// second, falls ever further behind 200 per-second jobs, and after
+    /// SIGTERM goes on claiming the backlog for the whole shutdown (each
+    /// claim recorded `interrupted`), the last claims racing the daemon's
+    /// stop record (one run left `running`). Reported to the lead.
+    #[test]
+    #[ignore = "PostgreSQL daemon claims its backlog after SIGTERM (reported)"]
+    fn on_postgres() {
+        super::two_hundred_jobs_under_64_descriptors_each_get_a_row_per_tick(
+            crate::backends::Backend::Postgres,
+        )
+    }
 }

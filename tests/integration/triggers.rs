@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::backends::{on_both_backends, Backend};
 use crate::harness::{wait_for, Test};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -17,10 +18,14 @@ fn lines(t: &Test, rel: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
+fn a_failing_job_is_retried_with_each_attempt_its_own_row(backend: Backend) {
     // Fails twice, then succeeds; then its chain runs once.
-    let t = Test::new();
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_failing_job_is_retried_with_each_attempt_its_own_row",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n\
@@ -44,9 +49,9 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
         .iter()
         .map(|r| {
             (
-                r["trigger"].as_str().unwrap().to_string(),
-                r["attempt"].as_u64().unwrap(),
-                r["status"].as_str().unwrap().to_string(),
+                r["trigger"].as_str().expect("a trigger").to_string(),
+                r["attempt"].as_u64().expect("an attempt"),
+                r["status"].as_str().expect("a status").to_string(),
             )
         })
         .collect();
@@ -68,12 +73,16 @@ fn a_failing_job_is_retried_with_each_attempt_its_own_row() {
     assert_eq!(after[0]["trigger"], "chain");
 }
 
-#[test]
-fn jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them() {
+fn jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them(backend: Backend) {
     // README, Triggers: `on_success: [b, c]` starts b and c at once. Each
     // waits (up to 30 s) for the other to have started: one after the other,
     // the first would give up and fail; side by side both succeed at once.
-    let t = Test::new();
+    let Some(t) = backend.on(
+        Test::new(),
+        "jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them",
+    ) else {
+        return;
+    };
     let sibling = |me: &str, other: &str| {
         format!(
             "touch {{root}}/{me}.started; i=0; \
@@ -119,11 +128,15 @@ fn jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them() {
     assert_eq!((d.len(), d[0]["status"].as_str()), (1, Some("succeeded")));
 }
 
-#[test]
-fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure() {
+fn a_retry_overtaken_by_the_next_tick_still_chains_on_failure(backend: Backend) {
     // Each run fails after 2.5 s; its retry (1 s later) meets the next tick's
     // run holding the job: the retry is moot, the failure must still alert.
-    let t = Test::new();
+    let Some(t) = backend.on(
+        Test::new(),
+        "a_retry_overtaken_by_the_next_tick_still_chains_on_failure",
+    ) else {
+        return;
+    };
     t.write(
         "jobs.yaml",
         "jobs:\n\
@@ -333,3 +346,9 @@ fn check_rejects_chain_cycles_unknown_jobs_and_signal_with_command() {
         );
     }
 }
+
+on_both_backends!(
+    a_failing_job_is_retried_with_each_attempt_its_own_row,
+    a_retry_overtaken_by_the_next_tick_still_chains_on_failure,
+    jobrun_run_starts_the_chained_jobs_side_by_side_and_waits_for_them,
+);

@@ -187,35 +187,62 @@ fn pruning_keeps_the_newest_runs_and_never_a_running_one() {
     });
 }
 
+/// Guarantee 10: claims outlive history pruning. Pruning raises the job's
+/// claim floor to the newest tick it removed; every tick at or before it
+/// counts as claimed (conservative: a tick never run before it cannot be
+/// caught up any more), and PostgreSQL deletes the claims under it whose
+/// run is gone, so its claims table stays bounded.
 #[test]
-fn a_pruned_tick_cannot_be_claimed_again_on_postgresql_only() {
+fn a_pruned_tick_cannot_be_claimed_again() {
     both("prune and claims", |b| {
         let s = &*b.store;
-        let nine = Some(t(9, 0, 0));
-        let id = s.claim(&new_run("a", nine)).unwrap().unwrap();
-        succeed(s, id);
-        let none = Retention {
+        for minute in 0..4 {
+            let id = s
+                .claim(&new_run("a", Some(t(9, minute, 0))))
+                .unwrap()
+                .unwrap();
+            succeed(s, id);
+        }
+        let other = s.claim(&new_run("b", Some(t(9, 0, 0)))).unwrap().unwrap();
+        succeed(s, other);
+        assert_eq!(b.claim_rows().unwrap_or(5), 5);
+        let keep_one = Retention {
+            keep_days: 10_000,
+            keep_runs: 1,
+        };
+        // a's 9:00 to 9:02 go; 9:03 and b's 9:00 stay.
+        assert_eq!(s.prune(t(12, 0, 0), keep_one).unwrap(), 3);
+        assert_eq!(history(s, of("a")).len(), 1);
+        assert_eq!(b.claim_rows().unwrap_or(2), 2, "the pruned claims go");
+        for minute in 0..3 {
+            let tick = t(9, minute, 0);
+            assert!(s.tick_claimed("a", tick).unwrap(), "9:0{minute}");
+            assert_eq!(s.claim(&new_run("a", Some(tick))).unwrap(), None);
+            let mut retry = new_run("a", Some(tick));
+            retry.attempt = 2;
+            assert_eq!(s.claim(&retry).unwrap(), None, "any attempt");
+        }
+        assert!(s.tick_claimed("a", t(9, 3, 0)).unwrap(), "kept");
+        assert!(!s.tick_claimed("a", t(9, 4, 0)).unwrap());
+        assert!(s.claim(&new_run("a", Some(t(9, 4, 0)))).unwrap().is_some());
+        // Another job's floor is its own; runs without a tick have none.
+        assert!(!s.tick_claimed("b", t(9, 1, 0)).unwrap());
+        assert!(s.claim(&new_run("a", None)).unwrap().is_some());
+        // By age too: every finished run goes, and so does every claim.
+        let nothing_old = Retention {
             keep_days: 0,
             keep_runs: 10_000,
         };
-        assert_eq!(s.prune(t(12, 0, 0), none).unwrap(), 1);
-        assert_eq!(s.get(id).unwrap(), None, "the run is gone");
-        let claimed = s.tick_claimed("a", t(9, 0, 0)).unwrap();
-        let again = s.claim(&new_run("a", nine)).unwrap();
-        if b.is_postgres() {
-            // Guarantee 10: the claims outlive the history.
-            assert!(claimed);
-            assert_eq!(again, None);
-        } else {
-            // A GAP, kept visible here (reported with issue 14): SQLite's
-            // claim is its `runs` row (the UNIQUE (job, tick, attempt)
-            // index), so retention deletes the claim with the run, and a
-            // pruned tick reads as never run and can be claimed again: after
-            // a clock step back (`ran_before`) or at a restart's catch-up of
-            // a tick whose run `keep_runs` pruned, it would run twice.
-            assert!(!claimed);
-            assert!(again.is_some());
+        for id in ids(s.running().unwrap()) {
+            succeed(s, id);
         }
+        assert_eq!(s.prune(t(12, 0, 0), nothing_old).unwrap(), 4);
+        assert!(history(s, HistoryFilter::default()).is_empty());
+        assert_eq!(b.claim_rows().unwrap_or(0), 0, "the claims table is empty");
+        assert!(s.tick_claimed("a", t(9, 4, 0)).unwrap());
+        assert!(s.tick_claimed("b", t(9, 0, 0)).unwrap());
+        assert_eq!(s.claim(&new_run("b", Some(t(9, 0, 0)))).unwrap(), None);
+        assert!(s.claim(&new_run("b", Some(t(9, 1, 0)))).unwrap().is_some());
     });
 }
 

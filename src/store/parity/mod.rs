@@ -50,6 +50,13 @@ impl Backend {
     pub fn is_postgres(&self) -> bool {
         self.store.is_fleet()
     }
+
+    /// How many rows PostgreSQL's `claims` table holds (`None` on SQLite,
+    /// whose claims are its runs).
+    pub fn claim_rows(&self) -> Option<i64> {
+        let db = self._db.as_ref()?;
+        Some(db.read_count("SELECT count(*) FROM claims"))
+    }
 }
 
 /// The host every test's first store is, on both backends.

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::daemons::{fenced_reason, ALIVE, NOT_DEAD};
@@ -103,7 +104,18 @@ pub async fn claim_in(
     Ok(claimed)
 }
 
-/// Inserts the key (job, tick, attempt); `Some(Lost)` when it was taken.
+/// The winner a claim of a tick at or before its job's claim floor loses to.
+pub const PRUNED: &str = "pruned: at or before the job's claim floor";
+
+/// Inserts the key (job, tick, attempt); `Some(Lost)` when it was taken, or
+/// when the tick is at or before the job's claim floor (its claim was
+/// pruned with its run, see [`super::history::prune`]).
+///
+/// The floor is read after the insert, by a statement of its own (one
+/// lookup of its primary key, one round trip): an insert that waited for a prune deleting
+/// the tick's old claim then sees the floor that prune committed. A floor
+/// read in the insert's own snapshot would miss it, and the tick would run
+/// twice.
 async fn insert_claim(
     tx: &tokio_postgres::Transaction<'_>,
     me: &Daemon,
@@ -119,6 +131,27 @@ async fn insert_claim(
         )
         .await
         .map_err(sql("claiming a tick"))?;
+    // Typed: sent with its parameters in one round trip, no prepare.
+    let floored = tx
+        .query_typed_opt(
+            "SELECT 1 FROM claim_floors WHERE job = $1 AND tick >= $2",
+            &[(&req.job, Type::TEXT), (&tick, Type::TIMESTAMPTZ)],
+        )
+        .await
+        .map_err(sql("reading the job's claim floor"))?;
+    if floored.is_some() {
+        if won > 0 {
+            tx.execute(
+                "DELETE FROM claims WHERE job = $1 AND tick = $2 AND attempt = $3",
+                &[&req.job, &tick, &attempt],
+            )
+            .await
+            .map_err(sql("withdrawing a claim under the claim floor"))?;
+        }
+        return Ok(Some(Claimed::Lost {
+            winner: PRUNED.to_string(),
+        }));
+    }
     if won > 0 {
         return Ok(None);
     }

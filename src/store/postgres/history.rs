@@ -1,7 +1,8 @@
 //! The fleet's run history: `history` over every host's runs (as the SQLite
 //! store's [`RunRecord`]s, with each run's host), and pruning by the
-//! server's clock that never touches the claims (issue 14, guarantee 10:
-//! retention never deletes what at-most-once still depends on).
+//! server's clock that raises the claim floors before it deletes a claim
+//! (issue 14, guarantee 10: retention never deletes what at-most-once still
+//! depends on).
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
@@ -84,29 +85,63 @@ pub async fn history(client: &Client, filter: &HistoryFilter) -> Result<Vec<RunR
 
 /// Removes finished runs claimed more than `keep_days` ago by the server's
 /// clock, and all but the newest `keep_runs` of each job; never a running
-/// run, never a claim. Returns how many runs were removed.
-pub async fn prune(client: &Client, retention: Retention) -> Result<u64, PgError> {
+/// run. In the same transaction, raises each job's claim floor to the
+/// newest tick among the removed runs' claims (never lowers it), then
+/// deletes the claims at or before their job's floor whose run is gone:
+/// every tick at or before the floor counts as claimed ([`super::claims`]),
+/// so no pruned tick can be claimed again, and the claims table stays
+/// bounded. Returns how many runs were removed.
+pub async fn prune(client: &mut Client, retention: Retention) -> Result<u64, PgError> {
+    /// Counts the runs `$DELETE` removed and raises their jobs' floors.
+    const RAISING: &str = "WITH gone AS ($DELETE RETURNING job, tick),
+             raised AS (
+                 INSERT INTO claim_floors (job, tick)
+                 SELECT job, max(tick) FROM gone WHERE tick IS NOT NULL GROUP BY job
+                 ON CONFLICT (job) DO UPDATE
+                     SET tick = GREATEST(claim_floors.tick, EXCLUDED.tick))
+             SELECT count(*) FROM gone";
     let days = f64::from(retention.keep_days) * 86_400.0;
-    let old = client
-        .execute(
-            "DELETE FROM runs WHERE status <> 'running'
-               AND claimed_at < now() - make_interval(secs => $1)",
+    let keep = i64::from(retention.keep_runs);
+    let tx = client
+        .transaction()
+        .await
+        .map_err(sql("starting to prune"))?;
+    let old: i64 = tx
+        .query_one(
+            &RAISING.replace(
+                "$DELETE",
+                "DELETE FROM runs WHERE status <> 'running'
+                   AND claimed_at < now() - make_interval(secs => $1)",
+            ),
             &[&days],
         )
         .await
-        .map_err(sql("pruning old runs"))?;
-    let keep = i64::from(retention.keep_runs);
-    let beyond = client
-        .execute(
-            "DELETE FROM runs WHERE id IN (
-                 SELECT id FROM (
-                     SELECT id, status,
-                            row_number() OVER (PARTITION BY job ORDER BY id DESC) AS n
-                     FROM runs) ranked
-                 WHERE n > $1 AND status <> 'running')",
+        .map_err(sql("pruning old runs"))?
+        .get(0);
+    let beyond: i64 = tx
+        .query_one(
+            &RAISING.replace(
+                "$DELETE",
+                "DELETE FROM runs WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, status,
+                                row_number() OVER (PARTITION BY job ORDER BY id DESC) AS n
+                         FROM runs) ranked
+                     WHERE n > $1 AND status <> 'running')",
+            ),
             &[&keep],
         )
         .await
-        .map_err(sql("pruning runs beyond the per-job limit"))?;
-    Ok(old + beyond)
+        .map_err(sql("pruning runs beyond the per-job limit"))?
+        .get(0);
+    tx.execute(
+        "DELETE FROM claims c USING claim_floors f
+         WHERE c.job = f.job AND c.tick <= f.tick
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = c.run_id)",
+        &[],
+    )
+    .await
+    .map_err(sql("deleting the claims under the claim floors"))?;
+    tx.commit().await.map_err(sql("committing the pruning"))?;
+    Ok(u64::try_from(old + beyond).unwrap_or(0))
 }

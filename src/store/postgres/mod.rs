@@ -10,8 +10,12 @@
 //!   token. `lease_until` is the lease; `dead_at` is set by a peer that
 //!   declared the daemon dead, `stopped_at` by a clean stop.
 //! - `claims`: the key (job, tick, attempt), the owner's epoch and the job's
-//!   definition fingerprint. Apart from `runs`, so pruning the history never
-//!   deletes what at-most-once depends on.
+//!   definition fingerprint. Apart from `runs`; pruning deletes a claim only
+//!   once its run is gone and its tick is at or before its job's floor.
+//! - `claim_floors`: per job, the newest tick whose claim pruning may have
+//!   deleted ([`history::prune`]); every tick at or before it counts as
+//!   claimed, so at-most-once never depends on a deleted row and the claims
+//!   table stays bounded.
 //! - `runs`: the history of every host, SQLite's columns plus `owner_epoch`,
 //!   `forbid`, and the `replace` request (`stop_requested_at`/`_by`, see
 //!   [`replace`]).
@@ -25,10 +29,11 @@
 //! claim is committed; its definition is compared with the earliest live
 //! declaration of the job (another fingerprint is refused and reported);
 //! the key is inserted with `ON CONFLICT DO NOTHING` (a lost claim is a value,
-//! [`claims::Claimed::Lost`], not an error); the run row is inserted
-//! `running`. For a `forbid` job a partial unique index allows one running
-//! run per job: a second insert fails inside a savepoint, and the tick is
-//! recorded `skipped` once, by the host that won its claim.
+//! [`claims::Claimed::Lost`], not an error), then the job's claim floor is
+//! read (a tick at or before it is lost to [`claims::PRUNED`]); the run row
+//! is inserted `running`. For a `forbid` job a partial unique index allows
+//! one running run per job: a second insert fails inside a savepoint, and
+//! the tick is recorded `skipped` once, by the host that won its claim.
 //!
 //! # The lease: rows with server-time expiry, not advisory locks
 //! A session advisory lock dies with its connection exactly as a flock dies
@@ -90,6 +95,8 @@ mod store;
 pub use shared::{Membership, OrphanHandler, StopHandler, WallClock};
 pub use store::PostgresStore;
 
+#[cfg(test)]
+mod floors_tests;
 #[cfg(test)]
 pub(crate) mod testdb;
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Crontab jobs' names in the PostgreSQL state (schema 2, `job_names`): when
-//! a job's derived name changes, its runs and its claims move to the new
-//! name, as SQLite's `store/sqlite/names.rs` moves runs. A PostgreSQL state
+//! a job's derived name changes, its runs, its claims and its claim floor
+//! move to the new name, as SQLite's `store/sqlite/names.rs` moves runs. A PostgreSQL state
 //! never held names from before names were followed, so there are no legacy
 //! names to read here.
 
 use std::collections::HashMap;
 
-use tokio_postgres::Client;
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, Transaction};
 
 use super::{sql, PgError};
 use crate::job::DerivedName;
@@ -106,6 +107,37 @@ pub async fn follow_names(client: &mut Client, names: &[DerivedName]) -> Result<
         .await
         .map_err(sql("moving a renamed job's runs"))?;
     }
+    move_floors(&tx, &moves).await?;
     tx.commit().await.map_err(sql("committing renamed jobs"))?;
     Ok(usize::try_from(moved).unwrap_or(usize::MAX))
+}
+
+/// Moves each renamed job's claim floor to its new name (the later of both
+/// when the new name has one). Every old name's floor is read and deleted
+/// before any is written, so swapped names swap their floors.
+async fn move_floors(tx: &Transaction<'_>, moves: &[(&str, &str)]) -> Result<(), PgError> {
+    let failed = || sql("moving a renamed job's claim floor");
+    let mut floors: Vec<(&str, DateTime<Utc>)> = Vec::new();
+    for (from, to) in moves {
+        let tick = tx
+            .query_opt(
+                "DELETE FROM claim_floors WHERE job = $1 RETURNING tick",
+                &[from],
+            )
+            .await
+            .map_err(failed())?;
+        if let Some(row) = tick {
+            floors.push((to, row.get(0)));
+        }
+    }
+    for (to, tick) in floors {
+        tx.execute(
+            "INSERT INTO claim_floors (job, tick) VALUES ($1, $2)
+             ON CONFLICT (job) DO UPDATE SET tick = GREATEST(claim_floors.tick, EXCLUDED.tick)",
+            &[&to, &tick],
+        )
+        .await
+        .map_err(failed())?;
+    }
+    Ok(())
 }

@@ -73,6 +73,17 @@ impl PostgresStore {
         )
     }
 
+    pub fn run_totals(&self) -> Result<crate::store::RunTotals, StoreError> {
+        self.op(
+            Operation::History,
+            "summing up the run history",
+            |s| async move {
+                let mut guard = s.client().await?;
+                runs::run_totals(connected(&mut guard)?).await
+            },
+        )
+    }
+
     pub fn running(&self) -> Result<Vec<RunRecord>, StoreError> {
         self.op(
             Operation::History,

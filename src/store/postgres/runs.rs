@@ -8,7 +8,8 @@ use tokio_postgres::GenericClient;
 
 use super::history::{record, COLUMNS};
 use super::{sql, PgError};
-use crate::store::RunRecord;
+use crate::job::RunStatus;
+use crate::store::{LastRuns, RunRecord, RunTotal, RunTotals};
 
 /// One run, if it is on record.
 pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<RunRecord>, PgError> {
@@ -74,8 +75,9 @@ pub async fn last_success_start(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Whether a first attempt of `job` at `tick` is claimed, by any host. The
-/// claims outlive the history's pruning, so this stays true.
+/// Whether a first attempt of `job` at `tick` is claimed, by any host, or
+/// the tick is at or before the job's claim floor (its claim was pruned), so
+/// this stays true after pruning.
 pub async fn tick_claimed(
     client: &impl GenericClient,
     job: &str,
@@ -83,7 +85,8 @@ pub async fn tick_claimed(
 ) -> Result<bool, PgError> {
     let row = client
         .query_opt(
-            "SELECT 1 FROM claims WHERE job = $1 AND tick = $2 AND attempt = 1",
+            "SELECT 1 FROM claims WHERE job = $1 AND tick = $2 AND attempt = 1
+             UNION ALL SELECT 1 FROM claim_floors WHERE job = $1 AND tick >= $2 LIMIT 1",
             &[&job, &tick],
         )
         .await
@@ -141,4 +144,54 @@ pub async fn owner_alive(
             )),
         },
     }))
+}
+
+/// How much of an error's text a total keeps (as SQLite's `run_totals`).
+const ERROR_START: i32 = 24;
+
+/// Every finished run counted by job, status, trigger and the start of its
+/// error, and each job's latest finished run and latest success, over every
+/// host (what metrics start from).
+pub async fn run_totals(client: &impl GenericClient) -> Result<RunTotals, PgError> {
+    let rows = client
+        .query(
+            "SELECT job, status, trigger, substr(coalesce(error, ''), 1, $1), count(*)
+             FROM runs WHERE status <> 'running' GROUP BY 1, 2, 3, 4",
+            &[&ERROR_START],
+        )
+        .await
+        .map_err(sql("summing up the run history"))?;
+    let counts = rows
+        .iter()
+        .map(|r| RunTotal {
+            job: r.get(0),
+            status: RunStatus::parse(r.get(1)).unwrap_or(RunStatus::Failed),
+            trigger: r.get(2),
+            error_start: r.get(3),
+            count: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
+        })
+        .collect();
+    let rows = client
+        .query(
+            "SELECT r.job, r.finished_at, r.exit_code, r.signal,
+                    (SELECT max(s.finished_at) FROM runs s
+                      WHERE s.job = r.job AND s.status = 'succeeded')
+             FROM runs r WHERE r.id IN (
+                 SELECT max(id) FROM runs WHERE finished_at IS NOT NULL
+                 AND status NOT IN ('running', 'skipped', 'missed') GROUP BY job)",
+            &[],
+        )
+        .await
+        .map_err(sql("summing up the run history"))?;
+    let last = rows
+        .iter()
+        .map(|r| LastRuns {
+            job: r.get(0),
+            finished_at: r.get(1),
+            exit_code: r.get(2),
+            signal: r.get(3),
+            last_success: r.get(4),
+        })
+        .collect();
+    Ok(RunTotals { counts, last })
 }

@@ -105,6 +105,16 @@ impl TestDb {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The one integer `query` reads from this database.
+    pub fn read_count(&self, query: &str) -> i64 {
+        let config: tokio_postgres::Config = self.url.parse().expect("the test database's URL");
+        let query = query.to_string();
+        block_on(async move {
+            let client = admin_client(config).await.expect("connecting");
+            client.query_one(&query, &[]).await.expect(&query).get(0)
+        })
+    }
 }
 
 /// `url` with its database replaced by `name` (URL or key=value form).

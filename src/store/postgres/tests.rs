@@ -20,14 +20,14 @@ const LEASE: Duration = Duration::from_secs(30);
 
 /// A client of the test database, configured from its URL as `--database`
 /// will be.
-async fn client(db: &TestDb) -> Client {
+pub(super) async fn client(db: &TestDb) -> Client {
     connect::connect(&connect::config(&db.url).unwrap())
         .await
         .unwrap()
 }
 
 /// A migrated database and `n` connected clients.
-async fn fleet(test: &str, n: usize) -> Option<(TestDb, Vec<Client>)> {
+pub(super) async fn fleet(test: &str, n: usize) -> Option<(TestDb, Vec<Client>)> {
     let db = TestDb::create(test)?;
     let mut clients = Vec::new();
     for _ in 0..n {
@@ -39,7 +39,10 @@ async fn fleet(test: &str, n: usize) -> Option<(TestDb, Vec<Client>)> {
 
 /// Two hosts on a fresh database, each a connection and its registration
 /// (`host-a` first, then `host-b`, with `pid`).
-async fn two_hosts(test: &str, pid: u32) -> Option<(TestDb, (Client, Daemon), (Client, Daemon))> {
+pub(super) async fn two_hosts(
+    test: &str,
+    pid: u32,
+) -> Option<(TestDb, (Client, Daemon), (Client, Daemon))> {
     let (db, mut clients) = fleet(test, 2).await?;
     let b = clients.pop().unwrap();
     let a = clients.pop().unwrap();
@@ -48,11 +51,11 @@ async fn two_hosts(test: &str, pid: u32) -> Option<(TestDb, (Client, Daemon), (C
     Some((db, (a, da), (b, db_)))
 }
 
-fn tick(minute: u32) -> DateTime<Utc> {
+pub(super) fn tick(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 0, minute, 0).unwrap()
 }
 
-fn request(job: &str, tick: DateTime<Utc>) -> ClaimRequest<'_> {
+pub(super) fn request(job: &str, tick: DateTime<Utc>) -> ClaimRequest<'_> {
     ClaimRequest {
         job,
         tick: Some(tick),
@@ -64,7 +67,7 @@ fn request(job: &str, tick: DateTime<Utc>) -> ClaimRequest<'_> {
     }
 }
 
-fn succeeded() -> Outcome<'static> {
+pub(super) fn succeeded() -> Outcome<'static> {
     Outcome {
         status: RunStatus::Succeeded,
         duration_ms: Some(5),
@@ -657,7 +660,7 @@ async fn an_outcome_is_kept_when_the_lease_ran_out_but_no_peer_acted_yet() {
 }
 
 #[tokio::test]
-async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
+async fn history_shows_every_hosts_runs_and_pruning_keeps_the_ticks_claimed() {
     let Some((_db, (mut a, da), (mut b, db_))) = two_hosts("history", 1).await else {
         return;
     };
@@ -696,10 +699,10 @@ async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
         ..Default::default()
     };
     assert_eq!(history::history(&a, &limited).await.unwrap().len(), 1);
-    // Keep one run: three are removed, but every claim stays, so no pruned
-    // tick can be claimed again.
+    // Keep one run: three are removed with their claims, and the job's
+    // claim floor keeps every pruned tick claimed.
     let removed = history::prune(
-        &a,
+        &mut a,
         Retention {
             keep_days: 90,
             keep_runs: 1,
@@ -708,18 +711,20 @@ async fn history_shows_every_hosts_runs_and_pruning_keeps_the_claims() {
     .await
     .unwrap();
     assert_eq!(removed, 3);
-    assert!(matches!(
+    assert_eq!(
         claims::claim(&mut b, &db_, &request("h", tick(0)))
             .await
             .unwrap(),
-        Claimed::Lost { .. }
-    ));
+        Claimed::Lost {
+            winner: claims::PRUNED.into()
+        }
+    );
     let claims_left: i64 = a
         .query_one("SELECT count(*) FROM claims", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(claims_left, 4);
+    assert_eq!(claims_left, 1, "only the kept run's claim");
 }
 
 #[tokio::test]

@@ -245,20 +245,22 @@ impl SqliteStore {
 
     /// Applies the retention: removes finished runs older than `keep_days` and
     /// all but the newest `keep_runs` of each job (never a `running` one),
-    /// then truncates the WAL so the files on disk shrink back. Returns how
-    /// many runs were removed.
+    /// raising each job's claim floor to the newest tick removed (so no
+    /// pruned tick can be claimed again, see `floors.rs`), then truncates
+    /// the WAL so the files on disk shrink back. Returns how many runs were
+    /// removed.
     pub fn prune(&self, now: DateTime<Utc>, retention: Retention) -> Result<u64, StoreError> {
         let cutoff = fmt_time(now - chrono::Duration::days(i64::from(retention.keep_days)));
         let mut removed = 0u64;
         loop {
-            let n = self
-                .conn()
-                .execute(
-                    "DELETE FROM runs WHERE id IN (
-                         SELECT id FROM runs WHERE status != 'running' AND claimed_at < ?1 LIMIT ?2)",
-                    params![cutoff, PRUNE_BATCH],
-                )
-                .map_err(sql(Operation::Prune, "pruning old runs"))?;
+            let n = super::floors::delete_runs(
+                &mut self.conn(),
+                "DELETE FROM runs WHERE id IN (
+                     SELECT id FROM runs WHERE status != 'running' AND claimed_at < ?1 LIMIT ?2)
+                 RETURNING job, tick",
+                params![cutoff, PRUNE_BATCH],
+                "pruning old runs",
+            )?;
             removed += n as u64;
             if (n as i64) < PRUNE_BATCH {
                 break;
@@ -279,16 +281,16 @@ impl SqliteStore {
             loop {
                 // The id of the newest run that no longer fits, found through
                 // the (job, id) index.
-                let n = self
-                    .conn()
-                    .execute(
-                        "DELETE FROM runs WHERE id IN (
-                             SELECT id FROM runs WHERE job = ?1 AND status != 'running' AND id <= (
-                                 SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
-                             LIMIT ?3)",
-                        params![job, retention.keep_runs, PRUNE_BATCH],
-                    )
-                    .map_err(sql(Operation::Prune, "pruning runs beyond the per-job limit"))?;
+                let n = super::floors::delete_runs(
+                    &mut self.conn(),
+                    "DELETE FROM runs WHERE id IN (
+                         SELECT id FROM runs WHERE job = ?1 AND status != 'running' AND id <= (
+                             SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
+                         LIMIT ?3)
+                     RETURNING job, tick",
+                    params![job, retention.keep_runs, PRUNE_BATCH],
+                    "pruning runs beyond the per-job limit",
+                )?;
                 removed += n as u64;
                 if (n as i64) < PRUNE_BATCH {
                     break;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_missed.sql"),
     include_str!("../../../migrations/sqlite/0005_daemon_loaded.sql"),
     include_str!("../../../migrations/sqlite/0006_job_names.sql"),
+    include_str!("../../../migrations/sqlite/0007_claim_floors.sql"),
 ];
 
 /// The schema version this jobrun writes.

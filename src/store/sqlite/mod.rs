@@ -1,7 +1,8 @@
 //! The SQLite backend: the state directory's `jobrun.db`, opened safely,
 //! migrated (`migrations/sqlite/`), and its tables (`runs`: claims and the
-//! history; `daemons`: heartbeats and retention; `job_names`: crontab jobs'
-//! names by identity), and its leases: flocks
+//! history; `daemons`: heartbeats and retention; `claim_floors`: what
+//! pruning leaves claimed; `job_names`: crontab jobs' names by identity),
+//! and its leases: flocks
 //! in `STATE_DIR/locks/` (`lock`).
 //!
 //! Owns every SQL statement and every SQLite setting (WAL, `synchronous`,
@@ -11,10 +12,12 @@
 //! values.
 
 mod daemons;
+mod floors;
 pub(in crate::store) mod lock;
 mod migrate;
 mod names;
 mod runs;
+mod totals;
 
 use std::fs::OpenOptions;
 use std::io::Read;

@@ -1,6 +1,7 @@
 //! Crontab jobs' names in the state (schema 6): when a job's derived name
 //! changes, its runs move to the new name, so its history, its last run
-//! (catch-up) and its (job, tick) claims stay with it.
+//! (catch-up) and its (job, tick) claims stay with it, and so does its claim
+//! floor (`floors.rs`).
 //!
 //! Owns the SQL of `job_names` and `legacy_names`
 //! (`migrations/sqlite/0006_job_names.sql`). Must not know how names are derived.
@@ -84,6 +85,7 @@ impl SqliteStore {
         }
         drop(record);
         let moved = move_runs(&tx, &moves)?;
+        super::floors::move_floors(&tx, &moves)?;
         tx.commit().map_err(rename("committing renamed jobs"))?;
         Ok(moved)
     }

@@ -22,7 +22,9 @@ impl rusqlite::types::FromSql for RunId {
     }
 }
 
-/// Inserts a claim; `None` when the (job, tick) key is already taken.
+/// Inserts a claim; `None` when the (job, tick) key is already taken or the
+/// tick is at or before the job's claim floor (`floors.rs`): one lookup of
+/// `claim_floors`' primary key, inside the insert.
 fn insert_claim(conn: &Connection, run: &NewRun) -> Result<Option<RunId>, StoreError> {
     let finished = (run.status != RunStatus::Running).then(|| fmt_time(run.at));
     // Cached: the statements of the firing path are compiled once, not for
@@ -31,7 +33,8 @@ fn insert_claim(conn: &Connection, run: &NewRun) -> Result<Option<RunId>, StoreE
         .prepare_cached(
             "INSERT INTO runs (job, trigger, tick, claimed_at, finished_at, status, host, owner,
                                error, parent_id, attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+             WHERE NOT EXISTS (SELECT 1 FROM claim_floors WHERE job = ?1 AND tick >= ?3)
              ON CONFLICT DO NOTHING",
         )
         .and_then(|mut stmt| {
@@ -221,11 +224,13 @@ impl SqliteStore {
             .map_err(sql(Operation::History, "reading a job's last start"))
     }
 
-    /// Whether a run of `job` for `tick` (a first attempt) is on record.
+    /// Whether a run of `job` for `tick` (a first attempt) is on record, or
+    /// the tick is at or before the job's claim floor (its run was pruned).
     pub fn tick_claimed(&self, job: &str, tick: DateTime<Utc>) -> Result<bool, StoreError> {
         self.conn()
             .query_row(
-                "SELECT 1 FROM runs WHERE job = ?1 AND tick = ?2 AND attempt = 1",
+                "SELECT 1 FROM runs WHERE job = ?1 AND tick = ?2 AND attempt = 1
+                 UNION ALL SELECT 1 FROM claim_floors WHERE job = ?1 AND tick >= ?2",
                 params![job, fmt_time(tick)],
                 |_| Ok(()),
             )
