@@ -305,6 +305,13 @@ async fn fire_once(
             }
         }
     }
+    if ctx.active.is_stopping() {
+        // Shutting down: a firing still waiting for its claim (a backlog
+        // behind a slow store) claims nothing, so no row says a tick ran
+        // that never did; the next start's catch-up sees it as downtime.
+        debug!(job = %job.name, tick = ?firing.tick, "not claimed: the daemon is shutting down");
+        return Ok(FireResult::Lost);
+    }
     let claim = new_run(ctx, job, firing, RunStatus::Running, None);
     let run_id = match ctx.recorder.claim(claim).await {
         Ok(Some(run_id)) => run_id,

@@ -77,16 +77,34 @@ pub async fn claim_in(
     me: &Daemon,
     req: &ClaimRequest<'_>,
 ) -> Result<Claimed, PgError> {
+    // Alive, and kept alive until the commit: a peer's expiry waits for us.
+    if let Some(fenced) = fenced(tx, me).await? {
+        return Ok(fenced);
+    }
+    claim_in_leased(tx, me, req).await
+}
+
+/// `Some(Fenced)` unless the daemon holds its lease, kept so until `tx`
+/// ends: checked once for all the claims of one transaction.
+pub async fn fenced(tx: &Transaction<'_>, me: &Daemon) -> Result<Option<Claimed>, PgError> {
+    if lease_held(tx, me.epoch).await? {
+        return Ok(None);
+    }
+    Ok(Some(Claimed::Fenced {
+        reason: fenced_reason(tx, me.epoch).await?,
+    }))
+}
+
+/// [`claim_in`] in a transaction that [`fenced`] found holding the lease.
+pub async fn claim_in_leased(
+    tx: &mut Transaction<'_>,
+    me: &Daemon,
+    req: &ClaimRequest<'_>,
+) -> Result<Claimed, PgError> {
     let attempt = i32::try_from(req.attempt).map_err(|_| PgError::Invalid {
         operation: "claiming a tick",
         what: format!("attempt {} is out of range", req.attempt),
     })?;
-    // Alive, and kept alive until the commit: a peer's expiry waits for us.
-    if !lease_held(tx, me.epoch).await? {
-        return Ok(Claimed::Fenced {
-            reason: fenced_reason(tx, me.epoch).await?,
-        });
-    }
     if let Some(drift) = check_definition(tx, me, req).await? {
         return Ok(drift);
     }
@@ -267,27 +285,29 @@ async fn check_definition(
     me: &Daemon,
     req: &ClaimRequest<'_>,
 ) -> Result<Option<Claimed>, PgError> {
-    tx.execute(
-        "INSERT INTO definitions (epoch, job, fingerprint) VALUES ($1, $2, $3)
-         ON CONFLICT (epoch, job) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
-             declared_at = CASE WHEN definitions.fingerprint = EXCLUDED.fingerprint
-                                THEN definitions.declared_at ELSE now() END",
-        &[&me.epoch, &req.job, &req.fingerprint],
-    )
-    .await
-    .map_err(sql("declaring the job's definition"))?;
+    // One round trip: the declaration, and the earliest live declaration
+    // older than it by another daemon (none: this one is the fleet's). The
+    // upsert's own row is not visible to the statement's SELECT, so its new
+    // `declared_at` comes through RETURNING.
     let first = tx
         .query_opt(
             &format!(
-                "SELECT f.fingerprint, d.host FROM definitions f
-                 JOIN daemons d ON d.epoch = f.epoch
-                 WHERE f.job = $1 AND {ALIVE}
+                "WITH mine AS (
+                     INSERT INTO definitions (epoch, job, fingerprint) VALUES ($1, $2, $3)
+                     ON CONFLICT (epoch, job) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                         declared_at = CASE WHEN definitions.fingerprint = EXCLUDED.fingerprint
+                                            THEN definitions.declared_at ELSE now() END
+                     RETURNING declared_at)
+                 SELECT f.fingerprint, d.host FROM definitions f
+                 JOIN daemons d ON d.epoch = f.epoch, mine
+                 WHERE f.job = $2 AND f.epoch <> $1 AND {ALIVE}
+                   AND (f.declared_at, f.epoch) < (mine.declared_at, $1)
                  ORDER BY f.declared_at, f.epoch LIMIT 1"
             ),
-            &[&req.job],
+            &[&me.epoch, &req.job, &req.fingerprint],
         )
         .await
-        .map_err(sql("reading the fleet's definition of the job"))?;
+        .map_err(sql("declaring the job's definition"))?;
     Ok(match first {
         Some(row) if row.get::<_, &str>(0) != req.fingerprint => Some(Claimed::Drift {
             peer_fingerprint: row.get(0),
@@ -310,9 +330,12 @@ async fn insert_run(
                                            host, owner_epoch, forbid, error)
                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
     let trigger = req.trigger.as_str();
-    tx.batch_execute("SAVEPOINT forbid")
-        .await
-        .map_err(sql("claiming a tick"))?;
+    // Only a `forbid` run can meet the partial unique index.
+    if req.forbid {
+        tx.batch_execute("SAVEPOINT forbid")
+            .await
+            .map_err(sql("claiming a tick"))?;
+    }
     let running = RunStatus::Running.as_str();
     let none: Option<&str> = None;
     let inserted = tx

@@ -211,7 +211,23 @@ pub async fn expire(client: &mut Client, me: &Daemon) -> Result<Expired, PgError
         .await
         .map_err(sql("declaring dead daemons dead"))?;
     let daemons: Vec<(i64, String)> = dead.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let epochs: Vec<i64> = daemons.iter().map(|d| d.0).collect();
+    let mut epochs: Vec<i64> = daemons.iter().map(|d| d.0).collect();
+    // A daemon that recorded its stop with a run still `running` (it was
+    // killed while stopping): once its lease has run out too, its runs are
+    // resolved as a dead one's are.
+    let stopped: Vec<i64> = tx
+        .query(
+            "SELECT DISTINCT d.epoch FROM daemons d JOIN runs r ON r.owner_epoch = d.epoch
+             WHERE d.stopped_at IS NOT NULL AND d.lease_until <= now()
+               AND r.status = 'running'",
+            &[],
+        )
+        .await
+        .map_err(sql("finding stopped daemons' running runs"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    epochs.extend(stopped);
     let runs: Vec<AbandonedRun> = tx
         .query(
             "UPDATE runs SET status = 'abandoned', finished_at = now(),

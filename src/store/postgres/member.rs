@@ -71,6 +71,13 @@ pub(super) async fn registered(shared: &Arc<Shared>, client: &Client) -> Result<
     if let Some(me) = shared.member().me.clone() {
         return Ok(me);
     }
+    if shared.is_closing() {
+        // Stopped (or stopping): a registration now would never beat.
+        return Err(PgError::Invalid {
+            operation: "registering with the fleet",
+            what: "this process has recorded its stop; it registers no more".into(),
+        });
+    }
     let sent = Instant::now();
     let me = daemons::register_as(
         client,

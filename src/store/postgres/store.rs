@@ -333,6 +333,11 @@ impl PostgresStore {
                 .await
                 .map_err(sql("starting a claim"))?;
             let mut ids = Vec::with_capacity(runs.len());
+            // Once for the whole batch: the lease is then held until the commit.
+            let fenced = match runs.iter().any(|r| r.status == RunStatus::Running) {
+                true => claims::fenced(&tx, &me).await?,
+                false => None,
+            };
             for run in &runs {
                 let declared = s.declared(&run.job);
                 let req = ClaimRequest {
@@ -345,7 +350,10 @@ impl PostgresStore {
                     forbid: declared.exclusive,
                 };
                 let claimed = match run.status {
-                    RunStatus::Running => claims::claim_in(&mut tx, &me, &req).await?,
+                    RunStatus::Running => match &fenced {
+                        Some(fenced) => fenced.clone(),
+                        None => claims::claim_in_leased(&mut tx, &me, &req).await?,
+                    },
                     ended => {
                         let reason = run.error.as_deref().unwrap_or("");
                         claims::record_ended_in(&mut tx, &me, &req, ended, reason).await?
@@ -389,11 +397,14 @@ impl PostgresStore {
                 let mut written = Vec::with_capacity(done.len());
                 for (id, o) in &done {
                     let result = claims::finish(&tx, &me, id.0, &outcome_of(o)).await?;
-                    if let Finished::Fenced { reason } | Finished::NotRunning { status: reason } =
-                        &result
-                    {
-                        warn!(run_id = id.0, status = o.status.as_str(), why = %reason,
-                            "an outcome was not recorded: the fleet had already resolved the run (this daemon was fenced meanwhile)");
+                    match &result {
+                        Finished::Recorded => {}
+                        Finished::Fenced { reason } => warn!(run_id = id.0,
+                            status = o.status.as_str(), why = %reason,
+                            "an outcome was not recorded: this daemon was declared dead meanwhile, and a peer resolved the run"),
+                        Finished::NotRunning { status } => warn!(run_id = id.0,
+                            status = o.status.as_str(), now = %status,
+                            "an outcome was not recorded: the run no longer reads running"),
                     }
                     written.push(result == Finished::Recorded);
                 }
@@ -475,7 +486,9 @@ impl PostgresStore {
             Operation::Heartbeat,
             "recording the daemon's stop",
             |s| async move {
-                let me = s.member().me.take();
+                // Kept: outcomes still coming in are written under this
+                // epoch (finishing needs only that no peer declared it dead).
+                let me = s.member().me.clone();
                 let Some(me) = me else { return Ok(()) };
                 let mut guard = s.client().await?;
                 daemons::stop(connected(&mut guard)?, &me).await
