@@ -29,6 +29,9 @@ pub fn init(format: LogFormat, default_level: &str) {
         // by default tracing-subscriber reports that with `eprintln!`, which
         // panics when stderr fails, and took the daemon down (issue 11).
         .log_internal_errors(false)
+        // The builder's own cap is INFO: without this, `filter` could not
+        // let a debug line through (RUST_LOG=debug showed none).
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_ansi(colour)
         .with_target(false);
     // A second initialisation (a test calling `run` twice) is harmless.

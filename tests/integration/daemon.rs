@@ -838,6 +838,25 @@ fn a_failing_run_leaves_a_warning_even_at_rust_log_warn() {
 }
 
 #[test]
+fn rust_log_debug_shows_the_debug_lines() {
+    let t = Test::new().env("RUST_LOG", "info,jobrun::runner=debug");
+    job_file(&t, "tick", "* * * * * *", "true", "");
+    let daemon = t.spawn_daemon(["--config", "{root}/jobs.yaml"]);
+    // The runner says at debug level that a job's process started.
+    let line = wait_for(Duration::from_secs(60), "a debug line", || {
+        daemon
+            .log()
+            .lines()
+            .find(|l| l.contains("DEBUG") && l.contains("started"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("tick"), "{line}");
+    daemon.signal(Signal::SIGTERM);
+    let (code, _) = daemon.wait(Duration::from_secs(10));
+    assert_eq!(code, 0);
+}
+
+#[test]
 fn job_output_lines_say_when_and_from_which_stream() {
     let t = Test::new();
     let (out, _) = greet_once(&t);

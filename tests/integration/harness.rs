@@ -264,7 +264,20 @@ impl Test {
     /// Starts jobrun with exactly `args` (any subcommand) in the background:
     /// its stderr is kept (`log`), its stdout discarded.
     pub fn spawn<I: IntoIterator<Item = S>, S: AsRef<str>>(&self, args: I) -> Daemon {
-        self.spawn_process(args, None, None)
+        self.spawn_process(args, None, None, &[])
+    }
+
+    /// Starts `jobrun daemon` with `args` and, besides the test's
+    /// environment, the variables `env` (the fleet tests' daemons stand for
+    /// different hosts, and their jobs say which host ran them).
+    pub fn spawn_daemon_env<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        &self,
+        args: I,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let args = std::iter::once("daemon".to_string())
+            .chain(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.spawn_process(args, None, None, env)
     }
 
     pub fn spawn_daemon_to<I: IntoIterator<Item = S>, S: AsRef<str>>(
@@ -305,18 +318,20 @@ impl Test {
     ) -> Daemon {
         let args = std::iter::once("daemon".to_string())
             .chain(args.into_iter().map(|a| a.as_ref().to_string()));
-        self.spawn_process(args, stdout_to, pre_exec)
+        self.spawn_process(args, stdout_to, pre_exec, &[])
     }
 
     /// The one way a test starts jobrun in the background: `args` as given,
     /// the test's environment, stderr kept in a file of its own (`log`),
-    /// stdout discarded or written to `stdout_to`, and `pre_exec` run in the
-    /// child before jobrun executes (resource limits, signal dispositions).
+    /// stdout discarded or written to `stdout_to`, `pre_exec` run in the
+    /// child before jobrun executes (resource limits, signal dispositions),
+    /// and `env` added to the test's environment.
     fn spawn_process<I: IntoIterator<Item = S>, S: AsRef<str>>(
         &self,
         args: I,
         stdout_to: Option<&str>,
         pre_exec: Option<PreExec>,
+        env: &[(&str, &str)],
     ) -> Daemon {
         let args: Vec<String> = args.into_iter().map(|a| self.expand(a.as_ref())).collect();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -344,6 +359,7 @@ impl Test {
             .env("TZ", "UTC")
             .env("JOBRUN_STATE_DIR", self.path("state"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .stdin(std::process::Stdio::null())
             .stdout(stdout)
