@@ -2,18 +2,35 @@
 //! `jobrun history --limit 50`, `history NAME` and `list`/`status` (each job's
 //! latest run) on a database of 1,000,000 runs (issue 6).
 //!
+//! Claims per second on both backends (issue 14, group `claims`): one claim,
+//! and a tick of 100 jobs claimed together as the daemon's recorder claims
+//! them (`claim_and_start_many`), on SQLite and on PostgreSQL; and the same
+//! tick claimed by three hosts at once on one PostgreSQL database (three
+//! stores, three threads: each key is won once, the losers' inserts wait for
+//! the winner's commit). PostgreSQL is `JOBRUN_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), a fresh database made and
+//! dropped by the tests' helper; without a server those benches say skipped.
+//! `cargo bench --bench store -- claims` runs this group alone.
+//!
 //! The big database is built once, in one transaction with one prepared
 //! statement on the file `Store::open` created and migrated, and cached under
 //! `target/bench-data/` (keyed by the schema version), so reruns start at once.
 //! Opening it through `Store::open` again applies any newer migration.
 
+#[path = "../src/store/postgres/testdb.rs"]
+#[allow(dead_code)]
+mod testdb;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use jobrun::clock::{Clock, SystemClock};
 use jobrun::job::{RunOutcome, RunStatus, Trigger};
-use jobrun::store::{HistoryFilter, NewRun, Store, LATEST_VERSION};
+use jobrun::store::postgres::LeaseConfig;
+use jobrun::store::{Declared, HistoryFilter, Location, Membership, NewRun, Store, LATEST_VERSION};
 
 const RUNS: i64 = 1_000_000;
 const JOBS: i64 = 1_000;
@@ -175,5 +192,108 @@ fn history(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, claim_finish, history);
+/// The claims of `jobs` jobs on one tick, as the recorder writes them.
+fn tick_claims(jobs: usize, tick: DateTime<Utc>, owner: &str) -> Vec<NewRun> {
+    (0..jobs)
+        .map(|i| NewRun {
+            job: format!("job-{i:04}"),
+            trigger: Trigger::Schedule,
+            tick: Some(tick),
+            status: RunStatus::Running,
+            at: tick,
+            host: "bench-host".into(),
+            owner: owner.into(),
+            error: None,
+            parent_id: None,
+            attempt: 1,
+        })
+        .collect()
+}
+
+/// A fleet member's store on `url` as host `host`, its jobs declared.
+fn postgres_store(url: &str, host: &str, jobs: usize) -> Store {
+    let store = Store::open_at(&Location::Database(Membership {
+        url: url.to_string(),
+        host: host.to_string(),
+        lease: LeaseConfig::default(),
+        wall: Arc::new(|| SystemClock.now()),
+        kind: jobrun::store::postgres::daemons::Kind::Daemon,
+    }))
+    .expect("opening the PostgreSQL store");
+    store.declare(
+        (0..jobs)
+            .map(|i| Declared {
+                job: format!("job-{i:04}"),
+                fingerprint: "bench".into(),
+                exclusive: false,
+            })
+            .collect(),
+    );
+    store
+}
+
+/// Claims of one tick per iteration, each iteration a new tick.
+fn bench_claims(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    stores: &[Store],
+    jobs: usize,
+) {
+    // One counter for every bench of the group: a tick is never claimed twice.
+    static SECOND: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    group.throughput(Throughput::Elements(jobs as u64));
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let second = SECOND.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let tick = start() + chrono::Duration::seconds(second);
+            let won: usize = std::thread::scope(|scope| {
+                let claimers: Vec<_> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, store)| {
+                        let runs = tick_claims(jobs, tick, &format!("bench-host:{i}:x"));
+                        scope.spawn(move || {
+                            store
+                                .claim_and_start_many(&runs, &[])
+                                .expect("claiming")
+                                .iter()
+                                .filter(|id| id.is_some())
+                                .count()
+                        })
+                    })
+                    .collect();
+                claimers
+                    .into_iter()
+                    .map(|c| c.join().expect("a claiming thread"))
+                    .sum()
+            });
+            assert_eq!(won, jobs, "each key is won exactly once");
+        })
+    });
+}
+
+fn claims(c: &mut Criterion) {
+    let mut group = c.benchmark_group("claims");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(5));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = [Store::open(dir.path()).expect("a new store")];
+    bench_claims(&mut group, "sqlite_one", &sqlite, 1);
+    bench_claims(&mut group, "sqlite_tick_of_100", &sqlite, 100);
+    if let Some(db) = testdb::TestDb::create("claims/postgres_*") {
+        let one = [postgres_store(&db.url, "h1", 100)];
+        bench_claims(&mut group, "postgres_one", &one, 1);
+        bench_claims(&mut group, "postgres_tick_of_100", &one, 100);
+        drop(one);
+        let three: Vec<Store> = ["h1", "h2", "h3"]
+            .iter()
+            .map(|h| postgres_store(&db.url, h, 100))
+            .collect();
+        bench_claims(&mut group, "postgres_tick_of_100_three_hosts", &three, 100);
+        drop(three);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, claim_finish, claims, history);
 criterion_main!(benches);

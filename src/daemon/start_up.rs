@@ -98,15 +98,16 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
         return Vec::new();
     }
     // A daemon already running beside this one (sharing the state directory,
-    // or a fleet peer) has run every tick meanwhile: no downtime.
-    match crate::status::live_peer(&ctx.store, started, &ctx.owner) {
-        Ok(Some(peer)) => {
-            info!(peer = %peer.owner, "another daemon is running; nothing to catch up");
-            return Vec::new();
+    // or a fleet peer) has run every tick since it started: the downtime, if
+    // any, ended when the earliest of them started.
+    let until = match crate::status::live_peer(&ctx.store, started, &ctx.owner) {
+        Ok(Some(peer)) => peer.started_at.min(started),
+        Ok(None) => started,
+        Err(e) => {
+            warn!(error = %e, "reading whether another daemon runs");
+            started
         }
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, "reading whether another daemon runs"),
-    }
+    };
     let last_seen = match ctx.store.last_daemon_seen() {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -118,6 +119,12 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
             return Vec::new();
         }
     };
+    if last_seen >= until {
+        // A live peer was seen since it started (it is the last one seen):
+        // no daemon was ever down meanwhile.
+        info!("another daemon is running and has been since before the last one stopped; nothing to catch up");
+        return Vec::new();
+    }
     // A daemon that died right after its last heartbeat may have missed the
     // ticks up to its next one.
     let down_since = last_seen - chrono::Duration::from_std(HEARTBEAT).unwrap_or_default();
@@ -133,7 +140,7 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
         let from = down_since.max(window_start);
         // With `jitter`, a tick whose run starts after `started` is not
         // missed: the loop hands it out when it starts.
-        let Some(tick) = job.due_tick(from, started) else {
+        let Some(tick) = job.due_tick(from, until) else {
             continue;
         };
         match ctx.store.tick_claimed(&job.name, tick) {

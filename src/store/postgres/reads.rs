@@ -174,8 +174,10 @@ impl PostgresStore {
         )
     }
 
-    /// The last moment any other member of the fleet is known to have been
-    /// scheduling: now, by the server's clock, while one holds its lease.
+    /// The last moment a daemon of the fleet that is no longer alive (other
+    /// than this one) is known to have been scheduling: its stop or its
+    /// last beat. A live peer is not counted: it has been scheduling since
+    /// it started (its start is in `daemons`).
     pub fn last_daemon_seen(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let me = self.member().map(|d| d.epoch).unwrap_or(-1);
         self.op(
@@ -185,10 +187,10 @@ impl PostgresStore {
                 let mut guard = s.client().await?;
                 let row = connected(&mut guard)?
                     .query_one(
-                        "SELECT max(CASE WHEN dead_at IS NULL AND stopped_at IS NULL
-                                          AND lease_until > now() THEN now()
-                                         ELSE coalesce(stopped_at, last_beat) END)
-                         FROM daemons WHERE epoch <> $1 AND kind = 'daemon'",
+                        "SELECT max(coalesce(stopped_at, last_beat)) FROM daemons
+                         WHERE epoch <> $1 AND kind = 'daemon'
+                           AND NOT (dead_at IS NULL AND stopped_at IS NULL
+                                    AND lease_until > now())",
                         &[&me],
                     )
                     .await

@@ -332,13 +332,22 @@ impl PostgresStore {
                 .transaction()
                 .await
                 .map_err(sql("starting a claim"))?;
-            let mut ids = Vec::with_capacity(runs.len());
             // Once for the whole batch: the lease is then held until the commit.
             let fenced = match runs.iter().any(|r| r.status == RunStatus::Running) {
                 true => claims::fenced(&tx, &me).await?,
                 false => None,
             };
-            for run in &runs {
+            // Keys are inserted in one order on every host (job, tick,
+            // attempt): a peer's batch of the same tick then waits for this
+            // one instead of deadlocking with it (two hosts' recorders queue
+            // a tick's claims in different orders; a deadlock cost
+            // `deadlock_timeout`, 1 s by default, and a batch claimed again
+            // one by one). Answers go back in the callers' order.
+            let mut order: Vec<usize> = (0..runs.len()).collect();
+            order.sort_by_key(|&i| (runs[i].job.as_str(), runs[i].tick, runs[i].attempt));
+            let mut ids = vec![None; runs.len()];
+            for i in order {
+                let run = &runs[i];
                 let declared = s.declared(&run.job);
                 let req = ClaimRequest {
                     job: &run.job,
@@ -359,7 +368,7 @@ impl PostgresStore {
                         claims::record_ended_in(&mut tx, &me, &req, ended, reason).await?
                     }
                 };
-                ids.push(settle(&s, &me, run, claimed)?);
+                ids[i] = settle(&s, &me, run, claimed)?;
             }
             for start in &starts {
                 let done = claims::start(&tx, &me, start.run.0, start.pid).await?;

@@ -829,3 +829,71 @@ async fn a_committed_claim_survives_an_immediate_server_restart() {
         Finished::Recorded
     );
 }
+
+/// Two hosts claiming one tick's jobs at once, each batch in one transaction
+/// as the recorder writes it, but queued in opposite orders (two daemons'
+/// firings reach their recorders in any order): every batch commits (none
+/// deadlocks with the other: a deadlock cost `deadlock_timeout`, 1 s, and the
+/// batch again one claim at a time), each key is won by exactly one host, and
+/// each answer is the caller's own claim's.
+#[test]
+fn two_hosts_claiming_a_tick_in_opposite_orders_do_not_deadlock() {
+    use crate::store::{NewRun, PostgresStore, Store};
+    let Some(db) = TestDb::create("claims in opposite orders") else {
+        return;
+    };
+    let open = |host: &str| {
+        Store::Postgres(
+            PostgresStore::open(super::Membership {
+                url: db.url.clone(),
+                host: host.into(),
+                lease: LeaseConfig::default(),
+                wall: Arc::new(|| tick(0)),
+                kind: super::daemons::Kind::Daemon,
+            })
+            .unwrap(),
+        )
+    };
+    let (a, b) = (open("host-a"), open("host-b"));
+    const JOBS: usize = 40;
+    for round in 0..5 {
+        let t = tick(round);
+        let runs: Vec<NewRun> = (0..JOBS)
+            .map(|i| NewRun {
+                job: format!("job{i:02}"),
+                trigger: Trigger::Schedule,
+                tick: Some(t),
+                status: RunStatus::Running,
+                at: t,
+                host: "h".into(),
+                owner: "h:1:x".into(),
+                error: None,
+                parent_id: None,
+                attempt: 1,
+            })
+            .collect();
+        let reversed: Vec<NewRun> = runs.iter().rev().cloned().collect();
+        let barrier = std::sync::Barrier::new(2);
+        let claim = |store: &Store, runs: &[NewRun]| {
+            barrier.wait();
+            store.claim_and_start_many(runs, &[])
+        };
+        let (won_a, won_b) = std::thread::scope(|s| {
+            let ha = s.spawn(|| claim(&a, &runs));
+            let hb = s.spawn(|| claim(&b, &reversed));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let won_a = won_a.expect("host a's batch commits");
+        let won_b = won_b.expect("host b's batch commits");
+        for i in 0..JOBS {
+            let (by_a, by_b) = (won_a[i], won_b[JOBS - 1 - i]);
+            assert!(
+                by_a.is_some() != by_b.is_some(),
+                "{}: won by a {by_a:?}, by b {by_b:?}",
+                runs[i].job
+            );
+            let id = by_a.or(by_b).unwrap();
+            assert_eq!(a.get(id).unwrap().unwrap().job, runs[i].job);
+        }
+    }
+}

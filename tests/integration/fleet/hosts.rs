@@ -548,9 +548,6 @@ fn catch_up_after_a_whole_fleet_outage_runs_the_missed_tick_once() {
 }
 
 #[test]
-#[ignore = "product bug (daemon/start_up.rs missed_ticks, SQLite too): a daemon joining a live \
-            one catches up a tick from before any daemon ran (a live peer counts as seen now, less \
-            the 60 s HEARTBEAT margin)"]
 fn a_fleets_first_start_catches_up_nothing() {
     let Some(db) = TestDb::create("fleet: first start") else {
         return;
