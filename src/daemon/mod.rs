@@ -139,11 +139,12 @@ pub async fn run(
     loaded::follow_names(&ctx.store, &plan);
     // Before this daemon's first heartbeat: the last one on record tells
     // when the downtime began.
-    let catch_up = start_up::missed_ticks(&ctx, &plan, started);
+    let downtime = start_up::missed_ticks(&ctx, &plan, started);
     let http =
         listener::start(opts.http, &ctx, &plan, opts.reload.as_ref(), &opts.location).await?;
     if let Some(http) = &http {
         http.view.metrics.count_notifications(notifier.counters());
+        http.view.metrics.downtime(&downtime.missed(&plan));
     }
     let (stop, stopping) = shutdown::channel();
     let reaper = opts
@@ -158,7 +159,7 @@ pub async fn run(
         &plan,
         (&opts.reboot_marker_dir, &opts.state_dir),
         started,
-        catch_up,
+        downtime.catch_up,
     );
     // One watcher (one inotify instance) for every `watch:` job and the reload.
     let files = file_watch::FileWatch::default();

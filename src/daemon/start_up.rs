@@ -88,15 +88,59 @@ fn start_reboot_jobs(
     }
 }
 
+/// What a start finds of the downtime before it: the catch-up firings, and
+/// per job how many of its ticks fell while no daemon ran and are not run
+/// (for `jobrun_job_missed_ticks_total{reason="downtime"}`).
+#[derive(Default)]
+pub(super) struct Downtime {
+    pub catch_up: Vec<Firing>,
+    /// From the last moment a daemon was seen to the end of the downtime.
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Ticks a job counts as missed in one downtime, at most: beyond that the
+/// count says "at least" (a per-second job down for a year is not walked).
+const DOWNTIME_COUNT_CAP: usize = 10_000;
+/// Ticks counted over all jobs, at most (100,000 jobs start in bounded time).
+const DOWNTIME_TOTAL_CAP: usize = 1_000_000;
+
+impl Downtime {
+    /// Per job, how many ticks fell in the downtime and were not caught up
+    /// (only asked for with `--http`: it walks the schedule).
+    pub(super) fn missed(&self, plan: &Plan) -> Vec<(String, u64)> {
+        let Some((from, until)) = self.window else {
+            return Vec::new();
+        };
+        let caught: std::collections::HashSet<&str> = self
+            .catch_up
+            .iter()
+            .filter(|f| f.tick.is_some_and(|t| t > from))
+            .map(|f| f.job.as_str())
+            .collect();
+        let mut budget = DOWNTIME_TOTAL_CAP;
+        let mut out = Vec::new();
+        for job in plan.jobs().iter().filter(|j| j.spec.enabled) {
+            let fell = job
+                .iter_after(from)
+                .take_while(|t| *t <= until)
+                .take(DOWNTIME_COUNT_CAP.min(budget))
+                .count();
+            budget -= fell;
+            let fell = fell.saturating_sub(usize::from(caught.contains(job.name.as_str())));
+            if fell > 0 {
+                out.push((job.name.clone(), fell as u64));
+            }
+        }
+        out
+    }
+}
+
 /// The catch-up firings at start (`catch_up:`): for each job that has it, the
 /// latest tick missed while no daemon ran, if it is within the job's window.
 /// The claim decides whether it was really missed: a tick another process
 /// ran is not run again. A state directory no daemon ever used has no
 /// downtime to catch up on.
-pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Vec<Firing> {
-    if !plan.jobs().iter().any(|j| j.spec.catch_up.is_some()) {
-        return Vec::new();
-    }
+pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc>) -> Downtime {
     // A daemon already running beside this one (sharing the state directory,
     // or a fleet peer) has run every tick since it started: the downtime, if
     // any, ended when the earliest of them started.
@@ -112,23 +156,28 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
         Ok(Some(t)) => t,
         Ok(None) => {
             info!("no daemon ran in this state directory before; nothing to catch up");
-            return Vec::new();
+            return Downtime::default();
         }
         Err(e) => {
             warn!(error = %e, "reading when the last daemon ran; nothing caught up");
-            return Vec::new();
+            return Downtime::default();
         }
     };
     if last_seen >= until {
         // A live peer was seen since it started (it is the last one seen):
         // no daemon was ever down meanwhile.
         info!("another daemon is running and has been since before the last one stopped; nothing to catch up");
-        return Vec::new();
+        return Downtime::default();
     }
     // A daemon that died right after its last heartbeat may have missed the
     // ticks up to its next one.
     let down_since = last_seen - chrono::Duration::from_std(HEARTBEAT).unwrap_or_default();
-    let mut out = Vec::new();
+    // Counted from the last moment a daemon was seen (the margin below is
+    // for catching up, where the claim decides; a count cannot ask).
+    let mut out = Downtime {
+        catch_up: Vec::new(),
+        window: Some((last_seen, until)),
+    };
     for job in plan.jobs().iter().filter(|j| j.spec.enabled) {
         let Some(window) = job.spec.catch_up else {
             continue;
@@ -146,7 +195,8 @@ pub(super) fn missed_ticks(ctx: &FireContext, plan: &Plan, started: DateTime<Utc
         match ctx.store.tick_claimed(&job.name, tick) {
             Ok(false) => {
                 info!(job = %job.name, tick = %tick.to_rfc3339(), "catching up a tick missed while no daemon ran");
-                out.push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
+                out.catch_up
+                    .push(Firing::new(job.name.clone(), Some(tick), Trigger::CatchUp));
             }
             Ok(true) => {}
             Err(e) => warn!(job = %job.name, error = %e, "reading a tick's claim; not caught up"),

@@ -142,6 +142,18 @@ impl Metrics {
         let _ = self.notifications.set(counters);
     }
 
+    /// Counts the ticks that fell while no daemon ran, before this start
+    /// (`reason="downtime"`): per job, how many (see
+    /// `daemon::start_up::Downtime`). Not in the history, so counted from
+    /// this start on; a restart is a counter reset to Prometheus.
+    pub fn downtime(&self, missed: &[(String, u64)]) {
+        let mut inner = self.lock();
+        for (job, n) in missed.iter().filter(|(_, n)| *n > 0) {
+            let state = inner.jobs.entry(job.clone()).or_default();
+            *state.missed.entry("downtime").or_default() += n;
+        }
+    }
+
     /// Starts the counters and last runs from the history summed up.
     pub fn seed(&self, totals: &RunTotals) {
         let mut inner = self.lock();
@@ -374,7 +386,7 @@ impl Metrics {
             inner.jobs.iter().map(|(job, s)| (job, &s.lateness)),
         );
 
-        family(w, "jobrun_job_missed_ticks_total", "counter", "Ticks that did not run as scheduled: overlap (the previous run still ran), not_ready (requires: failed), database_unreachable (the claim failed), not_started (jobrun out of resources).");
+        family(w, "jobrun_job_missed_ticks_total", "counter", "Ticks that did not run as scheduled: overlap (the previous run still ran), not_ready (requires: failed), database_unreachable (the claim failed), not_started (jobrun out of resources), downtime (no daemon ran; counted at start).");
         for (job, s) in &inner.jobs {
             for (reason, n) in &s.missed {
                 sample(

@@ -418,3 +418,43 @@ fn a_non_loopback_address_warns_and_a_bad_one_is_refused() {
     let (code, _) = wait_for(LIMIT, "an answer on loopback", || get(addr, "/healthz"));
     assert!(code == 200 || code == 503, "{code}");
 }
+
+/// Ticks that fell while no daemon ran are counted at the next start as
+/// `reason="downtime"`: those of a job without `catch_up`, and all but the
+/// one run again of a job with it.
+#[test]
+fn ticks_that_fell_while_no_daemon_ran_are_counted_as_downtime() {
+    let t = Test::new();
+    t.write(
+        "jobs.yaml",
+        "jobs:\n  - {name: plain, schedule: '* * * * * *', command: 'true'}\n  \
+         - {name: caught, schedule: '* * * * * *', command: 'true', catch_up: 1h}\n",
+    );
+    let (daemon, _) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
+    wait_for(LIMIT, "a first run", || {
+        t.history("plain").into_iter().next()
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.wait(Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    // Down over a few ticks (the scenario itself is the wait).
+    std::thread::sleep(Duration::from_secs(4));
+    let (_daemon, addr) = spawn_http(&t, "{root}/jobs.yaml", "127.0.0.1:0");
+    let text = wait_for(LIMIT, "/metrics", || get(addr, "/metrics")).1;
+    let missed = samples(&text, "jobrun_job_missed_ticks_total");
+    let plain = missed
+        .get("{job=\"plain\",reason=\"downtime\"}")
+        .copied()
+        .unwrap_or_else(|| panic!("no downtime for plain: {missed:?}\n{text}"));
+    let caught = missed
+        .get("{job=\"caught\",reason=\"downtime\"}")
+        .copied()
+        .unwrap_or_default();
+    // About 4 ticks fell for each; the one caught up is not missed.
+    assert!((3.0..=8.0).contains(&plain), "{plain} {missed:?}");
+    assert_eq!(caught, plain - 1.0, "{missed:?}");
+    assert!(t
+        .history("caught")
+        .iter()
+        .any(|r| r["trigger"] == "catch-up"));
+}
