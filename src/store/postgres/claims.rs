@@ -141,14 +141,23 @@ async fn insert_claim(
     tick: DateTime<Utc>,
     attempt: i32,
 ) -> Result<Option<Claimed>, PgError> {
+    // The firing path's statements are sent typed: with their parameters
+    // in one round trip, no prepare (a claim is a handful of them).
     let won = tx
-        .execute(
+        .query_typed_opt(
             "INSERT INTO claims (job, tick, attempt, owner_epoch, fingerprint)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&req.job, &tick, &attempt, &me.epoch, &req.fingerprint],
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+            &[
+                (&req.job, Type::TEXT),
+                (&tick, Type::TIMESTAMPTZ),
+                (&attempt, Type::INT4),
+                (&me.epoch, Type::INT8),
+                (&req.fingerprint, Type::TEXT),
+            ],
         )
         .await
-        .map_err(sql("claiming a tick"))?;
+        .map_err(sql("claiming a tick"))?
+        .is_some();
     // Typed: sent with its parameters in one round trip, no prepare.
     let floored = tx
         .query_typed_opt(
@@ -158,7 +167,7 @@ async fn insert_claim(
         .await
         .map_err(sql("reading the job's claim floor"))?;
     if floored.is_some() {
-        if won > 0 {
+        if won {
             tx.execute(
                 "DELETE FROM claims WHERE job = $1 AND tick = $2 AND attempt = $3",
                 &[&req.job, &tick, &attempt],
@@ -170,7 +179,7 @@ async fn insert_claim(
             winner: PRUNED.to_string(),
         }));
     }
-    if won > 0 {
+    if won {
         return Ok(None);
     }
     // Committed by its winner (the insert waited for it): who won.
@@ -195,9 +204,14 @@ async fn link(
     attempt: i32,
     run_id: i64,
 ) -> Result<(), PgError> {
-    tx.execute(
+    tx.query_typed(
         "UPDATE claims SET run_id = $4 WHERE job = $1 AND tick = $2 AND attempt = $3",
-        &[&job, &tick, &attempt, &run_id],
+        &[
+            (&job, Type::TEXT),
+            (&tick, Type::TIMESTAMPTZ),
+            (&attempt, Type::INT4),
+            (&run_id, Type::INT8),
+        ],
     )
     .await
     .map_err(sql("linking a claim to its run"))?;
@@ -290,7 +304,7 @@ async fn check_definition(
     // upsert's own row is not visible to the statement's SELECT, so its new
     // `declared_at` comes through RETURNING.
     let first = tx
-        .query_opt(
+        .query_typed_opt(
             &format!(
                 "WITH mine AS (
                      INSERT INTO definitions (epoch, job, fingerprint) VALUES ($1, $2, $3)
@@ -304,7 +318,11 @@ async fn check_definition(
                    AND (f.declared_at, f.epoch) < (mine.declared_at, $1)
                  ORDER BY f.declared_at, f.epoch LIMIT 1"
             ),
-            &[&me.epoch, &req.job, &req.fingerprint],
+            &[
+                (&me.epoch, Type::INT8),
+                (&req.job, Type::TEXT),
+                (&req.fingerprint, Type::TEXT),
+            ],
         )
         .await
         .map_err(sql("declaring the job's definition"))?;
@@ -339,24 +357,30 @@ async fn insert_run(
     let running = RunStatus::Running.as_str();
     let none: Option<&str> = None;
     let inserted = tx
-        .query_one(
+        .query_typed(
             INSERT,
             &[
-                &req.job,
-                &trigger,
-                &req.tick,
-                &attempt,
-                &req.parent_id,
-                &running,
-                &me.host,
-                &me.epoch,
-                &req.forbid,
-                &none,
+                (&req.job, Type::TEXT),
+                (&trigger, Type::TEXT),
+                (&req.tick, Type::TIMESTAMPTZ),
+                (&attempt, Type::INT4),
+                (&req.parent_id, Type::INT8),
+                (&running, Type::TEXT),
+                (&me.host, Type::TEXT),
+                (&me.epoch, Type::INT8),
+                (&req.forbid, Type::BOOL),
+                (&none, Type::TEXT),
             ],
         )
         .await;
     match inserted {
-        Ok(row) => Ok(Claimed::Run { run_id: row.get(0) }),
+        Ok(rows) => match rows.first() {
+            Some(row) => Ok(Claimed::Run { run_id: row.get(0) }),
+            None => Err(PgError::Invalid {
+                operation: "inserting a claimed run",
+                what: "the insert returned no id".into(),
+            }),
+        },
         Err(e)
             if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
                 && e.as_db_error().and_then(|d| d.constraint()) == Some("runs_forbid") =>
