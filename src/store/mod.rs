@@ -57,6 +57,8 @@
 //! Must not know processes, schedules or the clock: times come in as
 //! values.
 
+mod error;
+mod fleet;
 pub mod lease;
 pub mod owner;
 #[cfg(test)]
@@ -73,6 +75,7 @@ use chrono::{DateTime, Utc};
 
 use crate::job::{DerivedName, RunId, RunOutcome};
 
+pub use error::{BackendError, Operation, StoreError};
 pub use lease::{Lease, LeaseMode};
 pub use postgres::{Membership, PostgresStore};
 pub use records::{
@@ -80,115 +83,6 @@ pub use records::{
     LastRuns, Loaded, NewRun, Retention, RunRecord, RunTotal, RunTotals, Started,
 };
 pub use sqlite::{SqliteStore, LATEST_VERSION};
-
-/// What a backend said went wrong: its own error, boxed, so its message and
-/// its chain of causes are kept without its type in any signature here.
-pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The store's operations, for telling errors apart without reading their
-/// text (each error also says, in words, what it was doing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// Opening the store and checking that it is jobrun's.
-    Open,
-    /// Bringing the schema to this jobrun's version.
-    Migrate,
-    /// Taking a job's lease.
-    Lease,
-    /// Claiming a run (or recording a tick as skipped or missed).
-    Claim,
-    /// Recording that a claimed run started.
-    Start,
-    /// Recording how a run ended (or marking it abandoned).
-    Finish,
-    /// Recording a daemon's heartbeat, what it loaded, or its stop.
-    Heartbeat,
-    /// Reading runs: history, running runs, a run's output.
-    History,
-    /// Reading the daemons' heartbeats.
-    Daemons,
-    /// Applying the retention.
-    Prune,
-    /// Moving renamed crontab jobs' runs to their new names.
-    Rename,
-    /// A call the recorder lost (its batch panicked: a bug in jobrun).
-    Lost,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("state directory: {0}")]
-    StateDir(#[from] crate::private_dir::DirError),
-    #[error(
-        "{path} cannot be written ({cause}), and jobrun records every run there; make the state \
-         directory and its files writable by jobrun's user (check the mount, the owner and the \
-         mode), or choose another --state-dir"
-    )]
-    ReadOnly { path: PathBuf, cause: String },
-    #[error("opening {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a SQLite database; refusing to use or change it (move it away, or choose another --state-dir)")]
-    NotSqlite { path: PathBuf },
-    #[error("{path} is a SQLite database of another program (application id {found:#x}); refusing to use or change it (choose another --state-dir)")]
-    Foreign { path: PathBuf, found: i32 },
-    #[error("{path} has schema version {found}, newer than this jobrun understands (up to version {known}); upgrade jobrun, or use another --state-dir")]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error(
-        "{path} cannot be read as a database ({source}); it may be corrupt; it was not changed"
-    )]
-    Unreadable { path: PathBuf, source: BackendError },
-    #[error("migrating {path} to schema version {version}: {source}")]
-    Migrate {
-        path: PathBuf,
-        version: i64,
-        source: BackendError,
-    },
-    /// Where the leases live cannot be used (SQLite: `locks/`), as checked.
-    #[error(transparent)]
-    LeaseDir(crate::private_dir::DirError),
-    /// A lease could not be taken (not: is held by another run); the
-    /// backend's error as it says it (SQLite's leases are files, so an I/O
-    /// error; another backend wraps its own with `io::Error::other`).
-    #[error(transparent)]
-    Lease(std::io::Error),
-    /// The PostgreSQL database cannot be used (its URL, the server, its
-    /// schema); the backend's error says which.
-    #[error("{source}")]
-    Database { source: BackendError },
-    /// An operation the backend failed; `doing` says it in words.
-    #[error("database {doing}: {source}")]
-    Failed {
-        operation: Operation,
-        doing: &'static str,
-        source: BackendError,
-    },
-}
-
-impl StoreError {
-    /// The operation that failed.
-    pub fn operation(&self) -> Operation {
-        match self {
-            StoreError::Failed { operation, .. } => *operation,
-            StoreError::Migrate { .. } => Operation::Migrate,
-            StoreError::LeaseDir(_) | StoreError::Lease(_) => Operation::Lease,
-            StoreError::StateDir(_)
-            | StoreError::ReadOnly { .. }
-            | StoreError::Open { .. }
-            | StoreError::NotSqlite { .. }
-            | StoreError::Foreign { .. }
-            | StoreError::TooNew { .. }
-            | StoreError::Database { .. }
-            | StoreError::Unreadable { .. } => Operation::Open,
-        }
-    }
-}
 
 /// The state of one state directory (later: of one database shared by
 /// several hosts). See the module doc for why this is an enum.
@@ -263,122 +157,6 @@ impl Store {
                 Ok(PostgresStore::open_existing(m.clone())?.map(Store::Postgres))
             }
         }
-    }
-
-    /// Where the state is, for messages (never a password).
-    pub fn describe(&self) -> String {
-        match self {
-            Store::Sqlite(s) => s.path().display().to_string(),
-            Store::Postgres(p) => format!("PostgreSQL {}", p.target()),
-        }
-    }
-
-    /// The fleet sharing the state (`None` for SQLite: one host).
-    pub fn fleet(&self) -> Result<Option<Fleet>, StoreError> {
-        match self {
-            Store::Sqlite(_) => Ok(None),
-            Store::Postgres(p) => p.fleet().map(Some),
-        }
-    }
-
-    /// How often this process renews its fleet lease (a peer's request to
-    /// stop a run reaches it within this); zero for SQLite.
-    pub fn heartbeat_interval(&self) -> std::time::Duration {
-        match self {
-            Store::Sqlite(_) => std::time::Duration::ZERO,
-            Store::Postgres(p) => p.heartbeat_interval(),
-        }
-    }
-
-    /// How this process's fleet claims came out (`None` for SQLite).
-    pub fn claim_counts(&self) -> Option<ClaimCounts> {
-        match self {
-            Store::Sqlite(_) => None,
-            Store::Postgres(p) => Some(p.claim_counts()),
-        }
-    }
-
-    /// Whether `owner` is this process's own fleet registration (a daemon
-    /// reading the daemons finds itself among them). False for SQLite,
-    /// whose owners the caller compares itself.
-    pub fn is_own_registration(&self, owner: &str) -> bool {
-        match self {
-            Store::Sqlite(_) => false,
-            Store::Postgres(p) => {
-                p.member().map(|d| d.epoch) == postgres::owner::epoch(owner)
-                    && postgres::owner::epoch(owner).is_some()
-            }
-        }
-    }
-
-    /// Whether several hosts share this state (PostgreSQL).
-    pub fn is_fleet(&self) -> bool {
-        matches!(self, Store::Postgres(_))
-    }
-
-    /// The definitions this process claims its jobs with (at start and after
-    /// each reload): a fleet refuses a host whose definition of a job
-    /// differs from its peers'. Nothing to compare on SQLite.
-    pub fn declare(&self, jobs: Vec<Declared>) {
-        if let Store::Postgres(p) = self {
-            p.declare(jobs);
-        }
-    }
-
-    /// For each job the fleet's live daemons claim, the host and fingerprint
-    /// of the definition they claim it with (`check`); empty for SQLite.
-    pub fn fleet_definitions(&self) -> Result<HashMap<String, (String, String)>, StoreError> {
-        match self {
-            Store::Sqlite(_) => Ok(HashMap::new()),
-            Store::Postgres(p) => p.fleet_definitions(),
-        }
-    }
-
-    /// Sets what stops one of this process's runs when a peer asks (a
-    /// `replace` job started on another host). SQLite: peers on this host
-    /// signal the run's process group themselves.
-    pub fn set_stop_handler(&self, handler: postgres::StopHandler) {
-        if let Store::Postgres(p) = self {
-            p.set_stop_handler(handler);
-        }
-    }
-
-    /// Sets what stops the command of a run of this host whose daemon a
-    /// fleet peer declared dead. SQLite: the next daemon's start-up recovery
-    /// does it.
-    pub fn set_orphan_handler(&self, handler: postgres::OrphanHandler) {
-        if let Store::Postgres(p) = self {
-            p.set_orphan_handler(handler);
-        }
-    }
-
-    /// Asks the host running `job` to stop its run (a `replace` job starting
-    /// here). False when the store cannot carry the request (SQLite: the run
-    /// is on another host that shares no database with this one).
-    pub fn request_stop(&self, job: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(_) => Ok(false),
-            Store::Postgres(p) => p.request_stop(job),
-        }
-    }
-
-    /// Whether the owner of a run (or a daemon) is alive, by the store's one
-    /// rule: SQLite's [`owner::owner_alive`] (its process on this host, its
-    /// heartbeat elsewhere); a fleet member's lease by the server's clock.
-    pub fn owner_liveness(
-        &self,
-        owner_id: &str,
-        evidence: &owner::Evidence<'_>,
-    ) -> Result<owner::Liveness, StoreError> {
-        if let Store::Postgres(p) = self {
-            if let Some(verdict) = p.owner_alive(owner_id)? {
-                return Ok(match verdict {
-                    Ok(why) => owner::Liveness::Alive(why),
-                    Err(why) => owner::Liveness::Dead(why),
-                });
-            }
-        }
-        Ok(owner::owner_alive(owner_id, evidence))
     }
 
     /// Proves that the store takes writes (a daemon's start): a read-only

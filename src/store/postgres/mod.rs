@@ -85,12 +85,14 @@ pub mod history;
 mod member;
 pub mod migrate;
 mod names;
+pub mod outcomes;
 pub mod owner;
 mod reads;
 pub mod replace;
 pub mod runs;
 mod shared;
 mod store;
+mod writes;
 
 pub use shared::{Membership, OrphanHandler, StopHandler, WallClock};
 pub use store::PostgresStore;
